@@ -1,0 +1,238 @@
+//! The `Store` trait: every read and write of control-plane state.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use mesh_types::api::{
+    Certificate, CreateProvider, CreateStack, Deployment, DeploymentStatus, Endpoint, EndpointKind,
+    Environment, Event, Instance, NewDeployment, Provider, Rack, Route, Server, Service, Stack,
+    Token, UpdateStack,
+};
+use mesh_types::api::{HealthCheck, Role};
+use mesh_types::config::{ConfigScope, ConfigVar};
+use mesh_types::{ConfigKey, Domain, InstanceSize, Name, Schedule, UnixMs, Version};
+
+use crate::StoreResult;
+
+/// The stored definition of a service; kind, hostname and status are derived when read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSpec {
+    pub name: Name,
+    pub command: Option<String>,
+    pub schedule: Option<Schedule>,
+    pub port: u16,
+    pub instances: u32,
+    pub size: InstanceSize,
+    pub health: HealthCheck,
+}
+
+/// An alias endpoint the store keeps in step with the racks of an environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AliasSpec {
+    pub domain: Domain,
+    pub rack: Name,
+}
+
+/// A certificate with its chain and (sealed at rest) private key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertificateRecord {
+    pub certificate: Certificate,
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+/// A token as found by its hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRecord {
+    pub token: Token,
+    pub hash: String,
+}
+
+/// Every read and write of control-plane state.
+///
+/// Rules every implementation keeps:
+/// - names are unique where the vocabulary says: environments platform-wide, stacks per
+///   environment, services per stack, endpoint domains platform-wide; a duplicate is
+///   `AlreadyExists` with a message naming the thing and where;
+/// - a missing parent or target is `NotFound("environment \"shop\"")`-style;
+/// - deleting an environment, stack or service removes everything under it;
+/// - every method is atomic: it either happens whole or not at all;
+/// - acknowledged writes are durable across a crash of the process.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // Tokens: only SHA-256 hashes are stored.
+    async fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        rack: Option<&Name>,
+        hash: &str,
+    ) -> StoreResult<Token>;
+    async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
+    async fn list_tokens(&self) -> StoreResult<Vec<Token>>;
+    async fn delete_token(&self, name: &str) -> StoreResult<()>;
+    /// Records use; implementations may coalesce these writes.
+    async fn touch_token(&self, name: &str, at: UnixMs) -> StoreResult<()>;
+
+    // Providers: secret values are sealed.
+    async fn create_provider(&self, provider: &CreateProvider, at: UnixMs)
+    -> StoreResult<Provider>;
+    async fn list_providers(&self) -> StoreResult<Vec<Provider>>;
+    async fn get_provider(&self, name: &str) -> StoreResult<Provider>;
+    async fn provider_secrets(&self, name: &str) -> StoreResult<BTreeMap<String, String>>;
+    /// `FailedPrecondition` while racks use it.
+    async fn delete_provider(&self, name: &str) -> StoreResult<()>;
+
+    // Racks and their servers.
+    /// `NotFound` if its provider does not exist.
+    async fn create_rack(&self, rack: &Rack) -> StoreResult<Rack>;
+    async fn list_racks(&self) -> StoreResult<Vec<Rack>>;
+    async fn get_rack(&self, name: &str) -> StoreResult<Rack>;
+    async fn update_rack(&self, rack: &Rack) -> StoreResult<Rack>;
+    /// `FailedPrecondition` while environments are placed on it.
+    async fn delete_rack(&self, name: &str) -> StoreResult<()>;
+    async fn upsert_server(&self, server: &Server) -> StoreResult<Server>;
+    async fn list_servers(&self, rack: &str) -> StoreResult<Vec<Server>>;
+
+    // Environments. `aliases` are the alias endpoints it must have afterwards: the store adds
+    // the missing ones and removes alias endpoints no longer listed.
+    async fn create_environment(
+        &self,
+        name: &Name,
+        racks: &[Name],
+        aliases: &[AliasSpec],
+        at: UnixMs,
+    ) -> StoreResult<Environment>;
+    async fn list_environments(&self) -> StoreResult<Vec<Environment>>;
+    async fn get_environment(&self, name: &str) -> StoreResult<Environment>;
+    async fn update_environment_racks(
+        &self,
+        name: &str,
+        racks: &[Name],
+        aliases: &[AliasSpec],
+        at: UnixMs,
+    ) -> StoreResult<Environment>;
+    async fn delete_environment(&self, name: &str) -> StoreResult<()>;
+
+    // Stacks.
+    async fn create_stack(&self, env: &str, stack: &CreateStack, at: UnixMs) -> StoreResult<Stack>;
+    async fn list_stacks(&self, env: &str) -> StoreResult<Vec<Stack>>;
+    async fn get_stack(&self, env: &str, stack: &str) -> StoreResult<Stack>;
+    /// Empty `release_command` / `builder` clear them.
+    async fn update_stack(
+        &self,
+        env: &str,
+        stack: &str,
+        update: &UpdateStack,
+        at: UnixMs,
+    ) -> StoreResult<Stack>;
+    async fn delete_stack(&self, env: &str, stack: &str) -> StoreResult<()>;
+
+    // Services. `stack: None` lists every stack's services.
+    async fn create_service(
+        &self,
+        env: &str,
+        stack: &str,
+        spec: &ServiceSpec,
+        at: UnixMs,
+    ) -> StoreResult<Service>;
+    async fn list_services(&self, env: &str, stack: Option<&str>) -> StoreResult<Vec<Service>>;
+    async fn get_service(&self, env: &str, stack: &str, service: &str) -> StoreResult<Service>;
+    /// Replaces the definition (the name stays).
+    async fn update_service(
+        &self,
+        env: &str,
+        stack: &str,
+        spec: &ServiceSpec,
+        at: UnixMs,
+    ) -> StoreResult<Service>;
+    async fn delete_service(&self, env: &str, stack: &str, service: &str) -> StoreResult<()>;
+
+    // Config: every scope of one stack. Values are sealed at rest.
+    async fn list_config(&self, env: &str, stack: &str) -> StoreResult<Vec<ConfigVar>>;
+    /// Sets and unsets variables of one scope atomically; `NotFound` for a scope service that
+    /// does not exist or an unset key that is not set. Returns the stack's variables afterwards.
+    async fn change_config(
+        &self,
+        env: &str,
+        stack: &str,
+        scope: &ConfigScope,
+        set: &BTreeMap<ConfigKey, String>,
+        unset: &[ConfigKey],
+        at: UnixMs,
+    ) -> StoreResult<Vec<ConfigVar>>;
+
+    // Endpoints and routes. Domains are unique platform-wide.
+    async fn create_endpoint(
+        &self,
+        env: &str,
+        domain: &Domain,
+        kind: EndpointKind,
+        rack: Option<&Name>,
+        at: UnixMs,
+    ) -> StoreResult<Endpoint>;
+    async fn list_endpoints(&self, env: &str) -> StoreResult<Vec<Endpoint>>;
+    async fn get_endpoint(&self, env: &str, domain: &str) -> StoreResult<Endpoint>;
+    async fn delete_endpoint(&self, env: &str, domain: &str) -> StoreResult<()>;
+    /// Replaces the routes; every route's stack and service must exist in the environment.
+    async fn set_routes(&self, env: &str, domain: &str, routes: &[Route]) -> StoreResult<Endpoint>;
+
+    // Certificates: the key is sealed at rest.
+    async fn add_certificate(&self, record: &CertificateRecord) -> StoreResult<Certificate>;
+    async fn list_certificates(&self, env: &str) -> StoreResult<Vec<Certificate>>;
+    async fn get_certificate(&self, env: &str, fingerprint: &str)
+    -> StoreResult<CertificateRecord>;
+    async fn delete_certificate(&self, env: &str, fingerprint: &str) -> StoreResult<()>;
+
+    // Deployments, numbered v0, v1, ... per stack.
+    async fn create_deployment(
+        &self,
+        env: &str,
+        stack: &str,
+        new: &NewDeployment,
+        at: UnixMs,
+    ) -> StoreResult<Deployment>;
+    async fn list_deployments(&self, env: &str, stack: &str) -> StoreResult<Vec<Deployment>>;
+    async fn get_deployment(
+        &self,
+        env: &str,
+        stack: &str,
+        version: Version,
+    ) -> StoreResult<Deployment>;
+    /// A finished status sets `finished_at`; `Succeeded` makes it the stack's current deployment.
+    async fn set_deployment_status(
+        &self,
+        env: &str,
+        stack: &str,
+        version: Version,
+        status: DeploymentStatus,
+        message: Option<&str>,
+        at: UnixMs,
+    ) -> StoreResult<Deployment>;
+    async fn append_deployment_log(
+        &self,
+        env: &str,
+        stack: &str,
+        version: Version,
+        text: &str,
+    ) -> StoreResult<()>;
+    async fn deployment_log(&self, env: &str, stack: &str, version: Version)
+    -> StoreResult<String>;
+
+    // Instances, as agents report them.
+    async fn upsert_instance(&self, instance: &Instance) -> StoreResult<()>;
+    async fn list_instances(&self, env: &str) -> StoreResult<Vec<Instance>>;
+    async fn delete_instance(&self, env: &str, id: &str) -> StoreResult<()>;
+
+    // The audit log.
+    async fn record_event(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: &str,
+        at: UnixMs,
+    ) -> StoreResult<()>;
+    /// Newest first.
+    async fn list_events(&self, limit: u32) -> StoreResult<Vec<Event>>;
+}
