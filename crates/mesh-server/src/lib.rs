@@ -1,1 +1,174 @@
+//! The Widemesh control plane: the HTTP API under `/v1`, bearer-token auth, validation of every
+//! change, the audit log, and (later) the agent gateway, scheduler and builds.
+//!
+//! [`start`] opens the store, bootstraps a fresh platform and serves until shut down.
 
+mod api;
+mod app;
+mod auth;
+mod bootstrap;
+mod certs;
+mod clock;
+mod error;
+mod metrics;
+mod routes;
+mod tokens;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mesh_store::{MasterKey, SqlStore, Store};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use app::AppState;
+pub use clock::{Clock, SystemClock};
+pub use error::ApiError;
+pub use routes::{ROUTES, app_router};
+
+/// How to run the control plane.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Where the API listens.
+    pub listen: SocketAddr,
+    /// Holds the master key, the admin token file and (without `database_url`) the SQLite file.
+    pub data_dir: PathBuf,
+    /// `postgres://...` or `sqlite://...`; none means SQLite at `<data_dir>/widemesh.db`.
+    pub database_url: Option<String>,
+    /// Create the `local` provider and rack on first start, as `mesh up` does.
+    pub local_rack: bool,
+}
+
+/// Why the control plane could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("store: {0}")]
+    Store(#[from] mesh_store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A control plane serving in the background.
+pub struct RunningServer {
+    addr: SocketAddr,
+    admin_token: Option<String>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// The address the API listens on (with the real port when asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The admin token this data directory holds, if the platform was bootstrapped here.
+    pub fn admin_token(&self) -> Option<&str> {
+        self.admin_token.as_deref()
+    }
+
+    /// Stops accepting connections and lets in-flight requests finish.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Waits until the server has stopped.
+    pub async fn wait(self) -> std::io::Result<()> {
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+}
+
+/// Opens the store, bootstraps a fresh platform and starts serving the API.
+pub async fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
+    let dir_err = |source| StartError::DataDir {
+        path: opts.data_dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&opts.data_dir).map_err(dir_err)?;
+    restrict_dir(&opts.data_dir).map_err(dir_err)?;
+    let key = MasterKey::load_or_create(&opts.data_dir.join("master.key"))?;
+    let url = match &opts.database_url {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}", opts.data_dir.join("widemesh.db").display()),
+    };
+    let store: Arc<dyn Store> = Arc::new(SqlStore::open(&url, key).await?);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let admin_token = bootstrap::bootstrap(store.as_ref(), clock.as_ref(), &opts).await?;
+
+    let listener = TcpListener::bind(opts.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: opts.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: opts.listen,
+        source,
+    })?;
+    let state = AppState::new(store, clock);
+    let app = app_router(state);
+    let (tx, mut rx) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        })
+        .await
+    });
+    tracing::info!(%addr, database = %redact(&url), "control plane listening");
+    Ok(RunningServer {
+        addr,
+        admin_token,
+        shutdown: tx,
+        task,
+    })
+}
+
+/// The data directory holds the master key: only its owner may enter it.
+fn restrict_dir(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+}
+
+/// A database URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            super::redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact("sqlite:///x.db"), "sqlite:///x.db");
+    }
+}

@@ -141,20 +141,19 @@ impl CronFields {
 
     fn next_after(&self, after_ms: i64) -> Option<i64> {
         let start_min = after_ms.div_euclid(60_000) + 1;
-        let mut day = start_min.div_euclid(1440);
-        let mut minute_of_day = start_min.rem_euclid(1440);
+        let first_day = start_min.div_euclid(1440);
         // A valid pattern fires at least once in any 8 years (Feb 29 on a given weekday included).
-        for _ in 0..(366 * 8) {
-            if self.day_matches(day) {
-                for mod_ in minute_of_day..1440 {
-                    let (h, m) = (mod_ / 60, mod_ % 60);
-                    if self.hour & (1 << h) != 0 && self.minute & (1 << m) != 0 {
-                        return Some((day * 1440 + mod_) * 60_000);
-                    }
+        for day in first_day..first_day + 366 * 8 {
+            if !self.day_matches(day) {
+                continue;
+            }
+            let from = if day == first_day { start_min.rem_euclid(1440) } else { 0 };
+            for minute_of_day in from..1440 {
+                let (h, m) = (minute_of_day / 60, minute_of_day % 60);
+                if self.hour & (1 << h) != 0 && self.minute & (1 << m) != 0 {
+                    return Some((day * 1440 + minute_of_day) * 60_000);
                 }
             }
-            day += 1;
-            minute_of_day = 0;
         }
         None
     }

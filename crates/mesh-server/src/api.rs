@@ -1,0 +1,40 @@
+//! Request handlers, one module per resource.
+
+pub mod access;
+pub mod certificates;
+pub mod config;
+pub mod deployments;
+pub mod endpoints;
+pub mod environments;
+mod extract;
+pub mod platform;
+pub mod services;
+pub mod stacks;
+pub mod system;
+
+pub use extract::{JsonBody, QueryArgs};
+
+use axum::Json;
+use axum::http::StatusCode;
+
+use crate::app::AppState;
+use crate::auth::Caller;
+
+/// `201 Created` with the created resource.
+pub type Created<T> = (StatusCode, Json<T>);
+
+pub fn created<T>(value: T) -> Created<T> {
+    (StatusCode::CREATED, Json(value))
+}
+
+/// Appends to the audit log. The change has already happened, so a failure here is logged
+/// rather than turned into a failed request.
+pub async fn audit(state: &AppState, caller: &Caller, action: &str, target: &str, detail: &str) {
+    if let Err(e) = state
+        .store()
+        .record_event(&caller.name, action, target, detail, state.now())
+        .await
+    {
+        tracing::error!(error = %e, action, target, "could not write the audit log");
+    }
+}

@@ -1,0 +1,104 @@
+//! Stacks: one version of source code and shared config, built by one formula.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use mesh_types::api::{CreateStack, Stack, UpdateStack, check_command};
+
+use super::{Created, JsonBody, audit, created};
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+
+pub async fn list(
+    State(state): State<AppState>,
+    Path(env): Path<String>,
+) -> ApiResult<Json<Vec<Stack>>> {
+    state.store().get_environment(&env).await?;
+    Ok(Json(state.store().list_stacks(&env).await?))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path((env, stack)): Path<(String, String)>,
+) -> ApiResult<Json<Stack>> {
+    Ok(Json(state.store().get_stack(&env, &stack).await?))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(env): Path<String>,
+    JsonBody(req): JsonBody<CreateStack>,
+) -> ApiResult<Created<Stack>> {
+    let stack = state.store().create_stack(&env, &req, state.now()).await?;
+    let target = format!("{env}/{}", stack.name);
+    audit(
+        &state,
+        &caller,
+        "stack.create",
+        &target,
+        &format!("formula {}", stack.formula),
+    )
+    .await;
+    Ok(created(stack))
+}
+
+fn check_update(req: &UpdateStack) -> ApiResult<()> {
+    if let Some(cmd) = req.release_command.as_deref().filter(|c| !c.is_empty()) {
+        check_command("release command", cmd).map_err(ApiError::invalid)?;
+    }
+    if let Some(b) = req.builder.as_deref().filter(|b| !b.is_empty())
+        && (b.len() > 255 || b.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        return Err(ApiError::invalid(format!(
+            "builder {b:?} is not an image reference such as heroku/buildpacks:20"
+        )));
+    }
+    if req.formula.is_none() && req.release_command.is_none() && req.builder.is_none() {
+        return Err(ApiError::invalid(
+            "nothing to change: give a formula, release_command or builder",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((env, stack)): Path<(String, String)>,
+    JsonBody(req): JsonBody<UpdateStack>,
+) -> ApiResult<Json<Stack>> {
+    check_update(&req)?;
+    let updated = state
+        .store()
+        .update_stack(&env, &stack, &req, state.now())
+        .await?;
+    let detail = serde_json::to_string(&req).unwrap_or_default();
+    audit(
+        &state,
+        &caller,
+        "stack.update",
+        &format!("{env}/{stack}"),
+        &detail,
+    )
+    .await;
+    Ok(Json(updated))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((env, stack)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    state.store().delete_stack(&env, &stack).await?;
+    audit(
+        &state,
+        &caller,
+        "stack.delete",
+        &format!("{env}/{stack}"),
+        "",
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}

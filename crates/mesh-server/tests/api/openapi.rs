@@ -1,0 +1,1 @@
+// The OpenAPI drift tests are being written.
