@@ -5,8 +5,12 @@
 //! with the same SQL. Secret values (config variables, provider secrets, certificate keys) are
 //! sealed with the master key before they reach the database.
 
+mod crypto;
 mod error;
+mod sql;
 mod store;
 
+pub use crypto::{KEY_LEN, MasterKey};
 pub use error::{StoreError, StoreResult};
+pub use sql::{Dialect, SqlStore};
 pub use store::*;

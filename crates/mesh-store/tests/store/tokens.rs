@@ -1,0 +1,90 @@
+//! API tokens and the audit log.
+
+use std::sync::Arc;
+
+use mesh_store::Store;
+use mesh_types::api::Role;
+
+use crate::support::*;
+
+both!(tokens_are_found_by_hash, events_list_newest_first);
+
+async fn tokens_are_found_by_hash(store: Arc<dyn Store>) {
+    world(store.as_ref()).await;
+    let admin = store
+        .create_token("ci", Role::Admin, None, "hash-ci")
+        .await
+        .unwrap();
+    assert_eq!(admin.name, "ci");
+    assert_eq!(admin.role, Role::Admin);
+    assert_eq!(admin.rack, None);
+    assert_eq!(admin.last_used_at, None);
+    assert!(admin.created_at > 0);
+    let agent = store
+        .create_token(
+            "local-agent",
+            Role::Agent,
+            Some(&name("local")),
+            "hash-agent",
+        )
+        .await
+        .unwrap();
+    assert_eq!(agent.rack, Some(name("local")));
+
+    exists(
+        store
+            .create_token("ci", Role::Admin, None, "hash-other")
+            .await,
+        "token \"ci\" already exists",
+    );
+    exists(
+        store
+            .create_token("ci2", Role::Admin, None, "hash-ci")
+            .await,
+        "token \"ci2\" or one with the same secret already exists",
+    );
+    not_found(
+        store
+            .create_token("x", Role::Agent, Some(&name("nope")), "hash-x")
+            .await,
+        "rack \"nope\"",
+    );
+
+    let found = store.token_by_hash("hash-agent").await.unwrap().unwrap();
+    assert_eq!(found.token, agent);
+    assert_eq!(found.hash, "hash-agent");
+    assert!(store.token_by_hash("hash-nope").await.unwrap().is_none());
+
+    store.touch_token("ci", T + 10).await.unwrap();
+    // Never backwards, and touching a missing token is harmless.
+    store.touch_token("ci", T + 5).await.unwrap();
+    store.touch_token("gone", T).await.unwrap();
+    let listed = store.list_tokens().await.unwrap();
+    let names: Vec<_> = listed.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["ci", "local-agent"]);
+    assert_eq!(listed[0].last_used_at, Some(T + 10));
+
+    store.delete_token("ci").await.unwrap();
+    not_found(store.delete_token("ci").await, "token \"ci\"");
+    assert!(store.token_by_hash("hash-ci").await.unwrap().is_none());
+}
+
+async fn events_list_newest_first(store: Arc<dyn Store>) {
+    assert!(store.list_events(10).await.unwrap().is_empty());
+    for i in 0..5 {
+        store
+            .record_event("alice", "env.create", &format!("env-{i}"), "{}", T + i)
+            .await
+            .unwrap();
+    }
+    let events = store.list_events(3).await.unwrap();
+    let targets: Vec<_> = events.iter().map(|e| e.target.as_str()).collect();
+    assert_eq!(targets, ["env-4", "env-3", "env-2"]);
+    assert!(events[0].id > events[1].id);
+    assert_eq!(events[0].at, T + 4);
+    assert_eq!(events[0].actor, "alice");
+    assert_eq!(events[0].action, "env.create");
+    assert_eq!(events[0].detail, "{}");
+    assert_eq!(store.list_events(100).await.unwrap().len(), 5);
+    assert!(store.list_events(0).await.unwrap().is_empty());
+}
