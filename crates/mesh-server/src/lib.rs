@@ -100,11 +100,18 @@ pub async fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
     std::fs::create_dir_all(&opts.data_dir).map_err(dir_err)?;
     restrict_dir(&opts.data_dir).map_err(dir_err)?;
     let key = MasterKey::load_or_create(&opts.data_dir.join("master.key"))?;
-    let url = match &opts.database_url {
-        Some(url) => url.clone(),
-        None => format!("sqlite://{}", opts.data_dir.join("widemesh.db").display()),
+    // A path, not a URL: data directories may hold characters a URL would misread.
+    let (store, url) = match &opts.database_url {
+        Some(url) => (SqlStore::open(url, key).await?, url.clone()),
+        None => {
+            let path = opts.data_dir.join("widemesh.db");
+            (
+                SqlStore::open_sqlite_path(&path, key).await?,
+                format!("sqlite {}", path.display()),
+            )
+        }
     };
-    let store: Arc<dyn Store> = Arc::new(SqlStore::open(&url, key).await?);
+    let store: Arc<dyn Store> = Arc::new(store);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let admin_token = bootstrap::bootstrap(store.as_ref(), clock.as_ref(), &opts).await?;
 

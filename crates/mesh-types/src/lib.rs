@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod config;
+pub mod desired;
 pub mod error;
 pub mod name;
 pub mod schedule;

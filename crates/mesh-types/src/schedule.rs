@@ -147,7 +147,11 @@ impl CronFields {
             if !self.day_matches(day) {
                 continue;
             }
-            let from = if day == first_day { start_min.rem_euclid(1440) } else { 0 };
+            let from = if day == first_day {
+                start_min.rem_euclid(1440)
+            } else {
+                0
+            };
             for minute_of_day in from..1440 {
                 let (h, m) = (minute_of_day / 60, minute_of_day % 60);
                 if self.hour & (1 << h) != 0 && self.minute & (1 << m) != 0 {

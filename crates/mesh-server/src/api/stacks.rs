@@ -4,6 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use mesh_types::api::{CreateStack, Stack, UpdateStack, check_command};
+use mesh_types::desired::ImageRef;
 
 use super::{Created, JsonBody, audit, created};
 use crate::app::AppState;
@@ -55,9 +56,16 @@ fn check_update(req: &UpdateStack) -> ApiResult<()> {
             "builder {b:?} is not an image reference such as heroku/buildpacks:20"
         )));
     }
-    if req.formula.is_none() && req.release_command.is_none() && req.builder.is_none() {
+    if let Some(image) = req.image.as_deref().filter(|i| !i.is_empty()) {
+        ImageRef::parse(image).map_err(ApiError::invalid)?;
+    }
+    if req.formula.is_none()
+        && req.release_command.is_none()
+        && req.builder.is_none()
+        && req.image.is_none()
+    {
         return Err(ApiError::invalid(
-            "nothing to change: give a formula, release_command or builder",
+            "nothing to change: give a formula, release_command, builder or image",
         ));
     }
     Ok(())

@@ -93,6 +93,24 @@ async fn environments_stacks_and_services() {
     )
     .await;
     assert_eq!(stack["release_command"], Value::Null);
+    assert_eq!(
+        stack["builder"], "heroku/buildpacks:20",
+        "absent fields are kept"
+    );
+    let stack: Value = ok(
+        s.patch(APP, json!({"image": "busybox"})).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(stack["image"], "busybox");
+    let bad = s.patch(APP, json!({"image": "ubuntu"})).await;
+    err(
+        bad,
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        "busybox, debian",
+    )
+    .await;
 
     let web: Value = ok(
         s.post(

@@ -75,6 +75,7 @@ CREATE TABLE stacks (
     formula TEXT NOT NULL,
     release_command TEXT,
     builder TEXT,
+    image TEXT,
     current_version BIGINT,
     next_version BIGINT NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL,

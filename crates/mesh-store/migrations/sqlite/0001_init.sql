@@ -76,6 +76,7 @@ CREATE TABLE stacks (
     formula TEXT NOT NULL,
     release_command TEXT,
     builder TEXT,
+    image TEXT,
     current_version INTEGER,
     next_version INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL,

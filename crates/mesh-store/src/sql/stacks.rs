@@ -11,7 +11,7 @@ use crate::{StoreError, StoreResult};
 
 macro_rules! select {
     () => {
-        "SELECT e.name AS environment, s.name, s.formula, s.release_command, s.builder, \
+        "SELECT e.name AS environment, s.name, s.formula, s.release_command, s.builder, s.image, \
          s.current_version, s.created_at, s.updated_at \
          FROM stacks s JOIN environments e ON e.id = s.environment_id"
     };
@@ -25,6 +25,7 @@ fn stack(row: &AnyRow) -> StoreResult<Stack> {
         formula: formula.parse().map_err(corrupt)?,
         release_command: opt_text(row, "release_command")?,
         builder: opt_text(row, "builder")?,
+        image: opt_text(row, "image")?,
         current_deployment: opt_int_as(row, "current_version")?.map(Version),
         created_at: int(row, "created_at")?,
         updated_at: int(row, "updated_at")?,
@@ -109,13 +110,15 @@ pub(crate) async fn update(
     };
     let release_command = change(&update.release_command, current.release_command);
     let builder = change(&update.builder, current.builder);
+    let image = change(&update.image, current.image);
     sqlx::query(
-        "UPDATE stacks SET formula = $1, release_command = $2, builder = $3, updated_at = $4 \
-         WHERE id = $5",
+        "UPDATE stacks SET formula = $1, release_command = $2, builder = $3, image = $4, \
+         updated_at = $5 WHERE id = $6",
     )
     .bind(formula.as_str())
     .bind(release_command)
     .bind(builder)
+    .bind(image)
     .bind(at)
     .bind(stack_id)
     .execute(w.conn())

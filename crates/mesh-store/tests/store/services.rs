@@ -63,6 +63,7 @@ async fn stacks_are_unique_per_environment(store: Arc<dyn Store>) {
         formula,
         release_command: release.map(Into::into),
         builder: builder.map(Into::into),
+        image: None,
     };
     let s = store
         .update_stack(

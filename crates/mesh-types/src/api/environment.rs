@@ -84,6 +84,8 @@ pub struct Stack {
     pub release_command: Option<String>,
     /// The buildpack builder image, recorded as given.
     pub builder: Option<String>,
+    /// A prebuilt image the stack's services run (`busybox`, `debian`) until builds exist.
+    pub image: Option<String>,
     /// The deployment the services run now.
     pub current_deployment: Option<Version>,
     pub created_at: UnixMs,
@@ -97,8 +99,8 @@ pub struct CreateStack {
     pub formula: Option<Formula>,
 }
 
-/// A partial update: absent fields are left as they are; an empty `release_command` or
-/// `builder` clears it.
+/// A partial update: absent fields are left as they are; an empty `release_command`,
+/// `builder` or `image` clears it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateStack {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,4 +109,6 @@ pub struct UpdateStack {
     pub release_command: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub builder: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }

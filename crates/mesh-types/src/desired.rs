@@ -1,0 +1,92 @@
+//! The desired state of a rack: everything an agent needs to run the environments placed on its
+//! rack, resolved, nothing it must look up elsewhere. A new document replaces the old one whole.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::{HealthCheck, ServiceKind};
+use crate::size::SizeLimits;
+use crate::{InstanceSize, Name, Schedule, Version};
+
+/// Built-in images a stack can run before builds exist.
+pub const BUILTIN_IMAGES: [&str; 2] = ["busybox", "debian"];
+
+/// What an instance's root filesystem is made from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ImageRef {
+    /// An image the agent makes itself: `busybox` (tiny) or `debian` (the base OS image).
+    Builtin { name: String },
+}
+
+impl ImageRef {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if BUILTIN_IMAGES.contains(&s) {
+            Ok(ImageRef::Builtin {
+                name: s.to_string(),
+            })
+        } else {
+            Err(format!(
+                "image {s:?} is unknown; use one of: {}",
+                BUILTIN_IMAGES.join(", ")
+            ))
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DesiredState {
+    pub rack: Name,
+    pub region: Name,
+    pub environments: Vec<EnvironmentDoc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentDoc {
+    pub environment: Name,
+    pub stacks: Vec<StackDoc>,
+    /// Host and path prefix to service, for the rack's router.
+    pub routes: Vec<RouteDoc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StackDoc {
+    pub name: Name,
+    pub deployment: Option<Version>,
+    /// None: the stack has nothing to run yet; its services get no instances.
+    pub image: Option<ImageRef>,
+    pub services: Vec<ServiceDoc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceDoc {
+    pub name: Name,
+    pub kind: ServiceKind,
+    pub hostname: String,
+    pub command: Option<String>,
+    pub schedule: Option<Schedule>,
+    pub port: u16,
+    pub instances: u32,
+    pub size: InstanceSize,
+    pub limits: SizeLimits,
+    pub health: HealthCheck,
+    /// Resolved config for this rack, `PORT` included. Secret: sealed at rest by the agent.
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteDoc {
+    pub host: String,
+    pub path: String,
+    pub stack: Name,
+    pub service: Name,
+}
+
+/// One line of the watch stream: a snapshot, or a keep-alive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum WatchEvent {
+    Snapshot { digest: String, state: DesiredState },
+    KeepAlive,
+}
