@@ -1,1 +1,1902 @@
-// The OpenAPI drift tests are being written.
+//! The OpenAPI document (`openapi.json`, served at `/v1/openapi.json`) against the code:
+//!
+//! - its operations are exactly the route table, [`mesh_server::ROUTES`];
+//! - its schemas describe what the `mesh-types` structs serialize to, field by field, so a
+//!   renamed, added or removed field fails here until the document follows;
+//! - it is OpenAPI 3.1, every `$ref` resolves and every operation is documented alike;
+//! - a real control plane answers every operation as documented: status, content type and body.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mesh_types::api::{
+    Certificate, CertificateSource, CertificateState, CreateEndpoint, CreateEnvironment,
+    CreateProvider, CreateRack, CreateService, CreateStack, CreateToken, CreatedRack, CreatedToken,
+    Deployment, DeploymentStatus, DnsRecord, Endpoint, EndpointKind, Environment,
+    EnvironmentDetails, Event, Formula, HealthCheck, Instance, InstanceState, Provider,
+    ProviderKind, PublishService, Rack, RackState, ResizeRack, Role, Route, ScaleService, Server,
+    ServerState, Service, ServiceKind, ServiceStatus, Stack, Token, UnpublishService,
+    UpdateEnvironment, UpdateService, UpdateStack, UploadCertificate, WhoAmI,
+};
+use mesh_types::config::{ConfigChange, ConfigScope, ConfigVar, ResolvedConfig, ResolvedVar};
+use mesh_types::{
+    ConfigKey, Domain, ErrorBody, ErrorCode, ErrorDetail, InstanceSize, Name, Schedule, Version,
+};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::*;
+
+/// The document exactly as the server embeds and serves it.
+const DOC: &str = include_str!("../../openapi.json");
+
+const HTTP_METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+fn doc() -> Value {
+    serde_json::from_str(DOC).unwrap_or_else(|e| panic!("openapi.json is not valid JSON: {e}"))
+}
+
+/// Every operation of the document: (METHOD, path, operation).
+fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths is an object") {
+        for (key, op) in item.as_object().expect("a path item is an object") {
+            if HTTP_METHODS.contains(&key.as_str()) {
+                out.push((key.to_uppercase(), path.clone(), op));
+            }
+        }
+    }
+    out
+}
+
+/// A local `$ref` (`#/components/...`) of the document.
+fn resolve<'a>(doc: &'a Value, reference: &str) -> Option<&'a Value> {
+    reference
+        .strip_prefix('#')
+        .and_then(|pointer| doc.pointer(pointer))
+}
+
+/// `value`, or what it refers to when it is a `$ref`.
+fn deref<'a>(doc: &'a Value, value: &'a Value) -> &'a Value {
+    match value.get("$ref").and_then(Value::as_str) {
+        Some(r) => resolve(doc, r).unwrap_or_else(|| panic!("$ref {r} does not resolve")),
+        None => value,
+    }
+}
+
+fn list(failures: &[String]) -> String {
+    failures.iter().map(|f| format!("\n  - {f}")).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// (a) The routes
+
+#[test]
+fn the_document_has_exactly_the_routes_of_the_route_table() {
+    let doc = doc();
+    let mut documented: Vec<(String, String)> = operations(&doc)
+        .into_iter()
+        .map(|(m, p, _)| (m, p))
+        .collect();
+    documented.sort();
+    let mut served: Vec<(String, String)> = mesh_server::ROUTES
+        .iter()
+        .map(|(m, p)| (m.as_str().to_string(), p.clone()))
+        .collect();
+    served.sort();
+
+    let show = |v: Vec<&(String, String)>| -> String {
+        v.iter().map(|(m, p)| format!("\n  {m} {p}")).collect()
+    };
+    let undocumented: Vec<_> = served.iter().filter(|r| !documented.contains(r)).collect();
+    let not_served: Vec<_> = documented.iter().filter(|r| !served.contains(r)).collect();
+    assert!(
+        undocumented.is_empty() && not_served.is_empty(),
+        "openapi.json and the route table (crates/mesh-server/src/routes.rs) differ.\n\
+         Served but missing from openapi.json:{}\n\
+         In openapi.json but not served:{}",
+        show(undocumented),
+        show(not_served),
+    );
+    assert_eq!(documented, served, "the route table lists a route twice");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A checker for the part of JSON Schema 2020-12 the document uses. Unlike plain JSON Schema it
+// is strict about fields: an object may only hold fields its schema lists under `properties`,
+// request bodies included, so a field added to a type must be documented.
+
+/// Keywords the checker enforces.
+const ENFORCED: &[&str] = &[
+    "$ref",
+    "type",
+    "enum",
+    "const",
+    "anyOf",
+    "oneOf",
+    "properties",
+    "required",
+    "additionalProperties",
+    "propertyNames",
+    "items",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+];
+/// Keywords the checker accepts without enforcing them. `pattern` needs a regex engine, which
+/// the tests do not depend on; the typed samples are valid by construction (`Name::parse`, ...).
+const ANNOTATIONS: &[&str] = &[
+    "description",
+    "examples",
+    "default",
+    "format",
+    "title",
+    "pattern",
+];
+
+struct Checker<'a> {
+    doc: &'a Value,
+    /// The field names of every object checked against a component schema, by schema name.
+    seen: BTreeMap<String, Vec<BTreeSet<String>>>,
+}
+
+impl<'a> Checker<'a> {
+    fn new(doc: &'a Value) -> Self {
+        Self {
+            doc,
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// Checks `value` against `schema`; every mismatch comes back as `where: what`.
+    fn check(&mut self, schema: &Value, value: &Value, at: &str) -> Vec<String> {
+        let Some(s) = schema.as_object() else {
+            return vec![format!("{at}: the schema is not an object: {schema}")];
+        };
+        let mut errs = Vec::new();
+        for key in s.keys() {
+            if !ENFORCED.contains(&key.as_str()) && !ANNOTATIONS.contains(&key.as_str()) {
+                errs.push(format!(
+                    "{at}: schema keyword {key:?} is not understood by this test"
+                ));
+            }
+        }
+        if let Some(r) = s.get("$ref").and_then(Value::as_str) {
+            match resolve(self.doc, r) {
+                None => errs.push(format!("{at}: $ref {r} does not resolve")),
+                Some(target) => {
+                    if let (Some(name), Some(fields)) =
+                        (r.strip_prefix("#/components/schemas/"), value.as_object())
+                    {
+                        let keys = fields.keys().cloned().collect();
+                        self.seen.entry(name.to_string()).or_default().push(keys);
+                    }
+                    errs.extend(self.check(target, value, at));
+                }
+            }
+        }
+        if let Some(t) = s.get("type") {
+            let types: Vec<&str> = match t {
+                Value::String(one) => vec![one.as_str()],
+                Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+                _ => vec![],
+            };
+            if !types.iter().any(|t| type_matches(t, value)) {
+                errs.push(format!("{at}: {value} is not of type {t}"));
+                return errs;
+            }
+        }
+        if let Some(allowed) = s.get("enum").and_then(Value::as_array)
+            && !allowed.contains(value)
+        {
+            errs.push(format!(
+                "{at}: {value} is not one of {}",
+                Value::Array(allowed.clone())
+            ));
+        }
+        if let Some(c) = s.get("const")
+            && c != value
+        {
+            errs.push(format!("{at}: {value} is not {c}"));
+        }
+        for (key, exactly_one) in [("anyOf", false), ("oneOf", true)] {
+            let Some(branches) = s.get(key).and_then(Value::as_array) else {
+                continue;
+            };
+            let before = self.seen.clone();
+            let mut matched = Vec::new();
+            let mut why = Vec::new();
+            for (i, branch) in branches.iter().enumerate() {
+                let saved = std::mem::replace(&mut self.seen, before.clone());
+                let e = self.check(branch, value, &format!("{at}<{key}[{i}]>"));
+                if e.is_empty() {
+                    matched.push(std::mem::replace(&mut self.seen, saved));
+                } else {
+                    self.seen = saved;
+                    why.extend(e);
+                }
+            }
+            match matched.len() {
+                0 => errs.push(format!(
+                    "{at}: {value} matches none of {key}:{}",
+                    list(&why)
+                )),
+                n if exactly_one && n > 1 => {
+                    errs.push(format!("{at}: {value} matches {n} branches of oneOf"))
+                }
+                _ => self.seen = matched.swap_remove(0),
+            }
+        }
+        if let Some(n) = value.as_f64() {
+            if let Some(min) = s.get("minimum").and_then(Value::as_f64)
+                && n < min
+            {
+                errs.push(format!("{at}: {n} is below the minimum {min}"));
+            }
+            if let Some(max) = s.get("maximum").and_then(Value::as_f64)
+                && n > max
+            {
+                errs.push(format!("{at}: {n} is above the maximum {max}"));
+            }
+        }
+        if let Some(text) = value.as_str() {
+            let len = text.chars().count() as u64;
+            if let Some(min) = s.get("minLength").and_then(Value::as_u64)
+                && len < min
+            {
+                errs.push(format!("{at}: {text:?} is shorter than {min}"));
+            }
+            if let Some(max) = s.get("maxLength").and_then(Value::as_u64)
+                && len > max
+            {
+                errs.push(format!("{at}: {text:?} is longer than {max}"));
+            }
+        }
+        if let Some(items) = value.as_array() {
+            if let Some(item_schema) = s.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    errs.extend(self.check(item_schema, item, &format!("{at}[{i}]")));
+                }
+            }
+            let len = items.len() as u64;
+            if s.get("minItems")
+                .and_then(Value::as_u64)
+                .is_some_and(|min| len < min)
+            {
+                errs.push(format!("{at}: {len} items are too few"));
+            }
+            if s.get("maxItems")
+                .and_then(Value::as_u64)
+                .is_some_and(|max| len > max)
+            {
+                errs.push(format!("{at}: {len} items are too many"));
+            }
+            if s.get("uniqueItems") == Some(&Value::Bool(true))
+                && items
+                    .iter()
+                    .enumerate()
+                    .any(|(i, x)| items[..i].contains(x))
+            {
+                errs.push(format!("{at}: items repeat"));
+            }
+        }
+        if let Some(fields) = value.as_object() {
+            errs.extend(self.check_object(s, fields, at));
+        }
+        errs
+    }
+
+    fn check_object(
+        &mut self,
+        s: &serde_json::Map<String, Value>,
+        fields: &serde_json::Map<String, Value>,
+        at: &str,
+    ) -> Vec<String> {
+        let mut errs = Vec::new();
+        let props = s.get("properties").and_then(Value::as_object);
+        let extra = s.get("additionalProperties");
+        for (key, v) in fields {
+            let here = format!("{at}.{key}");
+            match (props.and_then(|p| p.get(key)), extra) {
+                (Some(prop), _) => errs.extend(self.check(prop, v, &here)),
+                (None, Some(more @ Value::Object(_))) if props.is_none() => {
+                    errs.extend(self.check(more, v, &here))
+                }
+                (None, _) if props.is_some() => errs.push(format!(
+                    "{at}: field {key:?} is not in the schema's properties"
+                )),
+                (None, Some(Value::Bool(false))) => {
+                    errs.push(format!("{at}: field {key:?} is not allowed"))
+                }
+                (None, _) => {}
+            }
+            if let Some(names) = s.get("propertyNames") {
+                errs.extend(self.check(
+                    names,
+                    &Value::String(key.clone()),
+                    &format!("{here}<key>"),
+                ));
+            }
+        }
+        for name in s
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = name.as_str().unwrap_or_default();
+            if !fields.contains_key(name) {
+                errs.push(format!("{at}: required field {name:?} is missing"));
+            }
+        }
+        errs
+    }
+}
+
+fn type_matches(t: &str, v: &Value) -> bool {
+    match t {
+        "null" => v.is_null(),
+        "boolean" => v.is_boolean(),
+        "string" => v.is_string(),
+        "array" => v.is_array(),
+        "object" => v.is_object(),
+        "number" => v.is_number(),
+        "integer" => v.is_i64() || v.is_u64() || v.as_f64().is_some_and(|f| f.fract() == 0.0),
+        _ => false,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) The schemas against the types
+
+const T0: i64 = 1_732_521_600_000;
+
+fn name(s: &str) -> Name {
+    Name::parse(s).unwrap()
+}
+
+fn domain(s: &str) -> Domain {
+    Domain::parse(s).unwrap()
+}
+
+fn key(s: &str) -> ConfigKey {
+    ConfigKey::parse(s).unwrap()
+}
+
+fn sample<T: Serialize>(schema: &'static str, value: T) -> (&'static str, Value) {
+    (
+        schema,
+        serde_json::to_value(value).expect("samples serialize"),
+    )
+}
+
+fn environment() -> Environment {
+    Environment {
+        name: name("shop"),
+        racks: vec![name("local"), name("fra1")],
+        created_at: T0,
+        updated_at: T0 + 1,
+    }
+}
+
+fn stack(full: bool) -> Stack {
+    Stack {
+        environment: name("shop"),
+        name: name("web"),
+        formula: if full {
+            Formula::Dockerfile
+        } else {
+            Formula::Buildpack
+        },
+        release_command: full.then(|| "./bin/migrate".to_string()),
+        builder: full.then(|| "heroku/builder:24".to_string()),
+        image: full.then(|| "busybox".to_string()),
+        current_deployment: full.then_some(Version(3)),
+        created_at: T0,
+        updated_at: T0 + 2,
+    }
+}
+
+fn service(cron: bool) -> Service {
+    Service {
+        environment: name("shop"),
+        stack: name("web"),
+        name: name(if cron { "tick" } else { "app" }),
+        kind: if cron {
+            ServiceKind::Cron
+        } else {
+            ServiceKind::Web
+        },
+        command: cron.then(|| "./bin/tick".to_string()),
+        schedule: cron.then(|| Schedule::parse("*/5 * * * *").unwrap()),
+        port: 5000,
+        instances: if cron { 0 } else { 2 },
+        size: InstanceSize::Medium,
+        health: HealthCheck {
+            http_path: (!cron).then(|| "/up".to_string()),
+            grace_s: 30,
+        },
+        hostname: if cron { "web-tick" } else { "web-app" }.to_string(),
+        status: ServiceStatus {
+            desired: 2,
+            running: 2,
+            healthy: 1,
+        },
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+fn endpoint(custom: bool) -> Endpoint {
+    Endpoint {
+        environment: name("shop"),
+        domain: domain(if custom {
+            "shop.example.com"
+        } else {
+            "shop.localhost"
+        }),
+        kind: if custom {
+            EndpointKind::Custom
+        } else {
+            EndpointKind::Alias
+        },
+        rack: (!custom).then(|| name("local")),
+        routes: vec![Route {
+            path: "/".into(),
+            stack: name("web"),
+            service: name("app"),
+        }],
+        dns: if custom {
+            vec![DnsRecord {
+                record_type: "A".into(),
+                name: "shop.example.com".into(),
+                value: "203.0.113.10".into(),
+            }]
+        } else {
+            vec![]
+        },
+        created_at: T0,
+    }
+}
+
+fn rack() -> Rack {
+    Rack {
+        name: name("fra1"),
+        provider: name("own"),
+        region: name("eu"),
+        size: "s-2vcpu-4gb".into(),
+        domain: domain("fra1.example.net"),
+        address: "203.0.113.10".into(),
+        state: RackState::Ready,
+        created_at: T0,
+    }
+}
+
+fn token(agent: bool) -> Token {
+    Token {
+        name: if agent { "rack-fra1-join" } else { "ci" }.to_string(),
+        role: if agent { Role::Agent } else { Role::Admin },
+        rack: agent.then(|| name("fra1")),
+        created_at: T0,
+        last_used_at: agent.then_some(T0 + 60_000),
+    }
+}
+
+fn config_var(scope: ConfigScope) -> ConfigVar {
+    ConfigVar {
+        key: key("DATABASE_URL"),
+        value: "postgres://db/shop".into(),
+        scope,
+        updated_at: T0,
+    }
+}
+
+/// Realistic values of every type with a schema, with and without their optional fields.
+fn samples() -> Vec<(&'static str, Value)> {
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".to_string();
+    let key_pem = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n".to_string();
+    vec![
+        // Access
+        sample("Token", token(false)),
+        sample("Token", token(true)),
+        sample("CreateToken", CreateToken { name: name("ci") }),
+        sample(
+            "CreatedToken",
+            CreatedToken {
+                token: token(false),
+                secret: "mesh_0123".into(),
+            },
+        ),
+        sample(
+            "WhoAmI",
+            WhoAmI {
+                token: "admin".into(),
+                role: Role::Admin,
+                server_version: "0.1.0".into(),
+            },
+        ),
+        sample(
+            "Event",
+            Event {
+                id: 7,
+                at: T0,
+                actor: "admin".into(),
+                action: "environment.create".into(),
+                target: "shop".into(),
+                detail: "racks local".into(),
+            },
+        ),
+        sample(
+            "ErrorBody",
+            ErrorBody::new(ErrorCode::NotFound, "environment \"shop\" not found"),
+        ),
+        sample(
+            "ErrorBody",
+            ErrorBody {
+                error: ErrorDetail {
+                    code: ErrorCode::InvalidArgument,
+                    message: "name \"Shop\" is invalid".into(),
+                    request_id: Some("0badc0de000000000001".into()),
+                },
+            },
+        ),
+        // Platform
+        sample(
+            "Provider",
+            Provider {
+                name: name("own"),
+                kind: ProviderKind::Ssh,
+                secret_keys: vec!["private_key".into()],
+                created_at: T0,
+            },
+        ),
+        sample(
+            "CreateProvider",
+            CreateProvider {
+                name: name("own"),
+                kind: ProviderKind::Ssh,
+                secrets: [("private_key".to_string(), key_pem.clone())].into(),
+            },
+        ),
+        sample(
+            "CreateProvider",
+            CreateProvider {
+                name: name("here"),
+                kind: ProviderKind::Local,
+                secrets: BTreeMap::new(),
+            },
+        ),
+        sample("Rack", rack()),
+        sample(
+            "CreateRack",
+            CreateRack {
+                name: name("fra1"),
+                provider: name("own"),
+                region: name("eu"),
+                size: Some("s-2vcpu-4gb".into()),
+                domain: Some(domain("fra1.example.net")),
+                address: Some("203.0.113.10".into()),
+            },
+        ),
+        sample(
+            "CreateRack",
+            CreateRack {
+                name: name("home"),
+                provider: name("local"),
+                region: name("home"),
+                size: None,
+                domain: None,
+                address: None,
+            },
+        ),
+        sample(
+            "CreatedRack",
+            CreatedRack {
+                rack: rack(),
+                join_token: "mesh_join".into(),
+            },
+        ),
+        sample(
+            "ResizeRack",
+            ResizeRack {
+                size: "s-4vcpu-8gb".into(),
+            },
+        ),
+        sample(
+            "Server",
+            Server {
+                name: name("fra1-1"),
+                rack: name("fra1"),
+                address: "10.0.0.2".into(),
+                cpus: 4.0,
+                memory_mb: 8192,
+                state: ServerState::Ready,
+                last_heartbeat: Some(T0),
+                created_at: T0,
+            },
+        ),
+        sample(
+            "Server",
+            Server {
+                name: name("fra1-2"),
+                rack: name("fra1"),
+                address: "10.0.0.3".into(),
+                cpus: 1.5,
+                memory_mb: 2048,
+                state: ServerState::Lost,
+                last_heartbeat: None,
+                created_at: T0,
+            },
+        ),
+        // Environments and stacks
+        sample("Environment", environment()),
+        sample(
+            "EnvironmentDetails",
+            EnvironmentDetails {
+                environment: environment(),
+                stacks: vec![stack(true), stack(false)],
+                services: vec![service(false), service(true)],
+                endpoints: vec![endpoint(false), endpoint(true)],
+            },
+        ),
+        sample(
+            "CreateEnvironment",
+            CreateEnvironment {
+                name: name("shop"),
+                racks: vec![name("local")],
+            },
+        ),
+        sample(
+            "CreateEnvironment",
+            CreateEnvironment {
+                name: name("shop"),
+                racks: vec![],
+            },
+        ),
+        sample(
+            "UpdateEnvironment",
+            UpdateEnvironment {
+                racks: vec![name("local"), name("fra1")],
+            },
+        ),
+        sample("Stack", stack(true)),
+        sample("Stack", stack(false)),
+        sample(
+            "CreateStack",
+            CreateStack {
+                name: name("web"),
+                formula: Some(Formula::Dockerfile),
+            },
+        ),
+        sample(
+            "CreateStack",
+            CreateStack {
+                name: name("web"),
+                formula: None,
+            },
+        ),
+        sample(
+            "UpdateStack",
+            UpdateStack {
+                formula: Some(Formula::Buildpack),
+                release_command: Some("./bin/migrate".into()),
+                builder: Some(String::new()),
+                image: Some("debian".into()),
+            },
+        ),
+        sample("UpdateStack", UpdateStack::default()),
+        // Services
+        sample("Service", service(false)),
+        sample("Service", service(true)),
+        sample(
+            "CreateService",
+            CreateService {
+                name: name("app"),
+                command: Some("./bin/web".into()),
+                schedule: Some(Schedule::parse("@every 2m").unwrap()),
+                port: Some(8080),
+                instances: Some(3),
+                size: Some(InstanceSize::Large),
+                health_path: Some("/up".into()),
+            },
+        ),
+        sample(
+            "CreateService",
+            CreateService {
+                name: name("app"),
+                command: None,
+                schedule: None,
+                port: None,
+                instances: None,
+                size: None,
+                health_path: None,
+            },
+        ),
+        sample(
+            "UpdateService",
+            UpdateService {
+                command: Some(String::new()),
+                schedule: Some("@hourly".into()),
+                port: Some(8080),
+                health_path: Some("/healthz".into()),
+            },
+        ),
+        sample("UpdateService", UpdateService::default()),
+        sample(
+            "ScaleService",
+            ScaleService {
+                instances: Some(0),
+                size: Some(InstanceSize::Nano),
+            },
+        ),
+        sample("ScaleService", ScaleService::default()),
+        sample("ServiceStatus", ServiceStatus::default()),
+        sample("HealthCheck", HealthCheck::default()),
+        sample(
+            "Instance",
+            Instance {
+                id: "i-0123".into(),
+                environment: name("shop"),
+                stack: name("web"),
+                service: name("app"),
+                deployment: Some(Version(3)),
+                server: Some(name("fra1-1")),
+                state: InstanceState::Crashed,
+                address: Some("10.1.0.7:5000".into()),
+                restarts: 2,
+                exit_code: Some(-9),
+                message: Some("killed".into()),
+                started_at: Some(T0),
+                updated_at: T0,
+            },
+        ),
+        sample(
+            "Instance",
+            Instance {
+                id: "i-0124".into(),
+                environment: name("shop"),
+                stack: name("web"),
+                service: name("app"),
+                deployment: None,
+                server: None,
+                state: InstanceState::Starting,
+                address: None,
+                restarts: 0,
+                exit_code: None,
+                message: None,
+                started_at: None,
+                updated_at: T0,
+            },
+        ),
+        // Config
+        sample("ConfigVar", config_var(ConfigScope::default())),
+        sample(
+            "ConfigVar",
+            config_var(ConfigScope {
+                service: Some(name("app")),
+                region: None,
+                rack: Some(name("fra1")),
+            }),
+        ),
+        sample(
+            "ConfigVar",
+            config_var(ConfigScope {
+                service: None,
+                region: Some(name("eu")),
+                rack: None,
+            }),
+        ),
+        sample(
+            "ConfigChange",
+            ConfigChange {
+                set: [(key("DATABASE_URL"), "postgres://db/shop".to_string())].into(),
+                unset: vec![key("OLD_KEY")],
+                region: Some(name("eu")),
+                rack: None,
+            },
+        ),
+        sample(
+            "ConfigChange",
+            ConfigChange {
+                rack: Some(name("fra1")),
+                ..ConfigChange::default()
+            },
+        ),
+        sample("ConfigChange", ConfigChange::default()),
+        sample(
+            "ResolvedConfig",
+            ResolvedConfig {
+                service: name("app"),
+                rack: name("local"),
+                region: name("home"),
+                vars: [
+                    (
+                        "DATABASE_URL".to_string(),
+                        ResolvedVar {
+                            value: "postgres://db/shop".into(),
+                            from: "stack".into(),
+                        },
+                    ),
+                    (
+                        "PORT".to_string(),
+                        ResolvedVar {
+                            value: "5000".into(),
+                            from: "platform".into(),
+                        },
+                    ),
+                ]
+                .into(),
+            },
+        ),
+        sample(
+            "ResolvedVar",
+            ResolvedVar {
+                value: "4".into(),
+                from: "service app @rack fra1".into(),
+            },
+        ),
+        // Endpoints and certificates
+        sample("Endpoint", endpoint(false)),
+        sample("Endpoint", endpoint(true)),
+        sample(
+            "CreateEndpoint",
+            CreateEndpoint {
+                domain: domain("shop.example.com"),
+            },
+        ),
+        sample(
+            "Route",
+            Route {
+                path: "/api".into(),
+                stack: name("web"),
+                service: name("api"),
+            },
+        ),
+        sample(
+            "DnsRecord",
+            DnsRecord {
+                record_type: "CNAME".into(),
+                name: "www.example.com".into(),
+                value: "fra1.example.net".into(),
+            },
+        ),
+        sample(
+            "PublishService",
+            PublishService {
+                stack: name("web"),
+                service: name("app"),
+                path: Some("/api".into()),
+            },
+        ),
+        sample(
+            "PublishService",
+            PublishService {
+                stack: name("web"),
+                service: name("app"),
+                path: None,
+            },
+        ),
+        sample(
+            "UnpublishService",
+            UnpublishService {
+                stack: name("web"),
+                service: name("app"),
+                path: Some("/".into()),
+            },
+        ),
+        sample(
+            "UnpublishService",
+            UnpublishService {
+                stack: name("web"),
+                service: name("app"),
+                path: None,
+            },
+        ),
+        sample(
+            "Certificate",
+            Certificate {
+                environment: name("shop"),
+                fingerprint: "3f".repeat(32),
+                domains: vec!["shop.example.com".into(), "www.example.com".into()],
+                source: CertificateSource::Uploaded,
+                state: CertificateState::Issued,
+                issuer: "CN=Example CA".into(),
+                not_before: T0,
+                not_after: T0 + 90 * 86_400_000,
+                created_at: T0,
+            },
+        ),
+        sample(
+            "UploadCertificate",
+            UploadCertificate {
+                files: vec![pem, key_pem],
+            },
+        ),
+        // Deployments
+        sample(
+            "Deployment",
+            Deployment {
+                environment: name("shop"),
+                stack: name("web"),
+                version: Version(3),
+                status: DeploymentStatus::RolledBack,
+                formula: Formula::Buildpack,
+                source_digest: Some("ab".repeat(32)),
+                message: Some("health check failed".into()),
+                created_by: "admin".into(),
+                created_at: T0,
+                finished_at: Some(T0 + 1),
+            },
+        ),
+        sample(
+            "Deployment",
+            Deployment {
+                environment: name("shop"),
+                stack: name("web"),
+                version: Version(0),
+                status: DeploymentStatus::Pending,
+                formula: Formula::Dockerfile,
+                source_digest: None,
+                message: None,
+                created_by: "ci".into(),
+                created_at: T0,
+                finished_at: None,
+            },
+        ),
+        // The body `mesh deploy` sends (mesh-client's own struct; the server does not read it
+        // yet), so no mesh-types type backs it.
+        ("StartDeployment", json!({"formula": "dockerfile"})),
+    ]
+}
+
+#[test]
+fn the_schemas_describe_what_the_types_serialize() {
+    let doc = doc();
+    let mut checker = Checker::new(&doc);
+    let mut failures = Vec::new();
+    for (schema, value) in samples() {
+        let reference = json!({ "$ref": format!("#/components/schemas/{schema}") });
+        failures.extend(checker.check(&reference, &value, schema));
+    }
+    // Every object schema is backed by samples, each of its properties is serialized by some
+    // sample, and a response object requires exactly the fields the type always serializes.
+    for (schema, def) in doc["components"]["schemas"].as_object().unwrap() {
+        let Some(props) = def.get("properties").and_then(Value::as_object) else {
+            continue;
+        };
+        let Some(seen) = checker.seen.get(schema) else {
+            failures.push(format!(
+                "{schema}: no sample of this schema; add one to samples()"
+            ));
+            continue;
+        };
+        let required: BTreeSet<&str> = def["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        for prop in props.keys() {
+            if !seen.iter().any(|fields| fields.contains(prop)) {
+                failures.push(format!(
+                    "{schema}.{prop}: documented, but no sample serializes it (renamed or removed?)"
+                ));
+            }
+            let response = def.get("additionalProperties") == Some(&Value::Bool(false));
+            if response
+                && seen.iter().all(|fields| fields.contains(prop))
+                && !required.contains(prop.as_str())
+            {
+                failures.push(format!(
+                    "{schema}.{prop}: always serialized, so it belongs in `required`"
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "openapi.json does not describe what the mesh-types structs serialize to:{}",
+        list(&failures)
+    );
+}
+
+/// Every variant of a fieldless enum; a variant added to the type stops this from compiling
+/// until it is listed here (and in openapi.json).
+macro_rules! variants {
+    ($ty:ident { $($variant:ident),+ $(,)? }) => {{
+        fn _exhaustive(x: $ty) {
+            match x {
+                $($ty::$variant => {})+
+            }
+        }
+        (stringify!($ty), vec![$(serde_json::to_value($ty::$variant).unwrap()),+])
+    }};
+}
+
+#[test]
+fn the_enum_schemas_list_every_variant() {
+    let doc = doc();
+    let enums = [
+        variants!(Formula {
+            Buildpack,
+            Dockerfile
+        }),
+        variants!(ServiceKind { Web, Worker, Cron }),
+        variants!(InstanceSize {
+            Nano,
+            Micro,
+            Small,
+            Medium,
+            Large,
+            Xlarge
+        }),
+        variants!(InstanceState {
+            Starting,
+            Running,
+            Healthy,
+            Crashed,
+            BackingOff,
+            Stopped,
+            OomKilled
+        }),
+        variants!(DeploymentStatus {
+            Pending,
+            Building,
+            Releasing,
+            RollingOut,
+            Succeeded,
+            Failed,
+            RolledBack
+        }),
+        variants!(EndpointKind { Alias, Custom }),
+        variants!(CertificateSource { Acme, Uploaded }),
+        variants!(CertificateState {
+            Pending,
+            Issued,
+            Failed,
+            Expired
+        }),
+        variants!(ProviderKind { Local, Ssh }),
+        variants!(RackState {
+            Ready,
+            Upgrading,
+            Resizing
+        }),
+        variants!(ServerState {
+            Ready,
+            Draining,
+            Lost
+        }),
+        variants!(Role { Admin, Agent }),
+        variants!(ErrorCode {
+            InvalidArgument,
+            Unauthenticated,
+            PermissionDenied,
+            NotFound,
+            AlreadyExists,
+            FailedPrecondition,
+            PayloadTooLarge,
+            NotImplemented,
+            Unavailable,
+            Internal,
+        }),
+    ];
+    let mut failures = Vec::new();
+    for (ty, values) in &enums {
+        let documented = &doc["components"]["schemas"][ty]["enum"];
+        if documented != &Value::Array(values.clone()) {
+            failures.push(format!(
+                "{ty}: the type serializes {values:?}, the document lists {documented}"
+            ));
+        }
+    }
+    for (schema, def) in doc["components"]["schemas"].as_object().unwrap() {
+        if def.get("enum").is_some() && !enums.iter().any(|(ty, _)| ty == schema) {
+            failures.push(format!(
+                "{schema}: an enum schema this test does not compare to a type"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "enum schemas differ from the types:{}",
+        list(&failures)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// (c) The document itself
+
+#[test]
+fn the_document_is_openapi_3_1_and_every_ref_resolves() {
+    let doc = doc();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+    assert_eq!(
+        doc["security"],
+        json!([{ "bearer": [] }]),
+        "bearer auth applies to every route"
+    );
+    let scheme = &doc["components"]["securitySchemes"]["bearer"];
+    assert_eq!(
+        (&scheme["type"], &scheme["scheme"]),
+        (&json!("http"), &json!("bearer"))
+    );
+
+    fn refs<'v>(v: &'v Value, at: String, out: &mut Vec<(String, &'v str)>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    match (k.as_str(), x) {
+                        ("$ref", Value::String(r)) => out.push((at.clone(), r.as_str())),
+                        _ => refs(x, format!("{at}/{k}"), out),
+                    }
+                }
+            }
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    refs(x, format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, String::new(), &mut all);
+    assert!(!all.is_empty());
+    let mut failures: Vec<String> = all
+        .iter()
+        .filter(|(_, r)| !r.starts_with("#/components/") || resolve(&doc, r).is_none())
+        .map(|(at, r)| format!("{at}: $ref {r} does not resolve to a component"))
+        .collect();
+    let used: BTreeSet<&str> = all.iter().map(|(_, r)| *r).collect();
+    for kind in ["schemas", "responses", "parameters"] {
+        for name in doc["components"][kind].as_object().unwrap().keys() {
+            let r = format!("#/components/{kind}/{name}");
+            if !used.contains(r.as_str()) {
+                failures.push(format!("{r} is never used"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "broken references:{}", list(&failures));
+}
+
+#[test]
+fn every_operation_is_documented_alike() {
+    let doc = doc();
+    let tags: BTreeSet<&str> = doc["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    let error_body = json!({ "$ref": "#/components/schemas/ErrorBody" });
+    let mut ids = BTreeSet::new();
+    let mut failures = Vec::new();
+    for (method, path, op) in operations(&doc) {
+        let at = format!("{method} {path}");
+        let mut fail = |what: String| failures.push(format!("{at}: {what}"));
+        match op["operationId"].as_str() {
+            Some(id) if !id.is_empty() => {
+                if !ids.insert(id.to_string()) {
+                    fail(format!("operationId {id} is used twice"));
+                }
+            }
+            _ => fail("no operationId".into()),
+        }
+        if op["summary"].as_str().is_none_or(str::is_empty) {
+            fail("no summary".into());
+        }
+        match op["tags"].as_array() {
+            Some(t) if !t.is_empty() => {
+                for tag in t
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .filter(|t| !tags.contains(t))
+                {
+                    fail(format!("tag {tag} is not declared under tags"));
+                }
+            }
+            _ => fail("no tags".into()),
+        }
+
+        // Path parameters: exactly the `{names}` of the path, all required.
+        let params: Vec<&Value> = op["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| deref(&doc, p))
+            .collect();
+        let in_path: BTreeSet<&str> = path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .collect();
+        let declared: BTreeSet<&str> = params
+            .iter()
+            .filter(|p| p["in"] == "path")
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        if in_path != declared {
+            fail(format!(
+                "path parameters {declared:?} differ from the path's {in_path:?}"
+            ));
+        }
+        for p in &params {
+            let required = p["required"] == true;
+            if p["in"] == "path" && !required || p["in"] == "query" && required {
+                fail(format!("parameter {} has the wrong `required`", p["name"]));
+            }
+            if !p["schema"].is_object() {
+                fail(format!("parameter {} has no schema", p["name"]));
+            }
+        }
+
+        let responses = op["responses"].as_object().cloned().unwrap_or_default();
+        let has = |code: &str| responses.contains_key(code);
+        let successes: Vec<&String> = responses.keys().filter(|c| c.starts_with('2')).collect();
+        if successes.len() != 1 {
+            fail(format!(
+                "{} success responses, expected one",
+                successes.len()
+            ));
+        }
+        if method == "DELETE" && (!has("204") || responses["204"].get("content").is_some()) {
+            fail("DELETE answers 204 without a body".into());
+        }
+        if path == "/healthz" {
+            if op["security"] != json!([]) {
+                fail("/healthz needs no token: `security: []`".into());
+            }
+        } else {
+            if op.get("security").is_some() {
+                fail("only /healthz overrides the global bearer security".into());
+            }
+            for code in ["401", "403"] {
+                if !has(code) {
+                    fail(format!("every authenticated route may answer {code}"));
+                }
+            }
+        }
+        if !in_path.is_empty() && !has("404") {
+            fail("a route with path parameters may answer 404".into());
+        }
+        if op["requestBody"]["required"] == true {
+            if op["requestBody"]["content"]["application/json"]["schema"].is_null() {
+                fail("the request body has no JSON schema".into());
+            }
+            for code in ["400", "413"] {
+                if !has(code) {
+                    fail(format!("a route reading a JSON body may answer {code}"));
+                }
+            }
+        }
+        if !has("default") {
+            fail("no default (500/503) response".into());
+        }
+        for (code, response) in &responses {
+            let response = deref(&doc, response);
+            if response["description"].as_str().is_none_or(str::is_empty) {
+                fail(format!("response {code} has no description"));
+            }
+            let error = code == "default" || code.starts_with('4') || code.starts_with('5');
+            if error
+                && response["content"]
+                    != json!({ "application/json": { "schema": error_body.clone() } })
+            {
+                fail(format!("response {code} is not the JSON ErrorBody"));
+            }
+            if code.starts_with('2') && code != "204" {
+                let content = response["content"].as_object().cloned().unwrap_or_default();
+                if content.is_empty() || content.values().any(|c| !c["schema"].is_object()) {
+                    fail(format!("response {code} has no content schema"));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "operations documented unevenly:{}",
+        list(&failures)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A real control plane against the document
+
+/// Calls a running control plane and checks every answer against the document.
+struct Live<'a> {
+    s: &'a TestServer,
+    doc: &'a Value,
+    called: BTreeSet<(String, String)>,
+}
+
+impl<'a> Live<'a> {
+    fn new(s: &'a TestServer, doc: &'a Value) -> Self {
+        Self {
+            s,
+            doc,
+            called: BTreeSet::new(),
+        }
+    }
+
+    async fn call(
+        &mut self,
+        method: Method,
+        route: &str,
+        path: &str,
+        body: Option<Value>,
+        expect: StatusCode,
+    ) -> Value {
+        let token = self.s.token.clone();
+        self.call_as(Some(&token), method, route, path, body, expect)
+            .await
+    }
+
+    /// `route` is the path as the document spells it, `path` the concrete one (with a query).
+    async fn call_as(
+        &mut self,
+        token: Option<&str>,
+        method: Method,
+        route: &str,
+        path: &str,
+        body: Option<Value>,
+        expect: StatusCode,
+    ) -> Value {
+        let at = format!("{method} {path}");
+        let concrete = path.split('?').next().unwrap_or_default();
+        let matches = route.split('/').count() == concrete.split('/').count()
+            && route
+                .split('/')
+                .zip(concrete.split('/'))
+                .all(|(r, c)| r == c || (r.starts_with('{') && r.ends_with('}') && !c.is_empty()));
+        assert!(matches, "{at} is not an instance of {route}");
+        let op = self.doc["paths"][route][method.as_str().to_ascii_lowercase()].clone();
+        assert!(op.is_object(), "{method} {route} is not in openapi.json");
+
+        let mut checker = Checker::new(self.doc);
+        let mut failures = Vec::new();
+        // A request meant to succeed must be one the document allows.
+        if let Some(b) = &body
+            && (expect.is_success() || expect == StatusCode::NOT_IMPLEMENTED)
+        {
+            let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+            if schema.is_null() {
+                failures.push("a body was sent, but the document defines none".to_string());
+            } else {
+                failures.extend(checker.check(schema, b, "request"));
+            }
+        }
+
+        let mut req = self
+            .s
+            .http
+            .request(method.clone(), format!("{}{path}", self.s.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = &body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let media = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or_default().trim().to_string());
+        let text = resp.text().await.unwrap();
+        assert_eq!(status, expect, "{at}: body {text}");
+        self.called
+            .insert((method.as_str().to_string(), route.to_string()));
+
+        let code = status.as_u16().to_string();
+        let documented = match op["responses"].get(&code) {
+            Some(r) => r,
+            None if status.is_server_error() && op["responses"].get("default").is_some() => {
+                &op["responses"]["default"]
+            }
+            None => panic!("{at}: status {code} is not documented for {method} {route}"),
+        };
+        let documented = deref(self.doc, documented);
+        let mut value = Value::Null;
+        if status == StatusCode::NO_CONTENT {
+            assert!(text.is_empty(), "{at}: 204 with a body: {text}");
+        } else {
+            let media = media.unwrap_or_else(|| panic!("{at}: no Content-Type"));
+            let content = documented["content"]
+                .as_object()
+                .and_then(|c| {
+                    c.iter()
+                        .find(|(k, _)| k.split(';').next().unwrap().trim() == media)
+                })
+                .map(|(_, c)| c)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{at}: {code} answered {media}, the document says {}",
+                        documented["content"]
+                    )
+                });
+            value = if media == "application/json" {
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{at}: {e}: {text}"))
+            } else {
+                Value::String(text)
+            };
+            failures.extend(checker.check(&content["schema"], &value, "response"));
+        }
+        assert!(
+            failures.is_empty(),
+            "{at} ({code}) does not match openapi.json:{}\nbody: {value}",
+            list(&failures)
+        );
+        value
+    }
+}
+
+#[tokio::test]
+async fn a_live_control_plane_answers_every_operation_as_documented() {
+    use Method as M;
+    use StatusCode as S;
+    let s = TestServer::start().await;
+    let doc = doc();
+    let mut api = Live::new(&s, &doc);
+
+    // System, and the document is served verbatim.
+    let ok_text = api
+        .call_as(None, M::GET, "/healthz", "/healthz", None, S::OK)
+        .await;
+    assert_eq!(ok_text, "ok\n");
+    api.call(M::GET, "/metrics", "/metrics", None, S::OK).await;
+    api.call(M::GET, "/v1/openapi.json", "/v1/openapi.json", None, S::OK)
+        .await;
+    let served = s.get("/v1/openapi.json").await.text().await.unwrap();
+    assert!(
+        served == DOC,
+        "GET /v1/openapi.json is not openapi.json verbatim"
+    );
+
+    // Access.
+    api.call(M::GET, "/v1/whoami", "/v1/whoami", None, S::OK)
+        .await;
+    api.call_as(
+        None,
+        M::GET,
+        "/v1/whoami",
+        "/v1/whoami",
+        None,
+        S::UNAUTHORIZED,
+    )
+    .await;
+    let join = std::fs::read_to_string(s.dir.join("local-join-token")).unwrap();
+    let envs = "/v1/environments";
+    api.call_as(Some(join.trim()), M::GET, envs, envs, None, S::FORBIDDEN)
+        .await;
+    let tokens = "/v1/tokens";
+    api.call(
+        M::POST,
+        tokens,
+        tokens,
+        Some(json!({"name": "ci"})),
+        S::CREATED,
+    )
+    .await;
+    api.call(
+        M::POST,
+        tokens,
+        tokens,
+        Some(json!({"name": "ci"})),
+        S::CONFLICT,
+    )
+    .await;
+    api.call(
+        M::POST,
+        tokens,
+        tokens,
+        Some(json!({"name": "Not Valid"})),
+        S::BAD_REQUEST,
+    )
+    .await;
+    api.call(M::GET, tokens, tokens, None, S::OK).await;
+    api.call(M::GET, "/v1/events", "/v1/events?limit=5", None, S::OK)
+        .await;
+    api.call(
+        M::GET,
+        "/v1/events",
+        "/v1/events?limit=many",
+        None,
+        S::BAD_REQUEST,
+    )
+    .await;
+    let token = "/v1/tokens/{token}";
+    api.call(M::DELETE, token, "/v1/tokens/ci", None, S::NO_CONTENT)
+        .await;
+    api.call(M::DELETE, token, "/v1/tokens/ci", None, S::NOT_FOUND)
+        .await;
+    api.call(M::DELETE, token, "/v1/tokens/admin", None, S::CONFLICT)
+        .await;
+
+    // Platform.
+    let providers = "/v1/providers";
+    let provider = "/v1/providers/{provider}";
+    api.call(M::GET, providers, providers, None, S::OK).await;
+    api.call(M::GET, provider, "/v1/providers/local", None, S::OK)
+        .await;
+    api.call(
+        M::GET,
+        provider,
+        "/v1/providers/nowhere",
+        None,
+        S::NOT_FOUND,
+    )
+    .await;
+    let key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n-----END OPENSSH PRIVATE KEY-----\n";
+    let own = json!({"name": "own", "kind": "ssh", "secrets": {"private_key": key}});
+    api.call(M::POST, providers, providers, Some(own), S::CREATED)
+        .await;
+    let racks = "/v1/racks";
+    let fra1 = json!({
+        "name": "fra1", "provider": "own", "region": "eu", "size": "s-2vcpu-4gb",
+        "domain": "fra1.example.net", "address": "203.0.113.10",
+    });
+    api.call(M::POST, racks, racks, Some(fra1), S::CREATED)
+        .await;
+    api.call(M::GET, racks, racks, None, S::OK).await;
+    api.call(M::GET, "/v1/racks/{rack}", "/v1/racks/fra1", None, S::OK)
+        .await;
+    api.call(
+        M::GET,
+        "/v1/racks/{rack}/servers",
+        "/v1/racks/fra1/servers",
+        None,
+        S::OK,
+    )
+    .await;
+    let upgrade = "/v1/racks/{rack}/upgrade";
+    api.call(
+        M::POST,
+        upgrade,
+        "/v1/racks/fra1/upgrade",
+        None,
+        S::NOT_IMPLEMENTED,
+    )
+    .await;
+    let resize = "/v1/racks/{rack}/resize";
+    let size = json!({"size": "s-4vcpu-8gb"});
+    api.call(
+        M::POST,
+        resize,
+        "/v1/racks/fra1/resize",
+        Some(size),
+        S::NOT_IMPLEMENTED,
+    )
+    .await;
+    api.call(M::DELETE, provider, "/v1/providers/own", None, S::CONFLICT)
+        .await;
+    api.call(
+        M::DELETE,
+        "/v1/racks/{rack}",
+        "/v1/racks/fra1",
+        None,
+        S::NO_CONTENT,
+    )
+    .await;
+    api.call(
+        M::DELETE,
+        provider,
+        "/v1/providers/own",
+        None,
+        S::NO_CONTENT,
+    )
+    .await;
+
+    // Environments.
+    api.call(
+        M::POST,
+        envs,
+        envs,
+        Some(json!({"name": "shop"})),
+        S::CREATED,
+    )
+    .await;
+    api.call(
+        M::POST,
+        envs,
+        envs,
+        Some(json!({"name": "shop"})),
+        S::CONFLICT,
+    )
+    .await;
+    let huge = json!({"name": "x".repeat(2 << 20)});
+    api.call(M::POST, envs, envs, Some(huge), S::PAYLOAD_TOO_LARGE)
+        .await;
+    api.call(M::GET, envs, envs, None, S::OK).await;
+    let env = "/v1/environments/{env}";
+    let racks_body = json!({"racks": ["local"]});
+    api.call(
+        M::PATCH,
+        env,
+        "/v1/environments/shop",
+        Some(racks_body),
+        S::OK,
+    )
+    .await;
+    let instances = "/v1/environments/{env}/instances";
+    api.call(
+        M::GET,
+        instances,
+        "/v1/environments/shop/instances",
+        None,
+        S::OK,
+    )
+    .await;
+    let logs = "/v1/environments/{env}/logs";
+    let logs_path = "/v1/environments/shop/logs?since=10m&stack=web&service=app&follow=true";
+    api.call(M::GET, logs, logs_path, None, S::NOT_IMPLEMENTED)
+        .await;
+
+    // Stacks.
+    let stacks = "/v1/environments/{env}/stacks";
+    let stack = "/v1/environments/{env}/stacks/{stack}";
+    let web = "/v1/environments/shop/stacks/web";
+    let body = json!({"name": "web", "formula": "dockerfile"});
+    api.call(
+        M::POST,
+        stacks,
+        "/v1/environments/shop/stacks",
+        Some(body),
+        S::CREATED,
+    )
+    .await;
+    api.call(M::GET, stacks, "/v1/environments/shop/stacks", None, S::OK)
+        .await;
+    api.call(M::GET, stack, web, None, S::OK).await;
+    api.call(
+        M::PATCH,
+        stack,
+        web,
+        Some(json!({"release_command": "./bin/migrate", "image": "busybox"})),
+        S::OK,
+    )
+    .await;
+
+    // Services.
+    let services = format!("{stack}/services");
+    let service = format!("{stack}/services/{{service}}");
+    let app = format!("{web}/services/app");
+    let body = json!({"name": "app", "health_path": "/up"});
+    api.call(
+        M::POST,
+        &services,
+        &format!("{web}/services"),
+        Some(body),
+        S::CREATED,
+    )
+    .await;
+    let body = json!({"name": "tick", "command": "./bin/tick", "schedule": "@every 2m"});
+    api.call(
+        M::POST,
+        &services,
+        &format!("{web}/services"),
+        Some(body),
+        S::CREATED,
+    )
+    .await;
+    api.call(M::GET, &services, &format!("{web}/services"), None, S::OK)
+        .await;
+    let env_services = "/v1/environments/{env}/services";
+    api.call(
+        M::GET,
+        env_services,
+        "/v1/environments/shop/services",
+        None,
+        S::OK,
+    )
+    .await;
+    api.call(M::GET, &service, &app, None, S::OK).await;
+    api.call(M::PATCH, &service, &app, Some(json!({"port": 8080})), S::OK)
+        .await;
+    let scale = json!({"instances": 2, "size": "medium"});
+    api.call(
+        M::POST,
+        &format!("{service}/scale"),
+        &format!("{app}/scale"),
+        Some(scale),
+        S::OK,
+    )
+    .await;
+
+    // Config.
+    let set = json!({"set": {"DATABASE_URL": "postgres://db/shop"}, "unset": []});
+    api.call(
+        M::PATCH,
+        &format!("{stack}/config"),
+        &format!("{web}/config"),
+        Some(set),
+        S::OK,
+    )
+    .await;
+    api.call(
+        M::GET,
+        &format!("{stack}/config"),
+        &format!("{web}/config"),
+        None,
+        S::OK,
+    )
+    .await;
+    let set = json!({"set": {"WORKERS": "4"}, "rack": "local"});
+    api.call(
+        M::PATCH,
+        &format!("{service}/config"),
+        &format!("{app}/config"),
+        Some(set),
+        S::OK,
+    )
+    .await;
+    api.call(
+        M::GET,
+        &format!("{service}/config"),
+        &format!("{app}/config"),
+        None,
+        S::OK,
+    )
+    .await;
+    let resolved = format!("{service}/config/resolved");
+    api.call(
+        M::GET,
+        &resolved,
+        &format!("{app}/config/resolved?rack=local"),
+        None,
+        S::OK,
+    )
+    .await;
+    api.call(
+        M::GET,
+        &resolved,
+        &format!("{app}/config/resolved?rack=nope"),
+        None,
+        S::BAD_REQUEST,
+    )
+    .await;
+
+    // Deployments: none can be started yet.
+    let deployments = format!("{stack}/deployments");
+    let deployment = format!("{stack}/deployments/{{version}}");
+    api.call(
+        M::GET,
+        &deployments,
+        &format!("{web}/deployments"),
+        None,
+        S::OK,
+    )
+    .await;
+    let start = json!({"formula": "dockerfile"});
+    let path = format!("{web}/deployments");
+    api.call(
+        M::POST,
+        &deployments,
+        &path,
+        Some(start),
+        S::NOT_IMPLEMENTED,
+    )
+    .await;
+    api.call(
+        M::GET,
+        &deployment,
+        &format!("{web}/deployments/v1"),
+        None,
+        S::NOT_FOUND,
+    )
+    .await;
+    api.call(
+        M::GET,
+        &deployment,
+        &format!("{web}/deployments/latest"),
+        None,
+        S::BAD_REQUEST,
+    )
+    .await;
+    let log = format!("{deployment}/log");
+    api.call(
+        M::GET,
+        &log,
+        &format!("{web}/deployments/v1/log"),
+        None,
+        S::NOT_FOUND,
+    )
+    .await;
+
+    // Endpoints.
+    let endpoints = "/v1/environments/{env}/endpoints";
+    let endpoint = "/v1/environments/{env}/endpoints/{domain}";
+    let shop_endpoints = "/v1/environments/shop/endpoints";
+    let alias = "/v1/environments/shop/endpoints/shop.localhost";
+    let custom = "/v1/environments/shop/endpoints/shop.example.com";
+    api.call(M::GET, endpoints, shop_endpoints, None, S::OK)
+        .await;
+    api.call(M::GET, endpoint, alias, None, S::OK).await;
+    let body = json!({"domain": "shop.example.com"});
+    api.call(M::POST, endpoints, shop_endpoints, Some(body), S::CREATED)
+        .await;
+    let route = json!({"stack": "web", "service": "app", "path": "/"});
+    let publish = format!("{endpoint}/publish");
+    api.call(
+        M::POST,
+        &publish,
+        &format!("{custom}/publish"),
+        Some(route.clone()),
+        S::OK,
+    )
+    .await;
+    api.call(M::GET, env, "/v1/environments/shop", None, S::OK)
+        .await;
+    let unpublish = format!("{endpoint}/unpublish");
+    api.call(
+        M::POST,
+        &unpublish,
+        &format!("{custom}/unpublish"),
+        Some(route),
+        S::OK,
+    )
+    .await;
+    api.call(M::DELETE, endpoint, alias, None, S::CONFLICT)
+        .await;
+    api.call(M::DELETE, endpoint, custom, None, S::NO_CONTENT)
+        .await;
+
+    // Certificates.
+    let certificates = "/v1/environments/{env}/certificates";
+    let shop_certificates = "/v1/environments/shop/certificates";
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["shop.example.com".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let upload = json!({"files": [cert.pem(), key.serialize_pem()]});
+    let created = api
+        .call(
+            M::POST,
+            certificates,
+            shop_certificates,
+            Some(upload),
+            S::CREATED,
+        )
+        .await;
+    api.call(M::GET, certificates, shop_certificates, None, S::OK)
+        .await;
+    let prefix = &created["fingerprint"].as_str().unwrap()[..12];
+    let one = "/v1/environments/{env}/certificates/{fingerprint}";
+    let path = format!("{shop_certificates}/{prefix}");
+    api.call(M::DELETE, one, &path, None, S::NO_CONTENT).await;
+
+    // Deletes, deepest first.
+    api.call(
+        M::DELETE,
+        &service,
+        &format!("{web}/services/tick"),
+        None,
+        S::NO_CONTENT,
+    )
+    .await;
+    api.call(M::DELETE, stack, web, None, S::NO_CONTENT).await;
+    api.call(M::DELETE, env, "/v1/environments/shop", None, S::NO_CONTENT)
+        .await;
+    api.call(M::GET, env, "/v1/environments/shop", None, S::NOT_FOUND)
+        .await;
+
+    let missed: Vec<String> = operations(&doc)
+        .into_iter()
+        .map(|(m, p, _)| (m, p))
+        .filter(|op| !api.called.contains(op))
+        .map(|(m, p)| format!("{m} {p}"))
+        .collect();
+    assert!(
+        missed.is_empty(),
+        "operations this test does not call yet:{}",
+        list(&missed)
+    );
+}
