@@ -1,0 +1,257 @@
+//! The command tree and what every command shares: the target, the API client, `--json`.
+
+mod access;
+mod cert;
+mod config;
+mod deploy;
+mod endpoint;
+mod env;
+mod provider;
+mod rack;
+mod stack;
+mod svc;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use mesh_client::Client;
+
+use crate::role;
+use crate::settings;
+use crate::target::{self, Target};
+
+/// Widemesh: deploy and run apps on servers you own.
+///
+/// `mesh up` starts the whole platform on this machine and logs this user's CLI in to it;
+/// every other command talks to the API.
+#[derive(Debug, Parser)]
+#[command(name = "mesh", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Environment to act on [default: the one in .mesh/link.toml]
+    #[arg(
+        short = 'e',
+        long = "env",
+        env = "MESH_ENV",
+        global = true,
+        value_name = "ENV"
+    )]
+    pub env: Option<String>,
+    /// Stack to act on [default: the one in .mesh/link.toml]
+    #[arg(
+        short = 's',
+        long = "stack",
+        env = "MESH_STACK",
+        global = true,
+        value_name = "STACK"
+    )]
+    pub stack: Option<String>,
+    /// Print the API's JSON instead of tables and text
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole platform on this machine (control plane and local rack) until stopped
+    Up(role::UpArgs),
+    /// Run the control plane alone
+    Server(role::ServerArgs),
+    /// Point the CLI at a control plane: checks the token, then saves the URL and token
+    Login(access::LoginArgs),
+    /// Show who the CLI's token belongs to
+    Whoami,
+    /// Link this directory to an environment and stack (writes .mesh/link.toml)
+    ///
+    /// `mesh link --env ENV --stack STACK` writes .mesh/link.toml here; commands run in this
+    /// directory or below use it when --env / --stack (MESH_ENV / MESH_STACK) are not given.
+    /// The first successful `mesh deploy` writes it too.
+    Link,
+    /// Environments: network-isolated groups of stacks
+    #[command(subcommand)]
+    Env(env::EnvCmd),
+    /// Create things (`mesh create stack`)
+    #[command(subcommand)]
+    Create(stack::CreateCmd),
+    /// Stacks: one version of source code plus shared config
+    #[command(subcommand)]
+    Stack(stack::StackCmd),
+    /// Config variables of the chosen stack (same as `mesh stack config`)
+    #[command(subcommand)]
+    Config(config::ConfigCmd),
+    /// Services: web services, workers and cron jobs of a stack
+    #[command(subcommand, visible_alias = "service")]
+    Svc(svc::SvcCmd),
+    /// Services of the environment and their status
+    #[command(subcommand)]
+    Services(svc::ServicesCmd),
+    /// Endpoints: platform aliases and custom domains routing to services
+    #[command(subcommand)]
+    Endpoint(endpoint::EndpointCmd),
+    /// TLS certificates of the environment's endpoints
+    #[command(subcommand, visible_alias = "cert")]
+    Certificate(cert::CertCmd),
+    /// Racks: groups of same-size servers of one provider in one region
+    #[command(subcommand)]
+    Rack(rack::RackCmd),
+    /// Providers: credentials the platform creates servers with
+    #[command(subcommand)]
+    Provider(provider::ProviderCmd),
+    /// Deployments of the chosen stack: v0, v1, ...
+    #[command(subcommand)]
+    Deployments(deploy::DeploymentsCmd),
+    /// Build and release this directory to the chosen stack
+    Deploy(deploy::DeployArgs),
+    /// Show the output of the environment's instances
+    Logs(deploy::LogsArgs),
+    /// List the running instances of the environment
+    Instances,
+    /// API tokens
+    #[command(subcommand)]
+    Token(access::TokenCmd),
+    /// Show the audit log: who changed what
+    Events(access::EventsArgs),
+    /// Print a shell completion script (bash, zsh, fish, ...)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+impl Command {
+    /// Roles log at info, client commands only at warn.
+    pub fn is_role(&self) -> bool {
+        matches!(self, Command::Up(_) | Command::Server(_))
+    }
+}
+
+/// What every client command needs, loaded on first use.
+#[derive(Debug)]
+pub struct Ctx {
+    pub global: Global,
+    pub cwd: PathBuf,
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+impl Ctx {
+    pub fn json(&self) -> bool {
+        self.global.json
+    }
+
+    pub fn settings(&self) -> Result<settings::Resolved> {
+        settings::resolve(&env_var)
+    }
+
+    pub fn client(&self) -> Result<Client> {
+        self.settings()?.client()
+    }
+
+    /// The flags and the link file of the current directory.
+    pub fn target(&self) -> Result<Target> {
+        let link = target::find_link(&self.cwd)?.map(|(_, l)| l);
+        Ok(Target {
+            env_flag: self.global.env.clone().filter(|s| !s.is_empty()),
+            stack_flag: self.global.stack.clone().filter(|s| !s.is_empty()),
+            link,
+        })
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let cwd = std::env::current_dir().context("cannot tell the current directory")?;
+    let ctx = Ctx {
+        global: cli.global,
+        cwd,
+    };
+    match cli.command {
+        Command::Up(args) => role::up(args).await,
+        Command::Server(args) => role::server(args).await,
+        Command::Login(args) => access::login(&ctx, args).await,
+        Command::Whoami => access::whoami(&ctx).await,
+        Command::Link => link(&ctx).await,
+        Command::Env(cmd) => env::run(&ctx, cmd).await,
+        Command::Create(cmd) => stack::create(&ctx, cmd).await,
+        Command::Stack(cmd) => stack::run(&ctx, cmd).await,
+        Command::Config(cmd) => config::run(&ctx, cmd).await,
+        Command::Svc(cmd) => svc::run(&ctx, cmd).await,
+        Command::Services(cmd) => svc::services(&ctx, cmd).await,
+        Command::Endpoint(cmd) => endpoint::run(&ctx, cmd).await,
+        Command::Certificate(cmd) => cert::run(&ctx, cmd).await,
+        Command::Rack(cmd) => rack::run(&ctx, cmd).await,
+        Command::Provider(cmd) => provider::run(&ctx, cmd).await,
+        Command::Deployments(cmd) => deploy::deployments(&ctx, cmd).await,
+        Command::Deploy(args) => deploy::deploy(&ctx, args).await,
+        Command::Logs(args) => deploy::logs(&ctx, args).await,
+        Command::Instances => deploy::instances(&ctx).await,
+        Command::Token(cmd) => access::token(&ctx, cmd).await,
+        Command::Events(args) => access::events(&ctx, args).await,
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "mesh", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}
+
+/// `mesh link`: checks the environment (and stack) exist, then writes the link file here.
+async fn link(ctx: &Ctx) -> Result<()> {
+    let env = ctx
+        .global
+        .env
+        .clone()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            crate::failure::hinted(
+                "`mesh link` needs an environment: pass --env ENV",
+                "list environments with `mesh env ls`",
+            )
+        })?;
+    let stack = ctx.global.stack.clone().filter(|s| !s.is_empty());
+    let client = ctx.client()?;
+    let details = client.environment(&env).await?;
+    let path = target::write_link(
+        &ctx.cwd,
+        &target::Link {
+            environment: Some(env.clone()),
+            stack: stack.clone(),
+        },
+    )?;
+    if ctx.json() {
+        crate::output::print_json(&serde_json::json!({
+            "path": path, "environment": env, "stack": stack,
+        }));
+        return Ok(());
+    }
+    let what = match &stack {
+        Some(s) => format!("environment {env}, stack {s}"),
+        None => format!("environment {env}"),
+    };
+    crate::output::print(format!(
+        "linked {} to {what} ({})",
+        ctx.cwd.display(),
+        path.display()
+    ));
+    if let Some(s) = &stack
+        && !details.stacks.iter().any(|st| st.name.as_str() == s)
+    {
+        crate::output::print(format!(
+            "note: stack {s} does not exist yet: create it with `mesh create stack`"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "cli/tests.rs"]
+mod tests;

@@ -1,0 +1,211 @@
+//! `mesh deploy`, `mesh deployments`, `mesh logs` and `mesh instances`.
+
+use anyhow::{Result, anyhow};
+use clap::{Args, Subcommand};
+use mesh_client::LogQuery;
+use mesh_types::Version;
+use mesh_types::api::{Deployment, InstanceState};
+
+use super::Ctx;
+use super::stack::FormulaArgs;
+use crate::output::{cell, datetime, or_dash, print, print_json, table};
+use crate::target;
+
+#[derive(Debug, Subcommand)]
+pub enum DeploymentsCmd {
+    /// List the chosen stack's deployments, newest first
+    #[command(visible_alias = "ls")]
+    List,
+    /// Print the output of a deployment (build, release, first service lines); with --json its
+    /// record
+    Show {
+        /// v0, v1, ...
+        #[arg(value_name = "VERSION")]
+        vn: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    formula: FormulaArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// How far back to start, such as 30s, 15m, 1h (logs are kept for an hour) [default: 1m]
+    #[arg(long, value_name = "DURATION")]
+    since: Option<String>,
+    /// Keep printing new output until interrupted
+    #[arg(short = 'f', long)]
+    follow: bool,
+    /// Only this service's output (of --stack, if given)
+    #[arg(long, value_name = "SVC")]
+    service: Option<String>,
+    /// Only this instance's output
+    #[arg(long, value_name = "ID")]
+    instance: Option<String>,
+}
+
+fn status_word(d: &Deployment) -> &'static str {
+    d.status.as_str()
+}
+
+pub async fn deployments(ctx: &Ctx, cmd: DeploymentsCmd) -> Result<()> {
+    let target = ctx.target()?;
+    let (env, stack) = target.env_stack()?;
+    let client = ctx.client()?;
+    match cmd {
+        DeploymentsCmd::List => {
+            let deps = client.list_deployments(env, stack).await?;
+            if ctx.json() {
+                print_json(&deps);
+            } else if deps.is_empty() {
+                print(format!(
+                    "no deployments of stack {stack} yet: deploy with `mesh deploy`"
+                ));
+            } else {
+                let rows = deps
+                    .iter()
+                    .map(|d| {
+                        vec![
+                            d.version.to_string(),
+                            status_word(d).into(),
+                            d.formula.to_string(),
+                            datetime(d.created_at),
+                            or_dash(d.finished_at.map(datetime)),
+                            d.created_by.clone(),
+                            or_dash(d.message.as_deref().map(|m| cell(m, 60))),
+                        ]
+                    })
+                    .collect();
+                print(table(
+                    &[
+                        "VERSION", "STATUS", "FORMULA", "CREATED", "FINISHED", "BY", "MESSAGE",
+                    ],
+                    rows,
+                ));
+            }
+        }
+        DeploymentsCmd::Show { vn } => {
+            let v = Version::parse(&vn)?;
+            if ctx.json() {
+                print_json(&client.deployment(env, stack, v).await?);
+            } else {
+                let log = client.deployment_log(env, stack, v).await?;
+                if log.is_empty() {
+                    eprintln!("deployment {v} of stack {stack} has no output yet");
+                } else {
+                    print(log.trim_end_matches('\n'));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `mesh deploy`: asks the platform to build and release the chosen stack. The first
+/// successful deploy links the directory.
+pub async fn deploy(ctx: &Ctx, args: DeployArgs) -> Result<()> {
+    let target = ctx.target()?;
+    let (env, stack) = target.env_stack()?;
+    let d = ctx
+        .client()?
+        .create_deployment(env, stack, args.formula.formula())
+        .await?;
+    if target::find_link(&ctx.cwd)?.is_none() {
+        let link = target::Link {
+            environment: Some(env.to_string()),
+            stack: Some(stack.to_string()),
+        };
+        target::write_link(&ctx.cwd, &link)?;
+    }
+    if ctx.json() {
+        print_json(&d);
+    } else {
+        print(format!(
+            "deployment {} of stack {stack} in environment {env}: {}",
+            d.version,
+            status_word(&d)
+        ));
+    }
+    Ok(())
+}
+
+/// `mesh logs`: the environment's instance output, printed as it arrives.
+pub async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<()> {
+    if let Some(s) = &args.since {
+        mesh_types::schedule::parse_duration(s).map_err(|e| anyhow!("--since: {e}"))?;
+    }
+    let target = ctx.target()?;
+    let env = target.env()?;
+    let query = LogQuery {
+        since: args.since,
+        stack: target.stack_flag.clone(),
+        service: args.service,
+        instance: args.instance,
+        follow: args.follow,
+    };
+    let mut lines = ctx.client()?.logs(env, &query).await?;
+    while let Some(raw) = lines.next_line().await? {
+        print(&raw);
+    }
+    Ok(())
+}
+
+fn instance_state(s: InstanceState) -> &'static str {
+    match s {
+        InstanceState::Starting => "starting",
+        InstanceState::Running => "running",
+        InstanceState::Healthy => "healthy",
+        InstanceState::Crashed => "crashed",
+        InstanceState::BackingOff => "backing_off",
+        InstanceState::Stopped => "stopped",
+        InstanceState::OomKilled => "oom_killed",
+    }
+}
+
+/// `mesh instances`: every instance of the environment (of one stack with --stack).
+pub async fn instances(ctx: &Ctx) -> Result<()> {
+    let target = ctx.target()?;
+    let env = target.env()?;
+    let mut list = ctx.client()?.list_instances(env).await?;
+    if let Some(stack) = target.stack_flag.as_deref() {
+        list.retain(|i| i.stack.as_str() == stack);
+    }
+    if ctx.json() {
+        print_json(&list);
+    } else if list.is_empty() {
+        print(format!("no instances running in environment {env}"));
+    } else {
+        let rows = list
+            .iter()
+            .map(|i| {
+                vec![
+                    i.id.clone(),
+                    format!("{}-{}", i.stack, i.service),
+                    instance_state(i.state).into(),
+                    or_dash(i.deployment),
+                    or_dash(i.server.as_ref()),
+                    or_dash(i.address.as_deref()),
+                    i.restarts.to_string(),
+                    or_dash(i.started_at.map(datetime)),
+                ]
+            })
+            .collect();
+        print(table(
+            &[
+                "ID",
+                "SERVICE",
+                "STATE",
+                "DEPLOYMENT",
+                "SERVER",
+                "ADDRESS",
+                "RESTARTS",
+                "STARTED",
+            ],
+            rows,
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! `mesh provider`: credentials the platform creates servers with.
+
+use anyhow::{Result, anyhow};
+use clap::Subcommand;
+use mesh_types::Name;
+use mesh_types::api::{CreateProvider, ProviderKind};
+
+use super::Ctx;
+use crate::kv;
+use crate::output::{datetime, or_dash, print, print_json, table};
+
+#[derive(Debug, Subcommand)]
+pub enum ProviderCmd {
+    /// Register a provider; secrets are stored encrypted and never shown again
+    Add {
+        name: String,
+        /// local (this machine) or ssh (servers you already own)
+        #[arg(long)]
+        kind: String,
+        /// A secret, such as user=deploy (repeatable)
+        #[arg(long = "secret", value_name = "KEY=VALUE")]
+        secrets: Vec<String>,
+        /// A secret read from a file, such as private_key=~/.ssh/id_ed25519 (repeatable)
+        #[arg(long = "secret-file", value_name = "KEY=PATH")]
+        secret_files: Vec<String>,
+    },
+    /// List providers (secret names only)
+    #[command(visible_alias = "ls")]
+    List,
+    /// Remove a provider no rack uses
+    #[command(visible_alias = "delete")]
+    Remove { name: String },
+}
+
+fn read_file(path: &std::path::Path) -> std::io::Result<String> {
+    std::fs::read_to_string(path)
+}
+
+pub async fn run(ctx: &Ctx, cmd: ProviderCmd) -> Result<()> {
+    match cmd {
+        ProviderCmd::Add {
+            name,
+            kind,
+            secrets,
+            secret_files,
+        } => {
+            let req = CreateProvider {
+                name: Name::parse_as("provider name", &name)?,
+                kind: kind.parse::<ProviderKind>().map_err(|e| anyhow!(e))?,
+                secrets: kv::collect_secrets(&secrets, &secret_files, &read_file)?,
+            };
+            let p = ctx.client()?.create_provider(&req).await?;
+            if ctx.json() {
+                print_json(&p);
+            } else {
+                let secrets = if p.secret_keys.is_empty() {
+                    String::new()
+                } else {
+                    format!(" with secrets {}", p.secret_keys.join(", "))
+                };
+                print(format!("added provider {} ({}){secrets}", p.name, p.kind));
+            }
+        }
+        ProviderCmd::List => {
+            let providers = ctx.client()?.list_providers().await?;
+            if ctx.json() {
+                print_json(&providers);
+            } else if providers.is_empty() {
+                print("no providers yet: add one with `mesh provider add NAME --kind local|ssh`");
+            } else {
+                let rows = providers
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.name.to_string(),
+                            p.kind.to_string(),
+                            or_dash(Some(p.secret_keys.join(","))),
+                            datetime(p.created_at),
+                        ]
+                    })
+                    .collect();
+                print(table(&["NAME", "KIND", "SECRETS", "CREATED"], rows));
+            }
+        }
+        ProviderCmd::Remove { name } => {
+            ctx.client()?.delete_provider(&name).await?;
+            if !ctx.json() {
+                print(format!("removed provider {name}"));
+            }
+        }
+    }
+    Ok(())
+}

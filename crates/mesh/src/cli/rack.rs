@@ -1,0 +1,217 @@
+//! `mesh rack`: groups of same-size servers of one provider in one region.
+
+use anyhow::Result;
+use clap::Subcommand;
+use mesh_types::api::{CreateRack, Rack, RackState, ResizeRack, ServerState};
+use mesh_types::{Domain, Name};
+
+use super::Ctx;
+use crate::confirm;
+use crate::output::{datetime, fields, or_dash, print, print_json, table};
+
+#[derive(Debug, Subcommand)]
+pub enum RackCmd {
+    /// Create a rack; prints the join token its agents use (shown only once)
+    Create {
+        name: String,
+        /// Provider whose servers make up the rack
+        #[arg(long)]
+        provider: String,
+        /// Region of the provider the servers are in
+        #[arg(long)]
+        region: String,
+        /// Server size, in the provider's words [default for local: local]
+        #[arg(long)]
+        size: Option<String>,
+        /// Base domain of platform aliases: environments answer on <env>.<domain>
+        #[arg(long)]
+        domain: Option<String>,
+        /// Public address of the rack's edge router (the target of DNS records)
+        #[arg(long)]
+        address: Option<String>,
+    },
+    /// List racks
+    #[command(visible_alias = "ls")]
+    List,
+    /// Show a rack
+    Show { name: String },
+    /// Delete a rack that hosts no environment
+    Delete {
+        name: String,
+        /// Do not ask for confirmation
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+    /// Move a rack onto servers with a new runtime, without downtime
+    Upgrade { name: String },
+    /// Move a rack onto servers of another size, without downtime
+    Resize {
+        name: String,
+        #[arg(long)]
+        size: String,
+    },
+    /// List the servers of a rack
+    Servers { name: String },
+}
+
+fn rack_state(s: RackState) -> &'static str {
+    match s {
+        RackState::Ready => "ready",
+        RackState::Upgrading => "upgrading",
+        RackState::Resizing => "resizing",
+    }
+}
+
+fn server_state(s: ServerState) -> &'static str {
+    match s {
+        ServerState::Ready => "ready",
+        ServerState::Draining => "draining",
+        ServerState::Lost => "lost",
+    }
+}
+
+fn rack_fields(r: &Rack) -> String {
+    fields(&[
+        ("rack", r.name.to_string()),
+        ("provider", r.provider.to_string()),
+        ("region", r.region.to_string()),
+        ("size", r.size.clone()),
+        ("domain", r.domain.to_string()),
+        ("address", r.address.clone()),
+        ("state", rack_state(r.state).into()),
+        ("created", datetime(r.created_at)),
+    ])
+}
+
+pub async fn run(ctx: &Ctx, cmd: RackCmd) -> Result<()> {
+    match cmd {
+        RackCmd::Create {
+            name,
+            provider,
+            region,
+            size,
+            domain,
+            address,
+        } => {
+            let req = CreateRack {
+                name: Name::parse_as("rack name", &name)?,
+                provider: Name::parse_as("provider name", &provider)?,
+                region: Name::parse_as("region name", &region)?,
+                size,
+                domain: domain.as_deref().map(Domain::parse).transpose()?,
+                address,
+            };
+            let created = ctx.client()?.create_rack(&req).await?;
+            if ctx.json() {
+                print_json(&created);
+                return Ok(());
+            }
+            let r = &created.rack;
+            print(format!(
+                "created rack {} (provider {}, region {}, size {}, domain {}, address {})",
+                r.name, r.provider, r.region, r.size, r.domain, r.address
+            ));
+            print(format!("join token: {}", created.join_token));
+            print("this token is shown only once: keep it secret; the rack's agents join with it");
+        }
+        RackCmd::List => {
+            let racks = ctx.client()?.list_racks().await?;
+            if ctx.json() {
+                print_json(&racks);
+            } else if racks.is_empty() {
+                print(
+                    "no racks yet: create one with `mesh rack create NAME --provider P --region R`",
+                );
+            } else {
+                let rows = racks
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.name.to_string(),
+                            r.provider.to_string(),
+                            r.region.to_string(),
+                            r.size.clone(),
+                            r.domain.to_string(),
+                            r.address.clone(),
+                            rack_state(r.state).into(),
+                        ]
+                    })
+                    .collect();
+                print(table(
+                    &[
+                        "NAME", "PROVIDER", "REGION", "SIZE", "DOMAIN", "ADDRESS", "STATE",
+                    ],
+                    rows,
+                ));
+            }
+        }
+        RackCmd::Show { name } => {
+            let r = ctx.client()?.rack(&name).await?;
+            if ctx.json() {
+                print_json(&r);
+            } else {
+                print(rack_fields(&r));
+            }
+        }
+        RackCmd::Delete { name, yes } => {
+            confirm::deletion("rack", &name, " and its join token", yes)?;
+            ctx.client()?.delete_rack(&name).await?;
+            if !ctx.json() {
+                print(format!("deleted rack {name}"));
+            }
+        }
+        RackCmd::Upgrade { name } => {
+            let r = ctx.client()?.upgrade_rack(&name).await?;
+            if ctx.json() {
+                print_json(&r);
+            } else {
+                print(format!("rack {} is {}", r.name, rack_state(r.state)));
+            }
+        }
+        RackCmd::Resize { name, size } => {
+            let r = ctx
+                .client()?
+                .resize_rack(&name, &ResizeRack { size })
+                .await?;
+            if ctx.json() {
+                print_json(&r);
+            } else {
+                print(format!("rack {} is {}", r.name, rack_state(r.state)));
+            }
+        }
+        RackCmd::Servers { name } => {
+            let servers = ctx.client()?.list_servers(&name).await?;
+            if ctx.json() {
+                print_json(&servers);
+            } else if servers.is_empty() {
+                print(format!("rack {name} has no servers yet"));
+            } else {
+                let rows = servers
+                    .iter()
+                    .map(|s| {
+                        vec![
+                            s.name.to_string(),
+                            s.address.clone(),
+                            format!("{}", s.cpus),
+                            format!("{} MB", s.memory_mb),
+                            server_state(s.state).into(),
+                            or_dash(s.last_heartbeat.map(datetime)),
+                        ]
+                    })
+                    .collect();
+                print(table(
+                    &[
+                        "NAME",
+                        "ADDRESS",
+                        "CPUS",
+                        "MEMORY",
+                        "STATE",
+                        "LAST HEARTBEAT",
+                    ],
+                    rows,
+                ));
+            }
+        }
+    }
+    Ok(())
+}

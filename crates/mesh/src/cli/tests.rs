@@ -1,0 +1,108 @@
+//! The command tree: clap's own consistency checks, and the documented syntax parses.
+
+use clap::{CommandFactory, Parser};
+
+use super::{Cli, Command};
+
+#[test]
+fn the_command_tree_is_consistent() {
+    Cli::command().debug_assert();
+}
+
+fn parse(line: &str) -> Cli {
+    let args = std::iter::once("mesh").chain(line.split(' '));
+    Cli::try_parse_from(args).unwrap_or_else(|e| panic!("`mesh {line}`: {e}"))
+}
+
+fn usage_error(line: &str) {
+    let args = std::iter::once("mesh").chain(line.split(' '));
+    assert!(
+        Cli::try_parse_from(args).is_err(),
+        "`mesh {line}` should not parse"
+    );
+}
+
+#[test]
+fn the_documented_commands_parse() {
+    for line in [
+        "deploy",
+        "deploy --buildpack",
+        "deploy --dockerfile",
+        "deployments list",
+        "deployments show v2",
+        "services list",
+        "env create shop",
+        "env create shop --rack a,b",
+        "env ls",
+        "env delete shop",
+        "env update my-environment --rack my-old-rack,my-new-rack",
+        "logs --since 1h",
+        "logs -f",
+        "create stack --buildpack",
+        "create stack app --dockerfile",
+        "stack config list",
+        "stack config set MESSAGE=hi",
+        "stack config set --file MESSAGE=./message.txt",
+        "stack config set --stdin MESSAGE=-",
+        "stack buildpacks set-builder heroku/buildpacks:20",
+        "stack set-release-command -- rails db:migrate",
+        "stack set-release-command --clear",
+        "config set RAILS_ENV=production",
+        "config set --region eu A=1",
+        "config unset A B --rack r1",
+        "svc update worker --command app",
+        "service update web --command app",
+        "svc create -n emailsender --schedule @hourly -- node send-emails.js",
+        "svc config set web A=1",
+        "svc config resolved web --rack r1",
+        "endpoint create app.example.com",
+        "endpoint publish app.example.com --service web --path /api",
+        "certificate list",
+        "certificate upload ssl.cert ca.cert ssl.key",
+        "cert upload full.pem",
+        "rack create my-rack --provider p --region r",
+        "rack list",
+        "rack delete my-rack --yes",
+        "rack upgrade my-rack",
+        "rack resize my-rack --size s-2vcpu-4gb",
+        "provider add p --kind ssh --secret-file private_key=/k --secret user=root",
+        "token create ci",
+        "events --limit 5",
+        "completions zsh",
+        "link --env shop --stack app",
+        "up --listen 127.0.0.1:0 --data-dir /tmp/x",
+        "server --database-url postgres://u@h/db",
+    ] {
+        parse(line);
+    }
+}
+
+#[test]
+fn global_flags_go_anywhere() {
+    let cli = parse("svc list --env shop -s app --json");
+    assert_eq!(cli.global.env.as_deref(), Some("shop"));
+    assert_eq!(cli.global.stack.as_deref(), Some("app"));
+    assert!(cli.global.json);
+    let cli = parse("-e shop config list");
+    assert_eq!(cli.global.env.as_deref(), Some("shop"));
+}
+
+#[test]
+fn usage_mistakes_are_clap_errors() {
+    usage_error("deploy --buildpack --dockerfile");
+    usage_error("svc create");
+    usage_error("svc update web");
+    usage_error("svc scale web");
+    usage_error("config set --region eu --rack r A=1");
+    usage_error("stack set-release-command");
+    usage_error("env update shop");
+    usage_error("up --listen nowhere");
+}
+
+#[test]
+fn roles_are_told_apart() {
+    assert!(parse("up").command.is_role());
+    assert!(parse("server").command.is_role());
+    assert!(!parse("env ls").command.is_role());
+    assert!(matches!(parse("instances").command, Command::Instances));
+}

@@ -1,0 +1,22 @@
+//! End-to-end tests of the `mesh` binary: each test starts a real `mesh up` with its own HOME
+//! and XDG directories on a free loopback port, then runs `mesh` commands as a new user would.
+
+#[path = "cli/harness.rs"]
+mod harness;
+
+#[path = "cli/access.rs"]
+mod access;
+#[path = "cli/config.rs"]
+mod config;
+#[path = "cli/endpoints.rs"]
+mod endpoints;
+#[path = "cli/environments.rs"]
+mod environments;
+#[path = "cli/lifecycle.rs"]
+mod lifecycle;
+#[path = "cli/platform.rs"]
+mod platform;
+#[path = "cli/server.rs"]
+mod server;
+#[path = "cli/services.rs"]
+mod services;

@@ -1,0 +1,213 @@
+//! Racks, providers, deployments, and logs and instances before anything runs.
+
+use crate::harness::Platform;
+
+#[test]
+fn racks_and_providers() {
+    let p = Platform::start();
+    // `mesh up` made the local provider and rack.
+    let out = p.mesh(&["rack", "list"]).ok();
+    let local = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("local "))
+        .unwrap();
+    assert!(
+        local.contains("localhost") && local.contains("ready"),
+        "{out:#?}"
+    );
+    let out = p.mesh(&["provider", "list"]).ok();
+    assert!(
+        out.stdout.lines().any(|l| l.starts_with("local ")),
+        "{out:#?}"
+    );
+
+    let key = p.home.work().join("id_test");
+    std::fs::write(
+        &key,
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let out = p
+        .mesh(&[
+            "provider",
+            "add",
+            "hetzner",
+            "--kind",
+            "ssh",
+            "--secret",
+            "user=deploy",
+            "--secret-file",
+            "private_key=id_test",
+        ])
+        .ok();
+    assert_eq!(
+        out.stdout.trim(),
+        "added provider hetzner (ssh) with secrets private_key, user"
+    );
+    let out = p
+        .mesh(&["provider", "add", "other", "--kind", "ssh"])
+        .fails();
+    assert!(out.error().contains("private_key"), "{out:#?}");
+    let out = p
+        .mesh(&["provider", "add", "other", "--kind", "aws"])
+        .fails();
+    assert!(
+        out.error().contains("not supported; use local or ssh"),
+        "{out:#?}"
+    );
+    let out = p
+        .mesh(&["provider", "add", "local", "--kind", "local"])
+        .fails();
+    assert!(out.error().contains("already exists"), "{out:#?}");
+    let json = p.mesh(&["provider", "list", "--json"]).ok().json();
+    let h = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "hetzner")
+        .unwrap();
+    assert_eq!(h["secret_keys"], serde_json::json!(["private_key", "user"]));
+    assert!(
+        !json.to_string().contains("deploy"),
+        "secret values never come back"
+    );
+
+    let out = p
+        .mesh(&[
+            "rack",
+            "create",
+            "fsn1",
+            "--provider",
+            "hetzner",
+            "--region",
+            "eu-central",
+            "--size",
+            "cx22",
+            "--domain",
+            "fsn1.example.com",
+            "--address",
+            "203.0.113.7",
+        ])
+        .ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("created rack fsn1 (provider hetzner, region eu-central, size cx22"),
+        "{out:#?}"
+    );
+    assert!(lines[1].starts_with("join token: mesh_"), "{out:#?}");
+    assert!(lines[2].contains("shown only once"), "{out:#?}");
+    let out = p
+        .mesh(&[
+            "rack",
+            "create",
+            "fsn2",
+            "--provider",
+            "hetzner",
+            "--region",
+            "eu-central",
+        ])
+        .fails();
+    assert!(out.error().contains("--size is required"), "{out:#?}");
+    let out = p
+        .mesh(&["rack", "create", "x", "--provider", "nope", "--region", "r"])
+        .fails();
+    assert_eq!(out.hint(), Some("list them with `mesh provider list`"));
+
+    let out = p.mesh(&["rack", "list"]).ok();
+    let row = out.stdout.lines().find(|l| l.starts_with("fsn1 ")).unwrap();
+    assert!(
+        row.contains("hetzner") && row.contains("eu-central") && row.contains("cx22"),
+        "{row}"
+    );
+    let json = p.mesh(&["rack", "show", "fsn1", "--json"]).ok().json();
+    assert_eq!(json["address"], "203.0.113.7");
+    let out = p.mesh(&["rack", "servers", "fsn1"]).ok();
+    assert_eq!(out.stdout.trim(), "rack fsn1 has no servers yet");
+    assert_eq!(
+        p.mesh(&["rack", "servers", "fsn1", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+
+    // Not available yet: said so, never pretended.
+    let out = p.mesh(&["rack", "upgrade", "fsn1"]).fails();
+    assert!(out.error().contains("not available yet"), "{out:#?}");
+    let out = p
+        .mesh(&["rack", "resize", "fsn1", "--size", "cx32"])
+        .fails();
+    assert!(out.error().contains("not available yet"), "{out:#?}");
+
+    // A provider in use cannot go; a rack in use cannot either.
+    let out = p.mesh(&["provider", "remove", "hetzner"]).fails();
+    assert!(out.error().contains("fsn1"), "{out:#?}");
+    p.mesh(&["env", "create", "shop", "--rack", "fsn1"]).ok();
+    let out = p.mesh(&["rack", "delete", "fsn1", "--yes"]).fails();
+    assert!(out.error().contains("shop"), "{out:#?}");
+    p.mesh(&["env", "delete", "shop", "--yes"]).ok();
+
+    let out = p.mesh(&["rack", "delete", "fsn1"]).fails();
+    assert!(
+        out.error().starts_with("refusing to delete rack fsn1"),
+        "{out:#?}"
+    );
+    p.mesh(&["rack", "delete", "fsn1", "--yes"]).ok();
+    let out = p.mesh(&["provider", "remove", "hetzner"]).ok();
+    assert_eq!(out.stdout.trim(), "removed provider hetzner");
+    let out = p.mesh(&["rack", "show", "fsn1"]).fails();
+    assert_eq!(out.hint(), Some("list them with `mesh rack list`"));
+}
+
+#[test]
+fn deployments_logs_and_instances() {
+    let p = Platform::start();
+    p.mesh(&["env", "create", "shop"]).ok();
+    p.mesh(&["link", "--env", "shop", "--stack", "app"]).ok();
+    p.mesh(&["create", "stack"]).ok();
+
+    let out = p.mesh(&["deployments", "list"]).ok();
+    assert_eq!(
+        out.stdout.trim(),
+        "no deployments of stack app yet: deploy with `mesh deploy`"
+    );
+    assert_eq!(
+        p.mesh(&["deployments", "list", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+    let out = p.mesh(&["deployments", "show", "v0"]).fails();
+    assert!(out.error().contains("not found"), "{out:#?}");
+    let out = p.mesh(&["deployments", "show", "latest"]).fails();
+    assert!(out.error().contains("write it as v0, v1"), "{out:#?}");
+
+    let out = p.mesh(&["deploy"]).fails();
+    assert_eq!(
+        out.error(),
+        "deployments are not available yet: builds and rollouts are not part of this platform yet"
+    );
+    assert!(out.stdout.is_empty(), "{out:#?}");
+    let out = p.mesh(&["deploy", "--dockerfile"]).fails();
+    assert!(out.error().contains("not available yet"), "{out:#?}");
+    assert_eq!(p.mesh(&["deploy", "--dockerfile", "--buildpack"]).code, 2);
+    let out = p.mesh(&["deploy", "--stack", "nope"]).fails();
+    assert!(out.error().contains("not found"), "{out:#?}");
+
+    let out = p.mesh(&["logs"]).fails();
+    assert!(
+        out.error().starts_with("logs are not available yet"),
+        "{out:#?}"
+    );
+    let out = p.mesh(&["logs", "--since", "soon"]).fails();
+    assert!(
+        out.error().starts_with("--since: duration \"soon\""),
+        "{out:#?}"
+    );
+
+    let out = p.mesh(&["instances"]).ok();
+    assert_eq!(
+        out.stdout.trim(),
+        "no instances running in environment shop"
+    );
+    assert_eq!(
+        p.mesh(&["instances", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+}
