@@ -1,0 +1,34 @@
+use std::time::Duration;
+
+use super::*;
+
+#[test]
+fn counts_by_class_and_exposes_text() {
+    let m = Metrics::new();
+    let r = m.route("shop.example.com", "env/app/web");
+    r.record(200, Duration::from_millis(3));
+    r.record(204, Duration::from_millis(3));
+    r.record(503, Duration::from_millis(1));
+    m.unmatched().record(404, Duration::from_micros(10));
+    // Same pair, same handles.
+    m.route("shop.example.com", "env/app/web")
+        .record(201, Duration::ZERO);
+    let text = m.text();
+    assert!(
+        text.contains(
+            r#"mesh_router_requests_total{endpoint="shop.example.com",service="env/app/web",status_class="2xx"} 3"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(
+        r#"mesh_router_requests_total{endpoint="shop.example.com",service="env/app/web",status_class="5xx"} 1"#
+    ));
+    assert!(
+        text.contains(
+            r#"mesh_router_requests_total{endpoint="-",service="-",status_class="4xx"} 1"#
+        )
+    );
+    assert!(text.contains(
+        r#"mesh_router_request_duration_seconds_count{endpoint="shop.example.com",service="env/app/web"} 4"#
+    ));
+}

@@ -1,0 +1,46 @@
+//! Listener and proxy settings fixed when the router starts.
+
+use std::time::Duration;
+
+/// Timeouts and limits, with defaults close to what mainstream proxies ship.
+#[derive(Clone, Debug)]
+pub struct RouterOptions {
+    /// TCP connect to an instance; a failure is retried on another instance.
+    pub connect_timeout: Duration,
+    /// From sending the request to the instance's response head; past it: 504.
+    pub response_head_timeout: Duration,
+    /// A client must send a complete request head within this (HTTP/1; also closes idle
+    /// keep-alive connections after this long).
+    pub header_read_timeout: Duration,
+    /// A TLS client must finish its handshake within this.
+    pub tls_handshake_timeout: Duration,
+    /// Request bodies larger than this get 413.
+    pub max_request_body_bytes: u64,
+    /// Request head size limit (HTTP/1 buffer, HTTP/2 header list); past it: 431.
+    pub max_header_bytes: usize,
+    /// Idle keep-alive connections to instances are closed after this.
+    pub pool_idle_timeout: Duration,
+    /// Idle keep-alive connections kept per instance.
+    pub pool_max_idle_per_instance: usize,
+    /// Instances tried for one request when connecting fails (nothing sent yet).
+    pub max_attempts: u32,
+    /// Port put in HTTP->HTTPS redirects; `None`: the HTTPS listener's port (omitted if 443).
+    pub https_redirect_port: Option<u16>,
+}
+
+impl Default for RouterOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            response_head_timeout: Duration::from_secs(60),
+            header_read_timeout: Duration::from_secs(30),
+            tls_handshake_timeout: Duration::from_secs(10),
+            max_request_body_bytes: 100 * 1024 * 1024,
+            max_header_bytes: 64 * 1024,
+            pool_idle_timeout: Duration::from_secs(90),
+            pool_max_idle_per_instance: 128,
+            max_attempts: 3,
+            https_redirect_port: None,
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The request path: route, pick an instance, forward, stream the answer back.
+//!
+//! Every request reads the table once (arc-swap), so a concurrent update never splits a
+//! request across two table versions. Bodies stream both ways without buffering.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use http::header::{self, HeaderValue};
+use http::uri::{PathAndQuery, Scheme};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::balance::InFlightRegistry;
+use crate::metrics::Metrics;
+use crate::options::RouterOptions;
+use crate::table::{self, RouteTable};
+use crate::tracker::Tracker;
+
+mod access;
+mod body;
+mod headers;
+mod pages;
+mod tunnel;
+
+#[cfg(test)]
+mod tests;
+
+use access::Access;
+pub(crate) use body::ResponseBody;
+use body::{BodySlot, UpstreamBody};
+use pages::Failure;
+
+const ACME_PREFIX: &str = "/.well-known/acme-challenge/";
+
+/// Logged and counted for requests whose client left before the answer (nginx's 499).
+const CLIENT_CLOSED: u16 = 499;
+
+/// What every request handler shares.
+pub(crate) struct ProxyState {
+    pub table: ArcSwap<RouteTable>,
+    pub registry: InFlightRegistry,
+    pub metrics: Metrics,
+    pub options: RouterOptions,
+    pub client: Client<HttpConnector, UpstreamBody>,
+    /// Port for HTTP->HTTPS redirects (`None`: 443, left out of the URL).
+    pub https_port: Option<u16>,
+    pub tracker: Tracker,
+}
+
+impl ProxyState {
+    pub(crate) fn new(options: RouterOptions, https_port: Option<u16>, tracker: Tracker) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(options.connect_timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(options.pool_idle_timeout)
+            .pool_max_idle_per_host(options.pool_max_idle_per_instance)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector);
+        let https_port = options
+            .https_redirect_port
+            .or(https_port)
+            .filter(|p| *p != 443);
+        Self {
+            table: ArcSwap::from_pointee(RouteTable::default()),
+            registry: InFlightRegistry::default(),
+            metrics: Metrics::new(),
+            options,
+            client,
+            https_port,
+            tracker,
+        }
+    }
+}
+
+/// The client side of one connection.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConnInfo {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub https: bool,
+}
+
+/// Answers one request; never fails (errors become pages).
+pub(crate) async fn handle(
+    state: Arc<ProxyState>,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    let request_id = headers::request_id(req.headers());
+    let mut access = Access {
+        start: Instant::now(),
+        request_id: request_id.clone(),
+        method: req.method().clone(),
+        path: req.uri().path().to_owned(),
+        host: "-".to_owned(),
+        endpoint: None,
+        service: None,
+        instance: None,
+        // Kept if the client leaves before an answer exists (hyper drops this future).
+        status: CLIENT_CLOSED,
+        bytes: 0,
+        attempts: 0,
+        error: None,
+        metrics: state.metrics.unmatched(),
+        in_flight: None,
+    };
+    let html = pages::wants_html(req.headers());
+    let fail = |failure: Failure, mut access: Access| {
+        access.status = failure.status().as_u16();
+        Ok(pages::error_page(failure, &request_id, html).map(|b| b.with_access(access)))
+    };
+
+    // HTTP/2 carries the host in `:authority`; HTTP/1 in `Host` (absolute-form URIs win).
+    let raw_host = match req.uri().authority() {
+        Some(a) => a.as_str().to_owned(),
+        None => match req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(h) => h.to_owned(),
+            None => return fail(Failure::BadRequest, access),
+        },
+    };
+    let Some(host) = table::normalize_host(&raw_host) else {
+        return fail(Failure::BadRequest, access);
+    };
+    access.host.clone_from(&host);
+
+    let table = state.table.load_full();
+    if !conn.https {
+        if let Some(token) = req.uri().path().strip_prefix(ACME_PREFIX)
+            && let Some(answer) = table.acme_answer(token)
+        {
+            access.status = 200;
+            return Ok(pages::acme_answer(answer).map(|b| b.with_access(access)));
+        }
+        if table.redirects_to_https(&host) {
+            let pq = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
+            let location = match state.https_port {
+                Some(port) => format!("https://{host}:{port}{pq}"),
+                None => format!("https://{host}{pq}"),
+            };
+            access.status = StatusCode::PERMANENT_REDIRECT.as_u16();
+            return Ok(pages::redirect(&location, &request_id).map(|b| b.with_access(access)));
+        }
+    }
+
+    let Some(route) = table.lookup(&host, req.uri().path()) else {
+        return fail(Failure::NoRoute, access);
+    };
+    access.endpoint = Some(route.host.clone());
+    access.service = Some(route.upstream.name.clone());
+    access.metrics = route.metrics.clone();
+    let upstream = route.upstream.clone();
+    drop(table);
+
+    let limit = state.options.max_request_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return fail(Failure::BodyTooLarge, access);
+    }
+
+    let mut req = req;
+    let version = req.version();
+    let upgrade = version == Version::HTTP_11 && headers::is_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (parts, body) = req.into_parts();
+    let method = parts.method;
+    let pq = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let mut out_headers = parts.headers;
+    headers::strip_hop_by_hop(&mut out_headers, upgrade);
+    headers::set_forwarding(
+        &mut out_headers,
+        &headers::Forwarded {
+            client_ip: conn.peer.ip(),
+            https: conn.https,
+            port: conn.local.port(),
+            host: &raw_host,
+        },
+        &request_id,
+    );
+    if let Ok(v) = HeaderValue::try_from(raw_host.as_str()) {
+        out_headers.insert(header::HOST, v);
+    }
+
+    let slot = BodySlot::new(body, limit);
+    let mut tried: Vec<usize> = Vec::new();
+    let mut out_headers = Some(out_headers);
+    loop {
+        let Some(idx) = upstream.pick(&tried) else {
+            let failure = if tried.is_empty() {
+                Failure::NoHealthyInstance
+            } else {
+                Failure::BadGateway
+            };
+            return fail(failure, access);
+        };
+        tried.push(idx);
+        access.attempts += 1;
+        let instance = &upstream.instances[idx];
+        access.instance = Some(instance.id.clone());
+        let guard = instance.in_flight.start();
+
+        let last_chance = access.attempts >= state.options.max_attempts
+            || tried.len() >= upstream.instances.len();
+        let hdrs = if last_chance {
+            out_headers.take().unwrap_or_default()
+        } else {
+            out_headers.clone().unwrap_or_default()
+        };
+        let uri = Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(instance.authority.clone())
+            .path_and_query(pq.clone())
+            .build();
+        let Ok(uri) = uri else {
+            return fail(Failure::BadRequest, access);
+        };
+        let mut out = Request::new(slot.attempt());
+        *out.method_mut() = method.clone();
+        *out.uri_mut() = uri;
+        *out.version_mut() = Version::HTTP_11;
+        *out.headers_mut() = hdrs;
+
+        let sent = tokio::time::timeout(
+            state.options.response_head_timeout,
+            state.client.request(out),
+        )
+        .await;
+        let mut resp = match sent {
+            Err(_elapsed) => {
+                access.error = Some("no response head before the timeout".to_owned());
+                access.in_flight = Some(guard);
+                return fail(Failure::Timeout, access);
+            }
+            Ok(Err(e)) => {
+                if slot.exceeded() {
+                    return fail(Failure::BodyTooLarge, access);
+                }
+                let retry = e.is_connect() && !last_chance && slot.untouched();
+                access.error = Some(format!("instance {}: {}", instance.id, error_chain(&e)));
+                if retry {
+                    tracing::debug!(instance = %instance.id, error = %error_chain(&e), "connect failed, retrying");
+                    continue;
+                }
+                return fail(Failure::BadGateway, access);
+            }
+            Ok(Ok(resp)) => resp,
+        };
+        access.error = None;
+        access.status = resp.status().as_u16();
+        access.in_flight = Some(guard);
+
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+            && let Some(client_upgrade) = client_upgrade
+        {
+            let instance_upgrade = hyper::upgrade::on(&mut resp);
+            let (mut head, _empty) = resp.into_parts();
+            headers::strip_hop_by_hop(&mut head.headers, true);
+            tunnel::spawn(client_upgrade, instance_upgrade, access, &state.tracker);
+            return Ok(Response::from_parts(head, ResponseBody::empty(None)));
+        }
+
+        let (mut head, body) = resp.into_parts();
+        headers::strip_hop_by_hop(&mut head.headers, false);
+        head.version = version;
+        head.extensions = http::Extensions::new();
+        if !head.headers.contains_key(&headers::X_REQUEST_ID) {
+            head.headers
+                .insert(headers::X_REQUEST_ID.clone(), request_id.clone());
+        }
+        return Ok(Response::from_parts(
+            head,
+            ResponseBody::stream(body, access),
+        ));
+    }
+}
+
+/// `e: cause: cause` for logs.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,23 @@
+//! Router integration tests: real sockets on 127.0.0.1 (port 0), tiny hyper backends.
+
+#[path = "router/support.rs"]
+mod support;
+
+#[path = "router/balance.rs"]
+mod balance;
+#[path = "router/drain.rs"]
+mod drain;
+#[path = "router/edge.rs"]
+mod edge;
+#[path = "router/failures.rs"]
+mod failures;
+#[path = "router/headers.rs"]
+mod headers;
+#[path = "router/routing.rs"]
+mod routing;
+#[path = "router/streaming.rs"]
+mod streaming;
+#[path = "router/tls.rs"]
+mod tls;
+#[path = "router/websocket.rs"]
+mod websocket;

@@ -1,0 +1,70 @@
+//! Plain-HTTP edge duties: HTTPS redirects and ACME HTTP-01 answers.
+
+use http::StatusCode;
+
+use crate::support::*;
+use crate::tls::{Ca, tls_router};
+
+#[tokio::test]
+async fn redirects_http_to_https_except_acme_challenges() {
+    let ca = Ca::new();
+    let (cert, _) = ca.issue(&["secure.test"]);
+    let web = Backend::echo("web").await;
+    let mut cfg = Cfg::default()
+        .route("secure.test", "/", "web")
+        .route("plain.test", "/", "web")
+        .upstream("web", vec![inst("web-1", web.addr)])
+        .build();
+    cfg.certificates = vec![cert];
+    cfg.https_redirects = vec!["secure.test".to_owned()];
+    cfg.acme_challenges
+        .insert("tok-123".to_owned(), "tok-123.thumbprint".to_owned());
+    let r = tls_router(cfg).await;
+    let http = r.http_addr();
+    let https_port = r.https_addr().expect("https").port();
+
+    let reply = get(http, "Secure.test:80", "/cart?item=1").await;
+    assert_eq!(reply.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        reply.headers["location"],
+        format!("https://secure.test:{https_port}/cart?item=1")
+    );
+    assert_eq!(web.hits(), 0);
+
+    // Challenges are answered on HTTP for any host, before redirects and routing.
+    for host in ["secure.test", "plain.test", "unrouted.test"] {
+        let reply = get(http, host, "/.well-known/acme-challenge/tok-123").await;
+        assert_eq!(reply.status, StatusCode::OK, "{host}");
+        assert_eq!(reply.body, "tok-123.thumbprint");
+    }
+    // An unknown token is the application's business.
+    let reply = get(http, "plain.test", "/.well-known/acme-challenge/other").await;
+    assert_eq!(reply.backend(), "web");
+    assert_eq!(get(http, "plain.test", "/").await.backend(), "web");
+
+    // Over HTTPS the host is served, not redirected.
+    let tls = within(
+        "tls",
+        crate::tls::tls_connect(
+            r.https_addr().expect("https"),
+            "secure.test",
+            ca.roots(),
+            &[b"http/1.1"],
+        ),
+    )
+    .await
+    .expect("handshake");
+    let (mut h1, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .expect("h1");
+    tokio::spawn(conn);
+    let req = http::Request::get("/cart")
+        .header("host", "secure.test")
+        .body(empty())
+        .expect("request");
+    let resp = within("https response", h1.send_request(req))
+        .await
+        .expect("response");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["x-backend"], "web");
+}

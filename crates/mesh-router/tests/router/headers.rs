@@ -1,0 +1,174 @@
+//! Forwarding headers, request ids, hop-by-hop removal, access log and metrics.
+
+use std::sync::{Arc, Mutex};
+
+use http::{Request, StatusCode};
+
+use crate::support::*;
+
+async fn setup() -> (Backend, mesh_router::Router) {
+    let web = Backend::echo("web").await;
+    let r = router(
+        Cfg::default()
+            .route("shop.test", "/", "web")
+            .upstream("web", vec![inst("web-1", web.addr)])
+            .build(),
+    )
+    .await;
+    (web, r)
+}
+
+#[tokio::test]
+async fn sets_every_forwarding_header() {
+    let (_web, r) = setup().await;
+    let a = r.http_addr();
+    let host = format!("shop.test:{}", a.port());
+    let req = Request::get("/p?q=1")
+        .header("x-forwarded-for", "203.0.113.7")
+        .header("x-real-ip", "203.0.113.99")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "evil.test")
+        .body(empty())
+        .expect("request");
+    let reply = within("reply", send(&client(), a, &host, req))
+        .await
+        .expect("send");
+    let e = reply.echo();
+    assert_eq!(e.header("x-forwarded-for"), "203.0.113.7, 127.0.0.1");
+    assert_eq!(e.header("x-real-ip"), "127.0.0.1");
+    assert_eq!(e.header("x-forwarded-proto"), "http");
+    assert_eq!(e.header("x-scheme"), "http");
+    assert_eq!(e.header("x-forwarded-port"), a.port().to_string());
+    assert_eq!(e.header("x-forwarded-host"), host);
+    assert_eq!(e.header("host"), host);
+    let id = e.header("x-request-id");
+    assert_eq!(id.len(), 32, "{id}");
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    // The client sees the same id.
+    assert_eq!(reply.headers["x-request-id"], id);
+    assert_eq!(e.version, "HTTP/1.1");
+}
+
+#[tokio::test]
+async fn xff_starts_fresh_and_request_ids_differ() {
+    let (_web, r) = setup().await;
+    let one = get(r.http_addr(), "shop.test", "/").await.echo();
+    let two = get(r.http_addr(), "shop.test", "/").await.echo();
+    assert_eq!(one.header("x-forwarded-for"), "127.0.0.1");
+    assert_ne!(one.header("x-request-id"), two.header("x-request-id"));
+}
+
+#[tokio::test]
+async fn passes_a_client_request_id_through() {
+    let (_web, r) = setup().await;
+    let req = Request::get("/")
+        .header("x-request-id", "client-chosen-42")
+        .body(empty())
+        .expect("request");
+    let reply = within("reply", send(&client(), r.http_addr(), "shop.test", req))
+        .await
+        .expect("send");
+    assert_eq!(reply.echo().header("x-request-id"), "client-chosen-42");
+    assert_eq!(reply.headers["x-request-id"], "client-chosen-42");
+}
+
+#[tokio::test]
+async fn strips_hop_by_hop_headers() {
+    let (_web, r) = setup().await;
+    let req = Request::get("/")
+        .header("connection", "x-hop")
+        .header("x-hop", "must not pass")
+        .header("proxy-authorization", "Basic c2VjcmV0")
+        .header("x-end-to-end", "passes")
+        .body(empty())
+        .expect("request");
+    let e = within("reply", send(&client(), r.http_addr(), "shop.test", req))
+        .await
+        .expect("send")
+        .echo();
+    assert!(!e.headers.contains_key("x-hop"), "{e:?}");
+    assert!(!e.headers.contains_key("proxy-authorization"));
+    assert_eq!(e.header("x-end-to-end"), "passes");
+}
+
+/// Collects what the fmt subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// current_thread: every task runs where the scoped subscriber is installed.
+#[tokio::test(flavor = "current_thread")]
+async fn access_log_and_metrics_describe_each_request() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (_web, r) = setup().await;
+    let req = Request::get("/logged?secret=1")
+        .header("x-request-id", "log-me-7")
+        .body(empty())
+        .expect("request");
+    let reply = within("reply", send(&client(), r.http_addr(), "shop.test", req))
+        .await
+        .expect("send");
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        get(r.http_addr(), "nope.test", "/").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    eventually("the access line", || {
+        String::from_utf8_lossy(&captured.0.lock().expect("lock")).contains("log-me-7")
+    })
+    .await;
+    let log = String::from_utf8_lossy(&captured.0.lock().expect("lock")).into_owned();
+    let line = log
+        .lines()
+        .find(|l| l.contains("log-me-7"))
+        .expect("access line");
+    for field in [
+        "request_id=\"log-me-7\"",
+        "host=shop.test",
+        "path=/logged",
+        "endpoint=\"shop.test\"",
+        "service=\"shop/app/web\"",
+        "instance=\"web-1\"",
+        "status=200",
+        "bytes=",
+        "duration_ms=",
+    ] {
+        assert!(line.contains(field), "missing {field} in {line}");
+    }
+    assert!(
+        !line.contains("secret"),
+        "query strings stay out of logs: {line}"
+    );
+
+    let metrics = r.metrics_text();
+    assert!(
+        metrics.contains(
+            r#"mesh_router_requests_total{endpoint="shop.test",service="shop/app/web",status_class="2xx"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"mesh_router_requests_total{endpoint="-",service="-",status_class="4xx"} 1"#
+        )
+    );
+    assert!(metrics.contains("mesh_router_request_duration_seconds_bucket"));
+}
