@@ -3,6 +3,7 @@
 //!
 //! [`start`] opens the store, bootstraps a fresh platform and serves until shut down.
 
+mod agent;
 mod api;
 mod app;
 mod auth;
@@ -10,6 +11,7 @@ mod bootstrap;
 mod certs;
 mod clock;
 mod error;
+mod logs;
 mod metrics;
 mod routes;
 mod tokens;

@@ -12,6 +12,7 @@ use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 
+use crate::agent::gateway;
 use crate::api::{
     access, certificates, config, deployments, endpoints, environments, platform, services, stacks,
     system,
@@ -147,6 +148,10 @@ fn v1(table: Table) -> Table {
             format!("{ENV}/certificates/{{fingerprint}}"),
             certificates::delete,
         )
+        .add(M::POST, "/v1/agent/register", gateway::register)
+        .add(M::GET, "/v1/agent/watch", gateway::watch)
+        .add(M::POST, "/v1/agent/status", gateway::status)
+        .add(M::POST, "/v1/agent/logs", gateway::logs)
 }
 
 fn build(state: Option<AppState>) -> (Router<AppState>, Vec<(Method, String)>) {
@@ -164,6 +169,10 @@ fn build(state: Option<AppState>) -> (Router<AppState>, Vec<(Method, String)>) {
         router = router
             .layer(middleware::from_fn_with_state(
                 state.clone(),
+                notify_changes,
+            ))
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
                 auth::authenticate,
             ))
             .route_layer(middleware::from_fn_with_state(state, metrics::record));
@@ -172,6 +181,20 @@ fn build(state: Option<AppState>) -> (Router<AppState>, Vec<(Method, String)>) {
         .route("/healthz", axum::routing::get(system::healthz))
         .merge(router);
     (router, seen)
+}
+
+/// After a successful change made through the API, agents' watch streams recompute.
+async fn notify_changes(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let mutating = req.method() != Method::GET && !req.uri().path().starts_with("/v1/agent/");
+    let resp = next.run(req).await;
+    if mutating && resp.status().is_success() {
+        state.notify_change();
+    }
+    resp
 }
 
 /// The whole API, ready to serve.

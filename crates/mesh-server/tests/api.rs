@@ -1,5 +1,7 @@
 //! The control plane's HTTP API, exercised over loopback against a real store.
 
+#[path = "api/agent.rs"]
+mod agent;
 #[path = "api/auth.rs"]
 mod auth;
 #[path = "api/bad_input.rs"]

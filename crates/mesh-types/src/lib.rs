@@ -3,6 +3,7 @@
 //! Everything that crosses a process boundary is defined here, so that a change to the API is a
 //! compile error on both sides rather than a runtime surprise.
 
+pub mod agent;
 pub mod api;
 pub mod config;
 pub mod desired;

@@ -1,18 +1,29 @@
 //! Environments: network-isolated groups of stacks placed on an ordered list of racks.
 
+use std::convert::Infallible;
+
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use futures_util::{StreamExt, stream};
 use mesh_store::AliasSpec;
+use mesh_types::agent::LogLine;
 use mesh_types::api::{
     CreateEnvironment, Environment, EnvironmentDetails, Instance, Rack, UpdateEnvironment,
 };
+use mesh_types::schedule::parse_duration;
 use mesh_types::{Domain, Name};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
 
-use super::{Created, JsonBody, audit, created};
+use super::{Created, JsonBody, QueryArgs, audit, created};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::logs::LogFilter;
 
 /// The rack new environments go to when none is named: `local` if it exists, else the oldest.
 async fn default_rack(state: &AppState) -> ApiResult<Name> {
@@ -126,15 +137,98 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     state.store().delete_environment(&name).await?;
+    state.logs().forget(&name);
     audit(&state, &caller, "environment.delete", &name, "").await;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn logs(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<String> {
-    state.store().get_environment(&name).await?;
-    Err(ApiError::not_available(
-        "logs are not available yet: instances (and the agent that ships their output) are not running on this platform yet",
-    ))
+#[derive(Debug, Deserialize)]
+pub struct LogsQuery {
+    /// How far back: `30s`, `15m`, `1h` (at most the hour kept). Default one minute.
+    #[serde(default)]
+    since: Option<String>,
+    #[serde(default)]
+    stack: Option<String>,
+    #[serde(default)]
+    service: Option<String>,
+    #[serde(default)]
+    instance: Option<String>,
+    #[serde(default)]
+    follow: bool,
+}
+
+fn ndjson(line: &LogLine) -> Result<Bytes, Infallible> {
+    let mut v = serde_json::to_vec(line).unwrap_or_default();
+    v.push(b'\n');
+    Ok(Bytes::from(v))
+}
+
+/// The environment's instance output as newline-delimited JSON, oldest first; with `follow`,
+/// new lines keep coming until the client hangs up.
+pub async fn logs(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    QueryArgs(q): QueryArgs<LogsQuery>,
+) -> ApiResult<Response> {
+    let env = state.store().get_environment(&name).await?;
+    let seconds = match q.since.as_deref() {
+        None => 60,
+        Some(s) => parse_duration(s).map_err(|e| ApiError::invalid(format!("since: {e}")))?,
+    };
+    if seconds * 1000 > crate::logs::MAX_AGE_MS as u64 {
+        return Err(ApiError::invalid(
+            "since: logs are kept for one hour; ask for 1h or less",
+        ));
+    }
+    let filter = LogFilter {
+        stack: q.stack,
+        service: q.service,
+        instance: q.instance,
+    };
+    // Subscribe before reading history so no line falls between the two.
+    let follower = q.follow.then(|| state.logs().follow(env.name.as_str()));
+    let history = state.logs().query(
+        env.name.as_str(),
+        state.now() - seconds as i64 * 1000,
+        &filter,
+    );
+    let last = history.last().map(|l| (l.instance.clone(), l.offset));
+    let head = stream::iter(history.into_iter().map(|l| ndjson(&l)));
+    let body = match follower {
+        None => Body::from_stream(head),
+        Some(rx) => {
+            let tail = stream::unfold((rx, filter, last), |(mut rx, filter, last)| async move {
+                loop {
+                    match rx.recv().await {
+                        Ok(l) if !filter.matches(&l) => continue,
+                        // Already sent as history.
+                        Ok(l)
+                            if last
+                                .as_ref()
+                                .is_some_and(|(i, o)| &l.instance == i && l.offset <= *o) =>
+                        {
+                            continue;
+                        }
+                        Ok(l) => return Some((ndjson(&l), (rx, filter, last))),
+                        Err(RecvError::Lagged(n)) => {
+                            tracing::warn!(skipped = n, "a log follower fell behind");
+                            continue;
+                        }
+                        Err(RecvError::Closed) => return None,
+                    }
+                }
+            });
+            Body::from_stream(head.chain(tail))
+        }
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 pub async fn instances(

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use mesh_types::agent::{LogAck, LogBatch, LogLine, LogStream, RegisterServer, StatusReport};
 use mesh_types::api::{
     Certificate, CertificateSource, CertificateState, CreateEndpoint, CreateEnvironment,
     CreateProvider, CreateRack, CreateService, CreateStack, CreateToken, CreatedRack, CreatedToken,
@@ -501,7 +502,64 @@ fn config_var(scope: ConfigScope) -> ConfigVar {
 fn samples() -> Vec<(&'static str, Value)> {
     let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".to_string();
     let key_pem = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n".to_string();
+    let log_line = |stream, offset| LogLine {
+        at: T0,
+        environment: name("shop"),
+        stack: name("app"),
+        service: name("web"),
+        instance: "app-web-1a2b3c4d-0".into(),
+        stream,
+        text: "GET / 200".into(),
+        offset,
+    };
+    let running = Instance {
+        id: "app-web-1a2b3c4d-0".into(),
+        environment: name("shop"),
+        stack: name("app"),
+        service: name("web"),
+        deployment: Some(Version(3)),
+        server: Some(name("fra1-1")),
+        state: InstanceState::Healthy,
+        address: Some("10.231.0.2".into()),
+        restarts: 1,
+        exit_code: None,
+        message: None,
+        started_at: Some(T0),
+        updated_at: T0,
+    };
     vec![
+        // The agent gateway
+        sample(
+            "RegisterServer",
+            RegisterServer {
+                name: name("fra1-1"),
+                address: "10.0.0.2".into(),
+                cpus: 2.0,
+                memory_mb: 4096,
+            },
+        ),
+        sample(
+            "StatusReport",
+            StatusReport {
+                server: name("fra1-1"),
+                instances: vec![running],
+            },
+        ),
+        sample("LogLine", log_line(LogStream::Stdout, 10)),
+        sample("LogLine", log_line(LogStream::System, 42)),
+        sample(
+            "LogBatch",
+            LogBatch {
+                lines: vec![log_line(LogStream::Stderr, 7)],
+            },
+        ),
+        sample(
+            "LogAck",
+            LogAck {
+                accepted: 3,
+                duplicates: 1,
+            },
+        ),
         // Access
         sample("Token", token(false)),
         sample("Token", token(true)),
@@ -1074,6 +1132,11 @@ fn the_enum_schemas_list_every_variant() {
             Lost
         }),
         variants!(Role { Admin, Agent }),
+        variants!(LogStream {
+            Stdout,
+            Stderr,
+            System
+        }),
         variants!(ErrorCode {
             InvalidArgument,
             Unauthenticated,
@@ -1336,6 +1399,43 @@ impl<'a> Live<'a> {
         let token = self.s.token.clone();
         self.call_as(Some(&token), method, route, path, body, expect)
             .await
+    }
+
+    /// A stream that never ends on its own: checks the status and media type, reads one line.
+    async fn first_line_of_stream(&mut self, token: &str, route: &str) -> Value {
+        use futures_util::StreamExt;
+        let resp = self
+            .s
+            .http
+            .get(format!("{}{route}", self.s.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "GET {route}");
+        let media = resp.headers()[reqwest::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let op = &self.doc["paths"][route]["get"];
+        assert!(
+            op["responses"]["200"]["content"][&media].is_object(),
+            "GET {route} answered {media}, not documented"
+        );
+        let mut body = resp.bytes_stream();
+        let mut buf = Vec::new();
+        while !buf.contains(&b'\n') {
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(20), body.next()).await;
+            buf.extend_from_slice(
+                &chunk
+                    .expect("a line within 20 s")
+                    .expect("stream open")
+                    .unwrap(),
+            );
+        }
+        self.called.insert(("GET".to_string(), route.to_string()));
+        let line = &buf[..buf.iter().position(|b| *b == b'\n').unwrap()];
+        serde_json::from_slice(line).unwrap()
     }
 
     /// `route` is the path as the document spells it, `path` the concrete one (with a query).
@@ -1635,8 +1735,37 @@ async fn a_live_control_plane_answers_every_operation_as_documented() {
     )
     .await;
     let logs = "/v1/environments/{env}/logs";
-    let logs_path = "/v1/environments/shop/logs?since=10m&stack=web&service=app&follow=true";
-    api.call(M::GET, logs, logs_path, None, S::NOT_IMPLEMENTED)
+    let logs_path = "/v1/environments/shop/logs?since=10m&stack=web&service=app&instance=x";
+    api.call(M::GET, logs, logs_path, None, S::OK).await;
+    let too_far = "/v1/environments/shop/logs?since=2h";
+    api.call(M::GET, logs, too_far, None, S::BAD_REQUEST).await;
+
+    // The agent gateway, with the local rack's join token.
+    let register = json!({"name": "box-1", "address": "127.0.0.1", "cpus": 2.0, "memory_mb": 2048});
+    let agent = Some(join.trim());
+    let reg = "/v1/agent/register";
+    api.call_as(agent, M::POST, reg, reg, Some(register.clone()), S::OK)
+        .await;
+    api.call(M::POST, reg, reg, Some(register), S::FORBIDDEN)
+        .await;
+    let status = "/v1/agent/status";
+    let report = json!({"server": "box-1", "instances": []});
+    api.call_as(agent, M::POST, status, status, Some(report), S::OK)
+        .await;
+    let stranger = json!({"server": "box-9", "instances": []});
+    api.call_as(agent, M::POST, status, status, Some(stranger), S::CONFLICT)
+        .await;
+    let ship = "/v1/agent/logs";
+    api.call_as(
+        agent,
+        M::POST,
+        ship,
+        ship,
+        Some(json!({"lines": []})),
+        S::OK,
+    )
+    .await;
+    api.first_line_of_stream(join.trim(), "/v1/agent/watch")
         .await;
 
     // Stacks.

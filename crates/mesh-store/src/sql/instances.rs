@@ -29,10 +29,37 @@ fn instance(row: &AnyRow) -> StoreResult<Instance> {
 }
 
 pub(crate) async fn upsert(store: &SqlStore, i: &Instance) -> StoreResult<()> {
-    let (env, stack, service) = (i.environment.as_str(), i.stack.as_str(), i.service.as_str());
     let mut w = store.write().await?;
-    let (env_id, stack_id) = lookup::stack(w.conn(), env, stack).await?;
-    let service_id = lookup::service_in(w.conn(), stack_id, env, stack, service).await?;
+    upsert_in(w.conn(), i).await?;
+    w.commit().await
+}
+
+/// Replaces everything one server reported before with what it reports now, atomically.
+/// Instances of environments, stacks or services deleted meanwhile are dropped: the agent
+/// removes them at its next reconcile.
+pub(crate) async fn replace_for_server(
+    store: &SqlStore,
+    server: &str,
+    instances: &[Instance],
+) -> StoreResult<()> {
+    let mut w = store.write().await?;
+    sqlx::query("DELETE FROM instances WHERE server = $1")
+        .bind(server)
+        .execute(w.conn())
+        .await?;
+    for i in instances {
+        match upsert_in(w.conn(), i).await {
+            Ok(()) | Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    w.commit().await
+}
+
+async fn upsert_in(conn: &mut sqlx::AnyConnection, i: &Instance) -> StoreResult<()> {
+    let (env, stack, service) = (i.environment.as_str(), i.stack.as_str(), i.service.as_str());
+    let (env_id, stack_id) = lookup::stack(conn, env, stack).await?;
+    let service_id = lookup::service_in(conn, stack_id, env, stack, service).await?;
     sqlx::query(
         "INSERT INTO instances (environment_id, instance_id, service_id, deployment, server, \
          state, address, restarts, exit_code, message, started_at, updated_at) \
@@ -56,9 +83,9 @@ pub(crate) async fn upsert(store: &SqlStore, i: &Instance) -> StoreResult<()> {
     .bind(i.message.as_deref())
     .bind(i.started_at)
     .bind(i.updated_at)
-    .execute(w.conn())
+    .execute(conn)
     .await?;
-    w.commit().await
+    Ok(())
 }
 
 pub(crate) async fn list(store: &SqlStore, env: &str) -> StoreResult<Vec<Instance>> {

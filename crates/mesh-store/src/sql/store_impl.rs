@@ -308,6 +308,10 @@ impl Store for SqlStore {
         instances::upsert(self, instance).await
     }
 
+    async fn replace_server_instances(&self, server: &str, instances: &[Instance]) -> StoreResult<()> {
+        instances::replace_for_server(self, server, instances).await
+    }
+
     async fn list_instances(&self, env: &str) -> StoreResult<Vec<Instance>> {
         instances::list(self, env).await
     }

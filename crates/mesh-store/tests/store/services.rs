@@ -16,6 +16,7 @@ both!(
     services_are_unique_per_stack,
     service_kind_hostname_and_status_are_derived,
     instances_are_reported_and_removed,
+    a_server_report_replaces_its_instances,
 );
 
 fn create_stack(stack: &str) -> CreateStack {
@@ -357,4 +358,37 @@ async fn instances_are_reported_and_removed(store: Arc<dyn Store>) {
     // Deleting a service removes its instances.
     store.delete_service("shop", "app", "worker").await.unwrap();
     assert!(store.list_instances("shop").await.unwrap().is_empty());
+}
+
+async fn a_server_report_replaces_its_instances(store: Arc<dyn Store>) {
+    world(store.as_ref()).await;
+    let mut other = instance("w-9", "worker", InstanceState::Running);
+    other.server = Some(name("s2"));
+    store.upsert_instance(&other).await.unwrap();
+    let first = [
+        instance("web-1", "web", InstanceState::Starting),
+        instance("web-2", "web", InstanceState::Starting),
+    ];
+    store.replace_server_instances("s1", &first).await.unwrap();
+    assert_eq!(store.list_instances("shop").await.unwrap().len(), 3);
+    // web-2 is gone from s1's report; an instance of a deleted service is dropped quietly.
+    let second = [
+        instance("web-1", "web", InstanceState::Healthy),
+        instance("x-1", "deleted-meanwhile", InstanceState::Running),
+    ];
+    store.replace_server_instances("s1", &second).await.unwrap();
+    let ids: Vec<_> = store
+        .list_instances("shop")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.id, i.state))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("web-1".to_string(), InstanceState::Healthy),
+            ("w-9".to_string(), InstanceState::Running),
+        ]
+    );
 }

@@ -1,0 +1,4 @@
+//! The agent gateway: what a rack's agents call with their join token, under `/v1/agent`.
+
+pub mod desired;
+pub mod gateway;

@@ -1,0 +1,179 @@
+//! Handlers of `/v1/agent/*`: registration, the desired-state watch stream, status reports and
+//! log shipping. Only a rack's join token reaches them (see `auth.rs`), and it speaks for its
+//! own rack only.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use futures_util::stream;
+use mesh_types::ErrorCode;
+use mesh_types::Name;
+use mesh_types::agent::{LogAck, LogBatch, RegisterServer, StatusReport};
+use mesh_types::api::{Rack, Role, Server, ServerState};
+use mesh_types::desired::WatchEvent;
+
+use super::desired;
+use crate::api::JsonBody;
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+
+/// How often a watch stream recomputes even without a local change: another control plane
+/// sharing the database may have changed something.
+const POLL: Duration = Duration::from_secs(5);
+/// A line at least this often, so either side notices a dead connection.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+async fn caller_rack(state: &AppState, caller: &Caller) -> ApiResult<Rack> {
+    match (&caller.role, &caller.rack) {
+        (Role::Agent, Some(rack)) => Ok(state.store().get_rack(rack.as_str()).await?),
+        _ => Err(ApiError::new(
+            ErrorCode::PermissionDenied,
+            "only a rack's join token may use the agent gateway",
+        )),
+    }
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(req): JsonBody<RegisterServer>,
+) -> ApiResult<Json<Server>> {
+    let rack = caller_rack(&state, &caller).await?;
+    let now = state.now();
+    let existing = state.store().list_servers(rack.name.as_str()).await?;
+    let created_at = existing
+        .iter()
+        .find(|s| s.name == req.name)
+        .map(|s| s.created_at)
+        .unwrap_or(now);
+    let server = Server {
+        name: req.name,
+        rack: rack.name,
+        address: req.address,
+        cpus: req.cpus,
+        memory_mb: req.memory_mb,
+        state: ServerState::Ready,
+        last_heartbeat: Some(now),
+        created_at,
+    };
+    Ok(Json(state.store().upsert_server(&server).await?))
+}
+
+async fn own_server(state: &AppState, rack: &Rack, server: &Name) -> ApiResult<()> {
+    let servers = state.store().list_servers(rack.name.as_str()).await?;
+    if !servers.iter().any(|s| &s.name == server) {
+        return Err(ApiError::precondition(format!(
+            "server {server} is not registered in rack {}: register it first",
+            rack.name
+        )));
+    }
+    Ok(())
+}
+
+pub async fn status(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(mut report): JsonBody<StatusReport>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let rack = caller_rack(&state, &caller).await?;
+    own_server(&state, &rack, &report.server).await?;
+    for i in &mut report.instances {
+        i.server = Some(report.server.clone());
+    }
+    state
+        .store()
+        .replace_server_instances(report.server.as_str(), &report.instances)
+        .await?;
+    Ok(Json(
+        serde_json::json!({"instances": report.instances.len()}),
+    ))
+}
+
+pub async fn logs(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(batch): JsonBody<LogBatch>,
+) -> ApiResult<Json<LogAck>> {
+    caller_rack(&state, &caller).await?;
+    Ok(Json(state.logs().ingest(batch.lines, state.now())))
+}
+
+fn line(event: &WatchEvent) -> Result<Bytes, Infallible> {
+    let mut v = serde_json::to_vec(event).unwrap_or_default();
+    v.push(b'\n');
+    Ok(Bytes::from(v))
+}
+
+struct Watch {
+    state: AppState,
+    rack: Rack,
+    changes: tokio::sync::watch::Receiver<u64>,
+    last: Option<String>,
+}
+
+impl Watch {
+    /// The next line to send: a snapshot when the rack's state changed, else a keep-alive.
+    async fn next(&mut self) -> Option<WatchEvent> {
+        let mut quiet = Duration::ZERO;
+        loop {
+            if self.last.is_some() {
+                let wait = POLL.min(KEEP_ALIVE - quiet);
+                let started = tokio::time::Instant::now();
+                tokio::select! {
+                    changed = self.changes.changed() => if changed.is_err() { return None },
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                quiet += started.elapsed();
+            }
+            match desired::for_rack(self.state.store(), &self.rack).await {
+                Ok(doc) => {
+                    let digest = desired::digest(&doc);
+                    if self.last.as_deref() != Some(digest.as_str()) {
+                        self.last = Some(digest.clone());
+                        return Some(WatchEvent::Snapshot { digest, state: doc });
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(rack = %self.rack.name, error = %e, "cannot compute desired state")
+                }
+            }
+            if quiet >= KEEP_ALIVE {
+                return Some(WatchEvent::KeepAlive);
+            }
+        }
+    }
+}
+
+/// A stream of newline-delimited JSON: the rack's full desired state at once, then again every
+/// time it changes, with keep-alive lines between.
+pub async fn watch(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Response> {
+    let rack = caller_rack(&state, &caller).await?;
+    let changes = state.subscribe_changes();
+    let w = Watch {
+        state,
+        rack,
+        changes,
+        last: None,
+    };
+    let body = stream::unfold(
+        w,
+        |mut w| async move { w.next().await.map(|ev| (line(&ev), w)) },
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response())
+}

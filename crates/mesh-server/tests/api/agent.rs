@@ -1,0 +1,404 @@
+//! The agent gateway: registration, the desired-state stream, status reports and logs.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use mesh_types::Name;
+use mesh_types::agent::{LogBatch, LogLine, LogStream, RegisterServer, StatusReport};
+use mesh_types::api::{Instance, InstanceState};
+use mesh_types::desired::WatchEvent;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::*;
+
+fn n(s: &str) -> Name {
+    Name::parse(s).unwrap()
+}
+
+fn join_token(s: &TestServer) -> String {
+    std::fs::read_to_string(s.dir.join("local-join-token"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+async fn as_agent(s: &TestServer, path: &str, body: Value) -> reqwest::Response {
+    s.http
+        .post(format!("{}{path}", s.url))
+        .bearer_auth(join_token(s))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn world(s: &TestServer) {
+    ok::<Value>(
+        s.post("/v1/environments", json!({"name": "shop"})).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    ok::<Value>(
+        s.post("/v1/environments/shop/stacks", json!({"name": "app"}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    ok::<Value>(
+        s.patch(
+            "/v1/environments/shop/stacks/app",
+            json!({"image": "busybox"}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let svc = json!({"name": "web", "command": "httpd -f -p $PORT", "instances": 2});
+    ok::<Value>(
+        s.post("/v1/environments/shop/stacks/app/services", svc)
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let publish = json!({"stack": "app", "service": "web"});
+    ok::<Value>(
+        s.post(
+            "/v1/environments/shop/endpoints/shop.localhost/publish",
+            publish,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
+fn register_body() -> Value {
+    serde_json::to_value(RegisterServer {
+        name: n("box-1"),
+        address: "127.0.0.1".into(),
+        cpus: 2.0,
+        memory_mb: 24_000,
+    })
+    .unwrap()
+}
+
+/// Reads watch lines until a snapshot arrives (bounded).
+async fn next_snapshot(
+    lines: &mut (impl futures_util::Stream<Item = String> + Unpin),
+) -> (String, mesh_types::desired::DesiredState) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = tokio::time::timeout_at(deadline, lines.next())
+            .await
+            .expect("a snapshot within 20 s")
+            .expect("stream open");
+        match serde_json::from_str::<WatchEvent>(&line).unwrap() {
+            WatchEvent::Snapshot { digest, state } => return (digest, state),
+            WatchEvent::KeepAlive => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn only_join_tokens_use_the_gateway() {
+    let s = TestServer::start().await;
+    let r = s.post("/v1/agent/register", register_body()).await;
+    err(r, StatusCode::FORBIDDEN, "permission_denied", "join token").await;
+    let server: Value = ok(
+        as_agent(&s, "/v1/agent/register", register_body()).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(server["rack"], "local");
+    let servers: Vec<Value> = s.get_ok("/v1/racks/local/servers").await;
+    assert_eq!(servers.len(), 1);
+    assert_eq!(servers[0]["state"], "ready");
+    let report = json!({"server": "not-registered", "instances": []});
+    err(
+        as_agent(&s, "/v1/agent/status", report).await,
+        StatusCode::CONFLICT,
+        "failed_precondition",
+        "register it first",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_watch_stream_sends_the_resolved_state_and_every_change() {
+    let s = TestServer::start().await;
+    world(&s).await;
+    ok::<Value>(
+        s.patch(
+            "/v1/environments/shop/stacks/app/config",
+            json!({"set": {"GREETING": "hi"}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let resp = s
+        .http
+        .get(format!("{}/v1/agent/watch", s.url))
+        .bearer_auth(join_token(&s))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut buf = String::new();
+    let mut lines = Box::pin(resp.bytes_stream().flat_map(move |chunk| {
+        buf.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        let mut out = Vec::new();
+        while let Some(i) = buf.find('\n') {
+            out.push(buf[..i].to_string());
+            buf.drain(..=i);
+        }
+        futures_util::stream::iter(out)
+    }));
+    let (d1, state) = next_snapshot(&mut lines).await;
+    assert_eq!(state.rack.as_str(), "local");
+    let env = &state.environments[0];
+    assert_eq!(env.environment.as_str(), "shop");
+    let web = &env.stacks[0].services[0];
+    assert_eq!(
+        env.stacks[0].image,
+        Some(mesh_types::desired::ImageRef::Builtin {
+            name: "busybox".into()
+        })
+    );
+    assert_eq!(web.instances, 2);
+    assert_eq!(web.env["GREETING"], "hi");
+    assert_eq!(web.env["PORT"], "5000");
+    assert_eq!(web.limits.memory_mb, 1024);
+    assert_eq!(env.routes[0].host, "shop.localhost");
+
+    let changed_at = tokio::time::Instant::now();
+    ok::<Value>(
+        s.patch(
+            "/v1/environments/shop/stacks/app/config",
+            json!({"set": {"GREETING": "hello"}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let (d2, state) = next_snapshot(&mut lines).await;
+    assert_ne!(d1, d2);
+    assert_eq!(
+        state.environments[0].stacks[0].services[0].env["GREETING"],
+        "hello"
+    );
+    assert!(
+        changed_at.elapsed() < Duration::from_secs(2),
+        "a change reaches the agent at once, not at the next poll"
+    );
+}
+
+fn instance(id: &str, state: InstanceState) -> Instance {
+    Instance {
+        id: id.into(),
+        environment: n("shop"),
+        stack: n("app"),
+        service: n("web"),
+        deployment: None,
+        server: None,
+        state,
+        address: Some("10.231.0.2".into()),
+        restarts: 0,
+        exit_code: None,
+        message: None,
+        started_at: Some(1),
+        updated_at: 1,
+    }
+}
+
+#[tokio::test]
+async fn status_reports_show_in_services_and_instances() {
+    let s = TestServer::start().await;
+    world(&s).await;
+    ok::<Value>(
+        as_agent(&s, "/v1/agent/register", register_body()).await,
+        StatusCode::OK,
+    )
+    .await;
+    let report = StatusReport {
+        server: n("box-1"),
+        instances: vec![
+            instance("web-a", InstanceState::Healthy),
+            instance("web-b", InstanceState::Starting),
+        ],
+    };
+    ok::<Value>(
+        as_agent(
+            &s,
+            "/v1/agent/status",
+            serde_json::to_value(&report).unwrap(),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let web: Value = s
+        .get_ok("/v1/environments/shop/stacks/app/services/web")
+        .await;
+    assert_eq!(
+        web["status"],
+        json!({"desired": 2, "running": 1, "healthy": 1})
+    );
+    let list: Vec<Value> = s.get_ok("/v1/environments/shop/instances").await;
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["server"], "box-1");
+    let report = StatusReport {
+        server: n("box-1"),
+        instances: vec![instance("web-a", InstanceState::Crashed)],
+    };
+    ok::<Value>(
+        as_agent(
+            &s,
+            "/v1/agent/status",
+            serde_json::to_value(&report).unwrap(),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let list: Vec<Value> = s.get_ok("/v1/environments/shop/instances").await;
+    assert_eq!(list.len(), 1, "a report replaces the last one");
+    assert_eq!(list[0]["state"], "crashed");
+}
+
+fn log(offset: u64, service: &str, text: &str) -> LogLine {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    LogLine {
+        at: now,
+        environment: n("shop"),
+        stack: n("app"),
+        service: n(service),
+        instance: format!("{service}-1"),
+        stream: LogStream::Stdout,
+        text: text.into(),
+        offset,
+    }
+}
+
+async fn ship(s: &TestServer, lines: Vec<LogLine>) -> Value {
+    ok(
+        as_agent(
+            s,
+            "/v1/agent/logs",
+            serde_json::to_value(LogBatch { lines }).unwrap(),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await
+}
+
+fn parse_lines(text: &str) -> Vec<LogLine> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn logs_are_shipped_deduplicated_filtered_and_followed() {
+    let s = TestServer::start().await;
+    world(&s).await;
+    let svc = json!({"name": "worker", "command": "sleep 100"});
+    ok::<Value>(
+        s.post("/v1/environments/shop/stacks/app/services", svc)
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let ack = ship(
+        &s,
+        vec![
+            log(6, "web", "GET / 200"),
+            log(12, "web", "GET /x 404"),
+            log(9, "worker", "job done"),
+        ],
+    )
+    .await;
+    assert_eq!(ack, json!({"accepted": 3, "duplicates": 0}));
+    let ack = ship(
+        &s,
+        vec![
+            log(6, "web", "GET / 200"),
+            log(12, "web", "GET /x 404"),
+            log(20, "web", "GET /y 200"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        ack,
+        json!({"accepted": 1, "duplicates": 2}),
+        "a resend after an agent restart adds nothing twice"
+    );
+
+    let all = parse_lines(
+        &s.get("/v1/environments/shop/logs")
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(all.len(), 4);
+    let web = parse_lines(
+        &s.get("/v1/environments/shop/logs?since=15m&service=web")
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        web.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
+        ["GET / 200", "GET /x 404", "GET /y 200"]
+    );
+    err(
+        s.get("/v1/environments/shop/logs?since=2h").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        "one hour",
+    )
+    .await;
+    err(
+        s.get("/v1/environments/shop/logs?since=soon").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        "since",
+    )
+    .await;
+
+    let resp = s
+        .get("/v1/environments/shop/logs?follow=true&service=worker")
+        .await;
+    let mut body = resp.bytes_stream();
+    let first = tokio::time::timeout(Duration::from_secs(10), body.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("job done"));
+    ship(
+        &s,
+        vec![
+            log(30, "web", "not for this follower"),
+            log(40, "worker", "next job"),
+        ],
+    )
+    .await;
+    let next = tokio::time::timeout(Duration::from_secs(10), body.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&next);
+    assert!(
+        text.contains("next job") && !text.contains("not for this follower"),
+        "{text}"
+    );
+}

@@ -1,0 +1,59 @@
+//! What agents and the control plane say to each other, under `/v1/agent`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::Instance;
+use crate::{Name, UnixMs};
+
+/// An agent announces its server when it starts, and again as a heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisterServer {
+    pub name: Name,
+    pub address: String,
+    pub cpus: f64,
+    pub memory_mb: u64,
+}
+
+/// Every instance on one server, as observed now. Replaces the server's previous report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub server: Name,
+    pub instances: Vec<Instance>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+    /// Lines the platform writes about an instance (started, crashed, OOM-killed, ...).
+    System,
+}
+
+/// One line of an instance's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub at: UnixMs,
+    pub environment: Name,
+    pub stack: Name,
+    pub service: Name,
+    pub instance: String,
+    pub stream: LogStream,
+    pub text: String,
+    /// Byte position just past the line in its instance's output (so at least 1), increasing:
+    /// the control plane drops lines at or below the last position it kept, so an agent may
+    /// resend after a restart without duplicating anything.
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogBatch {
+    pub lines: Vec<LogLine>,
+}
+
+/// How the control plane answered a log batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogAck {
+    pub accepted: u64,
+    pub duplicates: u64,
+}
