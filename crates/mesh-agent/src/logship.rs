@@ -1,0 +1,226 @@
+//! Ships instances' output to the control plane. Output files are the buffer: the agent reads
+//! from the last position the control plane acknowledged, so nothing is lost while it is down
+//! and, since every line carries its position, nothing is duplicated when it is resent.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use mesh_types::agent::{LogLine, LogStream};
+use mesh_types::{Name, UnixMs};
+
+/// The most read from one file per pass, so one noisy instance cannot starve the others.
+const MAX_READ: u64 = 1024 * 1024;
+/// Longest line kept whole; longer ones are cut (and the rest goes on the next line).
+const MAX_LINE: usize = 16 * 1024;
+
+/// Which instance and stream a file belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub environment: Name,
+    pub stack: Name,
+    pub service: Name,
+    pub instance: String,
+    pub stream: LogStream,
+    pub path: PathBuf,
+}
+
+impl Source {
+    fn key(&self) -> String {
+        format!("{}/{:?}", self.instance, self.stream)
+    }
+}
+
+/// Acknowledged positions, persisted.
+pub struct Offsets {
+    path: PathBuf,
+    acked: BTreeMap<String, u64>,
+}
+
+impl Offsets {
+    pub fn open(dir: &Path) -> Self {
+        let path = dir.join("log-offsets.json");
+        let acked = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Self { path, acked }
+    }
+
+    pub fn get(&self, s: &Source) -> u64 {
+        self.acked.get(&s.key()).copied().unwrap_or(0)
+    }
+
+    pub fn set(&mut self, s: &Source, offset: u64) {
+        self.acked.insert(s.key(), offset);
+    }
+
+    /// Forgets instances that are gone.
+    pub fn retain(&mut self, live: &[Source]) {
+        let keys: std::collections::HashSet<String> = live.iter().map(Source::key).collect();
+        self.acked.retain(|k, _| keys.contains(k));
+    }
+
+    pub fn save(&self) -> std::io::Result<()> {
+        let tmp = self.path.with_extension("tmp");
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec(&self.acked).map_err(std::io::Error::other)?,
+        )?;
+        std::fs::rename(tmp, &self.path)
+    }
+}
+
+/// Complete lines of `source` after `from`, each with the position just past it.
+pub fn read_lines(source: &Source, from: u64, now: UnixMs) -> std::io::Result<Vec<LogLine>> {
+    let mut f = match std::fs::File::open(&source.path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    // A file shorter than what was acknowledged was replaced (the instance was recreated).
+    let from = if len < from { 0 } else { from };
+    f.seek(SeekFrom::Start(from))?;
+    let mut buf = Vec::new();
+    f.take(MAX_READ).read_to_end(&mut buf)?;
+    let mut out = Vec::new();
+    let mut start = 0usize;
+    let mut pos = from;
+    while start < buf.len() {
+        let rest = &buf[start..];
+        let end = match rest.iter().position(|b| *b == b'\n') {
+            Some(i) if i <= MAX_LINE => i + 1,
+            // No newline within a long stretch: cut it so one line cannot block the file.
+            _ if rest.len() > MAX_LINE => MAX_LINE,
+            _ => break,
+        };
+        let text = String::from_utf8_lossy(&rest[..end])
+            .trim_end_matches(['\n', '\r'])
+            .to_string();
+        pos += end as u64;
+        start += end;
+        out.push(LogLine {
+            at: now,
+            environment: source.environment.clone(),
+            stack: source.stack.clone(),
+            service: source.service.clone(),
+            instance: source.instance.clone(),
+            stream: source.stream,
+            text,
+            offset: pos,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn source(path: PathBuf) -> Source {
+        let n = |s: &str| Name::parse(s).unwrap();
+        Source {
+            environment: n("shop"),
+            stack: n("app"),
+            service: n("web"),
+            instance: "app-web-0".into(),
+            stream: LogStream::Stdout,
+            path,
+        }
+    }
+
+    #[test]
+    fn only_complete_lines_are_read_and_positions_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stdout");
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(b"one\ntwo\nthr").unwrap();
+        let s = source(path.clone());
+        let lines = read_lines(&s, 0, 5).unwrap();
+        assert_eq!(
+            lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
+            ["one", "two"]
+        );
+        assert_eq!(lines[1].offset, 8);
+        f.write_all(b"ee\n").unwrap();
+        let more = read_lines(&s, 8, 6).unwrap();
+        assert_eq!(more.len(), 1);
+        assert_eq!((more[0].text.as_str(), more[0].offset), ("three", 14));
+
+        let mut offsets = Offsets::open(dir.path());
+        offsets.set(&s, 14);
+        offsets.save().unwrap();
+        assert_eq!(
+            Offsets::open(dir.path()).get(&s),
+            14,
+            "positions survive a restart"
+        );
+        // The instance was recreated: its file starts over.
+        std::fs::write(&path, b"new\n").unwrap();
+        assert_eq!(read_lines(&s, 14, 7).unwrap()[0].text, "new");
+    }
+}
+
+/// Lines per batch sent to the control plane.
+const BATCH: usize = 5_000;
+const EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Ships new output of every instance every half second until `shutdown`.
+pub async fn run(
+    agent: std::sync::Arc<crate::agent::Agent>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut offsets = Offsets::open(agent.data_dir());
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(EVERY) => {}
+        }
+        let sources = agent
+            .log_sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let now = crate::agent::now_ms();
+        let mut batch = Vec::new();
+        let mut upto: Vec<(usize, u64)> = Vec::new();
+        for (i, s) in sources.iter().enumerate() {
+            if batch.len() >= BATCH {
+                break;
+            }
+            match read_lines(s, offsets.get(s), now) {
+                Ok(lines) if !lines.is_empty() => {
+                    upto.push((i, lines.last().map(|l| l.offset).unwrap_or(0)));
+                    batch.extend(lines);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(path = %s.path.display(), error = %e, "cannot read instance output")
+                }
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        match agent
+            .gateway()
+            .logs(&mesh_types::agent::LogBatch { lines: batch })
+            .await
+        {
+            Ok(_) => {
+                for (i, offset) in upto {
+                    offsets.set(&sources[i], offset);
+                }
+                offsets.retain(&sources);
+                if let Err(e) = offsets.save() {
+                    tracing::warn!(error = %e, "cannot save log positions");
+                }
+            }
+            // Not acknowledged: the same lines go again next time; the control plane drops repeats.
+            Err(e) => tracing::debug!(error = %e, "logs not delivered"),
+        }
+    }
+}

@@ -1,0 +1,188 @@
+use std::collections::BTreeMap;
+
+use mesh_types::api::{HealthCheck, ServiceKind};
+use mesh_types::desired::{DesiredState, EnvironmentDoc, ImageRef, ServiceDoc, StackDoc};
+use mesh_types::{InstanceSize, Name, Schedule};
+
+use super::*;
+
+fn n(s: &str) -> Name {
+    Name::parse(s).unwrap()
+}
+
+fn service(name: &str, instances: u32, command: &str) -> ServiceDoc {
+    ServiceDoc {
+        name: n(name),
+        kind: ServiceKind::Web,
+        hostname: format!("app-{name}"),
+        command: Some(command.into()),
+        schedule: None,
+        port: 5000,
+        instances,
+        size: InstanceSize::Nano,
+        limits: InstanceSize::Nano.limits(),
+        health: HealthCheck::default(),
+        env: BTreeMap::from([("PORT".to_string(), "5000".to_string())]),
+    }
+}
+
+fn state(services: Vec<ServiceDoc>, image: Option<&str>) -> DesiredState {
+    DesiredState {
+        rack: n("local"),
+        region: n("local"),
+        environments: vec![EnvironmentDoc {
+            environment: n("shop"),
+            stacks: vec![StackDoc {
+                name: n("app"),
+                deployment: None,
+                image: image.map(|i| ImageRef::Builtin { name: i.into() }),
+                services,
+            }],
+            routes: vec![],
+        }],
+    }
+}
+
+fn seen(w: &Wanted, running: bool, healthy: bool) -> Observed {
+    Observed {
+        id: w.id.clone(),
+        environment: "shop".into(),
+        hostname: w.hostname.clone(),
+        running,
+        healthy,
+        restart_at: None,
+    }
+}
+
+#[test]
+fn ids_are_readable_labels_with_a_generation() {
+    let (w, _) = wanted(&state(vec![service("web", 2, "httpd")], Some("busybox")));
+    assert_eq!(w.len(), 2);
+    assert!(
+        w[0].id.starts_with("app-web-") && w[0].id.ends_with("-0"),
+        "{}",
+        w[0].id
+    );
+    assert_eq!(generation_of(&w[0].id), Some(w[0].generation.as_str()));
+    assert_eq!(w[0].generation, w[1].generation);
+    let long = instance_id(&"a".repeat(63), "0123abcd", "7");
+    assert!(long.len() <= 63);
+    assert!(is_run("app-job-0123abcd-r1795564800"));
+    assert!(!is_run("app-job-0123abcd-3"));
+}
+
+#[test]
+fn a_stack_without_an_image_runs_nothing_and_cron_is_not_kept_running() {
+    assert!(
+        wanted(&state(vec![service("web", 2, "httpd")], None))
+            .0
+            .is_empty()
+    );
+    let mut job = service("job", 1, "date");
+    job.schedule = Some(Schedule::parse("@every 2m").unwrap());
+    let (w, cron) = wanted(&state(vec![job], Some("busybox")));
+    assert!(w.is_empty());
+    assert_eq!(cron.len(), 1);
+}
+
+#[test]
+fn missing_instances_are_created_and_extra_ones_deleted() {
+    let (w, _) = wanted(&state(vec![service("web", 2, "httpd")], Some("busybox")));
+    let actions = plan(&w, &[], 0);
+    assert_eq!(
+        actions,
+        vec![Action::Create(w[0].clone()), Action::Create(w[1].clone())]
+    );
+    // Scaled down to one: index 1 of the same generation goes at once.
+    let (one, _) = wanted(&state(vec![service("web", 1, "httpd")], Some("busybox")));
+    let observed = vec![seen(&w[0], true, true), seen(&w[1], true, true)];
+    assert_eq!(
+        plan(&one, &observed, 0),
+        vec![Action::Delete {
+            id: w[1].id.clone()
+        }]
+    );
+    // Nothing to do when everything is in place: plan is idempotent.
+    assert!(plan(&w, &observed, 0).is_empty());
+}
+
+#[test]
+fn ended_instances_restart_only_after_their_backoff() {
+    let (w, _) = wanted(&state(vec![service("web", 1, "httpd")], Some("busybox")));
+    let mut o = seen(&w[0], false, false);
+    o.restart_at = Some(1_000);
+    assert!(plan(&w, std::slice::from_ref(&o), 999).is_empty());
+    assert_eq!(plan(&w, &[o], 1_000), vec![Action::Restart(w[0].clone())]);
+}
+
+#[test]
+fn a_changed_service_keeps_its_old_instances_until_the_new_ones_are_healthy() {
+    let (old, _) = wanted(&state(
+        vec![service("web", 2, "httpd -p 1")],
+        Some("busybox"),
+    ));
+    let (new, _) = wanted(&state(
+        vec![service("web", 2, "httpd -p 2")],
+        Some("busybox"),
+    ));
+    assert_ne!(
+        old[0].generation, new[0].generation,
+        "a new command is a new generation"
+    );
+    let running_old = vec![seen(&old[0], true, true), seen(&old[1], true, true)];
+    let actions = plan(&new, &running_old, 0);
+    assert_eq!(
+        actions,
+        vec![
+            Action::Create(new[0].clone()),
+            Action::Create(new[1].clone())
+        ]
+    );
+    let mut both = running_old.clone();
+    both.push(seen(&new[0], true, true));
+    both.push(seen(&new[1], true, false));
+    assert!(
+        plan(&new, &both, 0).is_empty(),
+        "one new instance is not healthy yet: the old ones stay"
+    );
+    both[3].healthy = true;
+    assert_eq!(
+        plan(&new, &both, 0),
+        vec![
+            Action::Delete {
+                id: old[0].id.clone()
+            },
+            Action::Delete {
+                id: old[1].id.clone()
+            }
+        ]
+    );
+}
+
+#[test]
+fn instances_of_deleted_services_go_and_finished_runs_are_left_to_the_scheduler() {
+    let (w, _) = wanted(&state(vec![service("web", 1, "httpd")], Some("busybox")));
+    let gone = Observed {
+        id: "app-old-0123abcd-0".into(),
+        environment: "shop".into(),
+        hostname: "app-old".into(),
+        running: true,
+        healthy: true,
+        restart_at: None,
+    };
+    let run = Observed {
+        id: "app-job-0123abcd-r5".into(),
+        environment: "shop".into(),
+        hostname: "app-job".into(),
+        running: false,
+        healthy: false,
+        restart_at: None,
+    };
+    let actions = plan(&w, &[seen(&w[0], true, true), gone, run], 0);
+    assert_eq!(
+        actions,
+        vec![Action::Delete {
+            id: "app-old-0123abcd-0".into()
+        }]
+    );
+}
