@@ -4,6 +4,7 @@
 //! defined in `mesh-types`, so that the CLI and the server cannot drift apart. Names in paths are
 //! percent-encoded, so a stray `/` or `?` in a user's argument can never reach another route.
 
+mod agent;
 mod client;
 mod endpoints;
 mod environments;

@@ -6,6 +6,8 @@ mod harness;
 
 #[path = "cli/access.rs"]
 mod access;
+#[path = "cli/agent.rs"]
+mod agent;
 #[path = "cli/config.rs"]
 mod config;
 #[path = "cli/endpoints.rs"]
@@ -16,6 +18,8 @@ mod environments;
 mod lifecycle;
 #[path = "cli/platform.rs"]
 mod platform;
+#[path = "cli/routes.rs"]
+mod routes;
 #[path = "cli/server.rs"]
 mod server;
 #[path = "cli/services.rs"]

@@ -4,6 +4,7 @@ use anyhow::{Result, anyhow};
 use clap::{Args, Subcommand};
 use mesh_client::LogQuery;
 use mesh_types::Version;
+use mesh_types::agent::{LogLine, LogStream};
 use mesh_types::api::{Deployment, InstanceState};
 
 use super::Ctx;
@@ -132,6 +133,23 @@ pub async fn deploy(ctx: &Ctx, args: DeployArgs) -> Result<()> {
     Ok(())
 }
 
+/// One log line as people read it: `2025-03-01 14:05:09 app-web[ab12cd] text`.
+pub fn log_line(l: &LogLine) -> String {
+    let marker = match l.stream {
+        LogStream::Stdout => "",
+        LogStream::Stderr => " (stderr)",
+        LogStream::System => " (platform)",
+    };
+    format!(
+        "{} {}-{}[{}]{marker} {}",
+        datetime(l.at),
+        l.stack,
+        l.service,
+        l.instance,
+        l.text.trim_end_matches(['\r', '\n'])
+    )
+}
+
 /// `mesh logs`: the environment's instance output, printed as it arrives.
 pub async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<()> {
     if let Some(s) = &args.since {
@@ -148,7 +166,14 @@ pub async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<()> {
     };
     let mut lines = ctx.client()?.logs(env, &query).await?;
     while let Some(raw) = lines.next_line().await? {
-        print(&raw);
+        if ctx.json() {
+            print(&raw);
+            continue;
+        }
+        match serde_json::from_str::<LogLine>(&raw) {
+            Ok(l) => print(log_line(&l)),
+            Err(_) => print(&raw),
+        }
     }
     Ok(())
 }

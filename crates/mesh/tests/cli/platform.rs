@@ -190,16 +190,18 @@ fn deployments_logs_and_instances() {
     let out = p.mesh(&["deploy", "--stack", "nope"]).fails();
     assert!(out.error().contains("not found"), "{out:#?}");
 
-    let out = p.mesh(&["logs"]).fails();
-    assert!(
-        out.error().starts_with("logs are not available yet"),
-        "{out:#?}"
-    );
+    // Nothing has run yet: no output, and that is not an error.
+    let out = p.mesh(&["logs"]).ok();
+    assert_eq!(out.stdout, "", "{out:#?}");
+    let out = p.mesh(&["logs", "--since", "2h"]).fails();
+    assert!(out.error().contains("kept for one hour"), "{out:#?}");
     let out = p.mesh(&["logs", "--since", "soon"]).fails();
     assert!(
         out.error().starts_with("--since: duration \"soon\""),
         "{out:#?}"
     );
+    let out = p.mesh(&["logs", "--env", "nope"]).fails();
+    assert_eq!(out.hint(), Some("list them with `mesh env ls`"));
 
     let out = p.mesh(&["instances"]).ok();
     assert_eq!(

@@ -1,0 +1,34 @@
+//! Routes of the agent gateway (`/v1/agent`), called with a rack's join token.
+
+use mesh_types::agent::{LogAck, LogBatch, RegisterServer, StatusReport};
+use mesh_types::api::Server;
+
+use crate::client::{Client, JsonLines};
+use crate::error::Result;
+
+impl Client {
+    /// `POST /v1/agent/register`: announces this server in the token's rack (also a heartbeat).
+    pub async fn register_server(&self, req: &RegisterServer) -> Result<Server> {
+        self.post(&["v1", "agent", "register"], req).await
+    }
+
+    /// `GET /v1/agent/watch`: the rack's desired state, as `WatchEvent` lines (a snapshot at
+    /// once, another after every change, keep-alives between).
+    pub async fn watch(&self) -> Result<JsonLines> {
+        let resp = self
+            .get_response(&["v1", "agent", "watch"], &[] as &[(&str, &str)])
+            .await?;
+        Ok(JsonLines::new(resp, self))
+    }
+
+    /// `POST /v1/agent/status`: every instance of one server as observed now.
+    pub async fn report_status(&self, report: &StatusReport) -> Result<serde_json::Value> {
+        self.post(&["v1", "agent", "status"], report).await
+    }
+
+    /// `POST /v1/agent/logs`: ships instance output; lines at or below an instance's last kept
+    /// offset are counted as duplicates, so resending is safe.
+    pub async fn ship_logs(&self, batch: &LogBatch) -> Result<LogAck> {
+        self.post(&["v1", "agent", "logs"], batch).await
+    }
+}
