@@ -380,11 +380,10 @@ impl Agent {
         let (stop, rx) = watch::channel(false);
         let names = self.names.clone();
         let env_name = env.to_string();
-        let lookup: Arc<dyn Fn(&str) -> Option<Vec<Ipv4Addr>> + Send + Sync> =
-            Arc::new(move |name: &str| {
-                let names = names.read().unwrap_or_else(|e| e.into_inner());
-                names.get(&env_name).and_then(|m| m.get(name).cloned())
-            });
+        let lookup: Arc<crate::dns::Lookup> = Arc::new(move |name: &str| {
+            let names = names.read().unwrap_or_else(|e| e.into_inner());
+            names.get(&env_name).and_then(|m| m.get(name).cloned())
+        });
         tokio::spawn(async move {
             if let Err(e) = crate::dns::serve(socket, lookup, rx).await {
                 tracing::warn!(error = %e, "dns server stopped");

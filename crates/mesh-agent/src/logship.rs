@@ -114,56 +114,6 @@ pub fn read_lines(source: &Source, from: u64, now: UnixMs) -> std::io::Result<Ve
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use std::io::Write;
-
-    use super::*;
-
-    fn source(path: PathBuf) -> Source {
-        let n = |s: &str| Name::parse(s).unwrap();
-        Source {
-            environment: n("shop"),
-            stack: n("app"),
-            service: n("web"),
-            instance: "app-web-0".into(),
-            stream: LogStream::Stdout,
-            path,
-        }
-    }
-
-    #[test]
-    fn only_complete_lines_are_read_and_positions_resume() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("stdout");
-        let mut f = std::fs::File::create(&path).unwrap();
-        f.write_all(b"one\ntwo\nthr").unwrap();
-        let s = source(path.clone());
-        let lines = read_lines(&s, 0, 5).unwrap();
-        assert_eq!(
-            lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
-            ["one", "two"]
-        );
-        assert_eq!(lines[1].offset, 8);
-        f.write_all(b"ee\n").unwrap();
-        let more = read_lines(&s, 8, 6).unwrap();
-        assert_eq!(more.len(), 1);
-        assert_eq!((more[0].text.as_str(), more[0].offset), ("three", 14));
-
-        let mut offsets = Offsets::open(dir.path());
-        offsets.set(&s, 14);
-        offsets.save().unwrap();
-        assert_eq!(
-            Offsets::open(dir.path()).get(&s),
-            14,
-            "positions survive a restart"
-        );
-        // The instance was recreated: its file starts over.
-        std::fs::write(&path, b"new\n").unwrap();
-        assert_eq!(read_lines(&s, 14, 7).unwrap()[0].text, "new");
-    }
-}
-
 /// Lines per batch sent to the control plane.
 const BATCH: usize = 5_000;
 const EVERY: std::time::Duration = std::time::Duration::from_millis(500);
@@ -222,5 +172,55 @@ pub async fn run(
             // Not acknowledged: the same lines go again next time; the control plane drops repeats.
             Err(e) => tracing::debug!(error = %e, "logs not delivered"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn source(path: PathBuf) -> Source {
+        let n = |s: &str| Name::parse(s).unwrap();
+        Source {
+            environment: n("shop"),
+            stack: n("app"),
+            service: n("web"),
+            instance: "app-web-0".into(),
+            stream: LogStream::Stdout,
+            path,
+        }
+    }
+
+    #[test]
+    fn only_complete_lines_are_read_and_positions_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stdout");
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(b"one\ntwo\nthr").unwrap();
+        let s = source(path.clone());
+        let lines = read_lines(&s, 0, 5).unwrap();
+        assert_eq!(
+            lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
+            ["one", "two"]
+        );
+        assert_eq!(lines[1].offset, 8);
+        f.write_all(b"ee\n").unwrap();
+        let more = read_lines(&s, 8, 6).unwrap();
+        assert_eq!(more.len(), 1);
+        assert_eq!((more[0].text.as_str(), more[0].offset), ("three", 14));
+
+        let mut offsets = Offsets::open(dir.path());
+        offsets.set(&s, 14);
+        offsets.save().unwrap();
+        assert_eq!(
+            Offsets::open(dir.path()).get(&s),
+            14,
+            "positions survive a restart"
+        );
+        // The instance was recreated: its file starts over.
+        std::fs::write(&path, b"new\n").unwrap();
+        assert_eq!(read_lines(&s, 14, 7).unwrap()[0].text, "new");
     }
 }
