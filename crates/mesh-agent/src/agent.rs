@@ -82,6 +82,7 @@ pub struct Agent {
     dns: Mutex<HashMap<String, watch::Sender<bool>>>,
     next_runs: Mutex<HashMap<String, UnixMs>>,
     pub(crate) log_sources: Mutex<Vec<crate::logship::Source>>,
+    routing: watch::Sender<crate::routing::Routing>,
 }
 
 pub fn now_ms() -> UnixMs {
@@ -112,6 +113,7 @@ impl Agent {
             dns: Mutex::new(HashMap::new()),
             next_runs: Mutex::new(HashMap::new()),
             log_sources: Mutex::new(Vec::new()),
+            routing: watch::channel(crate::routing::Routing::default()).0,
             runtime,
             opts,
         }))
@@ -119,6 +121,12 @@ impl Agent {
 
     pub fn gateway(&self) -> &Gateway {
         &self.gateway
+    }
+
+    /// Routes and the instances behind them, for the rack's edge router; updated after every
+    /// reconcile.
+    pub fn routing(&self) -> watch::Receiver<crate::routing::Routing> {
+        self.routing.subscribe()
     }
 
     pub fn data_dir(&self) -> &std::path::Path {
@@ -333,6 +341,49 @@ impl Agent {
         self.refresh_names(&envs, &listed).await;
         self.forget_networks(&envs, &listed).await;
         self.refresh_log_sources(&listed);
+        self.publish_routing(desired, &listed);
+    }
+
+    fn publish_routing(&self, desired: &DesiredState, listed: &[mesh_runtime::InstanceState]) {
+        use crate::routing::{Backend, RoutedEnv, Routing, Upstream, upstream_key};
+        let records = self.records().clone();
+        let mut upstreams: BTreeMap<String, Vec<Backend>> = BTreeMap::new();
+        for inst in listed
+            .iter()
+            .filter(|i| i.status.is_running() && !plan::is_run(&i.id))
+        {
+            let Some(r) = records.get(&inst.id) else {
+                continue;
+            };
+            let key = upstream_key(r.environment.as_str(), r.stack.as_str(), r.service.as_str());
+            upstreams.entry(key).or_default().push(Backend {
+                id: inst.id.clone(),
+                addr: std::net::SocketAddr::from((inst.address, r.port)),
+                healthy: r.healthy,
+                draining: false,
+            });
+        }
+        let routing = Routing {
+            routes: desired
+                .environments
+                .iter()
+                .map(|e| RoutedEnv {
+                    environment: e.environment.to_string(),
+                    routes: e.routes.clone(),
+                })
+                .collect(),
+            upstreams: upstreams
+                .into_iter()
+                .map(|(key, instances)| Upstream { key, instances })
+                .collect(),
+        };
+        self.routing.send_if_modified(|old| {
+            let changed = *old != routing;
+            if changed {
+                *old = routing;
+            }
+            changed
+        });
     }
 
     async fn ensure_network(&self, env: &str) -> Result<(), String> {

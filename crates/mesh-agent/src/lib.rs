@@ -17,6 +17,8 @@ pub mod images;
 pub mod logship;
 pub mod networks;
 pub mod plan;
+pub mod routing;
 pub mod supervise;
 
 pub use agent::{Agent, AgentOptions};
+pub use routing::Routing;

@@ -65,6 +65,8 @@ pub enum Command {
     Up(role::UpArgs),
     /// Run the control plane alone
     Server(role::ServerArgs),
+    /// Run an agent: one server of a rack, joining with the rack's token
+    Agent(role::AgentArgs),
     /// Point the CLI at a control plane: checks the token, then saves the URL and token
     Login(access::LoginArgs),
     /// Show who the CLI's token belongs to
@@ -129,7 +131,10 @@ pub enum Command {
 impl Command {
     /// Roles log at info, client commands only at warn.
     pub fn is_role(&self) -> bool {
-        matches!(self, Command::Up(_) | Command::Server(_))
+        matches!(
+            self,
+            Command::Up(_) | Command::Server(_) | Command::Agent(_)
+        )
     }
 }
 
@@ -177,6 +182,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Up(args) => role::up(args).await,
         Command::Server(args) => role::server(args).await,
+        Command::Agent(args) => role::agent(args).await,
         Command::Login(args) => access::login(&ctx, args).await,
         Command::Whoami => access::whoami(&ctx).await,
         Command::Link => link(&ctx).await,

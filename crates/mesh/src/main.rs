@@ -15,6 +15,14 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() {
+    // `mesh shim ...`: the runtime's per-instance monitor, started by the agent from this same
+    // binary so one file is all a server needs. It must not start an async runtime first.
+    if std::env::args().nth(1).as_deref() == Some(role::SHIM) {
+        std::process::exit(match mesh_runtime::shim::main(std::env::args().skip(2)) {
+            code if code == std::process::ExitCode::SUCCESS => 0,
+            _ => 1,
+        });
+    }
     // reqwest and the servers use rustls without a built-in provider: install one first.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = cli::Cli::parse();

@@ -1,5 +1,5 @@
-//! The roles that run the platform: `mesh up` (everything on this machine) and `mesh server`
-//! (the control plane alone).
+//! The roles that run the platform: `mesh up` (everything on this machine), `mesh server` (the
+//! control plane alone) and `mesh agent` (one server of a rack).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -12,6 +12,9 @@ use crate::failure::hinted;
 use crate::output::print;
 use crate::settings::{self, Settings};
 
+/// The argument that makes `mesh` the runtime's per-instance shim.
+pub const SHIM: &str = "shim";
+
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// Where the platform keeps its state [default: $XDG_DATA_HOME/widemesh or
@@ -21,6 +24,49 @@ pub struct UpArgs {
     /// Address of the API (port 0 picks a free port)
     #[arg(long, value_name = "ADDR", default_value = mesh_types::DEFAULT_API_ADDR)]
     pub listen: SocketAddr,
+    /// Run no instances on this machine: the control plane only
+    #[arg(long)]
+    pub no_agent: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// How the agent lays out instances' networks on this server.
+#[derive(Debug, Clone, Args)]
+pub struct NetArgs {
+    /// Environments get /24 subnets from this /16
+    #[arg(long, value_name = "CIDR", default_value = "10.231.0.0/16")]
+    pub subnet_pool: String,
+    /// Prefix of the interfaces, namespaces, nftables table and cgroups made for instances
+    /// (1-5 lowercase letters or digits); give each platform on one machine its own
+    #[arg(long, value_name = "PREFIX", default_value = "wm")]
+    pub net_prefix: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The control plane's URL
+    #[arg(long, value_name = "URL", env = "MESH_API_URL")]
+    pub api_url: String,
+    /// The rack's join token (`mesh rack create` printed it)
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "MESH_JOIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: String,
+    /// Where the agent keeps its state and instances [default: $XDG_DATA_HOME/widemesh/agent]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// This server's name in its rack [default: the host name]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The address the rack's router and peers reach this server on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub address: String,
+    #[command(flatten)]
+    pub net: NetArgs,
 }
 
 #[derive(Debug, Args)]
@@ -110,11 +156,166 @@ pub async fn up(args: UpArgs) -> Result<()> {
             data_dir.display()
         ),
     }
+    let agent = if args.no_agent {
+        None
+    } else if let Some(why) = cannot_run_instances() {
+        eprintln!("warning: services will get no instances on this machine: {why}");
+        None
+    } else {
+        let join = std::fs::read_to_string(data_dir.join("local-join-token"))
+            .context("the local rack's join token")?;
+        Some(
+            start_agent(
+                &api_url,
+                join.trim(),
+                &data_dir,
+                None,
+                "127.0.0.1".into(),
+                &args.net,
+            )
+            .await?,
+        )
+    };
     print(format!(
         "widemesh is up: api {api_url}, data {}",
         data_dir.display()
     ));
-    serve_until_signal(running).await
+    let served = serve_until_signal(running).await;
+    if let Some(a) = agent {
+        // Instances keep running: the next `mesh up` adopts them.
+        a.stop().await;
+    }
+    served
+}
+
+/// A running agent and how to stop it.
+pub struct AgentHandle {
+    /// Read by the edge router wiring: the agent publishes routes and instances.
+    #[allow(dead_code)]
+    pub agent: std::sync::Arc<mesh_agent::Agent>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AgentHandle {
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Why this machine cannot run instances, if it cannot.
+fn cannot_run_instances() -> Option<String> {
+    // SAFETY-free check: the effective uid, from /proc, without unsafe libc calls.
+    let euid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2)?.parse::<u32>().ok())
+        });
+    if euid != Some(0) {
+        return Some("instances need root (namespaces, cgroups, runc)".into());
+    }
+    let in_path = |p: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(p).is_file()))
+    };
+    if !in_path("runc") {
+        return Some("runc is not installed (run scripts/install-deps)".into());
+    }
+    None
+}
+
+/// A DNS label from the host name, for the server's name in its rack.
+fn host_name() -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let mut name: String = raw
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    name = name.trim_matches('-').chars().take(63).collect();
+    if name.is_empty() || !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        name = format!("server-{name}").chars().take(63).collect();
+    }
+    name.trim_end_matches('-').to_string()
+}
+
+/// Starts an agent with the native runtime under `data_dir` (`agent/` and `runtime/`).
+pub async fn start_agent(
+    api_url: &str,
+    token: &str,
+    data_dir: &std::path::Path,
+    name: Option<String>,
+    address: String,
+    net: &NetArgs,
+) -> Result<AgentHandle> {
+    use mesh_runtime::{NativeRuntime, RuntimeOptions, shim::ShimCommand};
+    let (ip, len) = net
+        .subnet_pool
+        .split_once('/')
+        .context("--subnet-pool must be a CIDR such as 10.231.0.0/16")?;
+    let pool = mesh_runtime::Ipv4Net::new(
+        ip.parse()
+            .context("--subnet-pool must be a CIDR such as 10.231.0.0/16")?,
+        len.parse()
+            .context("--subnet-pool must be a CIDR such as 10.231.0.0/16")?,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let mut rt = RuntimeOptions::new(data_dir.join("runtime"));
+    rt.prefix = net.net_prefix.clone();
+    if net.net_prefix != "wm" {
+        rt.nft_table = format!("widemesh_{}", net.net_prefix);
+        rt.cgroup_parent = format!("widemesh_{}", net.net_prefix);
+    }
+    let exe =
+        std::env::current_exe().context("cannot find the mesh binary for the instance shim")?;
+    rt.shim = Some(ShimCommand {
+        program: exe,
+        args: vec![SHIM.to_string()],
+    });
+    let runtime = NativeRuntime::new(rt).context("cannot set up the instance runtime")?;
+    let name = name.unwrap_or_else(host_name);
+    let server_name = mesh_types::Name::parse(&name).context("the server name")?;
+    let mut opts =
+        mesh_agent::AgentOptions::new(api_url, token, data_dir.join("agent"), server_name);
+    opts.subnet_pool = pool;
+    opts.address = address;
+    let agent = mesh_agent::Agent::new(opts, std::sync::Arc::new(runtime))?;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(agent.clone().run(rx));
+    Ok(AgentHandle { agent, stop, task })
+}
+
+/// `mesh agent`: one server of a rack, joining with the rack's token.
+pub async fn agent(args: AgentArgs) -> Result<()> {
+    if let Some(why) = cannot_run_instances() {
+        anyhow::bail!("this machine cannot run instances: {why}");
+    }
+    let data_dir = match args.data_dir {
+        Some(d) => d,
+        None => data_dir(None)?.join("agent"),
+    };
+    let handle = start_agent(
+        &args.api_url,
+        &args.token,
+        &data_dir,
+        args.name,
+        args.address,
+        &args.net,
+    )
+    .await?;
+    print(format!(
+        "widemesh agent is up: control plane {}, data {}",
+        args.api_url,
+        data_dir.display()
+    ));
+    wait_for_signal().await?;
+    // Instances keep running: a restarted agent adopts them.
+    handle.stop().await;
+    Ok(())
 }
 
 /// `mesh server`: the control plane alone.
@@ -143,7 +344,7 @@ pub async fn server(args: ServerArgs) -> Result<()> {
     serve_until_signal(running).await
 }
 
-async fn serve_until_signal(running: RunningServer) -> Result<()> {
+async fn wait_for_signal() -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
@@ -151,6 +352,11 @@ async fn serve_until_signal(running: RunningServer) -> Result<()> {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = int.recv() => tracing::info!("SIGINT: shutting down"),
     }
+    Ok(())
+}
+
+async fn serve_until_signal(running: RunningServer) -> Result<()> {
+    wait_for_signal().await?;
     running.shutdown();
     running.wait().await.context("the API server failed")?;
     tracing::info!("stopped");

@@ -1,0 +1,41 @@
+//! What the rack's edge router needs from this agent: the routes of every environment here, and
+//! for each service its instances with their address and health. Published after every
+//! reconcile; the router takes it whole.
+
+use std::net::SocketAddr;
+
+use mesh_types::desired::RouteDoc;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Routing {
+    pub routes: Vec<RoutedEnv>,
+    pub upstreams: Vec<Upstream>,
+}
+
+/// The routes of one environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutedEnv {
+    pub environment: String,
+    pub routes: Vec<RouteDoc>,
+}
+
+/// The instances of one service: `key` is `<environment>/<stack>-<service>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream {
+    pub key: String,
+    pub instances: Vec<Backend>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backend {
+    pub id: String,
+    pub addr: SocketAddr,
+    pub healthy: bool,
+    /// Being replaced: finish what it has, take nothing new.
+    pub draining: bool,
+}
+
+/// The upstream key of a service.
+pub fn upstream_key(environment: &str, stack: &str, service: &str) -> String {
+    format!("{environment}/{stack}-{service}")
+}
