@@ -376,6 +376,16 @@ impl Agent {
                 .into_iter()
                 .map(|(key, instances)| Upstream { key, instances })
                 .collect(),
+            certificates: desired
+                .environments
+                .iter()
+                .flat_map(|e| e.certificates.iter().cloned())
+                .collect(),
+            acme_challenges: desired
+                .environments
+                .iter()
+                .flat_map(|e| e.acme_challenges.iter().cloned())
+                .collect(),
         };
         self.routing.send_if_modified(|old| {
             let changed = *old != routing;

@@ -1,15 +1,19 @@
-//! What the rack's edge router needs from this agent: the routes of every environment here, and
-//! for each service its instances with their address and health. Published after every
-//! reconcile; the router takes it whole.
+//! What the rack's edge router needs from this agent: the routes of every environment here, for
+//! each service its instances with their address and health, the certificates to serve and the
+//! ACME challenges to answer. Published after every reconcile; the router takes it whole.
 
 use std::net::SocketAddr;
 
-use mesh_types::desired::RouteDoc;
+use mesh_types::desired::{AcmeChallengeDoc, CertificateDoc, RouteDoc};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Routing {
     pub routes: Vec<RoutedEnv>,
     pub upstreams: Vec<Upstream>,
+    /// Every environment's issued certificates, as the desired state lists them.
+    pub certificates: Vec<CertificateDoc>,
+    /// Every environment's HTTP-01 answers.
+    pub acme_challenges: Vec<AcmeChallengeDoc>,
 }
 
 /// The routes of one environment.

@@ -35,6 +35,7 @@ impl Platform {
             data_dir: dir.clone(),
             database_url: None,
             local_rack: true,
+            acme: None,
         };
         let server = mesh_server::start(opts).await.unwrap();
         let listen = server.addr();

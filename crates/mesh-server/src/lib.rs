@@ -3,6 +3,7 @@
 //!
 //! [`start`] opens the store, bootstraps a fresh platform and serves until shut down.
 
+mod acme;
 mod agent;
 mod api;
 mod app;
@@ -25,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use acme::AcmeOptions;
 pub use app::AppState;
 pub use clock::{Clock, SystemClock};
 pub use error::ApiError;
@@ -41,6 +43,8 @@ pub struct ServerOptions {
     pub database_url: Option<String>,
     /// Create the `local` provider and rack on first start, as `mesh up` does.
     pub local_rack: bool,
+    /// Order certificates for custom domains from this ACME CA; none: they stay pending.
+    pub acme: Option<AcmeOptions>,
 }
 
 /// Why the control plane could not start.
@@ -128,8 +132,9 @@ pub async fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
         source,
     })?;
     let state = AppState::new(store, clock);
-    let app = app_router(state);
+    let app = app_router(state.clone());
     let (tx, mut rx) = watch::channel(false);
+    acme::spawn(state, opts.acme.clone(), &opts.data_dir, rx.clone());
     let task = tokio::spawn(async move {
         axum::serve(
             listener,

@@ -52,6 +52,7 @@ impl TestServer {
             data_dir: dir.clone(),
             database_url,
             local_rack,
+            acme: None,
         };
         let running = mesh_server::start(opts)
             .await

@@ -48,6 +48,39 @@ pub struct EnvironmentDoc {
     pub stacks: Vec<StackDoc>,
     /// Host and path prefix to service, for the rack's router.
     pub routes: Vec<RouteDoc>,
+    /// Issued certificates of the environment, for the router to pick by SNI.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertificateDoc>,
+    /// HTTP-01 answers for the control plane's ACME orders in progress.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acme_challenges: Vec<AcmeChallengeDoc>,
+}
+
+/// A certificate chain and its private key. Secret: the agent keeps it sealed at rest.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateDoc {
+    pub domains: Vec<String>,
+    /// Leaf first, then intermediates.
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for CertificateDoc {
+    // Keeps private keys out of logs and panics.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateDoc")
+            .field("domains", &self.domains)
+            .field("chain_pem", &format_args!("{} bytes", self.chain_pem.len()))
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The answer a router gives to `GET /.well-known/acme-challenge/{token}` on plain HTTP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcmeChallengeDoc {
+    pub token: String,
+    pub key_authorization: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

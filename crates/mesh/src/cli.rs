@@ -67,6 +67,8 @@ pub enum Command {
     Server(role::ServerArgs),
     /// Run an agent: one server of a rack, joining with the rack's token
     Agent(role::AgentArgs),
+    /// Run an agent with the rack's edge router on (`mesh agent` listening on ports 80 and 443)
+    Router(role::RouterArgs),
     /// Point the CLI at a control plane: checks the token, then saves the URL and token
     Login(access::LoginArgs),
     /// Show who the CLI's token belongs to
@@ -133,7 +135,7 @@ impl Command {
     pub fn is_role(&self) -> bool {
         matches!(
             self,
-            Command::Up(_) | Command::Server(_) | Command::Agent(_)
+            Command::Up(_) | Command::Server(_) | Command::Agent(_) | Command::Router(_)
         )
     }
 }
@@ -183,6 +185,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Up(args) => role::up(args).await,
         Command::Server(args) => role::server(args).await,
         Command::Agent(args) => role::agent(args).await,
+        Command::Router(args) => role::router(args).await,
         Command::Login(args) => access::login(&ctx, args).await,
         Command::Whoami => access::whoami(&ctx).await,
         Command::Link => link(&ctx).await,

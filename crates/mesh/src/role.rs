@@ -1,5 +1,6 @@
 //! The roles that run the platform: `mesh up` (everything on this machine), `mesh server` (the
-//! control plane alone) and `mesh agent` (one server of a rack).
+//! control plane alone), `mesh agent` (one server of a rack) and `mesh router` (an agent with
+//! the rack's edge router on).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -9,6 +10,9 @@ use clap::Args;
 use mesh_server::{RunningServer, ServerOptions, StartError};
 
 use crate::failure::hinted;
+
+#[path = "edge.rs"]
+pub mod edge;
 use crate::output::print;
 use crate::settings::{self, Settings};
 
@@ -27,8 +31,40 @@ pub struct UpArgs {
     /// Run no instances on this machine: the control plane only
     #[arg(long)]
     pub no_agent: bool,
+    /// The edge router's plain HTTP address [default: 127.0.0.1:80; without either router
+    /// flag, a busy or forbidden default only warns and the platform runs without a router]
+    #[arg(long, value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
+    /// The edge router's HTTPS address [default: 127.0.0.1:443]
+    #[arg(long, value_name = "ADDR")]
+    pub https_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub acme: AcmeArgs,
     #[command(flatten)]
     pub net: NetArgs,
+}
+
+/// Automatic certificates for custom domains.
+#[derive(Debug, Clone, Args)]
+pub struct AcmeArgs {
+    /// Order certificates for custom domains from this ACME directory (such as
+    /// https://acme-v02.api.letsencrypt.org/directory); without it they stay pending
+    #[arg(long, value_name = "URL")]
+    pub acme_directory: Option<String>,
+    /// Trust this PEM certificate for the ACME directory's HTTPS (a test CA such as pebble)
+    #[arg(long, value_name = "PEM", requires = "acme_directory")]
+    pub acme_ca_file: Option<PathBuf>,
+}
+
+impl AcmeArgs {
+    fn options(&self) -> Option<mesh_server::AcmeOptions> {
+        self.acme_directory
+            .as_ref()
+            .map(|url| mesh_server::AcmeOptions {
+                directory_url: url.clone(),
+                ca_file: self.acme_ca_file.clone(),
+            })
+    }
 }
 
 /// How the agent lays out instances' networks on this server.
@@ -45,6 +81,32 @@ pub struct NetArgs {
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {
+    #[command(flatten)]
+    pub join: JoinArgs,
+    /// Run the rack's edge router in this agent, plain HTTP on ADDR (such as 0.0.0.0:80)
+    #[arg(long, value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
+    /// The edge router's HTTPS address (such as 0.0.0.0:443); needs --http-listen
+    #[arg(long, value_name = "ADDR", requires = "http_listen")]
+    pub https_listen: Option<SocketAddr>,
+}
+
+/// `mesh router`: `mesh agent` with the edge router on by default.
+#[derive(Debug, Args)]
+pub struct RouterArgs {
+    #[command(flatten)]
+    pub join: JoinArgs,
+    /// The edge router's plain HTTP address
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:80")]
+    pub http_listen: SocketAddr,
+    /// The edge router's HTTPS address
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:443")]
+    pub https_listen: SocketAddr,
+}
+
+/// How a server joins its rack.
+#[derive(Debug, Args)]
+pub struct JoinArgs {
     /// The control plane's URL
     #[arg(long, value_name = "URL", env = "MESH_API_URL")]
     pub api_url: String,
@@ -88,6 +150,8 @@ pub struct ServerArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+    #[command(flatten)]
+    pub acme: AcmeArgs,
 }
 
 fn env_var(name: &str) -> Option<String> {
@@ -134,6 +198,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
         data_dir: data_dir.clone(),
         database_url: None,
         local_rack: true,
+        acme: args.acme.options(),
     };
     let running = start(opts, "widemesh").await?;
     let api_url = local_url(running.addr());
@@ -176,22 +241,69 @@ pub async fn up(args: UpArgs) -> Result<()> {
             .await?,
         )
     };
+    let edge = match &agent {
+        Some(a) => up_router(args.http_listen, args.https_listen, a).await,
+        None => Ok(None),
+    };
+    let edge = match edge {
+        Ok(edge) => edge,
+        Err(e) => {
+            // The agent first: its watch stream would hold the API's graceful shutdown open.
+            if let Some(a) = agent {
+                a.stop().await;
+            }
+            running.shutdown();
+            let _ = running.wait().await;
+            return Err(e);
+        }
+    };
     print(format!(
         "widemesh is up: api {api_url}, data {}",
         data_dir.display()
     ));
-    let served = serve_until_signal(running).await;
+    // Stop what holds connections to the API first (the agent's watch stream would keep the
+    // API's graceful shutdown waiting), then the API. Instances keep running: the next
+    // `mesh up` adopts them.
+    let signalled = wait_for_signal().await;
+    if let Some(e) = edge {
+        e.stop().await;
+    }
     if let Some(a) = agent {
-        // Instances keep running: the next `mesh up` adopts them.
         a.stop().await;
     }
-    served
+    running.shutdown();
+    running.wait().await.context("the API server failed")?;
+    tracing::info!("stopped");
+    signalled
+}
+
+/// The local rack's router: on the given addresses, or tried on the defaults.
+async fn up_router(
+    http: Option<SocketAddr>,
+    https: Option<SocketAddr>,
+    agent: &AgentHandle,
+) -> Result<Option<edge::Edge>> {
+    let asked = http.is_some() || https.is_some();
+    let http = http.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 80)));
+    let https = https.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 443)));
+    match edge::Edge::start(http, Some(https), agent.agent.routing()).await {
+        Ok(e) => Ok(Some(e)),
+        Err(e) if !asked => {
+            eprintln!(
+                "warning: the edge router is off: {e}; endpoints are not served (pass --http-listen and --https-listen with free addresses)"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(hinted(
+            format!("cannot start the edge router: {e}"),
+            "pass --http-listen and --https-listen with free addresses (port 0 picks one)",
+        )),
+    }
 }
 
 /// A running agent and how to stop it.
 pub struct AgentHandle {
-    /// Read by the edge router wiring: the agent publishes routes and instances.
-    #[allow(dead_code)]
+    /// The edge router follows `agent.routing()`.
     pub agent: std::sync::Arc<mesh_agent::Agent>,
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -291,6 +403,16 @@ pub async fn start_agent(
 
 /// `mesh agent`: one server of a rack, joining with the rack's token.
 pub async fn agent(args: AgentArgs) -> Result<()> {
+    let router = args.http_listen.map(|http| (http, args.https_listen));
+    run_agent(args.join, router).await
+}
+
+/// `mesh router`: a server of a rack that runs the rack's edge router beside its instances.
+pub async fn router(args: RouterArgs) -> Result<()> {
+    run_agent(args.join, Some((args.http_listen, Some(args.https_listen)))).await
+}
+
+async fn run_agent(args: JoinArgs, router: Option<(SocketAddr, Option<SocketAddr>)>) -> Result<()> {
     if let Some(why) = cannot_run_instances() {
         anyhow::bail!("this machine cannot run instances: {why}");
     }
@@ -307,12 +429,28 @@ pub async fn agent(args: AgentArgs) -> Result<()> {
         &args.net,
     )
     .await?;
+    let edge = match router {
+        Some((http, https)) => match edge::Edge::start(http, https, handle.agent.routing()).await {
+            Ok(e) => Some(e),
+            Err(e) => {
+                handle.stop().await;
+                return Err(hinted(
+                    format!("cannot start the edge router: {e}"),
+                    "pass --http-listen and --https-listen with free addresses",
+                ));
+            }
+        },
+        None => None,
+    };
     print(format!(
         "widemesh agent is up: control plane {}, data {}",
         args.api_url,
         data_dir.display()
     ));
     wait_for_signal().await?;
+    if let Some(e) = edge {
+        e.stop().await;
+    }
     // Instances keep running: a restarted agent adopts them.
     handle.stop().await;
     Ok(())
@@ -326,6 +464,7 @@ pub async fn server(args: ServerArgs) -> Result<()> {
         data_dir: data_dir.clone(),
         database_url: args.database_url,
         local_rack: false,
+        acme: args.acme.options(),
     };
     let running = start(opts, "the widemesh control plane").await?;
     let api_url = local_url(running.addr());

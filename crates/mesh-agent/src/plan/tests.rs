@@ -39,6 +39,8 @@ fn state(services: Vec<ServiceDoc>, image: Option<&str>) -> DesiredState {
                 services,
             }],
             routes: vec![],
+            certificates: vec![],
+            acme_challenges: vec![],
         }],
     }
 }

@@ -1,10 +1,14 @@
 //! The desired state of one rack, computed from the store: every environment placed on it,
-//! with config resolved for the rack and the routes its router must serve.
+//! with config resolved for the rack, the routes its router must serve, the certificates it
+//! must present and the ACME challenges it must answer.
 
-use mesh_store::{Store, StoreResult};
-use mesh_types::api::{EndpointKind, Rack};
+use mesh_store::{Store, StoreError, StoreResult};
+use mesh_types::api::{CertificateState, EndpointKind, Rack};
 use mesh_types::config::resolve;
-use mesh_types::desired::{DesiredState, EnvironmentDoc, ImageRef, RouteDoc, ServiceDoc, StackDoc};
+use mesh_types::desired::{
+    AcmeChallengeDoc, CertificateDoc, DesiredState, EnvironmentDoc, ImageRef, RouteDoc, ServiceDoc,
+    StackDoc,
+};
 use sha2::{Digest, Sha256};
 
 pub async fn for_rack(store: &dyn Store, rack: &Rack) -> StoreResult<DesiredState> {
@@ -71,10 +75,13 @@ pub async fn for_rack(store: &dyn Store, rack: &Rack) -> StoreResult<DesiredStat
                 });
             }
         }
+        let (certificates, acme_challenges) = certificates(store, name).await?;
         environments.push(EnvironmentDoc {
             environment: env.name.clone(),
             stacks,
             routes,
+            certificates,
+            acme_challenges,
         });
     }
     Ok(DesiredState {
@@ -82,6 +89,40 @@ pub async fn for_rack(store: &dyn Store, rack: &Rack) -> StoreResult<DesiredStat
         region: rack.region.clone(),
         environments,
     })
+}
+
+/// The environment's issued certificates, those expiring last listed last (a router keeps the
+/// last certificate it reads for a name), and the challenges of its orders in progress.
+async fn certificates(
+    store: &dyn Store,
+    env: &str,
+) -> StoreResult<(Vec<CertificateDoc>, Vec<AcmeChallengeDoc>)> {
+    let mut listed = store.list_certificates(env).await?;
+    listed.sort_by(|a, b| (a.not_after, &a.fingerprint).cmp(&(b.not_after, &b.fingerprint)));
+    let mut certs = Vec::new();
+    let mut challenges = Vec::new();
+    for c in listed {
+        let wanted = crate::acme::is_pending_record(&c) || c.state == CertificateState::Issued;
+        if !wanted {
+            continue;
+        }
+        let record = match store.get_certificate(env, &c.fingerprint).await {
+            Ok(r) => r,
+            // Replaced or deleted since the listing: the next document has it right.
+            Err(StoreError::NotFound(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        if crate::acme::is_pending_record(&c) {
+            challenges.extend(crate::acme::challenges_of(&record));
+        } else {
+            certs.push(CertificateDoc {
+                domains: record.certificate.domains,
+                chain_pem: record.chain_pem,
+                key_pem: record.key_pem,
+            });
+        }
+    }
+    Ok((certs, challenges))
 }
 
 /// A digest of the document, so unchanged state is not sent again.

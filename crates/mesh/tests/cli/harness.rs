@@ -170,6 +170,7 @@ pub struct Platform {
     child: Option<Child>,
     pub url: String,
     starts: u32,
+    extra: Vec<String>,
 }
 
 impl Platform {
@@ -179,11 +180,18 @@ impl Platform {
     }
 
     pub fn start_in(home: Home) -> Self {
+        Self::start_with(home, &["--no-agent"])
+    }
+
+    /// `mesh up` with extra arguments, such as an agent's `--net-prefix` and `--subnet-pool`
+    /// (each test that runs instances needs its own, so parallel tests never share names).
+    pub fn start_with(home: Home, extra: &[&str]) -> Self {
         let mut p = Self {
             home,
             child: None,
             url: String::new(),
             starts: 0,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         p.launch();
         p
@@ -200,6 +208,7 @@ impl Platform {
             .home
             .command(&mesh_bin())
             .args(["up", "--listen", "127.0.0.1:0"])
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

@@ -1,0 +1,164 @@
+//! The rack's edge router inside an agent process: every `Routing` the agent publishes after a
+//! reconcile becomes one `RouterConfig`, applied whole.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mesh_agent::Routing;
+use mesh_agent::routing::upstream_key;
+use mesh_router::{
+    CertificateConfig, InstanceConfig, RouteConfig, Router, RouterConfig, RouterError,
+    RouterOptions, ServiceKey, UpstreamConfig,
+};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How long in-flight requests get to finish when the router stops.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Builds the router's document from the agent's: routes of every environment, the instances
+/// of every routed service, the certificates and the ACME answers.
+pub fn router_config(routing: &Routing) -> RouterConfig {
+    let instances: HashMap<&str, &[mesh_agent::routing::Backend]> = routing
+        .upstreams
+        .iter()
+        .map(|u| (u.key.as_str(), u.instances.as_slice()))
+        .collect();
+    let mut routes = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut services = BTreeMap::new();
+    for env in &routing.routes {
+        for r in &env.routes {
+            // Domains are unique platform-wide, so this only guards against a damaged document:
+            // one bad pair must not make the whole update fail.
+            if !seen.insert((r.host.to_ascii_lowercase(), r.path.clone())) {
+                tracing::warn!(host = %r.host, path = %r.path, "router: duplicate route left out");
+                continue;
+            }
+            let key = ServiceKey::new(&env.environment, r.stack.as_str(), r.service.as_str());
+            let upstream = upstream_key(&env.environment, r.stack.as_str(), r.service.as_str());
+            services.entry(key.clone()).or_insert(upstream);
+            routes.push(RouteConfig {
+                host: r.host.clone(),
+                path: r.path.clone(),
+                service: key,
+            });
+        }
+    }
+    // A routed service without running instances still gets an (empty) upstream: it answers
+    // 503 "no healthy instance" rather than looking unknown.
+    let mut taken = BTreeSet::new();
+    let upstreams = services
+        .into_iter()
+        .map(|(service, key)| UpstreamConfig {
+            instances: instances
+                .get(key.as_str())
+                .copied()
+                .unwrap_or_default()
+                .iter()
+                // Two services whose `<stack>-<service>` names collide (stack `a-b` service
+                // `web`, stack `a` service `b-web`) share an agent key; an instance may serve
+                // one of them only, or the router would refuse the whole update.
+                .filter(|b| {
+                    let first = taken.insert(b.id.clone());
+                    if !first {
+                        tracing::warn!(service = %service, instance = %b.id, "router: instance already routed for a service of the same hostname");
+                    }
+                    first
+                })
+                .map(|b| InstanceConfig {
+                    id: b.id.clone(),
+                    addr: b.addr,
+                    healthy: b.healthy,
+                    draining: b.draining,
+                })
+                .collect(),
+            service,
+        })
+        .collect();
+    RouterConfig {
+        routes,
+        upstreams,
+        certificates: routing
+            .certificates
+            .iter()
+            .map(|c| CertificateConfig {
+                domains: c.domains.clone(),
+                chain_pem: c.chain_pem.clone(),
+                key_pem: c.key_pem.clone(),
+            })
+            .collect(),
+        https_redirects: Vec::new(),
+        acme_challenges: routing
+            .acme_challenges
+            .iter()
+            .map(|c| (c.token.clone(), c.key_authorization.clone()))
+            .collect(),
+        default_certificate: None,
+    }
+}
+
+/// A router bound to its listeners and fed by an agent.
+pub struct Edge {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Edge {
+    /// Binds the listeners, then applies every routing snapshot the agent publishes.
+    pub async fn start(
+        http: SocketAddr,
+        https: Option<SocketAddr>,
+        routing: watch::Receiver<Routing>,
+    ) -> Result<Edge, RouterError> {
+        let router = Router::bind_with(http, https, RouterOptions::default()).await?;
+        let (stop, stopped) = watch::channel(false);
+        let edge = Edge {
+            stop,
+            task: tokio::spawn(feed(router, routing, stopped)),
+        };
+        Ok(edge)
+    }
+
+    /// Stops accepting, lets requests in flight finish (bounded), then closes.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+async fn feed(
+    router: Router,
+    mut routing: watch::Receiver<Routing>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let config = router_config(&routing.borrow_and_update());
+        match router.update(config) {
+            Ok(report) => {
+                for e in &report.certificate_errors {
+                    tracing::warn!(error = %e, "router: certificate left out");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "router: the new routes were refused; the previous ones stay")
+            }
+        }
+        tokio::select! {
+            changed = routing.changed() => if changed.is_err() { break },
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+    let report = router.shutdown(DRAIN).await;
+    if !report.clean {
+        tracing::warn!(
+            forced = report.forced,
+            "router: connections closed with requests in flight"
+        );
+    }
+}
+
+#[cfg(test)]
+#[path = "edge/tests.rs"]
+mod tests;

@@ -1,0 +1,565 @@
+//! The edge router of `mesh up`, driven as a user would: services of busybox stacks published on
+//! the platform alias and on custom domains answer through the router's HTTP and HTTPS ports
+//! (curl with `--resolve`), by host and path prefix, with an uploaded certificate or one issued
+//! automatically by a real ACME server (Debian's pebble). Privileged: CI runs it as root.
+//!
+//! Each test has its own `--net-prefix`, `--subnet-pool` and free loopback ports, and deletes its
+//! environment (waiting until the instances are gone) before stopping `mesh up`.
+
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mesh_runtime::{NativeRuntime, RuntimeOptions};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use serde_json::Value;
+
+use crate::harness::*;
+
+/// A page that says which stack answered: busybox httpd serves a file the command writes in
+/// /tmp (instances run as uid 65534 on a root filesystem owned by root; /tmp is mode 1777).
+fn serve(text: &str, path: &str) -> String {
+    format!(
+        "mkdir -p /tmp/www{dir} && echo {text} > /tmp/www{path} && exec httpd -f -p $PORT -h /tmp/www",
+        dir = Path::new(path).parent().unwrap().display(),
+    )
+}
+
+/// Whatever happens, nothing the test's instances made stays behind.
+struct Purge {
+    data: PathBuf,
+    prefix: &'static str,
+}
+
+impl Drop for Purge {
+    fn drop(&mut self) {
+        let mut opts = RuntimeOptions::new(self.data.join("runtime"));
+        opts.prefix = self.prefix.into();
+        opts.nft_table = format!("widemesh_{}", self.prefix);
+        opts.cgroup_parent = format!("widemesh_{}", self.prefix);
+        if let Ok(rt) = NativeRuntime::new(opts) {
+            let _ = std::thread::spawn(move || {
+                let r = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                r.block_on(rt.purge())
+            })
+            .join();
+        }
+    }
+}
+
+fn assert_root() {
+    assert!(
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")),
+        "this test runs as root (CI does)"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A port free for both TCP and UDP (a DNS server listens on both).
+fn free_dns_port() -> u16 {
+    for _ in 0..20 {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both TCP and UDP");
+}
+
+/// `mesh up` with its router on free loopback ports and its own instance names and subnets.
+struct Edge {
+    p: Platform,
+    http: u16,
+    https: u16,
+    prefix: &'static str,
+    _purge: Purge,
+}
+
+impl Edge {
+    fn start(prefix: &'static str, pool: &str) -> Edge {
+        Self::start_on(prefix, pool, free_port(), &[])
+    }
+
+    /// With the router's HTTP port chosen beforehand, and more `mesh up` arguments.
+    fn start_on(prefix: &'static str, pool: &str, http: u16, extra: &[&str]) -> Edge {
+        assert_root();
+        let home = Home::new();
+        let purge = Purge {
+            data: home.data_dir(),
+            prefix,
+        };
+        let https = free_port();
+        let (h, hs) = (format!("127.0.0.1:{http}"), format!("127.0.0.1:{https}"));
+        let mut args = vec![
+            "--http-listen",
+            &h,
+            "--https-listen",
+            &hs,
+            "--net-prefix",
+            prefix,
+            "--subnet-pool",
+            pool,
+        ];
+        args.extend(extra);
+        let p = Platform::start_with(home, &args);
+        Edge {
+            p,
+            http,
+            https,
+            prefix,
+            _purge: purge,
+        }
+    }
+
+    /// A busybox stack of environment `shop` whose service `web` runs `cmd`.
+    fn stack(&self, stack: &str, cmd: &str) {
+        let at = ["--env", "shop", "--stack", stack];
+        let with = |args: &[&str]| -> Vec<String> {
+            args.iter()
+                .chain(at.iter())
+                .map(|s| s.to_string())
+                .collect()
+        };
+        let run = |args: Vec<String>| {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            self.p.mesh(&refs).ok();
+        };
+        run(vec![
+            "create".into(),
+            "stack".into(),
+            stack.into(),
+            "--env".into(),
+            "shop".into(),
+        ]);
+        run(with(&["stack", "set-image", "busybox"]));
+        let mut create = with(&["svc", "create", "-n", "web", "--size", "nano"]);
+        create.extend(["--".to_string(), cmd.to_string()]);
+        run(create);
+    }
+
+    fn publish(&self, domain: &str, stack: &str, path: &str) {
+        self.p
+            .mesh(&[
+                "endpoint",
+                "publish",
+                domain,
+                "--env",
+                "shop",
+                "--stack",
+                stack,
+                "--service",
+                "web",
+                "--path",
+                path,
+            ])
+            .ok();
+    }
+
+    fn certificates(&self) -> Vec<Value> {
+        self.p
+            .mesh(&["cert", "list", "--env", "shop", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Deletes the environment, waits (bounded) until its instances and networks are gone, then
+    /// stops `mesh up` with SIGTERM.
+    fn finish(mut self) {
+        self.p.mesh(&["env", "delete", "shop", "--yes"]).ok();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+            let ours = String::from_utf8_lossy(&netns.stdout)
+                .lines()
+                .filter(|l| l.starts_with(&format!("{}-", self.prefix)))
+                .count();
+            if ours == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{ours} network namespaces of the deleted environment remain"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        self.p.stop();
+    }
+}
+
+/// What curl got: status (0 when no HTTP response came), headers (lowercase names) and body.
+#[derive(Debug)]
+struct Got {
+    status: u16,
+    headers: String,
+    body: String,
+    error: String,
+}
+
+/// `curl` to the router as a client would reach `host`, with `--resolve` pinning it to loopback.
+fn curl(scheme: &str, host: &str, port: u16, path: &str, ca: Option<&Path>) -> Got {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-S", "-i", "--max-time", "5", "--resolve"])
+        .arg(format!("{host}:{port}:127.0.0.1"))
+        .arg(format!("{scheme}://{host}:{port}{path}"));
+    if let Some(ca) = ca {
+        cmd.arg("--cacert").arg(ca);
+    }
+    let out = cmd.stdin(Stdio::null()).output().expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+    let status = head
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Got {
+        status,
+        headers: head.to_ascii_lowercase(),
+        body: body.to_string(),
+        error: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Polls until `curl` gets 200 with `body`, as instances take a few seconds to start.
+fn wait_body(scheme: &str, host: &str, port: u16, path: &str, ca: Option<&Path>, body: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let got = curl(scheme, host, port, path, ca);
+        if got.status == 200 && got.body.trim() == body {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{scheme}://{host}{path} did not answer {body:?}: {got:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn wait_certificates(e: &Edge, what: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let certs = e.certificates();
+        if check(&certs) {
+            return certs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within 120 s; certificates: {certs:#?}\n{}",
+            e.p.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn the_platform_alias_routes_by_path_to_two_stacks() {
+    let e = Edge::start("e5a", "10.221.0.0/16");
+    e.p.mesh(&["env", "create", "shop"]).ok();
+    e.stack("a", &serve("from-a", "/index.html"));
+    e.stack("b", &serve("from-b", "/api/hello.txt"));
+    e.publish("shop.localhost", "a", "/");
+    e.publish("shop.localhost", "b", "/api");
+
+    wait_body("http", "shop.localhost", e.http, "/", None, "from-a");
+    wait_body(
+        "http",
+        "shop.localhost",
+        e.http,
+        "/api/hello.txt",
+        None,
+        "from-b",
+    );
+    let got = curl("http", "shop.localhost", e.http, "/", None);
+    assert!(got.headers.contains("\nx-request-id: "), "{got:#?}");
+    // Prefixes match on segment boundaries: /apix is stack a's (which has no such file).
+    let got = curl("http", "shop.localhost", e.http, "/apix", None);
+    assert_eq!(got.status, 404, "{got:#?}");
+    assert!(!got.headers.contains("x-mesh-error"), "{got:#?}");
+    // A host nobody published says so, from the router itself.
+    let got = curl("http", "other.localhost", e.http, "/", None);
+    assert_eq!(got.status, 404, "{got:#?}");
+    assert!(got.headers.contains("x-mesh-error: no-route"), "{got:#?}");
+
+    // Unpublished: the path falls back to the longest prefix left.
+    e.p.mesh(&[
+        "endpoint",
+        "unpublish",
+        "shop.localhost",
+        "--env",
+        "shop",
+        "--stack",
+        "b",
+        "--service",
+        "web",
+    ])
+    .ok();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = curl("http", "shop.localhost", e.http, "/api/hello.txt", None);
+        if got.status == 404 && !got.headers.contains("x-mesh-error") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/api still routed: {got:#?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    e.finish();
+}
+
+/// A CA and a leaf certificate it signed for `domains`, PEM: (ca, leaf, leaf key).
+fn pki(domains: &[&str]) -> (String, String, String) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "edge test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut leaf =
+        CertificateParams::new(domains.iter().map(|d| d.to_string()).collect::<Vec<_>>()).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, domains[0]);
+    let leaf = leaf.signed_by(&key, &issuer).unwrap();
+    (ca_cert.pem(), leaf.pem(), key.serialize_pem())
+}
+
+#[test]
+fn a_custom_domain_with_an_uploaded_certificate_answers_over_https() {
+    let e = Edge::start("e5b", "10.222.0.0/16");
+    e.p.mesh(&["env", "create", "shop"]).ok();
+    e.stack("a", &serve("from-a", "/index.html"));
+    e.p.mesh(&["endpoint", "create", "shop.example.com", "--env", "shop"])
+        .ok();
+    e.publish("shop.example.com", "a", "/");
+
+    // Without an ACME directory the domain's certificate waits, and says why.
+    let certs = wait_certificates(&e, "pending without ACME", |c| {
+        c.iter().any(|c| c["state"] == "pending")
+    });
+    assert_eq!(certs[0]["source"], "acme");
+    assert!(
+        certs[0]["issuer"]
+            .as_str()
+            .unwrap()
+            .starts_with("ACME is not configured"),
+        "{certs:#?}"
+    );
+    // Plain HTTP works meanwhile.
+    wait_body("http", "shop.example.com", e.http, "/", None, "from-a");
+
+    let (ca, leaf, key) = pki(&["shop.example.com"]);
+    let dir = e.p.home.work();
+    std::fs::write(dir.join("ca.pem"), ca).unwrap();
+    std::fs::write(dir.join("shop.pem"), leaf).unwrap();
+    std::fs::write(dir.join("shop.key"), key).unwrap();
+    e.p.mesh(&["cert", "upload", "shop.pem", "shop.key", "--env", "shop"])
+        .ok();
+    let ca = dir.join("ca.pem");
+    wait_body(
+        "https",
+        "shop.example.com",
+        e.https,
+        "/",
+        Some(&ca),
+        "from-a",
+    );
+    let got = curl("https", "shop.example.com", e.https, "/", Some(&ca));
+    assert!(
+        got.headers.starts_with("http/2 200"),
+        "h2 by ALPN: {got:#?}"
+    );
+    // SNI picks the certificate: a name without one gets no TLS session.
+    let got = curl("https", "www.example.com", e.https, "/", Some(&ca));
+    assert!(got.status == 0 && !got.error.is_empty(), "{got:#?}");
+    // The upload covers the domain: its pending record goes away.
+    wait_certificates(&e, "only the upload", |c| {
+        c.len() == 1 && c[0]["source"] == "uploaded"
+    });
+    e.finish();
+}
+
+/// pebble (a real ACME server) with pebble-challtestsrv as its DNS, answering 127.0.0.1 for
+/// every name; it validates HTTP-01 on the router's HTTP port. Killed when dropped.
+struct Pebble {
+    dir: tempfile::TempDir,
+    children: Vec<Child>,
+    acme: u16,
+    management: u16,
+}
+
+impl Pebble {
+    fn start(http_port: u16) -> Pebble {
+        for bin in ["pebble", "pebble-challtestsrv"] {
+            assert!(
+                Path::new("/usr/bin").join(bin).exists(),
+                "{bin} is missing: run scripts/install-deps (Debian package pebble)"
+            );
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("mesh-pebble-")
+            .tempdir()
+            .unwrap();
+        let (ca, leaf, key) = pki(&["localhost", "127.0.0.1"]);
+        std::fs::write(dir.path().join("ca.pem"), ca).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), leaf).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key).unwrap();
+        let (acme, management, dns, dns_management) =
+            (free_port(), free_port(), free_dns_port(), free_port());
+        let config = serde_json::json!({"pebble": {
+            "listenAddress": format!("127.0.0.1:{acme}"),
+            "managementListenAddress": format!("127.0.0.1:{management}"),
+            "certificate": dir.path().join("cert.pem"),
+            "privateKey": dir.path().join("key.pem"),
+            "httpPort": http_port,
+            "tlsPort": free_port(),
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": false,
+        }});
+        std::fs::write(dir.path().join("pebble.json"), config.to_string()).unwrap();
+        let root = dir.path().to_path_buf();
+        let log = |name: &str| std::fs::File::create(root.join(name)).unwrap();
+        let mut p = Pebble {
+            children: Vec::new(),
+            acme,
+            management,
+            dir,
+        };
+        p.children.push(
+            Command::new("pebble-challtestsrv")
+                .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+                .args(["-dns01", &format!("127.0.0.1:{dns}")])
+                .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+                .args(["-management", &format!("127.0.0.1:{dns_management}")])
+                .stdin(Stdio::null())
+                .stdout(log("challtestsrv.log"))
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        p.children.push(
+            Command::new("pebble")
+                .arg("-config")
+                .arg(p.dir.path().join("pebble.json"))
+                .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
+                // Validate at once, and never reject a nonce on purpose.
+                .env("PEBBLE_VA_NOSLEEP", "1")
+                .env("PEBBLE_WFE_NONCEREJECT", "0")
+                .stdin(Stdio::null())
+                .stdout(log("pebble.log"))
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for port in [acme, management, dns, dns_management] {
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "pebble did not start: {}",
+                    p.log()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        p
+    }
+
+    fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    fn directory(&self) -> String {
+        format!("https://127.0.0.1:{}/dir", self.acme)
+    }
+
+    /// The root that issues this run's certificates (it changes at every pebble start).
+    fn root(&self) -> PathBuf {
+        let out = Command::new("curl")
+            .args(["-s", "-S", "--max-time", "5", "--cacert"])
+            .arg(self.ca_file())
+            .arg(format!("https://127.0.0.1:{}/roots/0", self.management))
+            .output()
+            .unwrap();
+        let pem = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+        let path = self.dir.path().join("root.pem");
+        std::fs::write(&path, pem).unwrap();
+        path
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("pebble.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn acme_issues_a_certificate_for_a_custom_domain_automatically() {
+    // The router's HTTP port first: pebble must know where to validate.
+    let http = free_port();
+    let pebble = Pebble::start(http);
+    let (directory, ca_file) = (pebble.directory(), pebble.ca_file());
+    let ca = ca_file.to_str().unwrap();
+    let e = Edge::start_on(
+        "e5c",
+        "10.223.0.0/16",
+        http,
+        &["--acme-directory", &directory, "--acme-ca-file", ca],
+    );
+    e.p.mesh(&["env", "create", "shop"]).ok();
+    e.stack("a", &serve("from-a", "/index.html"));
+    e.p.mesh(&["endpoint", "create", "shop.example.com", "--env", "shop"])
+        .ok();
+    e.publish("shop.example.com", "a", "/");
+
+    let certs = wait_certificates(&e, "issued by pebble", |c| {
+        c.iter().any(|c| c["state"] == "issued")
+    });
+    assert_eq!(certs.len(), 1, "the pending record is gone: {certs:#?}");
+    assert_eq!(certs[0]["source"], "acme");
+    assert_eq!(certs[0]["domains"], serde_json::json!(["shop.example.com"]));
+    assert_eq!(certs[0]["fingerprint"].as_str().unwrap().len(), 64);
+    assert!(
+        certs[0]["issuer"].as_str().unwrap().contains("Pebble"),
+        "{certs:#?}\n{}",
+        pebble.log()
+    );
+    // The chain the router serves verifies against pebble's root, for the domain's name.
+    let root = pebble.root();
+    wait_body(
+        "https",
+        "shop.example.com",
+        e.https,
+        "/",
+        Some(&root),
+        "from-a",
+    );
+    e.finish();
+}
