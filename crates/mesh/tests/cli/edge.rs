@@ -26,8 +26,10 @@ fn serve(text: &str, path: &str) -> String {
     )
 }
 
-/// Whatever happens, nothing the test's instances made stays behind.
+/// Whatever happens, nothing the test's instances made stays behind. Dropped after the
+/// platform (and its home), so it also removes the runtime directory it had to reopen.
 struct Purge {
+    home: PathBuf,
     data: PathBuf,
     prefix: &'static str,
 }
@@ -48,6 +50,7 @@ impl Drop for Purge {
             })
             .join();
         }
+        let _ = std::fs::remove_dir_all(&self.home);
     }
 }
 
@@ -100,6 +103,7 @@ impl Edge {
         assert_root();
         let home = Home::new();
         let purge = Purge {
+            home: home.path().to_path_buf(),
             data: home.data_dir(),
             prefix,
         };
