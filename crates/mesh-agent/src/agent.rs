@@ -65,6 +65,11 @@ pub enum AgentError {
     State { path: PathBuf, message: String },
 }
 
+/// Instances started at once: creating one is mostly waiting on runc and the kernel.
+const STARTS_AT_ONCE: usize = 4;
+/// Instances stopped at once; each may take its whole grace period.
+const REMOVALS_AT_ONCE: usize = 16;
+
 /// `<stack>-<service>` to addresses, per environment: what DNS answers.
 type Names = Arc<RwLock<HashMap<String, BTreeMap<String, Vec<Ipv4Addr>>>>>;
 
@@ -102,7 +107,8 @@ impl Agent {
         let subnets = Subnets::open(&opts.data_dir, opts.subnet_pool)
             .map_err(|e| state_err(e.to_string()))?;
         Ok(Arc::new(Agent {
-            gateway: Gateway::new(&opts.api_url, &opts.join_token),
+            gateway: Gateway::new(&opts.api_url, &opts.join_token)
+                .map_err(|e| state_err(e.to_string()))?,
             images: Images::new(opts.data_dir.join("images")),
             cache,
             subnets: Mutex::new(subnets),
@@ -121,6 +127,31 @@ impl Agent {
 
     pub fn gateway(&self) -> &Gateway {
         &self.gateway
+    }
+
+    pub(crate) fn runtime(&self) -> &Arc<dyn Runtime> {
+        &self.runtime
+    }
+
+    pub(crate) fn server_name(&self) -> &Name {
+        &self.opts.server_name
+    }
+
+    pub(crate) async fn prepare_network(&self, env: &str) -> Result<(), String> {
+        self.ensure_network(env).await
+    }
+
+    /// Starts one instance; the error says why it could not start.
+    pub(crate) async fn start_instance(&self, w: &Wanted, run: bool) -> Result<(), String> {
+        self.start(w, run).await;
+        match self.records().get(&w.id).and_then(|r| r.error.clone()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) async fn remove_instance(&self, id: &str) {
+        self.remove(id).await
     }
 
     /// Routes and the instances behind them, for the rack's edge router; updated after every
@@ -187,13 +218,19 @@ impl Agent {
                     memory_mb: memory_mb(),
                 };
                 self.gateway.register(&reg).await?;
-                let mut stream = Box::pin(self.gateway.watch().await?);
-                while let Some(event) = stream.next().await {
-                    if let WatchEvent::Snapshot { state, .. } = event? {
-                        if let Err(e) = self.cache.save(&state) {
-                            tracing::warn!(error = %e, "cannot cache the desired state");
+                let mut stream = self.gateway.watch().await?;
+                while let Some(event) = stream.next().await? {
+                    match event {
+                        WatchEvent::Snapshot { state, .. } => {
+                            if let Err(e) = self.cache.save(&state) {
+                                tracing::warn!(error = %e, "cannot cache the desired state");
+                            }
+                            tx.send_replace(Some(state));
                         }
-                        tx.send_replace(Some(state));
+                        WatchEvent::Task { task } => {
+                            tokio::spawn(self.clone().handle_task(task));
+                        }
+                        WatchEvent::KeepAlive => {}
                     }
                 }
                 Ok::<(), crate::gateway::GatewayError>(())
@@ -243,6 +280,7 @@ impl Agent {
         // Adopt what runs but is unknown (an agent restart), and note what ended.
         let mut observed = Vec::new();
         let mut probes = Vec::new();
+        let mut orphans = Vec::new();
         {
             let mut records = self.records();
             for inst in &listed {
@@ -258,6 +296,12 @@ impl Agent {
                                 })
                                 .map(|c| &c.template)
                         });
+                        if plan::is_oneoff(&inst.id) && !inst.status.is_running() {
+                            // A one-off whose task is gone with an earlier agent: its output
+                            // was shipped; nothing else will remove it.
+                            orphans.push(inst.id.clone());
+                            continue;
+                        }
                         let Some(t) = template else {
                             // Nothing wants it: plan deletes it. A record only for the report.
                             observed.push(Observed {
@@ -327,16 +371,27 @@ impl Agent {
                 }
             }
         }
+        let mut removals = orphans;
+        let mut starts = Vec::new();
         for action in plan::plan(&wanted, &observed, now) {
             match action {
-                Action::Create(w) => self.start(&w, false).await,
-                Action::Restart(w) => {
-                    let _ = self.runtime.delete(&w.id).await;
-                    self.start(&w, false).await;
-                }
-                Action::Delete { id } => self.remove(&id).await,
+                Action::Create(w) => starts.push((w, false)),
+                Action::Restart(w) => starts.push((w, true)),
+                Action::Delete { id } => removals.push(id),
             }
         }
+        futures_util::stream::iter(starts)
+            .for_each_concurrent(STARTS_AT_ONCE, |(w, again)| async move {
+                if again {
+                    let _ = self.runtime.delete(&w.id).await;
+                }
+                self.start(&w, false).await;
+            })
+            .await;
+        // Stops wait out each instance's grace period: overlap them, within reason.
+        futures_util::stream::iter(removals)
+            .for_each_concurrent(REMOVALS_AT_ONCE, |id| async move { self.remove(&id).await })
+            .await;
         self.schedule_cron(&cron, &listed, now).await;
         self.refresh_names(&envs, &listed).await;
         self.forget_networks(&envs, &listed).await;
@@ -350,7 +405,7 @@ impl Agent {
         let mut upstreams: BTreeMap<String, Vec<Backend>> = BTreeMap::new();
         for inst in listed
             .iter()
-            .filter(|i| i.status.is_running() && !plan::is_run(&i.id))
+            .filter(|i| i.status.is_running() && !plan::is_run(&i.id) && !plan::is_oneoff(&i.id))
         {
             let Some(r) = records.get(&inst.id) else {
                 continue;
@@ -607,7 +662,7 @@ impl Agent {
         let mut hosts: HashMap<String, Vec<HostEntry>> = HashMap::new();
         for inst in listed
             .iter()
-            .filter(|i| i.status.is_running() && !plan::is_run(&i.id))
+            .filter(|i| i.status.is_running() && !plan::is_run(&i.id) && !plan::is_oneoff(&i.id))
         {
             let healthy = records.get(&inst.id).is_some_and(|r| r.healthy);
             let e = hosts.entry(inst.environment.clone()).or_default();

@@ -19,6 +19,7 @@ pub mod networks;
 pub mod plan;
 pub mod routing;
 pub mod supervise;
+mod tasks;
 
 pub use agent::{Agent, AgentOptions};
 pub use routing::Routing;

@@ -115,7 +115,7 @@ pub fn read_lines(source: &Source, from: u64, now: UnixMs) -> std::io::Result<Ve
 }
 
 /// Lines per batch sent to the control plane.
-const BATCH: usize = 5_000;
+const BATCH: usize = 20_000;
 const EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Ships new output of every instance every half second until `shutdown`.
@@ -124,11 +124,18 @@ pub async fn run(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut offsets = Offsets::open(agent.data_dir());
+    let mut behind = false;
     loop {
-        tokio::select! {
-            _ = shutdown.changed() => return,
-            _ = tokio::time::sleep(EVERY) => {}
+        // While output is waiting, send the next batch at once; otherwise look twice a second.
+        if !behind {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(EVERY) => {}
+            }
+        } else if *shutdown.borrow() {
+            return;
         }
+        behind = false;
         let sources = agent
             .log_sources
             .lock()
@@ -137,12 +144,16 @@ pub async fn run(
         let now = crate::agent::now_ms();
         let mut batch = Vec::new();
         let mut upto: Vec<(usize, u64)> = Vec::new();
+        // A file read up to the per-pass cap may hold more.
+        let mut lines_pending = false;
         for (i, s) in sources.iter().enumerate() {
             if batch.len() >= BATCH {
                 break;
             }
             match read_lines(s, offsets.get(s), now) {
                 Ok(lines) if !lines.is_empty() => {
+                    let read = lines.last().map(|l| l.offset).unwrap_or(0) - offsets.get(s);
+                    lines_pending |= read + MAX_LINE as u64 >= MAX_READ;
                     upto.push((i, lines.last().map(|l| l.offset).unwrap_or(0)));
                     batch.extend(lines);
                 }
@@ -155,6 +166,7 @@ pub async fn run(
         if batch.is_empty() {
             continue;
         }
+        let full = batch.len() >= BATCH || upto.len() < sources.len() && batch.len() >= BATCH / 2;
         match agent
             .gateway()
             .logs(&mesh_types::agent::LogBatch { lines: batch })
@@ -168,6 +180,7 @@ pub async fn run(
                 if let Err(e) = offsets.save() {
                     tracing::warn!(error = %e, "cannot save log positions");
                 }
+                behind = full || lines_pending;
             }
             // Not acknowledged: the same lines go again next time; the control plane drops repeats.
             Err(e) => tracing::debug!(error = %e, "logs not delivered"),

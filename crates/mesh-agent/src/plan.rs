@@ -59,6 +59,14 @@ pub fn generation_of(id: &str) -> Option<&str> {
         .then_some(generation)
 }
 
+/// Whether an id is a one-off run of `mesh run` (`...-x<hex>`): never planned, never deleted by
+/// reconcile; its task removes it.
+pub fn is_oneoff(id: &str) -> bool {
+    id.rsplit('-').next().is_some_and(|s| {
+        s.starts_with('x') && s.len() > 1 && s[1..].bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
 /// Whether an id is a cron run (`...-r<unix seconds>`).
 pub fn is_run(id: &str) -> bool {
     id.rsplit('-').next().is_some_and(|s| {
@@ -193,7 +201,7 @@ pub fn plan(wanted: &[Wanted], observed: &[Observed], now: UnixMs) -> Vec<Action
             .count()
     };
     for o in observed {
-        if wanted_ids.contains(o.id.as_str()) || is_run(&o.id) {
+        if wanted_ids.contains(o.id.as_str()) || is_run(&o.id) || is_oneoff(&o.id) {
             continue;
         }
         let replaced = match want_count.get(&(o.environment.as_str(), o.hostname.as_str())) {

@@ -26,6 +26,17 @@ impl Client {
         self.post(&["v1", "agent", "status"], report).await
     }
 
+    /// `POST /v1/agent/tasks/{task}/result`: how a task handed to this agent ended.
+    pub async fn report_task_result(
+        &self,
+        task: &str,
+        result: &mesh_types::agent::TaskResult,
+    ) -> Result<()> {
+        self.post_response(&["v1", "agent", "tasks", task, "result"], result)
+            .await
+            .map(|_| ())
+    }
+
     /// `POST /v1/agent/logs`: ships instance output; lines at or below an instance's last kept
     /// offset are counted as duplicates, so resending is safe.
     pub async fn ship_logs(&self, batch: &LogBatch) -> Result<LogAck> {

@@ -168,6 +168,15 @@ impl Client {
         self.decode(resp).await
     }
 
+    pub(crate) async fn post_response<B: Serialize + ?Sized>(
+        &self,
+        segments: &[&str],
+        body: &B,
+    ) -> Result<Response> {
+        self.send(self.request(Method::POST, segments).map(|r| r.json(body)))
+            .await
+    }
+
     pub(crate) async fn patch<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         segments: &[&str],

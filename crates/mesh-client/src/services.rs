@@ -186,3 +186,33 @@ impl Client {
         .await
     }
 }
+
+impl Client {
+    /// `POST /v1/environments/{env}/stacks/{stack}/runs`: a one-off instance, answered as
+    /// `RunEvent` lines (started, its output, its exit).
+    pub async fn run(
+        &self,
+        env: &str,
+        stack: &str,
+        req: &mesh_types::api::RunRequest,
+    ) -> Result<crate::client::JsonLines> {
+        let resp = self
+            .post_response(&["v1", "environments", env, "stacks", stack, "runs"], req)
+            .await?;
+        Ok(crate::client::JsonLines::new(resp, self))
+    }
+
+    /// `POST /v1/environments/{env}/instances/{instance}/exec`
+    pub async fn exec(
+        &self,
+        env: &str,
+        instance: &str,
+        req: &mesh_types::api::ExecRequest,
+    ) -> Result<mesh_types::agent::TaskResult> {
+        self.post(
+            &["v1", "environments", env, "instances", instance, "exec"],
+            req,
+        )
+        .await
+    }
+}

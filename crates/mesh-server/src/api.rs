@@ -8,6 +8,7 @@ pub mod endpoints;
 pub mod environments;
 mod extract;
 pub mod platform;
+pub mod runs;
 pub mod services;
 pub mod stacks;
 pub mod system;

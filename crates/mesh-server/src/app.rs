@@ -10,6 +10,7 @@ use crate::auth::TokenCache;
 use crate::clock::Clock;
 use crate::logs::LogStore;
 use crate::metrics::Metrics;
+use crate::tasks::TaskHub;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -22,8 +23,12 @@ struct Inner {
     metrics: Metrics,
     tokens: TokenCache,
     logs: LogStore,
+    tasks: TaskHub,
     /// Bumped after every successful change through the API; wakes agents' watch streams.
     changes: watch::Sender<u64>,
+    /// True once the server shuts down: long streams (watch, logs -f, runs) end, so the
+    /// graceful shutdown does not wait for clients that never hang up.
+    shutdown: watch::Sender<bool>,
 }
 
 impl AppState {
@@ -34,7 +39,9 @@ impl AppState {
             metrics: Metrics::new(),
             tokens: TokenCache::default(),
             logs: LogStore::default(),
+            tasks: TaskHub::default(),
             changes: watch::channel(0).0,
+            shutdown: watch::channel(false).0,
         };
         Self {
             inner: Arc::new(inner),
@@ -61,8 +68,22 @@ impl AppState {
         &self.inner.logs
     }
 
+    pub(crate) fn tasks(&self) -> &TaskHub {
+        &self.inner.tasks
+    }
+
     pub(crate) fn notify_change(&self) {
         self.inner.changes.send_modify(|n| *n += 1);
+    }
+
+    pub(crate) fn begin_shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    /// Resolves once the server shuts down.
+    pub(crate) async fn shutting_down(&self) {
+        let mut rx = self.inner.shutdown.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
     }
 
     pub(crate) fn subscribe_changes(&self) -> watch::Receiver<u64> {

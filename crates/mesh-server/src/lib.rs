@@ -15,6 +15,7 @@ mod error;
 mod logs;
 mod metrics;
 mod routes;
+mod tasks;
 mod tokens;
 
 use std::net::SocketAddr;
@@ -134,6 +135,7 @@ pub async fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
     let state = AppState::new(store, clock);
     let app = app_router(state.clone());
     let (tx, mut rx) = watch::channel(false);
+    let streams = state.clone();
     acme::spawn(state, opts.acme.clone(), &opts.data_dir, rx.clone());
     let task = tokio::spawn(async move {
         axum::serve(
@@ -142,6 +144,8 @@ pub async fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
         )
         .with_graceful_shutdown(async move {
             let _ = rx.wait_for(|stop| *stop).await;
+            // Streams that would otherwise never end (agents' watch, logs -f, runs) end now.
+            streams.begin_shutdown();
         })
         .await
     });

@@ -14,8 +14,8 @@ use tower_http::request_id::{
 
 use crate::agent::gateway;
 use crate::api::{
-    access, certificates, config, deployments, endpoints, environments, platform, services, stacks,
-    system,
+    access, certificates, config, deployments, endpoints, environments, platform, runs, services,
+    stacks, system,
 };
 use crate::app::AppState;
 use crate::{auth, metrics};
@@ -152,6 +152,17 @@ fn v1(table: Table) -> Table {
         .add(M::GET, "/v1/agent/watch", gateway::watch)
         .add(M::POST, "/v1/agent/status", gateway::status)
         .add(M::POST, "/v1/agent/logs", gateway::logs)
+        .add(
+            M::POST,
+            "/v1/agent/tasks/{task}/result",
+            gateway::task_result,
+        )
+        .add(M::POST, format!("{STACK}/runs"), runs::run)
+        .add(
+            M::POST,
+            format!("{ENV}/instances/{{instance}}/exec"),
+            runs::exec,
+        )
 }
 
 fn build(state: Option<AppState>) -> (Router<AppState>, Vec<(Method, String)>) {

@@ -224,7 +224,11 @@ pub trait Store: Send + Sync + 'static {
     async fn list_instances(&self, env: &str) -> StoreResult<Vec<Instance>>;
     /// Replaces every instance one server reported before with `instances`, atomically;
     /// instances of services deleted meanwhile are dropped.
-    async fn replace_server_instances(&self, server: &str, instances: &[Instance]) -> StoreResult<()>;
+    async fn replace_server_instances(
+        &self,
+        server: &str,
+        instances: &[Instance],
+    ) -> StoreResult<()>;
     async fn delete_instance(&self, env: &str, id: &str) -> StoreResult<()>;
 
     // The audit log.

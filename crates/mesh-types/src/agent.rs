@@ -2,7 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use crate::api::Instance;
+use crate::desired::ImageRef;
+use crate::size::SizeLimits;
 use crate::{Name, UnixMs};
 
 /// An agent announces its server when it starts, and again as a heartbeat.
@@ -56,4 +60,59 @@ pub struct LogBatch {
 pub struct LogAck {
     pub accepted: u64,
     pub duplicates: u64,
+}
+
+/// Work the control plane hands one server's agent, on its watch stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Task {
+    /// A one-off instance of a stack's image with its config, run to its end.
+    Run {
+        id: String,
+        server: Name,
+        environment: Name,
+        stack: Name,
+        /// The instance's id, so its output can be followed while it runs.
+        instance: String,
+        image: ImageRef,
+        command: String,
+        env: BTreeMap<String, String>,
+        limits: SizeLimits,
+    },
+    /// A command inside a running instance.
+    Exec {
+        id: String,
+        server: Name,
+        environment: Name,
+        instance: String,
+        command: Vec<String>,
+    },
+}
+
+impl Task {
+    pub fn id(&self) -> &str {
+        match self {
+            Task::Run { id, .. } | Task::Exec { id, .. } => id,
+        }
+    }
+
+    pub fn server(&self) -> &Name {
+        match self {
+            Task::Run { server, .. } | Task::Exec { server, .. } => server,
+        }
+    }
+}
+
+/// How a task ended, as the agent reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskResult {
+    /// The exit code; none if it could not run or ended without one.
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub stdout: String,
+    #[serde(default)]
+    pub stderr: String,
+    /// Why it could not run, if it could not.
+    #[serde(default)]
+    pub error: Option<String>,
 }

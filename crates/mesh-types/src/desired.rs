@@ -120,6 +120,13 @@ pub struct RouteDoc {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WatchEvent {
-    Snapshot { digest: String, state: DesiredState },
+    Snapshot {
+        digest: String,
+        state: DesiredState,
+    },
     KeepAlive,
+    /// Something to do now on one server: a one-off run or an exec.
+    Task {
+        task: crate::agent::Task,
+    },
 }

@@ -8,6 +8,7 @@ mod endpoint;
 mod env;
 mod provider;
 mod rack;
+mod run;
 mod stack;
 mod svc;
 
@@ -118,6 +119,11 @@ pub enum Command {
     Logs(deploy::LogsArgs),
     /// List the running instances of the environment
     Instances,
+    /// Run a command in a new one-off instance of the stack, with its config; exits with the
+    /// command's exit code
+    Run(run::RunArgs),
+    /// Run a command inside a running instance; exits with the command's exit code
+    Exec(run::ExecArgs),
     /// API tokens
     #[command(subcommand)]
     Token(access::TokenCmd),
@@ -203,6 +209,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Deploy(args) => deploy::deploy(&ctx, args).await,
         Command::Logs(args) => deploy::logs(&ctx, args).await,
         Command::Instances => deploy::instances(&ctx).await,
+        Command::Run(args) => run::run(&ctx, args).await,
+        Command::Exec(args) => run::exec(&ctx, args).await,
         Command::Token(cmd) => access::token(&ctx, cmd).await,
         Command::Events(args) => access::events(&ctx, args).await,
         Command::Completions { shell } => {

@@ -16,6 +16,8 @@ mod edge;
 mod endpoints;
 #[path = "cli/environments.rs"]
 mod environments;
+#[path = "cli/instances.rs"]
+mod instances;
 #[path = "cli/lifecycle.rs"]
 mod lifecycle;
 #[path = "cli/platform.rs"]

@@ -180,7 +180,16 @@ fn instances_of_deleted_services_go_and_finished_runs_are_left_to_the_scheduler(
         healthy: false,
         restart_at: None,
     };
-    let actions = plan(&w, &[seen(&w[0], true, true), gone, run], 0);
+    let oneoff = Observed {
+        id: "app-run-x0a1b2c3d".into(),
+        environment: "shop".into(),
+        hostname: "app-run".into(),
+        running: true,
+        healthy: false,
+        restart_at: None,
+    };
+    assert!(is_oneoff(&oneoff.id) && !is_oneoff(&run.id));
+    let actions = plan(&w, &[seen(&w[0], true, true), gone, run, oneoff], 0);
     assert_eq!(
         actions,
         vec![Action::Delete {

@@ -114,6 +114,7 @@ struct Watch {
     state: AppState,
     rack: Rack,
     changes: tokio::sync::watch::Receiver<u64>,
+    tasks: tokio::sync::broadcast::Receiver<mesh_types::agent::Task>,
     last: Option<String>,
 }
 
@@ -126,7 +127,12 @@ impl Watch {
                 let wait = POLL.min(KEEP_ALIVE - quiet);
                 let started = tokio::time::Instant::now();
                 tokio::select! {
+                    _ = self.state.shutting_down() => return None,
                     changed = self.changes.changed() => if changed.is_err() { return None },
+                    task = self.tasks.recv() => match task {
+                        Ok(task) => return Some(WatchEvent::Task { task }),
+                        Err(e) => tracing::warn!(rack = %self.rack.name, error = %e, "tasks missed by a watch stream"),
+                    },
                     _ = tokio::time::sleep(wait) => {}
                 }
                 quiet += started.elapsed();
@@ -158,10 +164,12 @@ pub async fn watch(
 ) -> ApiResult<Response> {
     let rack = caller_rack(&state, &caller).await?;
     let changes = state.subscribe_changes();
+    let tasks = state.tasks().subscribe(rack.name.as_str());
     let w = Watch {
         state,
         rack,
         changes,
+        tasks,
         last: None,
     };
     let body = stream::unfold(
@@ -176,4 +184,20 @@ pub async fn watch(
         Body::from_stream(body),
     )
         .into_response())
+}
+
+pub async fn task_result(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    axum::extract::Path(task): axum::extract::Path<String>,
+    JsonBody(result): JsonBody<mesh_types::agent::TaskResult>,
+) -> ApiResult<axum::http::StatusCode> {
+    caller_rack(&state, &caller).await?;
+    if state.tasks().complete(&task, result) {
+        Ok(axum::http::StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!(
+            "task {task:?} (it ended, or nobody waits for it any more)"
+        )))
+    }
 }

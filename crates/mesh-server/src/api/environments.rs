@@ -70,10 +70,14 @@ pub async fn get(
     Path(name): Path<String>,
 ) -> ApiResult<Json<EnvironmentDetails>> {
     let store = state.store();
-    let environment = store.get_environment(&name).await?;
-    let stacks = store.list_stacks(&name).await?;
-    let services = store.list_services(&name, None).await?;
-    let endpoints = store.list_endpoints(&name).await?;
+    // Independent reads: overlap them (each takes its own pooled connection).
+    let (environment, stacks, services, endpoints) = tokio::join!(
+        store.get_environment(&name),
+        store.list_stacks(&name),
+        store.list_services(&name, None),
+        store.list_endpoints(&name),
+    );
+    let (environment, stacks, services, endpoints) = (environment?, stacks?, services?, endpoints?);
     Ok(Json(EnvironmentDetails {
         environment,
         stacks,
@@ -197,24 +201,32 @@ pub async fn logs(
     let body = match follower {
         None => Body::from_stream(head),
         Some(rx) => {
-            let tail = stream::unfold((rx, filter, last), |(mut rx, filter, last)| async move {
-                loop {
-                    match rx.recv().await {
-                        Ok(l) if !filter.matches(&l) => continue,
-                        // Already sent as history.
-                        Ok(l)
-                            if last
-                                .as_ref()
-                                .is_some_and(|(i, o)| &l.instance == i && l.offset <= *o) =>
-                        {
-                            continue;
+            let shutdown = state.clone();
+            let tail = stream::unfold((rx, filter, last), move |(mut rx, filter, last)| {
+                let shutdown = shutdown.clone();
+                async move {
+                    loop {
+                        let next = tokio::select! {
+                            _ = shutdown.shutting_down() => return None,
+                            l = rx.recv() => l,
+                        };
+                        match next {
+                            Ok(l) if !filter.matches(&l) => continue,
+                            // Already sent as history.
+                            Ok(l)
+                                if last
+                                    .as_ref()
+                                    .is_some_and(|(i, o)| &l.instance == i && l.offset <= *o) =>
+                            {
+                                continue;
+                            }
+                            Ok(l) => return Some((ndjson(&l), (rx, filter, last))),
+                            Err(RecvError::Lagged(n)) => {
+                                tracing::warn!(skipped = n, "a log follower fell behind");
+                                continue;
+                            }
+                            Err(RecvError::Closed) => return None,
                         }
-                        Ok(l) => return Some((ndjson(&l), (rx, filter, last))),
-                        Err(RecvError::Lagged(n)) => {
-                            tracing::warn!(skipped = n, "a log follower fell behind");
-                            continue;
-                        }
-                        Err(RecvError::Closed) => return None,
                     }
                 }
             });

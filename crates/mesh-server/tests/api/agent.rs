@@ -95,7 +95,7 @@ async fn next_snapshot(
             .expect("stream open");
         match serde_json::from_str::<WatchEvent>(&line).unwrap() {
             WatchEvent::Snapshot { digest, state } => return (digest, state),
-            WatchEvent::KeepAlive => continue,
+            WatchEvent::KeepAlive | WatchEvent::Task { .. } => continue,
         }
     }
 }

@@ -8,7 +8,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mesh_types::agent::{LogAck, LogBatch, LogLine, LogStream, RegisterServer, StatusReport};
+use mesh_types::agent::{
+    LogAck, LogBatch, LogLine, LogStream, RegisterServer, StatusReport, TaskResult,
+};
 use mesh_types::api::{
     Certificate, CertificateSource, CertificateState, CreateEndpoint, CreateEnvironment,
     CreateProvider, CreateRack, CreateService, CreateStack, CreateToken, CreatedRack, CreatedToken,
@@ -558,6 +560,29 @@ fn samples() -> Vec<(&'static str, Value)> {
             LogAck {
                 accepted: 3,
                 duplicates: 1,
+            },
+        ),
+        sample(
+            "TaskResult",
+            TaskResult {
+                exit_code: Some(0),
+                stdout: "ok\n".into(),
+                stderr: String::new(),
+                error: None,
+            },
+        ),
+        sample(
+            "RunRequest",
+            mesh_types::api::RunRequest {
+                command: "rails db:migrate".into(),
+                service: Some(name("web")),
+                size: Some(InstanceSize::Small),
+            },
+        ),
+        sample(
+            "ExecRequest",
+            mesh_types::api::ExecRequest {
+                command: vec!["ls".into(), "-l".into()],
             },
         ),
         // Access
@@ -2001,6 +2026,30 @@ async fn a_live_control_plane_answers_every_operation_as_documented() {
     let one = "/v1/environments/{env}/certificates/{fingerprint}";
     let path = format!("{shop_certificates}/{prefix}");
     api.call(M::DELETE, one, &path, None, S::NO_CONTENT).await;
+
+    // One-off work: refused here for want of a connected agent, an instance or a waiting task.
+    let runs = "/v1/environments/{env}/stacks/{stack}/runs";
+    let run = json!({"command": "echo hi"});
+    let web_runs = format!("{web}/runs");
+    api.call(M::POST, runs, &web_runs, Some(run), S::SERVICE_UNAVAILABLE)
+        .await;
+    let exec = "/v1/environments/{env}/instances/{instance}/exec";
+    let body = json!({"command": ["ls"]});
+    let path = "/v1/environments/shop/instances/nope/exec";
+    api.call(M::POST, exec, path, Some(body), S::NOT_FOUND)
+        .await;
+    let result = "/v1/agent/tasks/{task}/result";
+    let done = json!({"exit_code": 0, "stdout": "", "stderr": "", "error": null});
+    let path = "/v1/agent/tasks/nope/result";
+    api.call_as(
+        Some(join.trim()),
+        M::POST,
+        result,
+        path,
+        Some(done),
+        S::NOT_FOUND,
+    )
+    .await;
 
     // Deletes, deepest first.
     api.call(

@@ -308,7 +308,11 @@ impl Store for SqlStore {
         instances::upsert(self, instance).await
     }
 
-    async fn replace_server_instances(&self, server: &str, instances: &[Instance]) -> StoreResult<()> {
+    async fn replace_server_instances(
+        &self,
+        server: &str,
+        instances: &[Instance],
+    ) -> StoreResult<()> {
         instances::replace_for_server(self, server, instances).await
     }
 

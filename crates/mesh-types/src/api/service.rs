@@ -145,3 +145,36 @@ pub struct Instance {
     pub started_at: Option<UnixMs>,
     pub updated_at: UnixMs,
 }
+
+/// `mesh run -- CMD`: a one-off instance of the stack with its config (and a service's, if
+/// named).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRequest {
+    pub command: String,
+    #[serde(default)]
+    pub service: Option<Name>,
+    #[serde(default)]
+    pub size: Option<InstanceSize>,
+}
+
+/// One line of a run's answer stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RunEvent {
+    Started {
+        instance: String,
+    },
+    Output {
+        line: crate::agent::LogLine,
+    },
+    Exit {
+        code: Option<i32>,
+        error: Option<String>,
+    },
+}
+
+/// `mesh exec INSTANCE -- CMD`: a command inside a running instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    pub command: Vec<String>,
+}

@@ -195,6 +195,10 @@ pub async fn instances(ctx: &Ctx) -> Result<()> {
     let target = ctx.target()?;
     let env = target.env()?;
     let mut list = ctx.client()?.list_instances(env).await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
     if let Some(stack) = target.stack_flag.as_deref() {
         list.retain(|i| i.stack.as_str() == stack);
     }
@@ -214,7 +218,8 @@ pub async fn instances(ctx: &Ctx) -> Result<()> {
                     or_dash(i.server.as_ref()),
                     or_dash(i.address.as_deref()),
                     i.restarts.to_string(),
-                    or_dash(i.started_at.map(datetime)),
+                    or_dash(i.started_at.map(|t| age(now - t))),
+                    cell(i.message.as_deref().unwrap_or(""), 48),
                 ]
             })
             .collect();
@@ -227,10 +232,22 @@ pub async fn instances(ctx: &Ctx) -> Result<()> {
                 "SERVER",
                 "ADDRESS",
                 "RESTARTS",
-                "STARTED",
+                "AGE",
+                "NOTE",
             ],
             rows,
         ));
     }
     Ok(())
+}
+
+/// A short age such as `45s`, `12m`, `3h`, `2d`.
+fn age(ms: i64) -> String {
+    let s = (ms / 1000).max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86_400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
 }

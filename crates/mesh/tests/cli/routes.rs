@@ -170,6 +170,17 @@ async fn call_everything(c: &Client) {
         instances: vec![],
     }));
     reach!(c.ship_logs(&LogBatch { lines: vec![] }));
+    reach!(c.report_task_result("t1", &mesh_types::agent::TaskResult::default()));
+    let run = RunRequest {
+        command: "true".into(),
+        service: None,
+        size: None,
+    };
+    reach!(c.run("shop", "app", &run));
+    let exec = ExecRequest {
+        command: vec!["ls".into()],
+    };
+    reach!(c.exec("shop", "app-web-1", &exec));
 }
 
 #[test]

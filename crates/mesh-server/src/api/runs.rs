@@ -1,0 +1,234 @@
+//! `mesh run` (a one-off instance of a stack) and `mesh exec` (a command in a running instance).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use futures_util::stream;
+use mesh_types::agent::{Task, TaskResult};
+use mesh_types::api::{
+    DEFAULT_PORT, ExecRequest, Instance, RunEvent, RunRequest, ServerState, check_command,
+};
+use mesh_types::config::resolve;
+use mesh_types::desired::ImageRef;
+use mesh_types::{ErrorCode, Name};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::JsonBody;
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::tasks::new_id;
+
+/// How long `exec` waits for the agent's answer.
+const EXEC_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn unavailable(message: String) -> ApiError {
+    ApiError::new(ErrorCode::Unavailable, message)
+}
+
+/// The rack and server an environment's one-off work goes to: its first rack, first ready server.
+async fn place(state: &AppState, racks: &[Name]) -> ApiResult<(mesh_types::api::Rack, Name)> {
+    let rack_name = racks
+        .first()
+        .ok_or_else(|| ApiError::precondition("the environment is on no rack"))?;
+    let rack = state.store().get_rack(rack_name.as_str()).await?;
+    let servers = state.store().list_servers(rack_name.as_str()).await?;
+    let server = servers
+        .into_iter()
+        .find(|s| s.state == ServerState::Ready)
+        .ok_or_else(|| unavailable(format!("no server of rack {rack_name} has an agent registered; is `mesh up` or `mesh agent` running?")))?;
+    Ok((rack, server.name))
+}
+
+fn line(event: &RunEvent) -> Result<Bytes, Infallible> {
+    let mut v = serde_json::to_vec(event).unwrap_or_default();
+    v.push(b'\n');
+    Ok(Bytes::from(v))
+}
+
+pub async fn run(
+    State(state): State<AppState>,
+    Path((env, stack)): Path<(String, String)>,
+    JsonBody(req): JsonBody<RunRequest>,
+) -> ApiResult<Response> {
+    check_command("command", &req.command).map_err(ApiError::invalid)?;
+    let environment = state.store().get_environment(&env).await?;
+    let stack = state.store().get_stack(&env, &stack).await?;
+    let image = stack.image.as_deref().ok_or_else(|| {
+        ApiError::precondition(format!(
+            "stack {} has no image to run yet: give it one with `mesh stack set-image`",
+            stack.name
+        ))
+    })?;
+    let image = ImageRef::parse(image).map_err(ApiError::invalid)?;
+    let port = match &req.service {
+        Some(svc) => {
+            state
+                .store()
+                .get_service(&env, stack.name.as_str(), svc.as_str())
+                .await?
+                .port
+        }
+        None => DEFAULT_PORT,
+    };
+    let (rack, server) = place(&state, &environment.racks).await?;
+    let config = state.store().list_config(&env, stack.name.as_str()).await?;
+    let service = req
+        .service
+        .as_ref()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    let mut vars: std::collections::BTreeMap<String, String> =
+        resolve(&config, &service, rack.name.as_str(), rack.region.as_str())
+            .into_iter()
+            .map(|(k, v)| (k, v.value))
+            .collect();
+    vars.insert("PORT".into(), port.to_string());
+    let id = new_id();
+    let short: String = stack.name.as_str().chars().take(40).collect();
+    let instance = format!("{}-run-x{}", short.trim_end_matches('-'), &id[..8]);
+    let task = Task::Run {
+        id: id.clone(),
+        server,
+        environment: environment.name.clone(),
+        stack: stack.name.clone(),
+        instance: instance.clone(),
+        image,
+        command: req.command,
+        env: vars,
+        limits: req.size.unwrap_or_default().limits(),
+    };
+    // Follow the environment's output before the run starts, so no line is missed.
+    let logs = state.logs().follow(environment.name.as_str());
+    let done = state
+        .tasks()
+        .send(rack.name.as_str(), task)
+        .map_err(unavailable)?;
+    let started = stream::iter([line(&RunEvent::Started {
+        instance: instance.clone(),
+    })]);
+    let follow = stream::unfold(
+        Some((
+            logs,
+            done,
+            instance,
+            state.clone(),
+            id,
+            std::collections::VecDeque::new(),
+        )),
+        |st| async move {
+            let (mut logs, mut done, instance, state, id, mut pending) = st?;
+            loop {
+                if let Some(event) = pending.pop_front() {
+                    let last = matches!(event, RunEvent::Exit { .. });
+                    let next = (!last).then_some((logs, done, instance, state, id, pending));
+                    return Some((line(&event), next));
+                }
+                tokio::select! {
+                    // Output first: a line already here must not lose the race to the exit.
+                    biased;
+                    _ = state.shutting_down() => return None,
+                    l = logs.recv() => match l {
+                        Ok(l) if l.instance == instance => pending.push_back(RunEvent::Output { line: l }),
+                        Ok(_) | Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => continue,
+                    },
+                    result = &mut done => {
+                        // The agent reports the end after the last output was shipped: take what
+                        // is buffered, then the exit.
+                        while let Ok(l) = logs.try_recv() {
+                            if l.instance == instance {
+                                pending.push_back(RunEvent::Output { line: l });
+                            }
+                        }
+                        pending.push_back(match result {
+                            Ok(r) => RunEvent::Exit { code: r.exit_code, error: r.error },
+                            Err(_) => RunEvent::Exit { code: None, error: Some("the agent went away before the run ended".into()) },
+                        });
+                        state.tasks().forget(&id);
+                    }
+                }
+            }
+        },
+    );
+    use futures_util::StreamExt;
+    let body = Body::from_stream(started.chain(follow));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+pub async fn exec(
+    State(state): State<AppState>,
+    Path((env, instance)): Path<(String, String)>,
+    JsonBody(req): JsonBody<ExecRequest>,
+) -> ApiResult<Json<TaskResult>> {
+    if req.command.is_empty() || req.command.iter().any(|a| a.contains('\0')) {
+        return Err(ApiError::invalid(
+            "give the command to run, such as `-- ls -l /`",
+        ));
+    }
+    let environment = state.store().get_environment(&env).await?;
+    let instances: Vec<Instance> = state.store().list_instances(&env).await?;
+    let found = instances
+        .into_iter()
+        .find(|i| i.id == instance)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "instance {instance:?} in environment {env:?} (list them with `mesh instances`)"
+            ))
+        })?;
+    let server = found
+        .server
+        .ok_or_else(|| unavailable(format!("instance {instance} has no server")))?;
+    let mut rack = None;
+    for r in &environment.racks {
+        if state
+            .store()
+            .list_servers(r.as_str())
+            .await?
+            .iter()
+            .any(|s| s.name == server)
+        {
+            rack = Some(r.clone());
+        }
+    }
+    let rack = rack.ok_or_else(|| {
+        unavailable(format!(
+            "server {server} of instance {instance} is not in the environment's racks"
+        ))
+    })?;
+    let id = new_id();
+    let task = Task::Exec {
+        id: id.clone(),
+        server,
+        environment: environment.name,
+        instance,
+        command: req.command,
+    };
+    let done = state
+        .tasks()
+        .send(rack.as_str(), task)
+        .map_err(unavailable)?;
+    match tokio::time::timeout(EXEC_TIMEOUT, done).await {
+        Ok(Ok(result)) => Ok(Json(result)),
+        Ok(Err(_)) => Err(unavailable(
+            "the agent went away before the command ended".into(),
+        )),
+        Err(_) => {
+            state.tasks().forget(&id);
+            Err(unavailable(format!(
+                "the command did not end within {} s",
+                EXEC_TIMEOUT.as_secs()
+            )))
+        }
+    }
+}
