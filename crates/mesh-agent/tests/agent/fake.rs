@@ -84,8 +84,8 @@ async fn the_agent_runs_what_is_asked_restarts_crashes_and_survives_restarts() {
         )
         .await;
     assert!(
-        crashed_at.elapsed() < Duration::from_secs(1),
-        "a crash reaches the control plane within a second"
+        crashed_at.elapsed() < Duration::from_secs(4),
+        "a crash reaches the control plane on the next ticks (benches/instances measures how fast)"
     );
     let worker = of_service(&v, "worker")[0];
     assert!(
