@@ -1,0 +1,244 @@
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
+
+use flate2::read::GzDecoder;
+use tar::EntryType;
+
+use super::path::resolve_link;
+use super::{ArchiveError, Limits, UnpackStats, normalized_mode};
+
+/// Headers, long names and padding allowed per entry on top of the file contents when bounding
+/// the decompressed stream.
+const OVERHEAD_PER_ENTRY: u64 = 8 * 1024;
+
+/// Unpacks an untrusted source archive into `dest`, which must not exist yet.
+///
+/// Everything is written to a staging directory beside `dest` and renamed into place only when
+/// the whole archive was accepted, so a refused archive leaves nothing behind.
+pub fn unpack(bytes: &[u8], dest: &Path, limits: &Limits) -> Result<UnpackStats, ArchiveError> {
+    let size = bytes.len() as u64;
+    if size > limits.max_archive_bytes {
+        return Err(ArchiveError::ArchiveTooLarge {
+            size,
+            max: limits.max_archive_bytes,
+        });
+    }
+    if fs::symlink_metadata(dest).is_ok() {
+        return Err(ArchiveError::DestinationExists(dest.to_path_buf()));
+    }
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    // Dropping the TempDir on any error path removes the partial tree.
+    let staging = tempfile::Builder::new()
+        .prefix(".mesh-unpack-")
+        .tempdir_in(parent)
+        .map_err(ArchiveError::io(parent))?;
+    let stats = extract(bytes, staging.path(), limits)?;
+    let staged = staging.keep();
+    if let Err(e) = fs::rename(&staged, dest) {
+        let _ = fs::remove_dir_all(&staged);
+        return Err(ArchiveError::io(dest)(e));
+    }
+    Ok(stats)
+}
+
+fn extract(bytes: &[u8], root: &Path, limits: &Limits) -> Result<UnpackStats, ArchiveError> {
+    // The decompressed stream is bounded too: tar reads long names and extension headers into
+    // memory, and skipping an entry still inflates it, so a bomb must stop at the cap.
+    let cap = limits.max_unpacked_bytes.saturating_add(
+        limits
+            .max_files
+            .saturating_add(2)
+            .saturating_mul(OVERHEAD_PER_ENTRY),
+    );
+    let tripped = Rc::new(Cell::new(false));
+    let reader = Bounded {
+        inner: GzDecoder::new(bytes),
+        left: cap,
+        tripped: tripped.clone(),
+    };
+    let mut archive = tar::Archive::new(reader);
+    let too_large = ArchiveError::UnpackedTooLarge {
+        max: limits.max_unpacked_bytes,
+    };
+    let corrupt = |e: io::Error| {
+        if tripped.get() {
+            ArchiveError::UnpackedTooLarge {
+                max: limits.max_unpacked_bytes,
+            }
+        } else {
+            ArchiveError::Corrupt(e)
+        }
+    };
+
+    let mut stats = UnpackStats::default();
+    let mut links: HashSet<PathBuf> = HashSet::new();
+    let mut entries_seen = 0u64;
+    for entry in archive.entries().map_err(corrupt)? {
+        let mut entry = entry.map_err(corrupt)?;
+        entries_seen += 1;
+        if entries_seen > limits.max_files {
+            return Err(ArchiveError::TooManyFiles {
+                max: limits.max_files,
+            });
+        }
+        let raw = entry.path().map_err(corrupt)?.into_owned();
+        let shown = raw.to_string_lossy().into_owned();
+        let rel = check_entry_path(&raw, &shown)?;
+        if let Some(link) = rel.ancestors().skip(1).find(|a| links.contains(*a)) {
+            return Err(ArchiveError::refused(
+                &shown,
+                format!("its parent {:?} is a symlink", link.display().to_string()),
+            ));
+        }
+        // The declared size counts for every entry type so a huge "directory" cannot make us
+        // inflate gigabytes just to skip it.
+        let declared = entry.header().size().map_err(corrupt)?;
+        let total = stats.bytes.saturating_add(declared);
+        if total > limits.max_unpacked_bytes {
+            return Err(too_large);
+        }
+        let out = root.join(&rel);
+        match entry.header().entry_type() {
+            EntryType::Directory => {
+                fs::create_dir_all(&out).map_err(ArchiveError::io(&out))?;
+                fs::set_permissions(&out, fs::Permissions::from_mode(0o755))
+                    .map_err(ArchiveError::io(&out))?;
+                stats.dirs += 1;
+            }
+            EntryType::Regular | EntryType::Continuous => {
+                if let Some(p) = out.parent() {
+                    fs::create_dir_all(p).map_err(ArchiveError::io(p))?;
+                }
+                let mode = normalized_mode(entry.header().mode().map_err(corrupt)?);
+                // create_new refuses to follow or replace anything already there, such as a
+                // symlink of the same name placed by an earlier entry.
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&out)
+                    .map_err(|e| match e.kind() {
+                        io::ErrorKind::AlreadyExists => {
+                            ArchiveError::refused(&shown, "it appears twice")
+                        }
+                        _ => ArchiveError::io(&out)(e),
+                    })?;
+                let budget = limits.max_unpacked_bytes - stats.bytes;
+                let copied =
+                    io::copy(&mut (&mut entry).take(budget + 1), &mut file).map_err(corrupt)?;
+                if copied > budget {
+                    return Err(too_large);
+                }
+                fs::set_permissions(&out, fs::Permissions::from_mode(mode))
+                    .map_err(ArchiveError::io(&out))?;
+                stats.bytes += copied;
+                stats.files += 1;
+            }
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name()
+                    .map_err(corrupt)?
+                    .ok_or_else(|| ArchiveError::refused(&shown, "symlink without a target"))?
+                    .into_owned();
+                if resolve_link(&rel, &target).is_none() {
+                    return Err(ArchiveError::refused(
+                        &shown,
+                        format!(
+                            "symlink points outside the tree (to {:?})",
+                            target.to_string_lossy()
+                        ),
+                    ));
+                }
+                if let Some(p) = out.parent() {
+                    fs::create_dir_all(p).map_err(ArchiveError::io(p))?;
+                }
+                symlink(&target, &out).map_err(|e| match e.kind() {
+                    io::ErrorKind::AlreadyExists => {
+                        ArchiveError::refused(&shown, "it appears twice")
+                    }
+                    _ => ArchiveError::io(&out)(e),
+                })?;
+                links.insert(rel);
+                stats.symlinks += 1;
+            }
+            EntryType::Link => {
+                return Err(ArchiveError::refused(&shown, "hard links are not accepted"));
+            }
+            other => {
+                return Err(ArchiveError::refused(
+                    &shown,
+                    format!(
+                        "entry type {} is not accepted; only files, directories and symlinks are",
+                        describe(other)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(stats)
+}
+
+/// The entry's path as a clean relative path, or a refusal naming it.
+fn check_entry_path(raw: &Path, shown: &str) -> Result<PathBuf, ArchiveError> {
+    let mut rel = PathBuf::new();
+    for c in raw.components() {
+        match c {
+            Component::Normal(s) => rel.push(s),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                return Err(ArchiveError::refused(shown, "path contains \"..\""));
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(ArchiveError::refused(shown, "path is absolute"));
+            }
+        }
+    }
+    if rel.as_os_str().is_empty() {
+        return Err(ArchiveError::refused(shown, "path is empty"));
+    }
+    Ok(rel)
+}
+
+fn describe(t: EntryType) -> &'static str {
+    match t {
+        EntryType::Char => "character device",
+        EntryType::Block => "block device",
+        EntryType::Fifo => "fifo",
+        _ => "unknown",
+    }
+}
+
+/// A reader that fails once more than `left` bytes were asked of it, recording that it did so
+/// the failure can be reported as a size limit rather than as damage.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+    tripped: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            // One probe byte tells a stream that ends exactly at the cap from one that goes on.
+            let mut probe = [0u8; 1];
+            if self.inner.read(&mut probe)? == 0 {
+                return Ok(0);
+            }
+            self.tripped.set(true);
+            return Err(io::Error::other("decompressed archive exceeds its limit"));
+        }
+        let max = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..max])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}

@@ -1,0 +1,1 @@
+//! Formula choice and buildpack detection.

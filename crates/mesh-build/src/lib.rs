@@ -1,0 +1,13 @@
+//! Formulas: how a deployment's source becomes something the platform can run.
+//!
+//! This crate is pure: it reads and writes local files but starts no containers and opens no
+//! sockets, so the CLI (packing), the server (unpacking, formula choice) and the builder can all
+//! share it and it can be tested without privileges.
+//!
+//! - [`archive`]: the source archive the CLI uploads and the builder unpacks.
+//! - [`procfile`]: process types declared by the app.
+//! - [`detect`]: which formula a deployment uses and which built-in buildpack fits the source.
+
+pub mod archive;
+
+pub use archive::{ArchiveError, Limits, PackedSource, UnpackStats, pack, unpack};

@@ -1,0 +1,1 @@
+//! Procfile parsing: `name: command` lines declaring an app's process types.
