@@ -116,6 +116,10 @@ pub fn read_lines(source: &Source, from: u64, now: UnixMs) -> std::io::Result<Ve
 
 /// Lines per batch sent to the control plane.
 const BATCH: usize = 20_000;
+/// Bytes per batch, as JSON, roughly: the control plane reads at most 16 MiB at once.
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// JSON around one line's text and instance id, roughly.
+const LINE_JSON: usize = 160;
 const EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Ships new output of every instance every half second until `shutdown`.
@@ -146,15 +150,29 @@ pub async fn run(
         let mut upto: Vec<(usize, u64)> = Vec::new();
         // A file read up to the per-pass cap may hold more.
         let mut lines_pending = false;
+        let mut bytes = 0usize;
         for (i, s) in sources.iter().enumerate() {
-            if batch.len() >= BATCH {
+            if batch.len() >= BATCH || bytes >= BATCH_BYTES {
                 break;
             }
             match read_lines(s, offsets.get(s), now) {
                 Ok(lines) if !lines.is_empty() => {
-                    let read = lines.last().map(|l| l.offset).unwrap_or(0) - offsets.get(s);
-                    lines_pending |= read + MAX_LINE as u64 >= MAX_READ;
-                    upto.push((i, lines.last().map(|l| l.offset).unwrap_or(0)));
+                    // Take what fits the batch; the rest waits for the next one.
+                    let available = lines.len();
+                    let room_lines = BATCH.saturating_sub(batch.len());
+                    let mut take = 0;
+                    for l in lines.iter().take(room_lines) {
+                        if bytes >= BATCH_BYTES {
+                            break;
+                        }
+                        bytes += l.text.len() + l.instance.len() + LINE_JSON;
+                        take += 1;
+                    }
+                    let lines: Vec<LogLine> = lines.into_iter().take(take.max(1)).collect();
+                    let last = lines.last().map(|l| l.offset).unwrap_or(0);
+                    lines_pending |=
+                        last - offsets.get(s) + MAX_LINE as u64 >= MAX_READ || take.max(1) < available;
+                    upto.push((i, last));
                     batch.extend(lines);
                 }
                 Ok(_) => {}
@@ -183,7 +201,9 @@ pub async fn run(
                 behind = full || lines_pending;
             }
             // Not acknowledged: the same lines go again next time; the control plane drops repeats.
-            Err(e) => tracing::debug!(error = %e, "logs not delivered"),
+            Err(e) => {
+                tracing::warn!(error = %e, "instance output not delivered; it will be sent again")
+            }
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily,
+    /// Instance output lines shipped by agents: kept, or dropped as resends.
+    pub(crate) log_lines: Counter,
+    pub(crate) log_duplicates: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -55,9 +58,23 @@ impl Metrics {
             "API request latency by route",
             latency.clone(),
         );
+        let log_lines = Counter::default();
+        let log_duplicates = Counter::default();
+        registry.register(
+            "log_lines",
+            "Instance output lines kept from agents",
+            log_lines.clone(),
+        );
+        registry.register(
+            "log_line_resends",
+            "Instance output lines agents sent again (dropped)",
+            log_duplicates.clone(),
+        );
         Self {
             registry,
             requests,
+            log_lines,
+            log_duplicates,
             latency,
         }
     }

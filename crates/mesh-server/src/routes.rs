@@ -22,6 +22,8 @@ use crate::{auth, metrics};
 
 /// Largest request body the API reads.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest batch of log lines an agent may ship at once.
+pub const MAX_LOG_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 const ENV: &str = "/v1/environments/{env}";
 const STACK: &str = "/v1/environments/{env}/stacks/{stack}";
@@ -46,6 +48,19 @@ impl Table {
         let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
         self.router = self.router.route(&path, on(filter, handler));
         self.seen.push((method, path));
+        self
+    }
+
+    /// A route that reads bodies larger than [`MAX_BODY_BYTES`], up to `limit`.
+    fn add_sized<H, T>(mut self, method: Method, path: &str, handler: H, limit: usize) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
+        let route = on(filter, handler).layer(DefaultBodyLimit::max(limit));
+        self.router = self.router.route(path, route);
+        self.seen.push((method, path.to_string()));
         self
     }
 }
@@ -151,7 +166,12 @@ fn v1(table: Table) -> Table {
         .add(M::POST, "/v1/agent/register", gateway::register)
         .add(M::GET, "/v1/agent/watch", gateway::watch)
         .add(M::POST, "/v1/agent/status", gateway::status)
-        .add(M::POST, "/v1/agent/logs", gateway::logs)
+        .add_sized(
+            M::POST,
+            "/v1/agent/logs",
+            gateway::logs,
+            MAX_LOG_BATCH_BYTES,
+        )
         .add(
             M::POST,
             "/v1/agent/tasks/{task}/result",

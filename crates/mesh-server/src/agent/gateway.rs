@@ -101,7 +101,10 @@ pub async fn logs(
     JsonBody(batch): JsonBody<LogBatch>,
 ) -> ApiResult<Json<LogAck>> {
     caller_rack(&state, &caller).await?;
-    Ok(Json(state.logs().ingest(batch.lines, state.now())))
+    let ack = state.logs().ingest(batch.lines, state.now());
+    state.metrics().log_lines.inc_by(ack.accepted);
+    state.metrics().log_duplicates.inc_by(ack.duplicates);
+    Ok(Json(ack))
 }
 
 fn line(event: &WatchEvent) -> Result<Bytes, Infallible> {

@@ -402,3 +402,19 @@ async fn logs_are_shipped_deduplicated_filtered_and_followed() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn large_log_batches_are_taken_and_counted() {
+    let s = TestServer::start().await;
+    world(&s).await;
+    // 10,000 lines of 200 bytes: about 3.5 MB of JSON, more than other requests may carry.
+    let text = "x".repeat(200);
+    let lines: Vec<LogLine> = (1..=10_000).map(|i| log(i * 201, "web", &text)).collect();
+    let ack = ship(&s, lines).await;
+    assert_eq!(ack, json!({"accepted": 10_000, "duplicates": 0}));
+    let metrics = s.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("mesh_api_log_lines_total 10000"),
+        "{metrics}"
+    );
+}
