@@ -9,5 +9,7 @@
 //! - [`detect`]: which formula a deployment uses and which built-in buildpack fits the source.
 
 pub mod archive;
+pub mod procfile;
 
 pub use archive::{ArchiveError, Limits, PackedSource, UnpackStats, pack, unpack};
+pub use procfile::{ProcessKind, Procfile, ProcfileEntry, ProcfileError};
