@@ -77,6 +77,8 @@ fn collect(dir: &Path) -> Result<Vec<Item>, ArchiveError> {
     let mut walker = WalkBuilder::new(dir);
     walker
         .hidden(false)
+        // Only the two documented ignore files count, not ripgrep's `.ignore`.
+        .ignore(false)
         .follow_links(false)
         // The tree need not be a git checkout for its .gitignore to count.
         .require_git(false)

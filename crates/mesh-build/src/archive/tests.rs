@@ -85,6 +85,7 @@ fn round_trip_keeps_content_modes_and_links_and_skips_ignored() {
         Path::new("src/lib/deep.txt")
     );
     let mode = |p: &str| fs::metadata(dest.join(p)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(""), 0o755);
     assert_eq!(mode("run.sh"), 0o755);
     assert_eq!(mode("README.md"), 0o644);
     assert!(!dest.join("secrets.txt").exists());
@@ -276,6 +277,19 @@ fn unpack_stops_when_many_small_files_add_up() {
         ]),
         &limits(),
     );
+    assert!(err.contains("more than 1048576 bytes"), "{err}");
+}
+
+#[test]
+fn unpack_bounds_the_decompressed_stream_not_only_file_contents() {
+    // tar reads a GNU long name into memory whole; its size is not file content, so only the
+    // bound on the decompressed stream stops it.
+    let long_name = vec![b'a'; 8 * 1024 * 1024];
+    let bomb = raw_archive(&[
+        ("././@LongLink", EntryType::GNULongName, &long_name, None),
+        ("x", EntryType::Regular, b"x", None),
+    ]);
+    let err = refused(&bomb, &limits());
     assert!(err.contains("more than 1048576 bytes"), "{err}");
 }
 

@@ -41,6 +41,9 @@ pub fn unpack(bytes: &[u8], dest: &Path, limits: &Limits) -> Result<UnpackStats,
         .tempdir_in(parent)
         .map_err(ArchiveError::io(parent))?;
     let stats = extract(bytes, staging.path(), limits)?;
+    // Temporary directories are private; the unpacked source is read by the build as well.
+    fs::set_permissions(staging.path(), fs::Permissions::from_mode(0o755))
+        .map_err(ArchiveError::io(staging.path()))?;
     let staged = staging.keep();
     if let Err(e) = fs::rename(&staged, dest) {
         let _ = fs::remove_dir_all(&staged);
