@@ -10,8 +10,12 @@ pub enum ArchiveError {
     Io { path: PathBuf, source: io::Error },
     #[error("walking the source tree: {0}")]
     Walk(#[from] ignore::Error),
-    #[error("symlink {link:?} points outside the source tree (to {target:?})")]
-    LinkOutside { link: String, target: String },
+    #[error("symlink {link:?} to {target:?} is refused: {reason}")]
+    LinkRefused {
+        link: String,
+        target: String,
+        reason: &'static str,
+    },
     #[error("{path:?} is not a regular file, directory or symlink")]
     UnsupportedFile { path: String },
     #[error("archive entry {entry:?} refused: {reason}")]

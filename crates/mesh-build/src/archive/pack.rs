@@ -8,7 +8,7 @@ use ignore::WalkBuilder;
 use sha2::{Digest, Sha256};
 use tar::{EntryType, Header};
 
-use super::path::resolve_link;
+use super::path::check_link;
 use super::{ALWAYS_EXCLUDED, ArchiveError, MESHIGNORE, PackedSource, normalized_mode};
 
 enum Kind {
@@ -106,10 +106,11 @@ fn collect(dir: &Path) -> Result<Vec<Item>, ArchiveError> {
         let ft = meta.file_type();
         let kind = if ft.is_symlink() {
             let target = fs::read_link(&path).map_err(ArchiveError::io(&path))?;
-            if resolve_link(rel, &target).is_none() {
-                return Err(ArchiveError::LinkOutside {
+            if let Err(reason) = check_link(rel, &target) {
+                return Err(ArchiveError::LinkRefused {
                     link: name,
                     target: target.to_string_lossy().into_owned(),
+                    reason,
                 });
             }
             Kind::Symlink(target)

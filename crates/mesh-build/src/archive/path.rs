@@ -1,30 +1,43 @@
-//! Lexical path checks shared by pack and unpack: both must agree on what "inside the tree" means.
+//! The symlink rule shared by pack and unpack: both must agree on what "inside the tree" means.
 
 use std::path::{Component, Path};
 
-/// Where a relative symlink at `link` (relative to the tree root) lands, resolved lexically, or
-/// `None` if it is absolute or climbs above the root.
+/// Checks that a symlink at `link` (relative to the tree root) to `target` stays in the tree, or
+/// says why not.
 ///
-/// Lexical resolution is only sound when no parent of `link` is itself a symlink; unpack refuses
-/// entries below symlinks for that reason, and pack never produces them.
-pub(crate) fn resolve_link(link: &Path, target: &Path) -> Option<Vec<String>> {
-    let mut parts: Vec<String> = Vec::new();
+/// The target must be relative and of the form `../../a/b`: its `..` components, all leading,
+/// climb through the link's own parent directories, which are real directories because neither
+/// pack nor unpack produces entries below a symlink, so a lexical count is exact. A `..` after a
+/// name is refused because that name could itself be a symlink (`l -> up/..` with `up -> .`
+/// leaves the tree), and the remaining names only descend, through real directories or through
+/// symlinks that obey this same rule.
+pub(crate) fn check_link(link: &Path, target: &Path) -> Result<(), &'static str> {
+    let mut depth = 0usize;
     for c in link.parent().unwrap_or(Path::new("")).components() {
         match c {
-            Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
+            Component::Normal(_) => depth += 1,
             Component::CurDir => {}
-            _ => return None,
+            _ => return Err("its own path is not a clean relative path"),
         }
     }
+    let mut after_name = false;
     for c in target.components() {
         match c {
-            Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
+            Component::Normal(_) => after_name = true,
             Component::CurDir => {}
-            Component::ParentDir => {
-                parts.pop()?;
+            Component::ParentDir if after_name => {
+                return Err("\"..\" after a name could leave the tree through another symlink");
             }
-            Component::RootDir | Component::Prefix(_) => return None,
+            Component::ParentDir => {
+                depth = depth.checked_sub(1).ok_or("it climbs outside the tree")?;
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("an absolute target points outside the tree");
+            }
         }
     }
-    Some(parts)
+    if target.as_os_str().is_empty() {
+        return Err("the target is empty");
+    }
+    Ok(())
 }

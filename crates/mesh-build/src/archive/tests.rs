@@ -115,7 +115,7 @@ fn pack_refuses_a_link_leaving_the_tree() {
     symlink("/etc/passwd", src.path().join("abs")).unwrap();
     assert!(matches!(
         pack(src.path()),
-        Err(ArchiveError::LinkOutside { .. })
+        Err(ArchiveError::LinkRefused { .. })
     ));
 }
 
@@ -218,6 +218,46 @@ fn unpack_refuses_a_file_written_through_an_earlier_link() {
         &limits(),
     );
     assert!(err.contains("twice"), "{err}");
+}
+
+#[test]
+fn unpack_refuses_links_climbing_through_another_link() {
+    // `l -> up/..` is inside by a lexical count, but `up -> .` makes it the root's parent.
+    let err = refused(
+        &raw_archive(&[
+            ("l", EntryType::Symlink, b"", Some("up/..")),
+            ("up", EntryType::Symlink, b"", Some(".")),
+        ]),
+        &limits(),
+    );
+    assert!(
+        err.contains("\"l\"") && err.contains("after a name"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unpack_accepts_links_climbing_to_a_sibling() {
+    let bytes = raw_archive(&[
+        ("lib/real.txt", EntryType::Regular, b"x", None),
+        ("bin/l", EntryType::Symlink, b"", Some("../lib/real.txt")),
+    ]);
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("app");
+    unpack(&bytes, &dest, &limits()).unwrap();
+    assert_eq!(fs::read_to_string(dest.join("bin/l")).unwrap(), "x");
+}
+
+#[test]
+fn unpack_refuses_other_entry_types() {
+    let err = refused(
+        &raw_archive(&[("s", EntryType::new(b'Z'), b"", None)]),
+        &limits(),
+    );
+    assert!(
+        err.contains("\"s\"") && err.contains("not accepted"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use flate2::read::GzDecoder;
 use tar::EntryType;
 
-use super::path::resolve_link;
+use super::path::check_link;
 use super::{ArchiveError, Limits, UnpackStats, normalized_mode};
 
 /// Headers, long names and padding allowed per entry on top of the file contents when bounding
@@ -150,13 +150,10 @@ fn extract(bytes: &[u8], root: &Path, limits: &Limits) -> Result<UnpackStats, Ar
                     .map_err(corrupt)?
                     .ok_or_else(|| ArchiveError::refused(&shown, "symlink without a target"))?
                     .into_owned();
-                if resolve_link(&rel, &target).is_none() {
+                if let Err(reason) = check_link(&rel, &target) {
                     return Err(ArchiveError::refused(
                         &shown,
-                        format!(
-                            "symlink points outside the tree (to {:?})",
-                            target.to_string_lossy()
-                        ),
+                        format!("symlink to {:?}: {reason}", target.to_string_lossy()),
                     ));
                 }
                 if let Some(p) = out.parent() {
@@ -209,12 +206,12 @@ fn check_entry_path(raw: &Path, shown: &str) -> Result<PathBuf, ArchiveError> {
     Ok(rel)
 }
 
-fn describe(t: EntryType) -> &'static str {
+fn describe(t: EntryType) -> String {
     match t {
-        EntryType::Char => "character device",
-        EntryType::Block => "block device",
-        EntryType::Fifo => "fifo",
-        _ => "unknown",
+        EntryType::Char => "character device".to_string(),
+        EntryType::Block => "block device".to_string(),
+        EntryType::Fifo => "fifo".to_string(),
+        other => format!("{other:?}"),
     }
 }
 
