@@ -321,16 +321,31 @@ fn unpack_stops_when_many_small_files_add_up() {
 }
 
 #[test]
-fn unpack_bounds_the_decompressed_stream_not_only_file_contents() {
-    // tar reads a GNU long name into memory whole; its size is not file content, so only the
-    // bound on the decompressed stream stops it.
+fn unpack_refuses_huge_extension_headers() {
+    // tar reads a GNU long name into memory whole; it is not file content, so the per-file size
+    // check cannot see it.
     let long_name = vec![b'a'; 8 * 1024 * 1024];
     let bomb = raw_archive(&[
         ("././@LongLink", EntryType::GNULongName, &long_name, None),
         ("x", EntryType::Regular, b"x", None),
     ]);
     let err = refused(&bomb, &limits());
-    assert!(err.contains("more than 1048576 bytes"), "{err}");
+    assert!(
+        err.contains("@LongLink") && err.contains("8388608 bytes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn long_names_within_limits_round_trip() {
+    let src = tempfile::tempdir().unwrap();
+    let long = format!("{}/file.txt", "d".repeat(200));
+    write(src.path(), &long, "deep");
+    let packed = pack(src.path()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("app");
+    unpack(&packed.bytes, &dest, &limits()).unwrap();
+    assert_eq!(fs::read_to_string(dest.join(long)).unwrap(), "deep");
 }
 
 #[test]

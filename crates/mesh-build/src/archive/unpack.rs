@@ -16,6 +16,9 @@ use super::{ArchiveError, Limits, UnpackStats, normalized_mode};
 /// the decompressed stream.
 const OVERHEAD_PER_ENTRY: u64 = 8 * 1024;
 
+/// Largest GNU long name, long link or pax header accepted; real paths are far shorter.
+const MAX_METADATA_BYTES: u64 = 64 * 1024;
+
 /// Unpacks an untrusted source archive into `dest`, which must not exist yet.
 ///
 /// Everything is written to a staging directory beside `dest` and renamed into place only when
@@ -52,9 +55,12 @@ pub fn unpack(bytes: &[u8], dest: &Path, limits: &Limits) -> Result<UnpackStats,
     Ok(stats)
 }
 
-fn extract(bytes: &[u8], root: &Path, limits: &Limits) -> Result<UnpackStats, ArchiveError> {
-    // The decompressed stream is bounded too: tar reads long names and extension headers into
-    // memory, and skipping an entry still inflates it, so a bomb must stop at the cap.
+type Reader<'a> = Bounded<GzDecoder<&'a [u8]>>;
+
+/// Opens the archive behind a bound on the decompressed stream: tar reads long names and
+/// extension headers into memory, and skipping an entry still inflates it, so a bomb must stop
+/// at the cap whatever it hides in.
+fn open<'a>(bytes: &'a [u8], limits: &Limits) -> (tar::Archive<Reader<'a>>, Rc<Cell<bool>>) {
     let cap = limits.max_unpacked_bytes.saturating_add(
         limits
             .max_files
@@ -67,32 +73,66 @@ fn extract(bytes: &[u8], root: &Path, limits: &Limits) -> Result<UnpackStats, Ar
         left: cap,
         tripped: tripped.clone(),
     };
-    let mut archive = tar::Archive::new(reader);
-    let too_large = ArchiveError::UnpackedTooLarge {
-        max: limits.max_unpacked_bytes,
-    };
-    let corrupt = |e: io::Error| {
+    (tar::Archive::new(reader), tripped)
+}
+
+/// Maps read errors, telling a tripped bound from a damaged archive.
+fn read_error(tripped: &Rc<Cell<bool>>, limits: &Limits) -> impl Fn(io::Error) -> ArchiveError {
+    let (tripped, max) = (tripped.clone(), limits.max_unpacked_bytes);
+    move |e| {
         if tripped.get() {
-            ArchiveError::UnpackedTooLarge {
-                max: limits.max_unpacked_bytes,
-            }
+            ArchiveError::UnpackedTooLarge { max }
         } else {
             ArchiveError::Corrupt(e)
         }
+    }
+}
+
+/// Refuses oversized GNU long names and pax headers before the real pass, which would read each
+/// of them whole into memory: the bound on the stream alone would still allow gigabytes.
+fn check_metadata(bytes: &[u8], limits: &Limits) -> Result<(), ArchiveError> {
+    let (mut archive, tripped) = open(bytes, limits);
+    let fail = read_error(&tripped, limits);
+    for entry in archive.entries().map_err(&fail)?.raw(true) {
+        let entry = entry.map_err(&fail)?;
+        let t = entry.header().entry_type();
+        let metadata = t.is_gnu_longname()
+            || t.is_gnu_longlink()
+            || t.is_pax_local_extensions()
+            || t.is_pax_global_extensions();
+        let size = entry.header().size().map_err(&fail)?;
+        if metadata && size > MAX_METADATA_BYTES {
+            return Err(ArchiveError::refused(
+                &String::from_utf8_lossy(&entry.path_bytes()),
+                format!(
+                    "extension header of {size} bytes, at most {MAX_METADATA_BYTES} are accepted"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn extract(bytes: &[u8], root: &Path, limits: &Limits) -> Result<UnpackStats, ArchiveError> {
+    check_metadata(bytes, limits)?;
+    let (mut archive, tripped) = open(bytes, limits);
+    let corrupt = read_error(&tripped, limits);
+    let too_large = ArchiveError::UnpackedTooLarge {
+        max: limits.max_unpacked_bytes,
     };
 
     let mut stats = UnpackStats::default();
     let mut links: HashSet<PathBuf> = HashSet::new();
     let mut entries_seen = 0u64;
-    for entry in archive.entries().map_err(corrupt)? {
-        let mut entry = entry.map_err(corrupt)?;
+    for entry in archive.entries().map_err(&corrupt)? {
+        let mut entry = entry.map_err(&corrupt)?;
         entries_seen += 1;
         if entries_seen > limits.max_files {
             return Err(ArchiveError::TooManyFiles {
                 max: limits.max_files,
             });
         }
-        let raw = entry.path().map_err(corrupt)?.into_owned();
+        let raw = entry.path().map_err(&corrupt)?.into_owned();
         let shown = raw.to_string_lossy().into_owned();
         let rel = check_entry_path(&raw, &shown)?;
         if let Some(link) = rel.ancestors().skip(1).find(|a| links.contains(*a)) {
@@ -103,7 +143,7 @@ fn extract(bytes: &[u8], root: &Path, limits: &Limits) -> Result<UnpackStats, Ar
         }
         // The declared size counts for every entry type so a huge "directory" cannot make us
         // inflate gigabytes just to skip it.
-        let declared = entry.header().size().map_err(corrupt)?;
+        let declared = entry.header().size().map_err(&corrupt)?;
         let total = stats.bytes.saturating_add(declared);
         if total > limits.max_unpacked_bytes {
             return Err(too_large);
@@ -120,7 +160,7 @@ fn extract(bytes: &[u8], root: &Path, limits: &Limits) -> Result<UnpackStats, Ar
                 if let Some(p) = out.parent() {
                     fs::create_dir_all(p).map_err(ArchiveError::io(p))?;
                 }
-                let mode = normalized_mode(entry.header().mode().map_err(corrupt)?);
+                let mode = normalized_mode(entry.header().mode().map_err(&corrupt)?);
                 // create_new refuses to follow or replace anything already there, such as a
                 // symlink of the same name placed by an earlier entry.
                 let mut file = OpenOptions::new()
@@ -135,7 +175,7 @@ fn extract(bytes: &[u8], root: &Path, limits: &Limits) -> Result<UnpackStats, Ar
                     })?;
                 let budget = limits.max_unpacked_bytes - stats.bytes;
                 let copied =
-                    io::copy(&mut (&mut entry).take(budget + 1), &mut file).map_err(corrupt)?;
+                    io::copy(&mut (&mut entry).take(budget + 1), &mut file).map_err(&corrupt)?;
                 if copied > budget {
                     return Err(too_large);
                 }
@@ -147,7 +187,7 @@ fn extract(bytes: &[u8], root: &Path, limits: &Limits) -> Result<UnpackStats, Ar
             EntryType::Symlink => {
                 let target = entry
                     .link_name()
-                    .map_err(corrupt)?
+                    .map_err(&corrupt)?
                     .ok_or_else(|| ArchiveError::refused(&shown, "symlink without a target"))?
                     .into_owned();
                 if let Err(reason) = check_link(&rel, &target) {
