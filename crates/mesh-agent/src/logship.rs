@@ -170,8 +170,8 @@ pub async fn run(
                     }
                     let lines: Vec<LogLine> = lines.into_iter().take(take.max(1)).collect();
                     let last = lines.last().map(|l| l.offset).unwrap_or(0);
-                    lines_pending |=
-                        last - offsets.get(s) + MAX_LINE as u64 >= MAX_READ || take.max(1) < available;
+                    lines_pending |= last - offsets.get(s) + MAX_LINE as u64 >= MAX_READ
+                        || take.max(1) < available;
                     upto.push((i, last));
                     batch.extend(lines);
                 }

@@ -70,14 +70,12 @@ pub async fn get(
     Path(name): Path<String>,
 ) -> ApiResult<Json<EnvironmentDetails>> {
     let store = state.store();
-    // Independent reads: overlap them (each takes its own pooled connection).
-    let (environment, stacks, services, endpoints) = tokio::join!(
-        store.get_environment(&name),
-        store.list_stacks(&name),
-        store.list_services(&name, None),
-        store.list_endpoints(&name),
-    );
-    let (environment, stacks, services, endpoints) = (environment?, stacks?, services?, endpoints?);
+    // One after another: each read holds a pooled connection, and under load overlapping
+    // them only queues requests behind each other's connections (measured: benches/control-plane).
+    let environment = store.get_environment(&name).await?;
+    let stacks = store.list_stacks(&name).await?;
+    let services = store.list_services(&name, None).await?;
+    let endpoints = store.list_endpoints(&name).await?;
     Ok(Json(EnvironmentDetails {
         environment,
         stacks,
