@@ -40,6 +40,8 @@ pub struct AgentOptions {
     pub stop_grace: Duration,
     /// Serve `<stack>-<service>` by DNS on each environment's gateway.
     pub dns: bool,
+    /// Let instances reach outside their environment through NAT (the host must forward).
+    pub egress: bool,
 }
 
 impl AgentOptions {
@@ -55,6 +57,7 @@ impl AgentOptions {
             tick: Duration::from_millis(500),
             stop_grace: Duration::from_secs(10),
             dns: true,
+            egress: false,
         }
     }
 }
@@ -467,6 +470,7 @@ impl Agent {
             .get_or_assign(env)
             .map_err(|e| e.to_string())?;
         let mut spec = NetworkSpec::new(env, subnet);
+        spec.egress = self.opts.egress;
         if self.opts.dns {
             spec.dns = Some(subnet.gateway());
         }

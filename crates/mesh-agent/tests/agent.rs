@@ -135,10 +135,21 @@ pub struct RunningAgent {
 
 impl RunningAgent {
     pub fn start(p: &Platform, data: PathBuf, runtime: Arc<dyn Runtime>, pool: Ipv4Net) -> Self {
+        Self::start_with(p, data, runtime, pool, |_| {})
+    }
+
+    pub fn start_with(
+        p: &Platform,
+        data: PathBuf,
+        runtime: Arc<dyn Runtime>,
+        pool: Ipv4Net,
+        adjust: impl FnOnce(&mut AgentOptions),
+    ) -> Self {
         let mut opts = AgentOptions::new(&p.url, &p.join, data, Name::parse("box-1").unwrap());
         opts.subnet_pool = pool;
         opts.tick = Duration::from_millis(200);
         opts.stop_grace = Duration::from_secs(2);
+        adjust(&mut opts);
         let agent = Agent::new(opts, runtime).unwrap();
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(agent.clone().run(rx));

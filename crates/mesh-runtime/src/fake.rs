@@ -98,7 +98,11 @@ fn view(i: &Instance) -> InstanceState {
 impl Runtime for FakeRuntime {
     async fn ensure_network(&self, spec: &NetworkSpec) -> Result<NetworkInfo> {
         let mut st = self.lock();
-        Self::call(&mut st, format!("ensure_network {}", spec.environment));
+        let egress = if spec.egress { " egress" } else { "" };
+        Self::call(
+            &mut st,
+            format!("ensure_network {}{egress}", spec.environment),
+        );
         if let Some((existing, _)) = st.networks.get(&spec.environment)
             && existing.subnet != spec.subnet
         {

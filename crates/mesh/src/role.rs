@@ -77,6 +77,11 @@ pub struct NetArgs {
     /// (1-5 lowercase letters or digits); give each platform on one machine its own
     #[arg(long, value_name = "PREFIX", default_value = "wm")]
     pub net_prefix: String,
+    /// Let instances reach outside (the internet, databases) through NAT; the host must forward
+    /// IPv4 (net.ipv4.ip_forward=1), which the platform never changes itself. Environments stay
+    /// isolated from each other and from the host either way
+    #[arg(long)]
+    pub egress: bool,
 }
 
 #[derive(Debug, Args)]
@@ -395,6 +400,14 @@ pub async fn start_agent(
         mesh_agent::AgentOptions::new(api_url, token, data_dir.join("agent"), server_name);
     opts.subnet_pool = pool;
     opts.address = address;
+    opts.egress = net.egress;
+    if net.egress
+        && std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "0")
+    {
+        eprintln!(
+            "warning: --egress: net.ipv4.ip_forward is 0 on this host, so instances cannot reach outside yet; set it to 1 (environments stay isolated by the platform's firewall rules)"
+        );
+    }
     let agent = mesh_agent::Agent::new(opts, std::sync::Arc::new(runtime))?;
     let (stop, rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(agent.clone().run(rx));

@@ -30,6 +30,7 @@ async fn the_agent_runs_what_is_asked_restarts_crashes_and_survives_restarts() {
     let fake = Arc::new(FakeRuntime::new());
     let runtime: Arc<dyn Runtime> = fake.clone();
     let agent = RunningAgent::start(&p, tmp.path().join("agent"), runtime.clone(), pool());
+    // Without --egress, environments get no way out.
 
     let instances = p
         .wait_for(
@@ -54,6 +55,11 @@ async fn the_agent_runs_what_is_asked_restarts_crashes_and_survives_restarts() {
         |v| v["status"]["healthy"] == 1,
     )
     .await;
+    assert!(
+        fake.calls().iter().any(|c| c == "ensure_network shop"),
+        "{:?}",
+        fake.calls()
+    );
     let servers = p.get("/v1/racks/local/servers").await;
     assert_eq!(servers[0]["name"], "box-1");
 
@@ -184,4 +190,35 @@ async fn the_agent_runs_what_is_asked_restarts_crashes_and_survives_restarts() {
     }
     again.stop().await;
     let _: Value = Value::Null;
+}
+
+#[tokio::test]
+async fn egress_is_asked_of_the_runtime_only_when_configured() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = Platform::start(tmp.path().join("cp"), free_addr()).await;
+    p.app("shop").await;
+    p.post(
+        "/v1/environments/shop/stacks/app/services",
+        json!({"name": "worker", "command": "sleep 1000"}),
+    )
+    .await;
+    let fake = Arc::new(FakeRuntime::new());
+    let agent = RunningAgent::start_with(&p, tmp.path().join("agent"), fake.clone(), pool(), |o| {
+        o.egress = true
+    });
+    p.wait_for(
+        "/v1/environments/shop/instances",
+        "an instance",
+        Duration::from_secs(20),
+        |v| !v.as_array().unwrap().is_empty(),
+    )
+    .await;
+    assert!(
+        fake.calls()
+            .iter()
+            .any(|c| c == "ensure_network shop egress"),
+        "{:?}",
+        fake.calls()
+    );
+    agent.stop().await;
 }
