@@ -94,6 +94,23 @@ pub async fn create(
             hostname.len()
         )));
     }
+    // `<stack>-<service>` names the service in DNS, /etc/hosts and the router: two services of
+    // one environment must not share it (stack `a-b` service `web` and stack `a` service `b-web`).
+    if let Some(taken) = state
+        .store()
+        .list_services(&env, None)
+        .await?
+        .into_iter()
+        .find(|s| s.hostname == hostname && s.stack.as_str() != stack)
+    {
+        return Err(ApiError::new(
+            mesh_types::ErrorCode::AlreadyExists,
+            format!(
+                "service {} of stack {} is already reachable as {hostname}; choose another service name",
+                taken.name, taken.stack
+            ),
+        ));
+    }
     let spec = ServiceSpec {
         name: req.name,
         command: req.command,

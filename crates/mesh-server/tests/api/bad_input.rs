@@ -335,3 +335,39 @@ async fn config_values_are_checked() {
     let vars: Vec<Value> = s.get_ok(cfg).await;
     assert!(vars.is_empty());
 }
+
+#[tokio::test]
+async fn service_hostnames_are_unique_in_an_environment() {
+    let s = TestServer::start().await;
+    ok::<Value>(
+        s.post("/v1/environments", json!({"name": "shop"})).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    for stack in ["a-b", "a"] {
+        let r = s
+            .post("/v1/environments/shop/stacks", json!({"name": stack}))
+            .await;
+        ok::<Value>(r, StatusCode::CREATED).await;
+    }
+    let first = s
+        .post(
+            "/v1/environments/shop/stacks/a-b/services",
+            json!({"name": "web"}),
+        )
+        .await;
+    ok::<Value>(first, StatusCode::CREATED).await;
+    let clash = s
+        .post(
+            "/v1/environments/shop/stacks/a/services",
+            json!({"name": "b-web"}),
+        )
+        .await;
+    err(
+        clash,
+        StatusCode::CONFLICT,
+        "already_exists",
+        "already reachable as a-b-web",
+    )
+    .await;
+}
