@@ -14,6 +14,7 @@ mod clock;
 mod error;
 mod logs;
 mod metrics;
+mod ndjson;
 mod routes;
 mod tasks;
 mod tokens;

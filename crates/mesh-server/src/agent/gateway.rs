@@ -2,13 +2,11 @@
 //! log shipping. Only a rack's join token reaches them (see `auth.rs`), and it speaks for its
 //! own rack only.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::{Extension, Json};
 use futures_util::stream;
 use mesh_types::ErrorCode;
@@ -22,6 +20,7 @@ use crate::api::JsonBody;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::ndjson;
 
 /// How often a watch stream recomputes even without a local change: another control plane
 /// sharing the database may have changed something.
@@ -107,12 +106,6 @@ pub async fn logs(
     Ok(Json(ack))
 }
 
-fn line(event: &WatchEvent) -> Result<Bytes, Infallible> {
-    let mut v = serde_json::to_vec(event).unwrap_or_default();
-    v.push(b'\n');
-    Ok(Bytes::from(v))
-}
-
 struct Watch {
     state: AppState,
     rack: Rack,
@@ -175,18 +168,10 @@ pub async fn watch(
         tasks,
         last: None,
     };
-    let body = stream::unfold(
-        w,
-        |mut w| async move { w.next().await.map(|ev| (line(&ev), w)) },
-    );
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/x-ndjson"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        Body::from_stream(body),
-    )
-        .into_response())
+    let body = stream::unfold(w, |mut w| async move {
+        w.next().await.map(|ev| (ndjson::line(&ev), w))
+    });
+    Ok(ndjson::response(Body::from_stream(body)))
 }
 
 pub async fn task_result(

@@ -1,16 +1,12 @@
 //! Environments: network-isolated groups of stacks placed on an ordered list of racks.
 
-use std::convert::Infallible;
-
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::{Extension, Json};
 use futures_util::{StreamExt, stream};
 use mesh_store::AliasSpec;
-use mesh_types::agent::LogLine;
 use mesh_types::api::{
     CreateEnvironment, Environment, EnvironmentDetails, Instance, Rack, UpdateEnvironment,
 };
@@ -24,6 +20,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::logs::LogFilter;
+use crate::ndjson;
 
 /// The rack new environments go to when none is named: `local` if it exists, else the oldest.
 async fn default_rack(state: &AppState) -> ApiResult<Name> {
@@ -159,12 +156,6 @@ pub struct LogsQuery {
     follow: bool,
 }
 
-fn ndjson(line: &LogLine) -> Result<Bytes, Infallible> {
-    let mut v = serde_json::to_vec(line).unwrap_or_default();
-    v.push(b'\n');
-    Ok(Bytes::from(v))
-}
-
 /// The environment's instance output as newline-delimited JSON, oldest first; with `follow`,
 /// new lines keep coming until the client hangs up.
 pub async fn logs(
@@ -195,7 +186,7 @@ pub async fn logs(
         &filter,
     );
     let last = history.last().map(|l| (l.instance.clone(), l.offset));
-    let head = stream::iter(history.into_iter().map(|l| ndjson(&l)));
+    let head = stream::iter(history.into_iter().map(|l| ndjson::line(&l)));
     let body = match follower {
         None => Body::from_stream(head),
         Some(rx) => {
@@ -218,7 +209,7 @@ pub async fn logs(
                             {
                                 continue;
                             }
-                            Ok(l) => return Some((ndjson(&l), (rx, filter, last))),
+                            Ok(l) => return Some((ndjson::line(&l), (rx, filter, last))),
                             Err(RecvError::Lagged(n)) => {
                                 tracing::warn!(skipped = n, "a log follower fell behind");
                                 continue;
@@ -231,14 +222,7 @@ pub async fn logs(
             Body::from_stream(head.chain(tail))
         }
     };
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/x-ndjson"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(ndjson::response(body))
 }
 
 pub async fn instances(

@@ -1,13 +1,11 @@
 //! `mesh run` (a one-off instance of a stack) and `mesh exec` (a command in a running instance).
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures_util::stream;
 use mesh_types::agent::{Task, TaskResult};
 use mesh_types::api::{
@@ -21,6 +19,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::JsonBody;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::ndjson;
 use crate::tasks::new_id;
 
 /// How long `exec` waits for the agent's answer.
@@ -42,12 +41,6 @@ async fn place(state: &AppState, racks: &[Name]) -> ApiResult<(mesh_types::api::
         .find(|s| s.state == ServerState::Ready)
         .ok_or_else(|| unavailable(format!("no server of rack {rack_name} has an agent registered; is `mesh up` or `mesh agent` running?")))?;
     Ok((rack, server.name))
-}
-
-fn line(event: &RunEvent) -> Result<Bytes, Infallible> {
-    let mut v = serde_json::to_vec(event).unwrap_or_default();
-    v.push(b'\n');
-    Ok(Bytes::from(v))
 }
 
 pub async fn run(
@@ -108,7 +101,7 @@ pub async fn run(
         .tasks()
         .send(rack.name.as_str(), task)
         .map_err(unavailable)?;
-    let started = stream::iter([line(&RunEvent::Started {
+    let started = stream::iter([ndjson::line(&RunEvent::Started {
         instance: instance.clone(),
     })]);
     let follow = stream::unfold(
@@ -126,7 +119,7 @@ pub async fn run(
                 if let Some(event) = pending.pop_front() {
                     let last = matches!(event, RunEvent::Exit { .. });
                     let next = (!last).then_some((logs, done, instance, state, id, pending));
-                    return Some((line(&event), next));
+                    return Some((ndjson::line(&event), next));
                 }
                 tokio::select! {
                     // Output first: a line already here must not lose the race to the exit.
@@ -156,14 +149,7 @@ pub async fn run(
     );
     use futures_util::StreamExt;
     let body = Body::from_stream(started.chain(follow));
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/x-ndjson"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(ndjson::response(body))
 }
 
 pub async fn exec(
