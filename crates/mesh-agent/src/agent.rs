@@ -93,6 +93,12 @@ pub struct Agent {
     routing: watch::Sender<crate::routing::Routing>,
 }
 
+/// A mutex's contents even if a panicking thread poisoned it: the agent's maps stay usable
+/// (each update is whole), and a stuck agent is worse than a retried action.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub fn now_ms() -> UnixMs {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -195,7 +201,7 @@ impl Agent {
                 break;
             }
         }
-        for (_, stop) in self.dns.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+        for (_, stop) in lock(&self.dns).drain() {
             let _ = stop.send(true);
         }
         let _ = watcher.await;
@@ -254,7 +260,7 @@ impl Agent {
     }
 
     fn records(&self) -> std::sync::MutexGuard<'_, HashMap<String, Record>> {
-        self.records.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.records)
     }
 
     /// One level-triggered pass: observe, probe, plan, act.
@@ -455,18 +461,10 @@ impl Agent {
     }
 
     async fn ensure_network(&self, env: &str) -> Result<(), String> {
-        if self
-            .networks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(env)
-        {
+        if lock(&self.networks).contains(env) {
             return Ok(());
         }
-        let subnet = self
-            .subnets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let subnet = lock(&self.subnets)
             .get_or_assign(env)
             .map_err(|e| e.to_string())?;
         let mut spec = NetworkSpec::new(env, subnet);
@@ -482,10 +480,7 @@ impl Agent {
         if self.opts.dns {
             self.start_dns(env, info.gateway).await;
         }
-        self.networks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(env.to_string());
+        lock(&self.networks).insert(env.to_string());
         Ok(())
     }
 
@@ -509,12 +504,7 @@ impl Agent {
                 tracing::warn!(error = %e, "dns server stopped");
             }
         });
-        if let Some(old) = self
-            .dns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(env.to_string(), stop)
-        {
+        if let Some(old) = lock(&self.dns).insert(env.to_string(), stop) {
             let _ = old.send(true);
         }
     }
@@ -525,10 +515,7 @@ impl Agent {
             Ok(i) => i,
             Err(e) => return self.failed(w, run, e, now),
         };
-        let hosts = self
-            .hosts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let hosts = lock(&self.hosts)
             .get(w.environment.as_str())
             .cloned()
             .unwrap_or_default();
@@ -605,7 +592,7 @@ impl Agent {
                 })
                 .collect();
             let due = {
-                let mut next = self.next_runs.lock().unwrap_or_else(|e| e.into_inner());
+                let mut next = lock(&self.next_runs);
                 let at = *next
                     .entry(key.clone())
                     .or_insert_with(|| job.schedule.next_after(now).unwrap_or(i64::MAX));
@@ -684,12 +671,7 @@ impl Agent {
         }
         for env in envs {
             let entries = hosts.remove(env).unwrap_or_default();
-            let changed = self
-                .hosts
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(env)
-                != Some(&entries);
+            let changed = lock(&self.hosts).get(env) != Some(&entries);
             if changed {
                 for inst in listed
                     .iter()
@@ -699,10 +681,7 @@ impl Agent {
                         tracing::debug!(instance = %inst.id, error = %e, "update hosts");
                     }
                 }
-                self.hosts
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(env.clone(), entries);
+                lock(&self.hosts).insert(env.clone(), entries);
             }
         }
         *self.names.write().unwrap_or_else(|e| e.into_inner()) = dns;
@@ -714,40 +693,19 @@ impl Agent {
         envs: &BTreeSet<String>,
         listed: &[mesh_runtime::InstanceState],
     ) {
-        let known: Vec<String> = self
-            .subnets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .assigned()
-            .cloned()
-            .collect();
+        let known: Vec<String> = lock(&self.subnets).assigned().cloned().collect();
         for env in known {
             if envs.contains(&env) || listed.iter().any(|i| i.environment == env) {
                 continue;
             }
             match self.runtime.remove_network(&env).await {
                 Ok(()) => {
-                    self.networks
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&env);
-                    if let Some(stop) = self
-                        .dns
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&env)
-                    {
+                    lock(&self.networks).remove(&env);
+                    if let Some(stop) = lock(&self.dns).remove(&env) {
                         let _ = stop.send(true);
                     }
-                    self.hosts
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&env);
-                    let _ = self
-                        .subnets
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .release(&env);
+                    lock(&self.hosts).remove(&env);
+                    let _ = lock(&self.subnets).release(&env);
                 }
                 Err(e) => tracing::debug!(environment = %env, error = %e, "remove network"),
             }
@@ -785,7 +743,7 @@ impl Agent {
                 });
             }
         }
-        *self.log_sources.lock().unwrap_or_else(|e| e.into_inner()) = sources;
+        *lock(&self.log_sources) = sources;
     }
 
     fn system_log(&self, id: &str) -> PathBuf {

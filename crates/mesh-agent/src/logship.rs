@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use mesh_types::agent::{LogLine, LogStream};
 use mesh_types::{Name, UnixMs};
 
+use crate::agent::lock;
+
 /// The most read from one file per pass, so one noisy instance cannot starve the others.
 const MAX_READ: u64 = 1024 * 1024;
 /// Longest line kept whole; longer ones are cut (and the rest goes on the next line).
@@ -140,11 +142,7 @@ pub async fn run(
             return;
         }
         behind = false;
-        let sources = agent
-            .log_sources
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let sources = lock(&agent.log_sources).clone();
         let now = crate::agent::now_ms();
         let mut batch = Vec::new();
         let mut upto: Vec<(usize, u64)> = Vec::new();
