@@ -24,7 +24,12 @@ impl Images {
 
     /// The layers of an image, making it first if needed (the Debian image takes a while).
     pub async fn get(&self, image: &ImageRef) -> Result<RootFs, String> {
-        let ImageRef::Builtin { name } = image;
+        let name = match image {
+            ImageRef::Builtin { name } => name,
+            ImageRef::Built(built) => {
+                return Err(format!("image {}: built images are not fetched yet", built.digest));
+            }
+        };
         let cell = self
             .ready
             .lock()

@@ -9,9 +9,11 @@
 //! - [`detect`]: which formula a deployment uses and which built-in buildpack fits the source.
 
 pub mod archive;
+pub mod blobs;
 pub mod detect;
 pub mod procfile;
 
+pub use blobs::{BlobDir, digest_of};
 pub use archive::{ArchiveError, Limits, PackedSource, UnpackStats, pack, unpack};
 pub use detect::{Buildpack, DetectError, choose_formula, detect_buildpack};
 pub use procfile::{ProcessKind, Procfile, ProcfileEntry, ProcfileError};

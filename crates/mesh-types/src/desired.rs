@@ -18,6 +18,44 @@ pub const BUILTIN_IMAGES: [&str; 2] = ["busybox", "debian"];
 pub enum ImageRef {
     /// An image the agent makes itself: `busybox` (tiny) or `debian` (the base OS image).
     Builtin { name: String },
+    /// An image a deployment built or imported: layers fetched from the control plane by digest.
+    Built(BuiltImage),
+}
+
+/// A built or imported image: an optional built-in base, then layers (gzip'd tar blobs named by
+/// their `sha256:<hex>` digest, base first, as in an OCI manifest), and how to run it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BuiltImage {
+    /// `sha256:<hex>` over the canonical JSON of the rest: names the image.
+    pub digest: String,
+    /// A built-in image (`debian`) under the layers; `None` for images made `FROM scratch` or
+    /// imported whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    pub layers: Vec<String>,
+    #[serde(default)]
+    pub config: ImageConfig,
+}
+
+/// How an image runs: the OCI image config fields the platform honours.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ImageConfig {
+    /// Exec form; run with `cmd` appended when a service has no command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entrypoint: Vec<String>,
+    /// Exec form; what a service without a command runs (after the entrypoint).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cmd: Vec<String>,
+    /// Variables the image sets; a service's config overrides them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Where commands start; `/` when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// Scripts under this directory (`*.sh`) are sourced before a service's command, as the
+    /// Heroku buildpack interface's `.profile.d` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_dir: Option<String>,
 }
 
 impl ImageRef {
