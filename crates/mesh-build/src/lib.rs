@@ -10,6 +10,7 @@
 
 pub mod archive;
 pub mod blobs;
+pub mod image;
 pub mod detect;
 pub mod procfile;
 
