@@ -20,6 +20,7 @@
 //! shim) and [`host::Sys`] (mounts, cgroup directories), each with a recording fake, so the
 //! logic above is unit-tested without root; `tests/privileged.rs` runs it for real.
 
+pub mod build;
 pub mod cgroup;
 pub mod error;
 pub mod fake;
