@@ -11,10 +11,16 @@
 pub mod archive;
 pub mod blobs;
 pub mod image;
+pub mod layer;
+pub mod oci;
+pub mod dockerfile;
 pub mod detect;
 pub mod procfile;
 
 pub use blobs::{BlobDir, digest_of};
 pub use archive::{ArchiveError, Limits, PackedSource, UnpackStats, pack, unpack};
 pub use detect::{Buildpack, DetectError, choose_formula, detect_buildpack};
+pub use layer::{LayerError, LayerStats, PackOptions, UnpackLimits, pack_layer, unpack_layer};
+pub use oci::{OciError, import_archive};
+pub use dockerfile::{DockerfileBuild, DockerfileError, build_dockerfile, declared_args};
 pub use procfile::{ProcessKind, Procfile, ProcfileEntry, ProcfileError};
