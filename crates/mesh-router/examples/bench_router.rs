@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mesh_router::{CertificateConfig, Router, RouterConfig};
+use mesh_router::{CertificateConfig, Router, RouterConfig, RouterOptions};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -64,18 +64,20 @@ fn main() -> Result<(), Error> {
         });
         config.default_certificate = Some(domain.clone());
     }
-    // BENCH_THREADS=1: one current-thread runtime (no cross-thread wake-ups); default: one
-    // worker per core.
-    let runtime = match std::env::var("BENCH_THREADS").ok().as_deref() {
-        Some("1") => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?,
-        _ => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?,
+    // The router serves on its own worker threads (BENCH_WORKERS, default one per core); this
+    // runtime only waits for a signal.
+    let options = RouterOptions {
+        workers: std::env::var("BENCH_WORKERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        ..RouterOptions::default()
     };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
-        let router = Router::bind(args.http, args.https).await?;
+        let router = Router::bind_with(args.http, args.https, options).await?;
         let report = router.update(config)?;
         for w in &report.warnings {
             eprintln!("warning: {w}");

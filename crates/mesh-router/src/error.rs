@@ -46,4 +46,10 @@ pub enum RouterError {
     Bind { addr: SocketAddr, source: io::Error },
     #[error("tls setup: {0}")]
     Tls(String),
+    /// An inherited or bound listener could not be prepared (address, non-blocking mode).
+    #[error("listener: {0}")]
+    Listener(io::Error),
+    /// A worker thread could not be started.
+    #[error("starting a router worker thread: {0}")]
+    Worker(io::Error),
 }

@@ -35,4 +35,4 @@ pub use config::{
 };
 pub use error::{CertificateError, ConfigError, RouterError};
 pub use options::RouterOptions;
-pub use server::{Router, ShutdownReport, UpdateReport};
+pub use server::{Listeners, Router, ShutdownReport, UpdateReport};

@@ -26,6 +26,19 @@ pub struct RouterOptions {
     pub max_attempts: u32,
     /// Port put in HTTP->HTTPS redirects; `None`: the HTTPS listener's port (omitted if 443).
     pub https_redirect_port: Option<u16>,
+    /// Worker threads, each running its own single-threaded runtime, accept loop and pool of
+    /// instance connections; 0: one per core.
+    pub workers: usize,
+}
+
+impl RouterOptions {
+    /// The number of worker threads to start: `workers`, or one per core.
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            return self.workers;
+        }
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    }
 }
 
 impl Default for RouterOptions {
@@ -41,6 +54,7 @@ impl Default for RouterOptions {
             pool_max_idle_per_instance: 128,
             max_attempts: 3,
             https_redirect_port: None,
+            workers: 0,
         }
     }
 }

@@ -10,12 +10,9 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use http::header::{self, HeaderValue};
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::balance::InFlightRegistry;
 use crate::metrics::Metrics;
@@ -27,44 +24,36 @@ mod access;
 mod body;
 mod headers;
 mod pages;
+mod pool;
 mod tunnel;
 
 #[cfg(test)]
 mod tests;
 
 use access::Access;
+use body::BodySlot;
 pub(crate) use body::ResponseBody;
-use body::{BodySlot, UpstreamBody};
 use pages::Failure;
+use pool::Pool;
 
 const ACME_PREFIX: &str = "/.well-known/acme-challenge/";
 
 /// Logged and counted for requests whose client left before the answer (nginx's 499).
 const CLIENT_CLOSED: u16 = 499;
 
-/// What every request handler shares.
-pub(crate) struct ProxyState {
+/// What every worker shares: the table, counters, metrics and settings.
+pub(crate) struct Shared {
     pub table: ArcSwap<RouteTable>,
     pub registry: InFlightRegistry,
     pub metrics: Metrics,
     pub options: RouterOptions,
-    pub client: Client<HttpConnector, UpstreamBody>,
     /// Port for HTTP->HTTPS redirects (`None`: 443, left out of the URL).
     pub https_port: Option<u16>,
     pub tracker: Tracker,
 }
 
-impl ProxyState {
+impl Shared {
     pub(crate) fn new(options: RouterOptions, https_port: Option<u16>, tracker: Tracker) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(options.connect_timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(options.pool_idle_timeout)
-            .pool_max_idle_per_host(options.pool_max_idle_per_instance)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
         let https_port = options
             .https_redirect_port
             .or(https_port)
@@ -74,10 +63,42 @@ impl ProxyState {
             registry: InFlightRegistry::default(),
             metrics: Metrics::new(),
             options,
-            client,
             https_port,
             tracker,
         }
+    }
+}
+
+/// What every request handler of one worker thread uses: the shared state and the worker's
+/// own pool of instance connections (never touched by another thread).
+pub(crate) struct ProxyState {
+    pub shared: Arc<Shared>,
+    pub pool: Arc<Pool>,
+}
+
+impl std::ops::Deref for ProxyState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+impl ProxyState {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        let options = &shared.options;
+        let pool = Arc::new(Pool::new(
+            options.connect_timeout,
+            options.pool_idle_timeout,
+            options.pool_max_idle_per_instance,
+        ));
+        Self { shared, pool }
+    }
+
+    /// Closes idle instance connections past their idle timeout, forever (run it in a task of
+    /// the worker's runtime).
+    pub(crate) async fn sweep_pool(self: Arc<Self>) {
+        pool::sweep_forever(self.pool.clone()).await;
     }
 }
 
@@ -226,26 +247,19 @@ pub(crate) async fn handle(
         } else {
             out_headers.clone().unwrap_or_default()
         };
-        let uri = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(instance.authority.clone())
-            .path_and_query(pq.clone())
-            .build();
-        let Ok(uri) = uri else {
-            return fail(Failure::BadRequest, access);
-        };
         let mut out = Request::new(slot.attempt());
         *out.method_mut() = method.clone();
-        *out.uri_mut() = uri;
+        // Origin form: the instance gets the path and query; `Host` names the endpoint.
+        *out.uri_mut() = Uri::from(pq.clone());
         *out.version_mut() = Version::HTTP_11;
         *out.headers_mut() = hdrs;
 
         let sent = tokio::time::timeout(
             state.options.response_head_timeout,
-            state.client.request(out),
+            state.pool.send(instance.addr, out),
         )
         .await;
-        let mut resp = match sent {
+        let resp = match sent {
             Err(_elapsed) => {
                 access.error = Some("no response head before the timeout".to_owned());
                 access.in_flight = Some(guard);
@@ -263,8 +277,9 @@ pub(crate) async fn handle(
                 }
                 return fail(Failure::BadGateway, access);
             }
-            Ok(Ok(resp)) => resp,
+            Ok(Ok(sent)) => sent,
         };
+        let (mut resp, conn) = resp;
         access.error = None;
         access.status = resp.status().as_u16();
         access.in_flight = Some(guard);
@@ -289,7 +304,7 @@ pub(crate) async fn handle(
         }
         return Ok(Response::from_parts(
             head,
-            ResponseBody::stream(body, access),
+            ResponseBody::stream(body, access, conn),
         ));
     }
 }

@@ -1,35 +1,44 @@
 //! The router as a running thing: listeners, hot config updates, metrics and shutdown.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::RouterConfig;
 use crate::error::{CertificateError, ConfigError, RouterError};
 use crate::options::RouterOptions;
-use crate::proxy::ProxyState;
+use crate::proxy::Shared;
 use crate::table::RouteTable;
 use crate::tls::{self, SniResolver};
 use crate::tracker::{Phase, Tracker};
 
 mod conn;
+mod listeners;
+mod workers;
 
-/// A running edge router: an HTTP listener and optionally an HTTPS one.
+pub use listeners::Listeners;
+
+/// A running edge router: an HTTP listener and optionally an HTTPS one, served by
+/// `RouterOptions::workers` threads (one per core by default), each with its own
+/// single-threaded runtime.
 ///
 /// Binaries must install a rustls `CryptoProvider` at the start of `main`
 /// (`rustls::crypto::ring::default_provider().install_default()`); the router falls back to ring
 /// when none is installed, but other TLS users in the process would panic.
 pub struct Router {
-    state: Arc<ProxyState>,
+    state: Arc<Shared>,
     resolver: Arc<SniResolver>,
     provider: Arc<rustls::crypto::CryptoProvider>,
     http_addr: SocketAddr,
     https_addr: Option<SocketAddr>,
-    accept_tasks: Vec<JoinHandle<()>>,
+    /// The router's own handles to its sockets, for `listeners`; dropped when shutdown starts.
+    listeners: Option<Listeners>,
+    /// Ends (`None`) once every worker's accept loops have stopped.
+    accepting: Option<mpsc::Receiver<()>>,
 }
 
 impl std::fmt::Debug for Router {
@@ -73,52 +82,74 @@ impl Router {
         https: Option<SocketAddr>,
         options: RouterOptions,
     ) -> Result<Router, RouterError> {
-        let http_listener = bind(http).await?;
-        let http_addr = local_addr(&http_listener, http)?;
-        let https_listener = match https {
-            Some(addr) => Some(bind(addr).await?),
+        Self::from_listeners(Listeners::bind(http, https)?, options)
+    }
+
+    /// Serves on sockets that are already listening: inherited from a previous router (see
+    /// `listeners` and `crate::handover`), or bound by the caller. Connections waiting in their
+    /// accept queues are served here; nothing is lost between the two routers.
+    pub fn from_listeners(
+        listeners: Listeners,
+        options: RouterOptions,
+    ) -> Result<Router, RouterError> {
+        listeners.set_nonblocking().map_err(RouterError::Listener)?;
+        let http_addr = listeners.http.local_addr().map_err(RouterError::Listener)?;
+        let https_addr = match &listeners.https {
+            Some(l) => Some(l.local_addr().map_err(RouterError::Listener)?),
             None => None,
         };
-        let https_addr = match (&https_listener, https) {
-            (Some(l), Some(addr)) => Some(local_addr(l, addr)?),
-            _ => None,
-        };
-
-        let tracker = Tracker::new();
-        let state = Arc::new(ProxyState::new(
-            options,
-            https_addr.map(|a| a.port()),
-            tracker,
-        ));
-        let builder = Arc::new(conn::builder(&state.options));
         let provider = tls::crypto_provider();
         let resolver = Arc::new(SniResolver::new());
-
-        let mut accept_tasks = vec![tokio::spawn(conn::accept_loop(
-            http_listener,
-            state.clone(),
-            builder.clone(),
-            None,
-        ))];
-        if let Some(listener) = https_listener {
-            let config = tls::server_config(resolver.clone(), provider.clone())?;
-            let acceptor = TlsAcceptor::from(Arc::new(config));
-            accept_tasks.push(tokio::spawn(conn::accept_loop(
-                listener,
-                state.clone(),
-                builder,
-                Some(acceptor),
-            )));
-        }
-        tracing::info!(%http_addr, https_addr = ?https_addr, "router listening");
-        Ok(Router {
-            state,
+        let tls = match &listeners.https {
+            Some(_) => {
+                let config = tls::server_config(resolver.clone(), provider.clone())?;
+                Some(TlsAcceptor::from(Arc::new(config)))
+            }
+            None => None,
+        };
+        let worker_count = options.worker_count();
+        let builder = Arc::new(conn::builder(&options));
+        let state = Arc::new(Shared::new(
+            options,
+            https_addr.map(|a| a.port()),
+            Tracker::new(),
+        ));
+        let (accepting, accept_done) = mpsc::channel(1);
+        let mut router = Router {
+            state: state.clone(),
             resolver,
             provider,
             http_addr,
             https_addr,
-            accept_tasks,
-        })
+            listeners: None,
+            accepting: Some(accept_done),
+        };
+        for index in 0..worker_count {
+            let worker = workers::Worker {
+                listeners: listeners.try_clone().map_err(RouterError::Listener)?,
+                shared: state.clone(),
+                builder: builder.clone(),
+                tls: tls.clone(),
+                accepting: accepting.clone(),
+            };
+            // On error, dropping `router` stops the workers already started.
+            worker.spawn(index)?;
+        }
+        drop(accepting);
+        tracing::info!(%http_addr, https_addr = ?https_addr, workers = worker_count, "router listening");
+        router.listeners = Some(listeners);
+        Ok(router)
+    }
+
+    /// New handles to the router's listening sockets (the same sockets, sharing their accept
+    /// queues), for a router taking over: start it with `from_listeners` (or send them to
+    /// another process with `crate::handover::send_listeners`), then `shutdown` this one.
+    /// Connections this router accepted finish here; the rest wait in the queue for the new one.
+    pub fn listeners(&self) -> io::Result<Listeners> {
+        match &self.listeners {
+            Some(l) => l.try_clone(),
+            None => Err(io::Error::other("the router is shutting down")),
+        }
     }
 
     pub fn http_addr(&self) -> SocketAddr {
@@ -169,9 +200,11 @@ impl Router {
     /// left when `deadline` passes.
     pub async fn shutdown(mut self, deadline: Duration) -> ShutdownReport {
         let tracker = self.state.tracker.clone();
+        // The sockets close once every worker's accept loop has dropped its handles too.
+        self.listeners = None;
         tracker.set_phase(Phase::Draining);
-        for task in std::mem::take(&mut self.accept_tasks) {
-            let _ = task.await;
+        if let Some(mut accepting) = self.accepting.take() {
+            while accepting.recv().await.is_some() {}
         }
         let clean = tokio::time::timeout(deadline, tracker.idle()).await.is_ok();
         let forced = if clean { 0 } else { tracker.live() };
@@ -186,23 +219,8 @@ impl Router {
 impl Drop for Router {
     /// Dropped without `shutdown`: stop at once rather than leave listeners running.
     fn drop(&mut self) {
-        if !self.accept_tasks.is_empty() {
-            for task in &self.accept_tasks {
-                task.abort();
-            }
+        if self.accepting.is_some() {
             self.state.tracker.set_phase(Phase::Closing);
         }
     }
-}
-
-async fn bind(addr: SocketAddr) -> Result<TcpListener, RouterError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| RouterError::Bind { addr, source })
-}
-
-fn local_addr(listener: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, RouterError> {
-    listener
-        .local_addr()
-        .map_err(|source| RouterError::Bind { addr, source })
 }

@@ -8,8 +8,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use http::uri::Authority;
-
 use crate::balance::{self, InFlight, InFlightRegistry};
 use crate::config::{RouterConfig, ServiceKey};
 use crate::error::ConfigError;
@@ -59,7 +57,6 @@ pub struct InstanceAddr {
     pub draining: bool,
     /// Shared with every table that lists this id, so counts survive swaps.
     pub(crate) in_flight: Arc<InFlight>,
-    pub(crate) authority: Authority,
 }
 
 impl InstanceAddr {
@@ -103,15 +100,12 @@ impl RouteTable {
                 if !ids.insert(inst.id.as_str()) {
                     return Err(ConfigError::DuplicateInstance(inst.id.clone()));
                 }
-                let authority = Authority::try_from(inst.addr.to_string())
-                    .map_err(|_| ConfigError::InvalidAddress(inst.addr.to_string()))?;
                 instances.push(InstanceAddr {
                     id: Arc::from(inst.id.as_str()),
                     addr: inst.addr,
                     healthy: inst.healthy,
                     draining: inst.draining,
                     in_flight: registry.counter(&inst.id),
-                    authority,
                 });
             }
             let upstream = Arc::new(Upstream {

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use super::access::Access;
+use super::pool::Lent;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -136,7 +137,8 @@ impl Body for UpstreamBody {
 
 enum Kind {
     Full(Option<Bytes>),
-    Stream(Incoming),
+    /// An instance's response body, and its connection to give back once the body ended.
+    Stream(Incoming, Option<Lent>),
 }
 
 /// What the router sends back to the client.
@@ -160,9 +162,9 @@ impl ResponseBody {
         Self::full(Bytes::new(), access)
     }
 
-    pub(crate) fn stream(body: Incoming, access: Access) -> Self {
+    pub(crate) fn stream(body: Incoming, access: Access, conn: Lent) -> Self {
         Self {
-            kind: Kind::Stream(body),
+            kind: Kind::Stream(body, Some(conn)),
             sent: 0,
             access: Some(access),
         }
@@ -195,8 +197,17 @@ impl Body for ResponseBody {
         let this = self.get_mut();
         let polled = match &mut this.kind {
             Kind::Full(bytes) => bytes.take().map(|b| Ok(Frame::data(b))),
-            Kind::Stream(body) => {
-                ready!(Pin::new(body).poll_frame(cx)).map(|r| r.map_err(BoxError::from))
+            Kind::Stream(body, conn) => {
+                let polled =
+                    ready!(Pin::new(&mut *body).poll_frame(cx)).map(|r| r.map_err(BoxError::from));
+                // hyper may stop polling once `is_end_stream` holds, so give the connection back
+                // as soon as the body is complete, not only at its final `None`.
+                if (polled.is_none() || body.is_end_stream())
+                    && let Some(conn) = conn.take()
+                {
+                    conn.give_back();
+                }
+                polled
             }
         };
         match polled {
@@ -220,14 +231,14 @@ impl Body for ResponseBody {
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Full(b) => b.is_none(),
-            Kind::Stream(b) => b.is_end_stream(),
+            Kind::Stream(b, _) => b.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            Kind::Stream(b) => b.size_hint(),
+            Kind::Stream(b, _) => b.size_hint(),
         }
     }
 }
@@ -235,8 +246,14 @@ impl Body for ResponseBody {
 impl Drop for ResponseBody {
     fn drop(&mut self) {
         // The client went away (or hyper dropped a finished body): record what was sent.
-        let unfinished = matches!(&self.kind, Kind::Stream(b) if !b.is_end_stream())
+        let unfinished = matches!(&self.kind, Kind::Stream(b, _) if !b.is_end_stream())
             || matches!(&self.kind, Kind::Full(Some(_)));
+        if let Kind::Stream(b, conn) = &mut self.kind
+            && b.is_end_stream()
+            && let Some(conn) = conn.take()
+        {
+            conn.give_back();
+        }
         let error = (unfinished && self.access.is_some()).then(|| "client went away".to_owned());
         self.finish(error);
     }

@@ -9,7 +9,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio_rustls::TlsAcceptor;
 
 use crate::options::RouterOptions;
@@ -43,6 +43,7 @@ pub(crate) async fn accept_loop(
     state: Arc<ProxyState>,
     builder: Arc<Builder>,
     tls: Option<TlsAcceptor>,
+    _accepting: mpsc::Sender<()>,
 ) {
     let mut phase = state.tracker.phase();
     loop {

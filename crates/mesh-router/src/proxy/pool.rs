@@ -1,0 +1,188 @@
+//! Keep-alive HTTP/1.1 connections to instances, one pool per worker thread.
+//!
+//! A worker's requests and its instance connections run on the same single-threaded runtime, so
+//! the pool's lock is never contended. A connection goes back to the pool when its response body
+//! has been read to the end (see `ResponseBody`), and is taken most-recently-used first. A request
+//! that a pooled connection could not even start (closed meanwhile) comes back untouched and is
+//! sent on another connection.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::body::UpstreamBody;
+
+/// Why a request got no response from an instance.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SendError {
+    /// No connection could be made: nothing was sent.
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+    #[error("connect: timed out after {0:?}")]
+    ConnectTimeout(Duration),
+    /// The HTTP exchange failed after the connection was made.
+    #[error(transparent)]
+    Http(hyper::Error),
+}
+
+impl SendError {
+    /// Nothing reached the instance, so another one may get the request.
+    pub(crate) fn is_connect(&self) -> bool {
+        matches!(self, SendError::Connect(_) | SendError::ConnectTimeout(_))
+    }
+}
+
+struct Idle {
+    sender: SendRequest<UpstreamBody>,
+    since: Instant,
+}
+
+/// Idle connections by instance address.
+pub(crate) struct Pool {
+    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    max_idle: usize,
+}
+
+/// A connection lent to one request; `give_back` once the response body was read to the end,
+/// or drop it (the connection closes) when it was not.
+pub(crate) struct Lent {
+    pool: Arc<Pool>,
+    addr: SocketAddr,
+    sender: SendRequest<UpstreamBody>,
+}
+
+impl Lent {
+    pub(crate) fn give_back(self) {
+        let pool = self.pool.clone();
+        pool.put(self);
+    }
+}
+
+impl Pool {
+    pub(crate) fn new(connect_timeout: Duration, idle_timeout: Duration, max_idle: usize) -> Self {
+        Self {
+            idle: Mutex::new(HashMap::new()),
+            connect_timeout,
+            idle_timeout,
+            max_idle,
+        }
+    }
+
+    /// Sends `req` to `addr` on a pooled connection, or a new one. Returns the connection with
+    /// the response so the caller can give it back when the body is done.
+    pub(crate) async fn send(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        mut req: Request<UpstreamBody>,
+    ) -> Result<(Response<Incoming>, Lent), SendError> {
+        while let Some(mut sender) = self.take(addr) {
+            if sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(resp) => {
+                    return Ok((
+                        resp,
+                        Lent {
+                            pool: self.clone(),
+                            addr,
+                            sender,
+                        },
+                    ));
+                }
+                Err(mut e) => match e.take_message() {
+                    // Closed before the request started: try the next connection.
+                    Some(back) => req = back,
+                    None => return Err(SendError::Http(e.into_error())),
+                },
+            }
+        }
+        let mut sender = self.connect(addr).await?;
+        match sender.send_request(req).await {
+            Ok(resp) => Ok((
+                resp,
+                Lent {
+                    pool: self.clone(),
+                    addr,
+                    sender,
+                },
+            )),
+            Err(e) => Err(SendError::Http(e)),
+        }
+    }
+
+    /// Takes back a connection whose response was read to the end.
+    fn put(&self, lent: Lent) {
+        if lent.sender.is_closed() || self.max_idle == 0 {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let list = idle.entry(lent.addr).or_default();
+        if list.len() < self.max_idle {
+            list.push(Idle {
+                sender: lent.sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Closes connections idle for longer than the idle timeout, or closed by the instance.
+    pub(crate) fn sweep(&self) {
+        let now = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.retain(|_, list| {
+            list.retain(|i| !i.sender.is_closed() && now - i.since < self.idle_timeout);
+            !list.is_empty()
+        });
+    }
+
+    fn take(&self, addr: SocketAddr) -> Option<SendRequest<UpstreamBody>> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let list = idle.get_mut(&addr)?;
+        while let Some(i) = list.pop() {
+            if !i.sender.is_closed() && i.since.elapsed() < self.idle_timeout {
+                return Some(i.sender);
+            }
+        }
+        None
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<UpstreamBody>, SendError> {
+        let tcp = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => return Err(SendError::Connect(e)),
+            Err(_) => return Err(SendError::ConnectTimeout(self.connect_timeout)),
+        };
+        let _ = tcp.set_nodelay(true);
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(tcp))
+            .await
+            .map_err(SendError::Http)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(%addr, error = %e, "instance connection closed");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+/// Sweeps `pool` every half idle timeout while it is in use.
+pub(crate) async fn sweep_forever(pool: Arc<Pool>) {
+    let period = (pool.idle_timeout / 2).max(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        pool.sweep();
+    }
+}
