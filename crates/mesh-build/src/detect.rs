@@ -11,9 +11,9 @@ use thiserror::Error;
 /// The file whose presence on a first deploy selects the dockerfile formula.
 pub const DOCKERFILE: &str = "Dockerfile";
 
-/// The command of the static buildpack's web process. The platform provides this server in the
-/// static builder image; it serves the directory given as its argument on `$PORT`.
-pub const STATIC_SERVER_COMMAND: &str = "mesh-static-server --listen 0.0.0.0:$PORT";
+/// The static buildpack's web server, from the `busybox` package of its runtime layer, in the
+/// foreground on `$PORT`; the default web command adds `-h <document root>`.
+pub const STATIC_SERVER: &str = "busybox httpd -f -p $PORT";
 
 /// Picks the formula of a deployment.
 ///
@@ -40,7 +40,8 @@ pub fn choose_formula(
     }
 }
 
-/// A built-in buildpack that matched the source.
+/// A built-in buildpack that matched the source. Its `bin/release` prints the same web command
+/// after the build; detection here needs no container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Buildpack {
     /// `nodejs`, `python`, `ruby`, `go`, `php`, `java`, `rust` or `static`.

@@ -10,6 +10,7 @@
 
 pub mod archive;
 pub mod blobs;
+pub mod buildpacks;
 pub mod image;
 pub mod layer;
 pub mod oci;
@@ -19,6 +20,7 @@ pub mod procfile;
 
 pub use blobs::{BlobDir, digest_of};
 pub use archive::{ArchiveError, Limits, PackedSource, UnpackStats, pack, unpack};
+pub use buildpacks::{builtin_names, parse_release, runtime_packages, write_builtin};
 pub use detect::{Buildpack, DetectError, choose_formula, detect_buildpack};
 pub use layer::{LayerError, LayerStats, PackOptions, UnpackLimits, pack_layer, unpack_layer};
 pub use oci::{OciError, import_archive};

@@ -55,10 +55,23 @@ fn a_dockerfile_directory_does_not_count() {
 fn node_prefers_the_start_script_then_main() {
     let b = detect(&[("package.json", r#"{"scripts":{"start":"node srv.js"}}"#)]);
     assert_eq!(summary(&b), ("nodejs", "package.json", Some("npm start")));
-    let b = detect(&[("package.json", r#"{"main":"lib/server.js"}"#)]);
+    let b = detect(&[
+        ("package.json", r#"{"main":"lib/server.js"}"#),
+        ("lib/server.js", ""),
+        ("server.js", ""),
+    ]);
     assert_eq!(b.default_web_command.as_deref(), Some("node lib/server.js"));
-    let b = detect(&[("package.json", "{}")]);
+    // A main that is not there falls through to server.js, then index.js.
+    let b = detect(&[
+        ("package.json", r#"{"main":"gone.js"}"#),
+        ("server.js", ""),
+        ("index.js", ""),
+    ]);
+    assert_eq!(b.default_web_command.as_deref(), Some("node server.js"));
+    let b = detect(&[("package.json", "{}"), ("index.js", "")]);
     assert_eq!(b.default_web_command.as_deref(), Some("node index.js"));
+    let b = detect(&[("package.json", "{}")]);
+    assert_eq!(b.default_web_command, None);
 }
 
 #[test]
@@ -109,7 +122,10 @@ fn python_uses_gunicorn_when_listed() {
 #[test]
 fn python_falls_back_to_the_script() {
     let b = detect(&[("requirements.txt", "gunicorn-extras\n"), ("main.py", "")]);
-    assert_eq!(b.default_web_command.as_deref(), Some("python main.py"));
+    assert_eq!(b.default_web_command.as_deref(), Some("python3 main.py"));
+    // Without gunicorn a wsgi.py is no script to run.
+    let b = detect(&[("requirements.txt", ""), ("wsgi.py", ""), ("app.py", "")]);
+    assert_eq!(b.default_web_command.as_deref(), Some("python3 app.py"));
     let b = detect(&[("requirements.txt", "flask\n")]);
     assert_eq!(b.default_web_command, None);
 }
@@ -118,7 +134,8 @@ fn python_falls_back_to_the_script() {
 fn other_languages_are_detected_with_their_commands() {
     type Files = &'static [(&'static str, &'static str)];
     type Want = (&'static str, &'static str, Option<&'static str>);
-    let cases: [(Files, Want); 10] = [
+    let java = Some("java -Dserver.port=$PORT -jar app.jar");
+    let cases: [(Files, Want); 17] = [
         (
             &[("Gemfile", "source 'x'\ngem 'rails', '~> 7'\n")],
             (
@@ -132,13 +149,28 @@ fn other_languages_are_detected_with_their_commands() {
             (
                 "ruby",
                 "Gemfile",
-                Some("bundle exec rackup --host 0.0.0.0 --port $PORT"),
+                Some("bundle exec rackup -p $PORT -o 0.0.0.0"),
             ),
         ),
         (
-            &[("go.mod", "module x\n")],
-            ("go", "go.mod", Some("./bin/app")),
+            &[("Gemfile", ""), ("app.rb", "")],
+            ("ruby", "Gemfile", Some("bundle exec ruby app.rb")),
         ),
+        (
+            &[
+                ("go.mod", "// x\nmodule \"example.com/shop/v2\"\n"),
+                ("main.go", "package main\n"),
+            ],
+            ("go", "go.mod", Some("/app/bin/shop")),
+        ),
+        (
+            &[
+                ("go.mod", "module x\n"),
+                ("cmd/api/main.go", "package main\n"),
+            ],
+            ("go", "go.mod", Some("/app/bin/api")),
+        ),
+        (&[("go.mod", "module x\n")], ("go", "go.mod", None)),
         (
             &[("index.php", "<?php")],
             ("php", "index.php", Some("php -S 0.0.0.0:$PORT -t .")),
@@ -151,43 +183,58 @@ fn other_languages_are_detected_with_their_commands() {
                 Some("php -S 0.0.0.0:$PORT -t public"),
             ),
         ),
+        (&[("pom.xml", "<project/>")], ("java", "pom.xml", java)),
         (
-            &[("pom.xml", "<project/>")],
-            (
-                "java",
-                "pom.xml",
-                Some("java -Dserver.port=$PORT -jar target/*.jar"),
-            ),
+            &[("gradlew", ""), ("app.jar", "")],
+            ("java", "gradlew", java),
         ),
         (
             &[("build.gradle.kts", "")],
-            (
-                "java",
-                "build.gradle.kts",
-                Some("java -Dserver.port=$PORT -jar build/libs/*.jar"),
-            ),
+            ("java", "build.gradle.kts", java),
         ),
         (
-            &[("app.jar", "")],
+            &[("shop.jar", ""), ("Tool.java", "")],
             (
                 "java",
-                "app.jar",
-                Some("java -Dserver.port=$PORT -jar app.jar"),
+                "shop.jar",
+                Some("java -Dserver.port=$PORT -jar shop.jar"),
             ),
+        ),
+        (&[("App.java", "")], ("java", "App.java", java)),
+        (
+            &[
+                (
+                    "Cargo.toml",
+                    "[package]\nname = \"shop\"\nversion = \"0.1.0\"\n",
+                ),
+                ("src/main.rs", ""),
+            ],
+            ("rust", "Cargo.toml", Some("/app/bin/shop")),
         ),
         (
             &[(
                 "Cargo.toml",
-                "[package]\nname = \"shop\"\nversion = \"0.1.0\"\n",
+                "[package]\nname = \"shop\"\n[[bin]]\nname = \"serve\"\npath = \"s.rs\"\n",
             )],
-            ("rust", "Cargo.toml", Some("./target/release/shop")),
+            ("rust", "Cargo.toml", Some("/app/bin/serve")),
         ),
         (
             &[("public/index.html", "<p>")],
             (
                 "static",
-                "public/index.html",
-                Some("mesh-static-server --listen 0.0.0.0:$PORT public"),
+                "public",
+                Some("busybox httpd -f -p $PORT -h /app/public"),
+            ),
+        ),
+        (
+            &[
+                ("static.json", r#"{"root": "./dist/"}"#),
+                ("index.html", ""),
+            ],
+            (
+                "static",
+                "static.json",
+                Some("busybox httpd -f -p $PORT -h /app/dist"),
             ),
         ),
     ];
@@ -219,6 +266,47 @@ fn priority_order_prefers_earlier_buildpacks() {
     assert_eq!(b.name, "nodejs");
     let b = detect(&[("index.html", ""), ("go.mod", "")]);
     assert_eq!(b.name, "go");
+}
+
+/// Every example app is detected as its own language, with a web command unless its Procfile
+/// says what runs.
+#[test]
+fn the_examples_are_detected() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let want = [
+        ("nodejs", "nodejs", Some("node server.js")),
+        ("node-deps", "nodejs", Some("npm start")),
+        ("procfile", "nodejs", None),
+        ("cron", "nodejs", None),
+        ("python", "python", Some("python3 app.py")),
+        ("ruby", "ruby", Some("bundle exec ruby app.rb")),
+        ("go", "go", Some("/app/bin/hello-go")),
+        ("php", "php", Some("php -S 0.0.0.0:$PORT -t .")),
+        (
+            "java",
+            "java",
+            Some("java -Dserver.port=$PORT -jar app.jar"),
+        ),
+        ("rust", "rust", Some("/app/bin/hello-rust")),
+        (
+            "static",
+            "static",
+            Some("busybox httpd -f -p $PORT -h /app"),
+        ),
+    ];
+    for (dir, name, web) in want {
+        let b = detect_buildpack(&examples.join(dir)).unwrap();
+        assert_eq!(
+            (b.name.as_str(), b.default_web_command.as_deref()),
+            (name, web),
+            "{dir}"
+        );
+    }
+    let dockerfile = examples.join("dockerfile");
+    assert_eq!(
+        choose_formula(&dockerfile, true, None, None),
+        Formula::Dockerfile
+    );
 }
 
 #[test]
