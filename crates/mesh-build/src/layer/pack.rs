@@ -158,11 +158,9 @@ impl<W: Write> Packer<'_, W> {
                 self.builder
                     .append_link(&mut h, &archive_name, &target)
                     .map_err(LayerError::io(&path))?;
-            } else if ft.is_char_device() && meta.rdev() == 0 {
-                if self.opts.keep_whiteouts {
-                    let wh = format!("{base}{WHITEOUT_PREFIX}{shown}");
-                    self.header_only(&wh, EntryType::Regular, 0o644, &meta, &path)?;
-                }
+            } else if ft.is_char_device() && meta.rdev() == 0 && self.opts.keep_whiteouts {
+                let wh = format!("{base}{WHITEOUT_PREFIX}{shown}");
+                self.header_only(&wh, EntryType::Regular, 0o644, &meta, &path)?;
             }
             // Sockets, fifos and real devices are not part of an image.
         }
