@@ -1,0 +1,235 @@
+//! External buildpacks: a directory on the build host, a `.tgz` URL or a git URL with an
+//! optional `#ref`, fetched into a directory the build runs like a built-in one.
+//!
+//! Downloads go through `curl` and `git` subprocesses (both installed on build hosts), so no
+//! HTTP or git library is needed for what happens once per build.
+
+mod spec;
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use flate2::read::GzDecoder;
+use thiserror::Error;
+
+pub use spec::{BuildpackSpec, validate_buildpack_spec};
+
+/// How long one download or clone may take.
+const FETCH_TIMEOUT_SECS: u32 = 300;
+
+#[derive(Debug, Error)]
+pub enum ExternalError {
+    #[error("buildpack {spec:?}: {reason}")]
+    Spec { spec: String, reason: String },
+    #[error("buildpack {spec}: {what} failed: {detail}")]
+    Fetch {
+        spec: String,
+        what: &'static str,
+        detail: String,
+    },
+    #[error("buildpack {spec}: {reason}")]
+    Invalid { spec: String, reason: String },
+    #[error("buildpack {spec}: {}: {source}", path.display())]
+    Io {
+        spec: String,
+        path: PathBuf,
+        source: io::Error,
+    },
+}
+
+/// Fetches the buildpack `spec` into `dest`, which must not exist or be empty, and checks it has
+/// `bin/detect` and `bin/compile`; those and `bin/release` are made executable (tarballs made
+/// on other systems often lose the mode). A git checkout loses its `.git`.
+pub fn fetch_external(spec: &str, dest: &Path) -> Result<(), ExternalError> {
+    let parsed = BuildpackSpec::parse(spec).map_err(|reason| ExternalError::Spec {
+        spec: spec.to_string(),
+        reason,
+    })?;
+    let io_err = |path: &Path| {
+        let spec = spec.to_string();
+        let path = path.to_path_buf();
+        move |source| ExternalError::Io { spec, path, source }
+    };
+    if fs::read_dir(dest).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(ExternalError::Invalid {
+            spec: spec.to_string(),
+            reason: format!("destination {} is not empty", dest.display()),
+        });
+    }
+    fs::create_dir_all(dest).map_err(io_err(dest))?;
+    match &parsed {
+        BuildpackSpec::Dir(dir) => copy_dir(spec, dir, dest)?,
+        BuildpackSpec::Tarball(url) => fetch_tarball(spec, url, dest)?,
+        BuildpackSpec::Git { url, reference } => clone(spec, url, reference.as_deref(), dest)?,
+    }
+    check_layout(spec, dest)
+}
+
+fn fetch_error(spec: &str, what: &'static str, detail: impl ToString) -> ExternalError {
+    ExternalError::Fetch {
+        spec: spec.to_string(),
+        what,
+        detail: detail.to_string(),
+    }
+}
+
+/// Runs a command, its stdin closed, and returns its stderr's last lines as the error.
+fn run(spec: &str, what: &'static str, cmd: &mut Command) -> Result<(), ExternalError> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| fetch_error(spec, what, format!("starting it: {e}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    Err(fetch_error(
+        spec,
+        what,
+        format!("{}: {}", out.status, tail.join("; ")),
+    ))
+}
+
+fn copy_dir(spec: &str, dir: &Path, dest: &Path) -> Result<(), ExternalError> {
+    if !dir.is_dir() {
+        return Err(ExternalError::Invalid {
+            spec: spec.to_string(),
+            reason: "no such directory".to_string(),
+        });
+    }
+    // `cp -a dir/. dest` copies the contents with modes, links and all.
+    let mut src = dir.as_os_str().to_owned();
+    src.push("/.");
+    run(
+        spec,
+        "copying",
+        Command::new("cp").arg("-a").arg(src).arg(dest),
+    )
+}
+
+fn fetch_tarball(spec: &str, url: &str, dest: &Path) -> Result<(), ExternalError> {
+    let download = tempfile::NamedTempFile::new().map_err(|source| ExternalError::Io {
+        spec: spec.to_string(),
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    run(
+        spec,
+        "download",
+        Command::new("curl")
+            .args(["-fsSL", "--proto", "=https,http,file", "--max-time"])
+            .arg(FETCH_TIMEOUT_SECS.to_string())
+            .arg("-o")
+            .arg(download.path())
+            .arg("--")
+            .arg(url),
+    )?;
+    let file = download.reopen().map_err(|source| ExternalError::Io {
+        spec: spec.to_string(),
+        path: download.path().to_path_buf(),
+        source,
+    })?;
+    let mut archive = tar::Archive::new(GzDecoder::new(file));
+    archive.set_preserve_permissions(true);
+    // tar refuses entries that would land outside `dest`.
+    archive
+        .unpack(dest)
+        .map_err(|e| fetch_error(spec, "unpacking", e))?;
+    hoist_single_dir(spec, dest)
+}
+
+/// Tarballs of a repository (GitHub's among them) hold one top directory; the buildpack is in it.
+fn hoist_single_dir(spec: &str, dest: &Path) -> Result<(), ExternalError> {
+    if dest.join("bin").is_dir() {
+        return Ok(());
+    }
+    let io_err = |path: &Path, source| ExternalError::Io {
+        spec: spec.to_string(),
+        path: path.to_path_buf(),
+        source,
+    };
+    let entries: Vec<fs::DirEntry> = fs::read_dir(dest)
+        .map_err(|e| io_err(dest, e))?
+        .filter_map(Result::ok)
+        .collect();
+    let [only] = entries.as_slice() else {
+        return Ok(());
+    };
+    if !only.file_type().is_ok_and(|t| t.is_dir()) {
+        return Ok(());
+    }
+    let top = only.path();
+    for entry in fs::read_dir(&top).map_err(|e| io_err(&top, e))? {
+        let entry = entry.map_err(|e| io_err(&top, e))?;
+        let to = dest.join(entry.file_name());
+        if to == top {
+            continue;
+        }
+        fs::rename(entry.path(), &to).map_err(|e| io_err(&to, e))?;
+    }
+    fs::remove_dir(&top).map_err(|e| io_err(&top, e))
+}
+
+fn clone(spec: &str, url: &str, reference: Option<&str>, dest: &Path) -> Result<(), ExternalError> {
+    let mut git = Command::new("git");
+    git.env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_HTTP_LOW_SPEED_LIMIT", "1000")
+        .env("GIT_HTTP_LOW_SPEED_TIME", "60")
+        .args([
+            "-c",
+            "advice.detachedHead=false",
+            "clone",
+            "--quiet",
+            "--depth",
+            "1",
+        ]);
+    if let Some(reference) = reference {
+        git.args(["--branch", reference]);
+    }
+    git.arg("--").arg(url).arg(dest);
+    run(spec, "git clone", &mut git)?;
+    let dot_git = dest.join(".git");
+    fs::remove_dir_all(&dot_git).map_err(|source| ExternalError::Io {
+        spec: spec.to_string(),
+        path: dot_git,
+        source,
+    })
+}
+
+fn check_layout(spec: &str, dest: &Path) -> Result<(), ExternalError> {
+    for script in ["detect", "compile", "release"] {
+        let path = dest.join("bin").join(script);
+        if !path.is_file() {
+            if script == "release" {
+                continue;
+            }
+            return Err(ExternalError::Invalid {
+                spec: spec.to_string(),
+                reason: format!("no bin/{script}: not a Heroku-style buildpack"),
+            });
+        }
+        let meta = fs::metadata(&path).map_err(|source| ExternalError::Io {
+            spec: spec.to_string(),
+            path: path.clone(),
+            source,
+        })?;
+        let mut perms = meta.permissions();
+        perms.set_mode(perms.mode() | 0o755);
+        fs::set_permissions(&path, perms).map_err(|source| ExternalError::Io {
+            spec: spec.to_string(),
+            path,
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
