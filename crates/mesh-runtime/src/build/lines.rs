@@ -1,5 +1,6 @@
-//! Output of a build, line by line: stdout and stderr share one pipe (so their lines keep their
-//! order), read on a blocking thread and sent as they come.
+//! Output of a build, line by line: stdout and stderr share one pipe, read on a blocking thread
+//! and sent as they come. Each stream keeps its order; for a build container, runc copies the
+//! two through pipes of its own, so their lines may interleave differently than written.
 
 use std::io::{BufRead, BufReader, PipeReader, PipeWriter, Read};
 use std::time::Duration;
