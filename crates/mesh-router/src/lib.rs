@@ -22,6 +22,7 @@
 pub mod balance;
 pub mod config;
 pub mod error;
+pub mod handover;
 pub mod metrics;
 pub mod options;
 mod proxy;

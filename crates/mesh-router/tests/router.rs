@@ -11,6 +11,8 @@ mod drain;
 mod edge;
 #[path = "router/failures.rs"]
 mod failures;
+#[path = "router/handover.rs"]
+mod handover;
 #[path = "router/headers.rs"]
 mod headers;
 #[path = "router/routing.rs"]
