@@ -35,5 +35,6 @@ pub use config::{
     CertificateConfig, InstanceConfig, RouteConfig, RouterConfig, ServiceKey, UpstreamConfig,
 };
 pub use error::{CertificateError, ConfigError, RouterError};
+pub use metrics::{MetricsHandle, serve_metrics};
 pub use options::RouterOptions;
 pub use server::{Listeners, Router, ShutdownReport, UpdateReport};

@@ -12,8 +12,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+mod serve;
 #[cfg(test)]
 mod tests;
+
+pub use serve::{MetricsHandle, serve_metrics};
 
 /// Label value used for requests that matched no route (unknown host, bad request, redirects).
 pub const UNMATCHED: &str = "-";

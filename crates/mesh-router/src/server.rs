@@ -10,6 +10,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::RouterConfig;
 use crate::error::{CertificateError, ConfigError, RouterError};
+use crate::metrics::MetricsHandle;
 use crate::options::RouterOptions;
 use crate::proxy::Shared;
 use crate::table::RouteTable;
@@ -194,6 +195,11 @@ impl Router {
     /// The router's metrics in the Prometheus text format.
     pub fn metrics_text(&self) -> String {
         self.state.metrics.text()
+    }
+
+    /// A handle on the metrics, for `serve_metrics` (it stays valid after shutdown).
+    pub fn metrics(&self) -> MetricsHandle {
+        MetricsHandle(self.state.clone())
     }
 
     /// Stops accepting, lets accepted requests (and open tunnels) finish, and closes what is

@@ -15,6 +15,8 @@ mod failures;
 mod handover;
 #[path = "router/headers.rs"]
 mod headers;
+#[path = "router/metrics.rs"]
+mod metrics;
 #[path = "router/routing.rs"]
 mod routing;
 #[path = "router/streaming.rs"]
