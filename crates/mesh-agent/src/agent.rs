@@ -72,6 +72,13 @@ pub enum AgentError {
 const STARTS_AT_ONCE: usize = 4;
 /// Instances stopped at once; each may take its whole grace period.
 const REMOVALS_AT_ONCE: usize = 16;
+/// How long the router gets to apply a routing change before in-flight counts are trusted.
+const DRAIN_SETTLE: Duration = Duration::from_millis(150);
+/// Longest a replaced instance is given to finish its requests before it is stopped anyway.
+const DRAIN_MAX: Duration = Duration::from_secs(30);
+
+/// How many requests the router has in flight to an instance (by id).
+pub type InFlight = Arc<dyn Fn(&str) -> usize + Send + Sync>;
 
 /// `<stack>-<service>` to addresses, per environment: what DNS answers.
 type Names = Arc<RwLock<HashMap<String, BTreeMap<String, Vec<Ipv4Addr>>>>>;
@@ -91,6 +98,8 @@ pub struct Agent {
     next_runs: Mutex<HashMap<String, UnixMs>>,
     pub(crate) log_sources: Mutex<Vec<crate::logship::Source>>,
     routing: watch::Sender<crate::routing::Routing>,
+    /// Requests the rack's router has in flight to an instance, when a router runs here.
+    in_flight: Mutex<Option<InFlight>>,
 }
 
 /// A mutex's contents even if a panicking thread poisoned it: the agent's maps stay usable
@@ -115,10 +124,14 @@ impl Agent {
         let cache = StateCache::open(&opts.data_dir).map_err(|e| state_err(e.to_string()))?;
         let subnets = Subnets::open(&opts.data_dir, opts.subnet_pool)
             .map_err(|e| state_err(e.to_string()))?;
+        let gateway =
+            Gateway::new(&opts.api_url, &opts.join_token).map_err(|e| state_err(e.to_string()))?;
         Ok(Arc::new(Agent {
-            gateway: Gateway::new(&opts.api_url, &opts.join_token)
-                .map_err(|e| state_err(e.to_string()))?,
-            images: Images::new(opts.data_dir.join("images")),
+            images: Images::new(
+                opts.data_dir.join("images"),
+                Some(Arc::new(gateway.clone()) as Arc<dyn crate::images::BlobSource>),
+            ),
+            gateway,
             cache,
             subnets: Mutex::new(subnets),
             records: Mutex::new(HashMap::new()),
@@ -129,6 +142,7 @@ impl Agent {
             next_runs: Mutex::new(HashMap::new()),
             log_sources: Mutex::new(Vec::new()),
             routing: watch::channel(crate::routing::Routing::default()).0,
+            in_flight: Mutex::new(None),
             runtime,
             opts,
         }))
@@ -161,6 +175,26 @@ impl Agent {
 
     pub(crate) async fn remove_instance(&self, id: &str) {
         self.remove(id).await
+    }
+
+    /// Lets the agent ask the router how many requests an instance still has, so a replaced
+    /// instance is stopped only once they are done.
+    pub fn set_in_flight(&self, probe: InFlight) {
+        *lock(&self.in_flight) = Some(probe);
+    }
+
+    /// Takes a web instance out of the router and waits (bounded) for its requests to finish.
+    async fn drain(&self, ids: &[String]) {
+        let Some(probe) = lock(&self.in_flight).clone() else {
+            return;
+        };
+        // The router applies a routing change asynchronously: give it a moment, so a request
+        // it picked the instance for just before is counted.
+        tokio::time::sleep(DRAIN_SETTLE).await;
+        let deadline = tokio::time::Instant::now() + DRAIN_MAX;
+        while ids.iter().any(|id| probe(id) > 0) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Routes and the instances behind them, for the rack's edge router; updated after every
@@ -397,6 +431,15 @@ impl Agent {
                 self.start(&w, false).await;
             })
             .await;
+        // Replaced instances first leave the router (new healthy ones join it), finish what
+        // they have in flight, then stop.
+        if !removals.is_empty() {
+            let draining: std::collections::HashSet<&str> =
+                removals.iter().map(String::as_str).collect();
+            if self.publish_routing_draining(desired, &listed, &draining) {
+                self.drain(&removals).await;
+            }
+        }
         // Stops wait out each instance's grace period: overlap them, within reason.
         futures_util::stream::iter(removals)
             .for_each_concurrent(REMOVALS_AT_ONCE, |id| async move { self.remove(&id).await })
@@ -409,7 +452,19 @@ impl Agent {
     }
 
     fn publish_routing(&self, desired: &DesiredState, listed: &[mesh_runtime::InstanceState]) {
+        self.publish_routing_draining(desired, listed, &Default::default());
+    }
+
+    /// Publishes the routing with the `draining` instances marked so; whether any routed
+    /// instance is draining.
+    fn publish_routing_draining(
+        &self,
+        desired: &DesiredState,
+        listed: &[mesh_runtime::InstanceState],
+        draining: &std::collections::HashSet<&str>,
+    ) -> bool {
         use crate::routing::{Backend, RoutedEnv, Routing, Upstream, upstream_key};
+        let mut any_draining = false;
         let records = self.records().clone();
         let mut upstreams: BTreeMap<String, Vec<Backend>> = BTreeMap::new();
         for inst in listed
@@ -420,11 +475,13 @@ impl Agent {
                 continue;
             };
             let key = upstream_key(r.environment.as_str(), r.stack.as_str(), r.service.as_str());
+            let drains = draining.contains(inst.id.as_str());
+            any_draining |= drains;
             upstreams.entry(key).or_default().push(Backend {
                 id: inst.id.clone(),
                 addr: std::net::SocketAddr::from((inst.address, r.port)),
                 healthy: r.healthy,
-                draining: false,
+                draining: drains,
             });
         }
         let routing = Routing {
@@ -458,6 +515,7 @@ impl Agent {
             }
             changed
         });
+        any_draining
     }
 
     async fn ensure_network(&self, env: &str) -> Result<(), String> {
@@ -519,13 +577,14 @@ impl Agent {
             .get(w.environment.as_str())
             .cloned()
             .unwrap_or_default();
+        let (command, env) = crate::images::shape(&w.image, w.command.clone(), &w.env);
         let spec = InstanceSpec {
             id: w.id.clone(),
             environment: w.environment.to_string(),
             hostname: w.hostname.clone(),
             image,
-            command: w.command.clone(),
-            env: w.env.clone(),
+            command,
+            env,
             limits: w.limits,
             user: User::default(),
             address: None,

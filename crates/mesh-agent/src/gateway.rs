@@ -60,3 +60,20 @@ impl Gateway {
         })
     }
 }
+
+#[async_trait::async_trait]
+impl crate::images::BlobSource for Gateway {
+    async fn fetch(&self, digest: &str, dest: &std::path::Path) -> Result<(), String> {
+        use tokio::io::AsyncWriteExt;
+        let mut download = self.client.blob(digest).await.map_err(|e| e.to_string())?;
+        let mut file = tokio::fs::File::create(dest)
+            .await
+            .map_err(|e| format!("{}: {e}", dest.display()))?;
+        while let Some(chunk) = download.chunk().await.map_err(|e| e.to_string())? {
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| format!("{}: {e}", dest.display()))?;
+        }
+        file.flush().await.map_err(|e| e.to_string())
+    }
+}

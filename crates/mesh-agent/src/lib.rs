@@ -21,5 +21,5 @@ pub mod routing;
 pub mod supervise;
 mod tasks;
 
-pub use agent::{Agent, AgentOptions};
+pub use agent::{Agent, AgentOptions, InFlight};
 pub use routing::Routing;

@@ -36,6 +36,12 @@ impl Platform {
             database_url: None,
             local_rack: true,
             acme: None,
+            builder: Some(std::sync::Arc::new(
+                mesh_build::builder::fake::FakeBuilder::new(mesh_build::BlobDir::new(
+                    dir.join("blobs"),
+                )),
+            )),
+            max_upload_bytes: 64 * 1024 * 1024,
         };
         let server = mesh_server::start(opts).await.unwrap();
         let listen = server.addr();

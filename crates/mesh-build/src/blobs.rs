@@ -16,8 +16,11 @@ pub fn digest_of(bytes: &[u8]) -> String {
 /// The hex part of a well-formed `sha256:<hex>` digest.
 pub fn digest_hex(digest: &str) -> Option<&str> {
     let hex = digest.strip_prefix("sha256:")?;
-    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-        .then_some(hex)
+    (hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    .then_some(hex)
 }
 
 #[derive(Debug, Clone)]
@@ -95,9 +98,30 @@ impl BlobDir {
         self.put_reader(&mut f)
     }
 
+    /// A temporary file on the blob directory's filesystem, for [`BlobDir::put_temp`].
+    pub fn temp_file(&self) -> io::Result<tempfile::NamedTempFile> {
+        let dir = self.root.join("sha256");
+        fs::create_dir_all(&dir)?;
+        tempfile::NamedTempFile::new_in(&dir)
+    }
+
+    /// Moves a temporary file the caller wrote and hashed to `digest` into place.
+    pub fn put_temp(&self, tmp: tempfile::NamedTempFile, digest: &str) -> io::Result<()> {
+        if digest_hex(digest).is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{digest:?} is not a sha256:<hex> digest"),
+            ));
+        }
+        self.persist(tmp, digest)
+    }
+
     pub fn read(&self, digest: &str) -> io::Result<Vec<u8>> {
         let path = self.path(digest).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("bad digest {digest:?}"))
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("bad digest {digest:?}"),
+            )
         })?;
         fs::read(path)
     }
@@ -137,7 +161,9 @@ mod tests {
         assert_eq!(d, digest_of(b"hello"));
         assert!(blobs.contains(&d));
         assert_eq!(blobs.read(&d).unwrap(), b"hello");
-        let err = blobs.put_expecting(&digest_of(b"other"), b"hello").unwrap_err();
+        let err = blobs
+            .put_expecting(&digest_of(b"other"), b"hello")
+            .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert!(blobs.path("sha256:../../etc/passwd").is_none());
         assert!(blobs.path("md5:abc").is_none());

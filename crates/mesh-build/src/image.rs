@@ -22,8 +22,16 @@ mod tests {
 
     #[test]
     fn the_digest_follows_the_content() {
-        let a = seal(Some("debian".into()), vec!["sha256:aa".into()], ImageConfig::default());
-        let b = seal(Some("debian".into()), vec!["sha256:aa".into()], ImageConfig::default());
+        let a = seal(
+            Some("debian".into()),
+            vec!["sha256:aa".into()],
+            ImageConfig::default(),
+        );
+        let b = seal(
+            Some("debian".into()),
+            vec!["sha256:aa".into()],
+            ImageConfig::default(),
+        );
         let c = seal(None, vec!["sha256:aa".into()], ImageConfig::default());
         assert_eq!(a.digest, b.digest);
         assert_ne!(a.digest, c.digest);

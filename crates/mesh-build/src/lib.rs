@@ -10,21 +10,23 @@
 
 pub mod archive;
 pub mod blobs;
+pub mod builder;
 pub mod buildpacks;
+pub mod detect;
+pub mod dockerfile;
+pub mod external;
 pub mod image;
 pub mod layer;
+pub mod local;
 pub mod oci;
-pub mod dockerfile;
-pub mod detect;
-pub mod external;
 pub mod procfile;
 
-pub use blobs::{BlobDir, digest_of};
 pub use archive::{ArchiveError, Limits, PackedSource, UnpackStats, pack, unpack};
+pub use blobs::{BlobDir, digest_of};
 pub use buildpacks::{builtin_names, parse_release, runtime_packages, write_builtin};
 pub use detect::{Buildpack, DetectError, choose_formula, detect_buildpack};
+pub use dockerfile::{DockerfileBuild, DockerfileError, build_dockerfile, declared_args};
 pub use external::{ExternalError, fetch_external, validate_buildpack_spec};
 pub use layer::{LayerError, LayerStats, PackOptions, UnpackLimits, pack_layer, unpack_layer};
 pub use oci::{OciError, import_archive};
-pub use dockerfile::{DockerfileBuild, DockerfileError, build_dockerfile, declared_args};
 pub use procfile::{ProcessKind, Procfile, ProcfileEntry, ProcfileError};

@@ -42,4 +42,42 @@ impl Client {
     pub async fn ship_logs(&self, batch: &LogBatch) -> Result<LogAck> {
         self.post(&["v1", "agent", "logs"], batch).await
     }
+
+    /// `GET /v1/agent/blobs/{digest}`: an image layer; read it with [`Download::chunk`].
+    pub async fn blob(&self, digest: &str) -> Result<Download> {
+        let resp = self
+            .get_response(&["v1", "agent", "blobs", digest], &[] as &[(&str, &str)])
+            .await?;
+        Ok(Download {
+            resp,
+            shown: self.base_url().to_string(),
+        })
+    }
+}
+
+/// A body read piece by piece.
+pub struct Download {
+    resp: reqwest::Response,
+    shown: String,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download")
+            .field("from", &self.shown)
+            .finish()
+    }
+}
+
+impl Download {
+    /// The next piece, or `None` at the end.
+    pub async fn chunk(&mut self) -> Result<Option<Vec<u8>>> {
+        self.resp
+            .chunk()
+            .await
+            .map(|c| c.map(|b| b.to_vec()))
+            .map_err(|e| {
+                crate::Error::Other(format!("download from {} broke off: {e}", self.shown))
+            })
+    }
 }

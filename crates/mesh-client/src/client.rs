@@ -100,7 +100,7 @@ impl Client {
         Ok(url)
     }
 
-    fn request(&self, method: Method, segments: &[&str]) -> Result<RequestBuilder> {
+    pub(crate) fn request(&self, method: Method, segments: &[&str]) -> Result<RequestBuilder> {
         Ok(self
             .http
             .request(method, self.url(segments)?)
@@ -109,7 +109,7 @@ impl Client {
     }
 
     /// Sends a request and keeps only successful answers.
-    async fn send(&self, rb: Result<RequestBuilder>) -> Result<Response> {
+    pub(crate) async fn send(&self, rb: Result<RequestBuilder>) -> Result<Response> {
         let resp = rb?.send().await.map_err(|e| self.transport(e))?;
         if resp.status().is_success() {
             return Ok(resp);
@@ -117,7 +117,7 @@ impl Client {
         Err(self.api_error(resp).await)
     }
 
-    async fn decode<T: DeserializeOwned>(&self, resp: Response) -> Result<T> {
+    pub(crate) async fn decode<T: DeserializeOwned>(&self, resp: Response) -> Result<T> {
         let bytes = resp.bytes().await.map_err(|e| self.transport(e))?;
         serde_json::from_slice(&bytes).map_err(|e| {
             Error::Other(format!(

@@ -3,8 +3,8 @@
 
 use mesh_types::Version;
 use mesh_types::api::{
-    CreateEnvironment, CreateStack, Deployment, Environment, EnvironmentDetails, Formula, Instance,
-    Stack, UpdateEnvironment, UpdateStack,
+    CreateDeployment, CreateEnvironment, CreateStack, Deployment, Environment, EnvironmentDetails,
+    Instance, RollbackRequest, SourceUploaded, Stack, UpdateEnvironment, UpdateStack,
 };
 use mesh_types::config::{ConfigChange, ConfigVar};
 use serde::Serialize;
@@ -26,12 +26,6 @@ pub struct LogQuery {
     pub instance: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub follow: bool,
-}
-
-#[derive(Serialize)]
-struct StartDeployment {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    formula: Option<Formula>,
 }
 
 impl Client {
@@ -133,19 +127,78 @@ impl Client {
             .await
     }
 
-    /// `POST /v1/environments/{env}/stacks/{stack}/deployments`: starts a deployment, with the
-    /// formula given or the stack's own.
+    /// `POST /v1/environments/{env}/stacks/{stack}/deployments`: starts a deployment of an
+    /// uploaded source or image archive.
     pub async fn create_deployment(
         &self,
         env: &str,
         stack: &str,
-        formula: Option<Formula>,
+        req: &CreateDeployment,
     ) -> Result<Deployment> {
         self.post(
             &["v1", "environments", env, "stacks", stack, "deployments"],
-            &StartDeployment { formula },
+            req,
         )
         .await
+    }
+
+    /// `POST /v1/environments/{env}/stacks/{stack}/rollback`: a new deployment running an
+    /// earlier one's image (the one before the current when `version` is none).
+    pub async fn rollback(
+        &self,
+        env: &str,
+        stack: &str,
+        version: Option<Version>,
+    ) -> Result<Deployment> {
+        self.post(
+            &["v1", "environments", env, "stacks", stack, "rollback"],
+            &RollbackRequest { version },
+        )
+        .await
+    }
+
+    /// `PUT /v1/sources/{digest}`: uploads a source archive (`kind` `source`) or an image
+    /// archive (`image`), stored under its SHA-256 digest.
+    pub async fn upload(
+        &self,
+        digest: &str,
+        kind: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Result<SourceUploaded> {
+        let resp = self
+            .send(
+                self.request(reqwest::Method::PUT, &["v1", "sources", digest])
+                    .map(|r| r.query(&[("kind", kind)]).body(body)),
+            )
+            .await?;
+        self.decode(resp).await
+    }
+
+    /// `GET .../deployments/{version}/log?follow=true`: the log so far, then more as it comes,
+    /// until the deployment ends; read it line by line.
+    pub async fn follow_deployment_log(
+        &self,
+        env: &str,
+        stack: &str,
+        version: Version,
+    ) -> Result<JsonLines> {
+        let v = version.to_string();
+        let resp = self
+            .get_response(
+                &[
+                    "v1",
+                    "environments",
+                    env,
+                    "stacks",
+                    stack,
+                    "deployments",
+                    &v,
+                    "log",
+                ],
+                &[("follow", "true")],
+            )
+            .await?;
+        Ok(JsonLines::new(resp, self))
     }
 
     /// `GET /v1/environments/{env}/stacks/{stack}/deployments/{version}`

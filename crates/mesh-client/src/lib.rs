@@ -12,6 +12,7 @@ mod error;
 mod platform;
 mod services;
 
+pub use agent::Download;
 pub use client::{Client, JsonLines};
 pub use environments::LogQuery;
 pub use error::{Error, Result};

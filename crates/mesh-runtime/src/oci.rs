@@ -238,7 +238,12 @@ pub fn config(spec: &InstanceSpec, paths: &BundlePaths) -> Config {
             },
             args: spec.args(),
             env,
-            cwd: "/".into(),
+            cwd: spec
+                .image
+                .workdir
+                .clone()
+                .filter(|d| d.starts_with('/'))
+                .unwrap_or_else(|| "/".into()),
             capabilities: Capabilities {
                 bounding: caps.clone(),
                 effective: caps.clone(),

@@ -44,6 +44,9 @@ pub struct ImageRef {
     /// Exec form, used when the spec has no command.
     #[serde(default)]
     pub default_command: Option<Vec<String>>,
+    /// Where the process starts; `/` when none.
+    #[serde(default)]
+    pub workdir: Option<String>,
 }
 
 impl ImageRef {
@@ -51,6 +54,7 @@ impl ImageRef {
         ImageRef {
             layers: vec![layer.into()],
             default_command: None,
+            workdir: None,
         }
     }
 }

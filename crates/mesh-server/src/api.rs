@@ -10,6 +10,7 @@ mod extract;
 pub mod platform;
 pub mod runs;
 pub mod services;
+pub mod sources;
 pub mod stacks;
 pub mod system;
 

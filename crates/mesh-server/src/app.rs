@@ -8,6 +8,7 @@ use tokio::sync::watch;
 
 use crate::auth::TokenCache;
 use crate::clock::Clock;
+use crate::deploy::{DeployOptions, Deploys};
 use crate::logs::LogStore;
 use crate::metrics::Metrics;
 use crate::tasks::TaskHub;
@@ -24,6 +25,7 @@ struct Inner {
     tokens: TokenCache,
     logs: LogStore,
     tasks: TaskHub,
+    deploys: Arc<Deploys>,
     /// Bumped after every successful change through the API; wakes agents' watch streams.
     changes: watch::Sender<u64>,
     /// True once the server shuts down: long streams (watch, logs -f, runs) end, so the
@@ -40,6 +42,7 @@ impl AppState {
             tokens: TokenCache::default(),
             logs: LogStore::default(),
             tasks: TaskHub::default(),
+            deploys: Arc::new(Deploys::default()),
             changes: watch::channel(0).0,
             shutdown: watch::channel(false).0,
         };
@@ -70,6 +73,24 @@ impl AppState {
 
     pub(crate) fn tasks(&self) -> &TaskHub {
         &self.inner.tasks
+    }
+
+    pub(crate) fn deploys(&self) -> &Arc<Deploys> {
+        &self.inner.deploys
+    }
+
+    /// Deployments with these options (uploads, builds); without it, none.
+    pub fn with_deploys(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        deploy: Option<DeployOptions>,
+    ) -> Self {
+        let state = Self::new(store, clock);
+        let mut inner = Arc::try_unwrap(state.inner).unwrap_or_else(|_| unreachable!("just made"));
+        inner.deploys = Arc::new(Deploys::new(deploy));
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
     pub(crate) fn notify_change(&self) {

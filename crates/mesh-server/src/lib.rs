@@ -11,6 +11,7 @@ mod auth;
 mod bootstrap;
 mod certs;
 mod clock;
+mod deploy;
 mod error;
 mod logs;
 mod metrics;
@@ -31,7 +32,9 @@ use tokio::task::JoinHandle;
 pub use acme::AcmeOptions;
 pub use app::AppState;
 pub use clock::{Clock, SystemClock};
+pub use deploy::{DEFAULT_MAX_UPLOAD_BYTES, DeployOptions};
 pub use error::ApiError;
+pub use mesh_build::builder::Builder;
 pub use routes::{ROUTES, app_router};
 
 /// How to run the control plane.
@@ -47,6 +50,10 @@ pub struct ServerOptions {
     pub local_rack: bool,
     /// Order certificates for custom domains from this ACME CA; none: they stay pending.
     pub acme: Option<AcmeOptions>,
+    /// Builds sources for deployments; none: only prebuilt images deploy.
+    pub builder: Option<Arc<dyn Builder>>,
+    /// Largest source or image archive accepted.
+    pub max_upload_bytes: u64,
 }
 
 /// Why the control plane could not start.
@@ -133,7 +140,16 @@ pub async fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
         addr: opts.listen,
         source,
     })?;
-    let state = AppState::new(store, clock);
+    let deploy = DeployOptions {
+        builder: opts.builder.clone(),
+        blobs: mesh_build::BlobDir::new(opts.data_dir.join("blobs")),
+        work_dir: opts.data_dir.join("deploys"),
+        max_upload_bytes: opts.max_upload_bytes,
+    };
+    // A deployment a stopped control plane left half done is over: say so, so the stack can
+    // deploy again.
+    deploy::abandon_unfinished(store.as_ref(), clock.now_ms()).await?;
+    let state = AppState::with_deploys(store, clock, Some(deploy));
     let app = app_router(state.clone());
     let (tx, mut rx) = watch::channel(false);
     let streams = state.clone();

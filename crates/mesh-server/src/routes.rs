@@ -15,7 +15,7 @@ use tower_http::request_id::{
 use crate::agent::gateway;
 use crate::api::{
     access, certificates, config, deployments, endpoints, environments, platform, runs, services,
-    stacks, system,
+    sources, stacks, system,
 };
 use crate::app::AppState;
 use crate::{auth, metrics};
@@ -116,6 +116,8 @@ fn v1(table: Table) -> Table {
             format!("{STACK}/deployments/{{version}}/log"),
             deployments::log,
         )
+        .add(M::POST, format!("{STACK}/rollback"), deployments::rollback)
+        .add(M::PUT, "/v1/sources/{digest}", sources::put)
         .add(M::GET, format!("{STACK}/services"), services::list)
         .add(M::POST, format!("{STACK}/services"), services::create)
         .add(M::GET, SERVICE, services::get)
@@ -165,6 +167,7 @@ fn v1(table: Table) -> Table {
         )
         .add(M::POST, "/v1/agent/register", gateway::register)
         .add(M::GET, "/v1/agent/watch", gateway::watch)
+        .add(M::GET, "/v1/agent/blobs/{digest}", gateway::blob)
         .add(M::POST, "/v1/agent/status", gateway::status)
         .add_sized(
             M::POST,

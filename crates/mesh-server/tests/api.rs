@@ -53,6 +53,12 @@ impl TestServer {
             database_url,
             local_rack,
             acme: None,
+            builder: Some(std::sync::Arc::new(
+                mesh_build::builder::fake::FakeBuilder::new(mesh_build::BlobDir::new(
+                    dir.join("blobs"),
+                )),
+            )),
+            max_upload_bytes: 64 * 1024 * 1024,
         };
         let running = mesh_server::start(opts)
             .await

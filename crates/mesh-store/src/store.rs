@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use mesh_types::api::{
-    Certificate, CreateProvider, CreateStack, Deployment, DeploymentStatus, Endpoint, EndpointKind,
-    Environment, Event, Instance, NewDeployment, Provider, Rack, Route, Server, Service, Stack,
-    Token, UpdateStack,
+    Certificate, CreateProvider, CreateStack, Deployment, DeploymentBuild, DeploymentStatus,
+    DeploymentStep, Endpoint, EndpointKind, Environment, Event, Instance, NewDeployment, Provider,
+    Rack, Route, Server, Service, Stack, Token, UpdateStack,
 };
 use mesh_types::api::{HealthCheck, Role};
 use mesh_types::config::{ConfigScope, ConfigVar};
@@ -209,6 +209,29 @@ pub trait Store: Send + Sync + 'static {
         message: Option<&str>,
         at: UnixMs,
     ) -> StoreResult<Deployment>;
+    /// Records the image, processes and release command a build or import produced.
+    async fn set_deployment_build(
+        &self,
+        env: &str,
+        stack: &str,
+        version: Version,
+        build: &DeploymentBuild,
+    ) -> StoreResult<Deployment>;
+    async fn set_deployment_steps(
+        &self,
+        env: &str,
+        stack: &str,
+        version: Version,
+        steps: &[DeploymentStep],
+    ) -> StoreResult<()>;
+    /// Points the stack at a deployment (or none): what its services run from now on.
+    async fn set_current_deployment(
+        &self,
+        env: &str,
+        stack: &str,
+        version: Option<Version>,
+        at: UnixMs,
+    ) -> StoreResult<Stack>;
     async fn append_deployment_log(
         &self,
         env: &str,

@@ -9,6 +9,7 @@ mod env;
 mod provider;
 mod rack;
 mod run;
+mod ship;
 mod stack;
 mod svc;
 
@@ -113,8 +114,11 @@ pub enum Command {
     /// Deployments of the chosen stack: v0, v1, ...
     #[command(subcommand)]
     Deployments(deploy::DeploymentsCmd),
-    /// Build and release this directory to the chosen stack
-    Deploy(deploy::DeployArgs),
+    /// Build and release this directory to the chosen stack (created, with its environment,
+    /// on a first deploy) and follow it until it answers
+    Deploy(ship::DeployArgs),
+    /// Return the stack to an earlier deployment's image, as a new deployment
+    Rollback(ship::RollbackArgs),
     /// Show the output of the environment's instances
     Logs(deploy::LogsArgs),
     /// List the running instances of the environment
@@ -206,7 +210,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Rack(cmd) => rack::run(&ctx, cmd).await,
         Command::Provider(cmd) => provider::run(&ctx, cmd).await,
         Command::Deployments(cmd) => deploy::deployments(&ctx, cmd).await,
-        Command::Deploy(args) => deploy::deploy(&ctx, args).await,
+        Command::Deploy(args) => ship::deploy(&ctx, args).await,
+        Command::Rollback(args) => ship::rollback(&ctx, args).await,
         Command::Logs(args) => deploy::logs(&ctx, args).await,
         Command::Instances => deploy::instances(&ctx).await,
         Command::Run(args) => run::run(&ctx, args).await,

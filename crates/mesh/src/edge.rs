@@ -103,6 +103,7 @@ pub fn router_config(routing: &Routing) -> RouterConfig {
 pub struct Edge {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    router: std::sync::Weak<Router>,
 }
 
 impl Edge {
@@ -112,13 +113,22 @@ impl Edge {
         https: Option<SocketAddr>,
         routing: watch::Receiver<Routing>,
     ) -> Result<Edge, RouterError> {
-        let router = Router::bind_with(http, https, RouterOptions::default()).await?;
+        let router =
+            std::sync::Arc::new(Router::bind_with(http, https, RouterOptions::default()).await?);
         let (stop, stopped) = watch::channel(false);
         let edge = Edge {
             stop,
+            router: std::sync::Arc::downgrade(&router),
             task: tokio::spawn(feed(router, routing, stopped)),
         };
         Ok(edge)
+    }
+
+    /// How many requests the router has in flight to an instance: what the agent waits on
+    /// before it stops a replaced instance. Zero once the router is gone.
+    pub fn in_flight(&self) -> mesh_agent::InFlight {
+        let router = self.router.clone();
+        std::sync::Arc::new(move |id: &str| router.upgrade().map_or(0, |r| r.in_flight(id)))
     }
 
     /// Stops accepting, lets requests in flight finish (bounded), then closes.
@@ -129,7 +139,7 @@ impl Edge {
 }
 
 async fn feed(
-    router: Router,
+    router: std::sync::Arc<Router>,
     mut routing: watch::Receiver<Routing>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -150,6 +160,17 @@ async fn feed(
             _ = stop.wait_for(|s| *s) => break,
         }
     }
+    // The agent's in-flight probe holds the router only for the moment of a call.
+    let mut router = router;
+    let router = loop {
+        match std::sync::Arc::try_unwrap(router) {
+            Ok(r) => break r,
+            Err(shared) => {
+                router = shared;
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+    };
     let report = router.shutdown(DRAIN).await;
     if !report.clean {
         tracing::warn!(

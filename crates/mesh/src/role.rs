@@ -11,10 +11,13 @@ use mesh_server::{RunningServer, ServerOptions, StartError};
 
 use crate::failure::hinted;
 
+mod builds;
 #[path = "edge.rs"]
 pub mod edge;
+
 use crate::output::print;
 use crate::settings::{self, Settings};
+pub use builds::BuildArgs;
 
 /// The argument that makes `mesh` the runtime's per-instance shim.
 pub const SHIM: &str = "shim";
@@ -42,6 +45,8 @@ pub struct UpArgs {
     pub acme: AcmeArgs,
     #[command(flatten)]
     pub net: NetArgs,
+    #[command(flatten)]
+    pub build: BuildArgs,
 }
 
 /// Automatic certificates for custom domains.
@@ -157,6 +162,8 @@ pub struct ServerArgs {
     pub database_url: Option<String>,
     #[command(flatten)]
     pub acme: AcmeArgs,
+    #[command(flatten)]
+    pub build: BuildArgs,
 }
 
 fn env_var(name: &str) -> Option<String> {
@@ -204,6 +211,8 @@ pub async fn up(args: UpArgs) -> Result<()> {
         database_url: None,
         local_rack: true,
         acme: args.acme.options(),
+        builder: args.build.builder(&data_dir)?,
+        max_upload_bytes: args.build.max_upload_bytes(),
     };
     let running = start(opts, "widemesh").await?;
     let api_url = local_url(running.addr());
@@ -292,7 +301,10 @@ async fn up_router(
     let http = http.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 80)));
     let https = https.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 443)));
     match edge::Edge::start(http, Some(https), agent.agent.routing()).await {
-        Ok(e) => Ok(Some(e)),
+        Ok(e) => {
+            agent.agent.set_in_flight(e.in_flight());
+            Ok(Some(e))
+        }
         Err(e) if !asked => {
             eprintln!(
                 "warning: the edge router is off: {e}; endpoints are not served (pass --http-listen and --https-listen with free addresses)"
@@ -444,7 +456,10 @@ async fn run_agent(args: JoinArgs, router: Option<(SocketAddr, Option<SocketAddr
     .await?;
     let edge = match router {
         Some((http, https)) => match edge::Edge::start(http, https, handle.agent.routing()).await {
-            Ok(e) => Some(e),
+            Ok(e) => {
+                handle.agent.set_in_flight(e.in_flight());
+                Some(e)
+            }
             Err(e) => {
                 handle.stop().await;
                 return Err(hinted(
@@ -478,6 +493,8 @@ pub async fn server(args: ServerArgs) -> Result<()> {
         database_url: args.database_url,
         local_rack: false,
         acme: args.acme.options(),
+        builder: args.build.builder(&data_dir)?,
+        max_upload_bytes: args.build.max_upload_bytes(),
     };
     let running = start(opts, "the widemesh control plane").await?;
     let api_url = local_url(running.addr());

@@ -103,6 +103,8 @@ async fn platform(dir: &Path) -> crate::AppState {
         database_url: None,
         local_rack: true,
         acme: None,
+        builder: None,
+        max_upload_bytes: 64 * 1024 * 1024,
     };
     crate::bootstrap::bootstrap(store.as_ref(), &Fixed, &opts)
         .await

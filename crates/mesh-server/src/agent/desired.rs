@@ -6,8 +6,7 @@ use mesh_store::{Store, StoreError, StoreResult};
 use mesh_types::api::{CertificateState, EndpointKind, Rack};
 use mesh_types::config::resolve;
 use mesh_types::desired::{
-    AcmeChallengeDoc, CertificateDoc, DesiredState, EnvironmentDoc, ImageRef, RouteDoc, ServiceDoc,
-    StackDoc,
+    AcmeChallengeDoc, CertificateDoc, DesiredState, EnvironmentDoc, RouteDoc, ServiceDoc, StackDoc,
 };
 use sha2::{Digest, Sha256};
 
@@ -51,8 +50,7 @@ pub async fn for_rack(store: &dyn Store, rack: &Rack) -> StoreResult<DesiredStat
                     }
                 })
                 .collect();
-            // An image name the API accepted is always a known one; an unknown one runs nothing.
-            let image = stack.image.as_deref().and_then(|i| ImageRef::parse(i).ok());
+            let image = crate::deploy::stack_image(store, &stack).await?;
             stacks.push(StackDoc {
                 name: stack.name.clone(),
                 deployment: stack.current_deployment,

@@ -189,3 +189,49 @@ pub async fn task_result(
         )))
     }
 }
+
+/// `GET /v1/agent/blobs/{digest}`: an image layer, streamed. Any agent may read any blob: a
+/// blob is named by its content's digest, which only a desired-state document tells.
+pub async fn blob(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    axum::extract::Path(digest): axum::extract::Path<String>,
+) -> ApiResult<Response> {
+    use tokio::io::AsyncReadExt;
+    caller_rack(&state, &caller).await?;
+    let opts = state
+        .deploys()
+        .options()
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("blob {digest}")))?;
+    let path = opts
+        .blobs
+        .path(&digest)
+        .ok_or_else(|| ApiError::invalid(format!("{digest:?} is not a sha256:<hex> digest")))?;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|_| ApiError::not_found(format!("blob {digest}")))?;
+    let len = file.metadata().await.map(|m| m.len()).ok();
+    let body = stream::unfold(Some(file), |f| async move {
+        let mut f = f?;
+        let mut buf = vec![0u8; 256 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(buf), Some(f)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(body));
+    let headers = resp.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Some(len) = len {
+        headers.insert(axum::http::header::CONTENT_LENGTH, len.into());
+    }
+    Ok(resp)
+}

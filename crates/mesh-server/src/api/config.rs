@@ -143,6 +143,7 @@ async fn apply(
         &detail,
     )
     .await;
+    crate::deploy::config_changed(state, &caller.name, env, stack, &detail).await;
     Ok(vars)
 }
 

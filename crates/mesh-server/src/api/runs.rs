@@ -12,7 +12,6 @@ use mesh_types::api::{
     DEFAULT_PORT, ExecRequest, Instance, RunEvent, RunRequest, ServerState, check_command,
 };
 use mesh_types::config::resolve;
-use mesh_types::desired::ImageRef;
 use mesh_types::{ErrorCode, Name};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -30,7 +29,10 @@ fn unavailable(message: String) -> ApiError {
 }
 
 /// The rack and server an environment's one-off work goes to: its first rack, first ready server.
-async fn place(state: &AppState, racks: &[Name]) -> ApiResult<(mesh_types::api::Rack, Name)> {
+pub(crate) async fn place(
+    state: &AppState,
+    racks: &[Name],
+) -> ApiResult<(mesh_types::api::Rack, Name)> {
     let rack_name = racks
         .first()
         .ok_or_else(|| ApiError::precondition("the environment is on no rack"))?;
@@ -51,13 +53,14 @@ pub async fn run(
     check_command("command", &req.command).map_err(ApiError::invalid)?;
     let environment = state.store().get_environment(&env).await?;
     let stack = state.store().get_stack(&env, &stack).await?;
-    let image = stack.image.as_deref().ok_or_else(|| {
-        ApiError::precondition(format!(
-            "stack {} has no image to run yet: give it one with `mesh stack set-image`",
-            stack.name
-        ))
-    })?;
-    let image = ImageRef::parse(image).map_err(ApiError::invalid)?;
+    let image = crate::deploy::stack_image(state.store(), &stack)
+        .await?
+        .ok_or_else(|| {
+            ApiError::precondition(format!(
+                "stack {} has no image to run yet: deploy it with `mesh deploy` (or give it a built-in one with `mesh stack set-image`)",
+                stack.name
+            ))
+        })?;
     let port = match &req.service {
         Some(svc) => {
             state

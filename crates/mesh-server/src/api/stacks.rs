@@ -45,6 +45,30 @@ pub async fn create(
     Ok(created(stack))
 }
 
+const MAX_BUILDPACKS: usize = 16;
+
+/// A buildpack as a user may give it: an absolute directory, an `http(s)://` URL of a `.tgz`,
+/// or a git URL with an optional `#ref`.
+fn check_buildpack(b: &str) -> Result<(), String> {
+    if b.is_empty() || b.len() > 1024 || b.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "buildpack {b:?} must be a directory, a .tgz URL or a git URL, without spaces"
+        ));
+    }
+    let ok = b.starts_with('/')
+        || b.starts_with("https://")
+        || b.starts_with("http://")
+        || b.starts_with("git://")
+        || b.starts_with("git@")
+        || b.starts_with("file://");
+    if !ok {
+        return Err(format!(
+            "buildpack {b:?} is not an absolute directory, an http(s) URL of a .tgz or a git URL (https://host/repo.git#v1)"
+        ));
+    }
+    Ok(())
+}
+
 fn check_update(req: &UpdateStack) -> ApiResult<()> {
     if let Some(cmd) = req.release_command.as_deref().filter(|c| !c.is_empty()) {
         check_command("release command", cmd).map_err(ApiError::invalid)?;
@@ -59,13 +83,25 @@ fn check_update(req: &UpdateStack) -> ApiResult<()> {
     if let Some(image) = req.image.as_deref().filter(|i| !i.is_empty()) {
         ImageRef::parse(image).map_err(ApiError::invalid)?;
     }
+    if let Some(list) = &req.buildpacks {
+        if list.len() > MAX_BUILDPACKS {
+            return Err(ApiError::invalid(format!(
+                "{} buildpacks given, at most {MAX_BUILDPACKS} are allowed",
+                list.len()
+            )));
+        }
+        for b in list {
+            check_buildpack(b).map_err(ApiError::invalid)?;
+        }
+    }
     if req.formula.is_none()
         && req.release_command.is_none()
         && req.builder.is_none()
         && req.image.is_none()
+        && req.buildpacks.is_none()
     {
         return Err(ApiError::invalid(
-            "nothing to change: give a formula, release_command, builder or image",
+            "nothing to change: give a formula, release_command, builder, image or buildpacks",
         ));
     }
     Ok(())

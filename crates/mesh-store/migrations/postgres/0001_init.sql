@@ -76,6 +76,7 @@ CREATE TABLE stacks (
     release_command TEXT,
     builder TEXT,
     image TEXT,
+    buildpacks TEXT NOT NULL DEFAULT '[]',
     current_version BIGINT,
     next_version BIGINT NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL,
@@ -162,6 +163,11 @@ CREATE TABLE deployments (
     created_by TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     finished_at BIGINT,
+    description TEXT NOT NULL DEFAULT '',
+    image TEXT,
+    processes TEXT NOT NULL DEFAULT '{}',
+    release_command TEXT,
+    steps TEXT NOT NULL DEFAULT '[]',
     UNIQUE (stack_id, version)
 );
 

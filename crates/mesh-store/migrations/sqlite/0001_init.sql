@@ -77,6 +77,7 @@ CREATE TABLE stacks (
     release_command TEXT,
     builder TEXT,
     image TEXT,
+    buildpacks TEXT NOT NULL DEFAULT '[]',
     current_version INTEGER,
     next_version INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL,
@@ -163,6 +164,11 @@ CREATE TABLE deployments (
     created_by TEXT NOT NULL,
     created_at INTEGER NOT NULL,
     finished_at INTEGER,
+    description TEXT NOT NULL DEFAULT '',
+    image TEXT,
+    processes TEXT NOT NULL DEFAULT '{}',
+    release_command TEXT,
+    steps TEXT NOT NULL DEFAULT '[]',
     UNIQUE (stack_id, version)
 ) STRICT;
 

@@ -5,7 +5,9 @@
 //! update locks the stack row, so concurrent control planes get distinct, gapless numbers; a
 //! `MAX(version) + 1` would hand the same number to two of them.
 
-use mesh_types::api::{Deployment, DeploymentStatus, NewDeployment};
+use mesh_types::api::{
+    Deployment, DeploymentBuild, DeploymentStatus, DeploymentStep, NewDeployment,
+};
 use mesh_types::{UnixMs, Version};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
@@ -17,7 +19,8 @@ use crate::{StoreError, StoreResult};
 macro_rules! select {
     () => {
         "SELECT e.name AS environment, st.name AS stack, d.version, d.status, d.formula, \
-         d.source_digest, d.message, d.created_by, d.created_at, d.finished_at \
+         d.source_digest, d.message, d.created_by, d.created_at, d.finished_at, \
+         d.description, d.image, d.processes, d.release_command, d.steps \
          FROM deployments d JOIN stacks st ON st.id = d.stack_id \
          JOIN environments e ON e.id = st.environment_id"
     };
@@ -35,7 +38,20 @@ fn deployment(row: &AnyRow) -> StoreResult<Deployment> {
         created_by: text(row, "created_by")?,
         created_at: int(row, "created_at")?,
         finished_at: opt_int(row, "finished_at")?,
+        description: text(row, "description")?,
+        image: opt_text(row, "image")?
+            .map(|j| serde_json::from_str(&j))
+            .transpose()
+            .map_err(|e| corrupt(e.to_string()))?,
+        processes: serde_json::from_str(&text(row, "processes")?)
+            .map_err(|e| corrupt(e.to_string()))?,
+        release_command: opt_text(row, "release_command")?,
+        steps: serde_json::from_str(&text(row, "steps")?).map_err(|e| corrupt(e.to_string()))?,
     })
+}
+
+fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| corrupt(e.to_string()))
 }
 
 async fn load(
@@ -97,7 +113,8 @@ pub(crate) async fn create(
         })?);
     sqlx::query(
         "INSERT INTO deployments (stack_id, version, status, formula, source_digest, \
-         created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         created_by, created_at, description, image, processes, release_command) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(stack_id)
     .bind(i64::from(version.0))
@@ -106,6 +123,10 @@ pub(crate) async fn create(
     .bind(new.source_digest.as_deref())
     .bind(new.created_by.as_str())
     .bind(at)
+    .bind(new.description.as_str())
+    .bind(new.image.as_ref().map(json).transpose()?)
+    .bind(json(&new.processes)?)
+    .bind(new.release_command.as_deref())
     .execute(w.conn())
     .await?;
     let created = load(w.conn(), stack_id, version).await?;
@@ -206,4 +227,45 @@ pub(crate) async fn log(
         out.push_str(&text(row, "text")?);
     }
     Ok(out)
+}
+
+/// Records what the build or import produced.
+pub(crate) async fn set_build(
+    store: &SqlStore,
+    env: &str,
+    stack: &str,
+    version: Version,
+    build: &DeploymentBuild,
+) -> StoreResult<Deployment> {
+    let mut w = store.write().await?;
+    let (stack_id, id) = find(w.conn(), env, stack, version).await?;
+    sqlx::query(
+        "UPDATE deployments SET image = $1, processes = $2, release_command = $3 WHERE id = $4",
+    )
+    .bind(json(&build.image)?)
+    .bind(json(&build.processes)?)
+    .bind(build.release_command.as_deref())
+    .bind(id)
+    .execute(w.conn())
+    .await?;
+    let updated = load(w.conn(), stack_id, version).await?;
+    w.commit().await?;
+    Ok(updated)
+}
+
+pub(crate) async fn set_steps(
+    store: &SqlStore,
+    env: &str,
+    stack: &str,
+    version: Version,
+    steps: &[DeploymentStep],
+) -> StoreResult<()> {
+    let mut w = store.write().await?;
+    let (_, id) = find(w.conn(), env, stack, version).await?;
+    sqlx::query("UPDATE deployments SET steps = $1 WHERE id = $2")
+        .bind(json(&steps)?)
+        .bind(id)
+        .execute(w.conn())
+        .await?;
+    w.commit().await
 }

@@ -12,7 +12,7 @@ use crate::{StoreError, StoreResult};
 macro_rules! select {
     () => {
         "SELECT e.name AS environment, s.name, s.formula, s.release_command, s.builder, s.image, \
-         s.current_version, s.created_at, s.updated_at \
+         s.buildpacks, s.current_version, s.created_at, s.updated_at \
          FROM stacks s JOIN environments e ON e.id = s.environment_id"
     };
 }
@@ -27,6 +27,8 @@ fn stack(row: &AnyRow) -> StoreResult<Stack> {
         builder: opt_text(row, "builder")?,
         image: opt_text(row, "image")?,
         current_deployment: opt_int_as(row, "current_version")?.map(Version),
+        buildpacks: serde_json::from_str(&text(row, "buildpacks")?)
+            .map_err(|e| corrupt(e.to_string()))?,
         created_at: int(row, "created_at")?,
         updated_at: int(row, "updated_at")?,
     })
@@ -111,9 +113,11 @@ pub(crate) async fn update(
     let release_command = change(&update.release_command, current.release_command);
     let builder = change(&update.builder, current.builder);
     let image = change(&update.image, current.image);
+    let buildpacks = update.buildpacks.as_ref().unwrap_or(&current.buildpacks);
+    let buildpacks = serde_json::to_string(buildpacks).map_err(|e| corrupt(e.to_string()))?;
     sqlx::query(
         "UPDATE stacks SET formula = $1, release_command = $2, builder = $3, image = $4, \
-         updated_at = $5 WHERE id = $6",
+         updated_at = $5, buildpacks = $7 WHERE id = $6",
     )
     .bind(formula.as_str())
     .bind(release_command)
@@ -121,6 +125,7 @@ pub(crate) async fn update(
     .bind(image)
     .bind(at)
     .bind(stack_id)
+    .bind(buildpacks)
     .execute(w.conn())
     .await?;
     let updated = load(w.conn(), stack_id).await?;
@@ -137,4 +142,25 @@ pub(crate) async fn delete(store: &SqlStore, env: &str, stack_name: &str) -> Sto
         .execute(w.conn())
         .await?;
     w.commit().await
+}
+
+/// Points the stack at `version` (or at nothing): what its services run from now on.
+pub(crate) async fn set_current(
+    store: &SqlStore,
+    env: &str,
+    stack_name: &str,
+    version: Option<Version>,
+    at: UnixMs,
+) -> StoreResult<Stack> {
+    let mut w = store.write().await?;
+    let (_, stack_id) = lookup::stack(w.conn(), env, stack_name).await?;
+    sqlx::query("UPDATE stacks SET current_version = $1, updated_at = $2 WHERE id = $3")
+        .bind(version.map(|v| i64::from(v.0)))
+        .bind(at)
+        .bind(stack_id)
+        .execute(w.conn())
+        .await?;
+    let updated = load(w.conn(), stack_id).await?;
+    w.commit().await?;
+    Ok(updated)
 }

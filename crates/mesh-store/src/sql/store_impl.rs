@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use mesh_types::api::{
-    Certificate, CreateProvider, CreateStack, Deployment, DeploymentStatus, Endpoint, EndpointKind,
-    Environment, Event, Instance, NewDeployment, Provider, Rack, Role, Route, Server, Service,
-    Stack, Token, UpdateStack,
+    Certificate, CreateProvider, CreateStack, Deployment, DeploymentBuild, DeploymentStatus,
+    DeploymentStep, Endpoint, EndpointKind, Environment, Event, Instance, NewDeployment, Provider,
+    Rack, Role, Route, Server, Service, Stack, Token, UpdateStack,
 };
 use mesh_types::config::{ConfigScope, ConfigVar};
 use mesh_types::{ConfigKey, Domain, Name, UnixMs, Version};
@@ -283,6 +283,36 @@ impl Store for SqlStore {
         at: UnixMs,
     ) -> StoreResult<Deployment> {
         deployments::set_status(self, env, stack, version, status, message, at).await
+    }
+
+    async fn set_deployment_build(
+        &self,
+        env: &str,
+        stack: &str,
+        version: Version,
+        build: &DeploymentBuild,
+    ) -> StoreResult<Deployment> {
+        deployments::set_build(self, env, stack, version, build).await
+    }
+
+    async fn set_deployment_steps(
+        &self,
+        env: &str,
+        stack: &str,
+        version: Version,
+        steps: &[DeploymentStep],
+    ) -> StoreResult<()> {
+        deployments::set_steps(self, env, stack, version, steps).await
+    }
+
+    async fn set_current_deployment(
+        &self,
+        env: &str,
+        stack: &str,
+        version: Option<Version>,
+        at: UnixMs,
+    ) -> StoreResult<Stack> {
+        stacks::set_current(self, env, stack, version, at).await
     }
 
     async fn append_deployment_log(

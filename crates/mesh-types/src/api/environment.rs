@@ -88,6 +88,10 @@ pub struct Stack {
     pub image: Option<String>,
     /// The deployment the services run now.
     pub current_deployment: Option<Version>,
+    /// External buildpacks run in order instead of detection (a directory, `.tgz` URL or git
+    /// URL with `#ref`).
+    #[serde(default)]
+    pub buildpacks: Vec<String>,
     pub created_at: UnixMs,
     pub updated_at: UnixMs,
 }
@@ -111,4 +115,7 @@ pub struct UpdateStack {
     pub builder: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// Replaces the list of external buildpacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buildpacks: Option<Vec<String>>,
 }

@@ -8,9 +8,7 @@ use mesh_types::agent::{LogLine, LogStream};
 use mesh_types::api::{Deployment, InstanceState};
 
 use super::Ctx;
-use super::stack::FormulaArgs;
 use crate::output::{cell, datetime, or_dash, print, print_json, table};
-use crate::target;
 
 #[derive(Debug, Subcommand)]
 pub enum DeploymentsCmd {
@@ -24,12 +22,6 @@ pub enum DeploymentsCmd {
         #[arg(value_name = "VERSION")]
         vn: String,
     },
-}
-
-#[derive(Debug, Args)]
-pub struct DeployArgs {
-    #[command(flatten)]
-    formula: FormulaArgs,
 }
 
 #[derive(Debug, Args)]
@@ -66,23 +58,33 @@ pub async fn deployments(ctx: &Ctx, cmd: DeploymentsCmd) -> Result<()> {
                     "no deployments of stack {stack} yet: deploy with `mesh deploy`"
                 ));
             } else {
-                let rows = deps
-                    .iter()
-                    .map(|d| {
-                        vec![
-                            d.version.to_string(),
-                            status_word(d).into(),
-                            d.formula.to_string(),
-                            datetime(d.created_at),
-                            or_dash(d.finished_at.map(datetime)),
-                            d.created_by.clone(),
-                            or_dash(d.message.as_deref().map(|m| cell(m, 60))),
-                        ]
-                    })
-                    .collect();
+                let rows =
+                    deps.iter()
+                        .map(|d| {
+                            vec![
+                                d.version.to_string(),
+                                status_word(d).into(),
+                                d.description.clone(),
+                                d.formula.to_string(),
+                                or_dash(
+                                    d.source_digest
+                                        .as_deref()
+                                        .map(|s| s[..s.len().min(19)].to_string()),
+                                ),
+                                or_dash(d.finished_at.map(|f| {
+                                    format!("{:.1}s", (f - d.created_at) as f64 / 1000.0)
+                                })),
+                                datetime(d.created_at),
+                                or_dash(d.finished_at.map(datetime)),
+                                d.created_by.clone(),
+                                or_dash(d.message.as_deref().map(|m| cell(m, 60))),
+                            ]
+                        })
+                        .collect();
                 print(table(
                     &[
-                        "VERSION", "STATUS", "FORMULA", "CREATED", "FINISHED", "BY", "MESSAGE",
+                        "VERSION", "STATUS", "WHAT", "FORMULA", "SOURCE", "TOOK", "CREATED",
+                        "FINISHED", "BY", "MESSAGE",
                     ],
                     rows,
                 ));
@@ -90,45 +92,39 @@ pub async fn deployments(ctx: &Ctx, cmd: DeploymentsCmd) -> Result<()> {
         }
         DeploymentsCmd::Show { vn } => {
             let v = Version::parse(&vn)?;
+            let d = client.deployment(env, stack, v).await?;
             if ctx.json() {
-                print_json(&client.deployment(env, stack, v).await?);
+                print_json(&d);
+            } else if !d.status.is_finished() {
+                // A live deployment: follow it to its end.
+                return super::ship::follow(ctx, &client, env, stack, d, false).await;
             } else {
                 let log = client.deployment_log(env, stack, v).await?;
-                if log.is_empty() {
-                    eprintln!("deployment {v} of stack {stack} has no output yet");
-                } else {
+                print(format!(
+                    "deployment {v} of {env}/{stack}: {} {}, by {} at {}",
+                    d.description,
+                    status_word(&d),
+                    d.created_by,
+                    datetime(d.created_at)
+                ));
+                for s in &d.steps {
+                    print(format!(
+                        "  {:<8} {:<9} {}",
+                        s.name,
+                        s.status,
+                        s.duration_ms()
+                            .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+                            .unwrap_or_default()
+                    ));
+                }
+                if let Some(m) = &d.message {
+                    print(format!("  {m}"));
+                }
+                if !log.is_empty() {
                     print(log.trim_end_matches('\n'));
                 }
             }
         }
-    }
-    Ok(())
-}
-
-/// `mesh deploy`: asks the platform to build and release the chosen stack. The first
-/// successful deploy links the directory.
-pub async fn deploy(ctx: &Ctx, args: DeployArgs) -> Result<()> {
-    let target = ctx.target()?;
-    let (env, stack) = target.env_stack()?;
-    let d = ctx
-        .client()?
-        .create_deployment(env, stack, args.formula.formula())
-        .await?;
-    if target::find_link(&ctx.cwd)?.is_none() {
-        let link = target::Link {
-            environment: Some(env.to_string()),
-            stack: Some(stack.to_string()),
-        };
-        target::write_link(&ctx.cwd, &link)?;
-    }
-    if ctx.json() {
-        print_json(&d);
-    } else {
-        print(format!(
-            "deployment {} of stack {stack} in environment {env}: {}",
-            d.version,
-            status_word(&d)
-        ));
     }
     Ok(())
 }

@@ -86,6 +86,19 @@ pub enum StackCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum BuildpacksCmd {
+    /// List the external buildpacks the stack builds with, in order
+    #[command(visible_alias = "ls")]
+    List,
+    /// Add an external buildpack (Heroku interface: bin/detect, bin/compile, bin/release): a
+    /// directory on the control plane's machine, a `.tgz` URL, or a git URL with `#ref`
+    Add {
+        buildpack: String,
+        /// Put it at this position (1 is first) instead of last
+        #[arg(long, value_name = "N")]
+        index: Option<usize>,
+    },
+    /// Remove a buildpack, given as listed or by its position (1 is first)
+    Remove { buildpack: String },
     /// Set the builder image, such as heroku/buildpacks:20 (an empty string clears it)
     SetBuilder { image: String },
 }
@@ -204,6 +217,54 @@ pub async fn run(ctx: &Ctx, cmd: StackCmd) -> Result<()> {
                 match &s.image {
                     Some(i) => print(format!("stack {} runs image {i}", s.name)),
                     None => print(format!("stack {} has no image now", s.name)),
+                }
+            }
+        }
+        StackCmd::Buildpacks(
+            cmd @ (BuildpacksCmd::List | BuildpacksCmd::Add { .. } | BuildpacksCmd::Remove { .. }),
+        ) => {
+            let (env, stack) = target.env_stack()?;
+            let client = ctx.client()?;
+            let mut list = client.stack(env, stack).await?.buildpacks;
+            let changed = match cmd {
+                BuildpacksCmd::Add { buildpack, index } => {
+                    if list.contains(&buildpack) {
+                        anyhow::bail!("stack {stack} already builds with {buildpack}");
+                    }
+                    let at = index
+                        .map(|i| i.clamp(1, list.len() + 1) - 1)
+                        .unwrap_or(list.len());
+                    list.insert(at, buildpack);
+                    true
+                }
+                BuildpacksCmd::Remove { buildpack } => {
+                    let at = match buildpack.parse::<usize>() {
+                        Ok(i) if (1..=list.len()).contains(&i) => i - 1,
+                        _ => list.iter().position(|b| b == &buildpack).ok_or_else(|| {
+                            anyhow::anyhow!("stack {stack} does not build with {buildpack}; see `mesh stack buildpacks list`")
+                        })?,
+                    };
+                    list.remove(at);
+                    true
+                }
+                _ => false,
+            };
+            if changed {
+                let req = UpdateStack {
+                    buildpacks: Some(list.clone()),
+                    ..UpdateStack::default()
+                };
+                list = client.update_stack(env, stack, &req).await?.buildpacks;
+            }
+            if ctx.json() {
+                print_json(&list);
+            } else if list.is_empty() {
+                print(format!(
+                    "stack {stack} uses the built-in buildpacks (detected from the source)"
+                ));
+            } else {
+                for (i, b) in list.iter().enumerate() {
+                    print(format!("{}. {b}", i + 1));
                 }
             }
         }

@@ -131,7 +131,14 @@ async fn call_everything(c: &Client) {
     reach!(c.stack_config(e, s));
     reach!(c.change_stack_config(e, s, &change));
     reach!(c.list_deployments(e, s));
-    reach!(c.create_deployment(e, s, None));
+    reach!(c.create_deployment(e, s, &mesh_types::api::CreateDeployment::default()));
+    reach!(c.rollback(e, s, None));
+    reach!(c.follow_deployment_log(e, s, Version(1)));
+    reach!(c.upload(
+        "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        "source",
+        Vec::<u8>::new()
+    ));
     reach!(c.deployment(e, s, Version(1)));
     reach!(c.deployment_log(e, s, Version(1)));
     reach!(c.list_services(e, s));
@@ -165,6 +172,7 @@ async fn call_everything(c: &Client) {
         memory_mb: 1,
     }));
     reach!(c.watch());
+    reach!(c.blob("sha256:0000000000000000000000000000000000000000000000000000000000000000"));
     reach!(c.report_status(&StatusReport {
         server: n("srv"),
         instances: vec![],

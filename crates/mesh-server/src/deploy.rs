@@ -1,0 +1,221 @@
+//! Deployments: from an uploaded source (or image archive, or an earlier deployment) to a new
+//! version serving traffic. Each deployment runs as one task through its steps —
+//! build, release, rollout — writing its log to the store as it goes, so
+//! `mesh deployments show vN` can follow it from any control plane and read it afterwards.
+//!
+//! - [`log`]: the deployment's log, buffered into the store.
+//! - [`run`]: the steps in order, with their timings.
+//! - [`release`]: the release command in a one-off instance.
+//! - [`rollout`]: promoting the new version and watching it become healthy, or rolling back.
+
+mod import;
+mod log;
+mod release;
+mod rollout;
+mod run;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use mesh_build::BlobDir;
+use mesh_build::builder::Builder;
+use mesh_types::Version;
+
+pub use run::{Job, Source, start};
+
+/// Default largest source or image archive accepted: 512 MiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 512 * 1024 * 1024;
+
+/// How deployments are done on this control plane.
+#[derive(Clone)]
+pub struct DeployOptions {
+    /// Builds sources; `None`: this control plane cannot build (it still deploys images and
+    /// rolls back and out).
+    pub builder: Option<Arc<dyn Builder>>,
+    /// Uploaded sources, image archives and image layers.
+    pub blobs: BlobDir,
+    /// Scratch space for unpacked sources.
+    pub work_dir: PathBuf,
+    pub max_upload_bytes: u64,
+}
+
+impl std::fmt::Debug for DeployOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeployOptions")
+            .field("builder", &self.builder.is_some())
+            .field("blobs", &self.blobs)
+            .field("work_dir", &self.work_dir)
+            .field("max_upload_bytes", &self.max_upload_bytes)
+            .finish()
+    }
+}
+
+/// The deployments this control plane is running, so a stack runs one at a time.
+#[derive(Default)]
+pub struct Deploys {
+    options: Option<DeployOptions>,
+    running: Mutex<HashSet<(String, String)>>,
+}
+
+impl Deploys {
+    pub fn new(options: Option<DeployOptions>) -> Self {
+        Self {
+            options,
+            running: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn options(&self) -> Option<&DeployOptions> {
+        self.options.as_ref()
+    }
+
+    /// Claims the stack for one deployment; `None` if one is already running here.
+    pub(crate) fn claim(self: &Arc<Self>, env: &str, stack: &str) -> Option<Claim> {
+        let key = (env.to_string(), stack.to_string());
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        running.insert(key.clone()).then(|| Claim {
+            deploys: self.clone(),
+            key,
+        })
+    }
+}
+
+/// Held while a deployment of one stack runs; released when dropped.
+pub struct Claim {
+    deploys: Arc<Deploys>,
+    key: (String, String),
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut running = self
+            .deploys
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        running.remove(&self.key);
+    }
+}
+
+/// `v3` of `shop/app`, for log lines and messages.
+pub fn label(env: &str, stack: &str, version: Version) -> String {
+    format!("{env}/{stack} {version}")
+}
+
+/// Marks every deployment left building, releasing or rolling out as failed: run at start, when
+/// no deployment can be running on this control plane. (With several control planes sharing a
+/// database, one restarting also ends deployments another is running; they are rare and short.)
+pub async fn abandon_unfinished(
+    store: &dyn mesh_store::Store,
+    now: mesh_types::UnixMs,
+) -> mesh_store::StoreResult<()> {
+    for env in store.list_environments().await? {
+        for stack in store.list_stacks(env.name.as_str()).await? {
+            for d in store
+                .list_deployments(env.name.as_str(), stack.name.as_str())
+                .await?
+            {
+                if d.status.is_finished() {
+                    continue;
+                }
+                store
+                    .set_deployment_status(
+                        env.name.as_str(),
+                        stack.name.as_str(),
+                        d.version,
+                        mesh_types::api::DeploymentStatus::Failed,
+                        Some("the control plane stopped during this deployment; deploy again"),
+                        now,
+                    )
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a stack's services run: its current deployment's image, else the built-in image it was
+/// given with `mesh stack set-image`, else nothing yet.
+pub async fn stack_image(
+    store: &dyn mesh_store::Store,
+    stack: &mesh_types::api::Stack,
+) -> mesh_store::StoreResult<Option<mesh_types::desired::ImageRef>> {
+    use mesh_types::desired::ImageRef;
+    if let Some(v) = stack.current_deployment {
+        let d = store
+            .get_deployment(stack.environment.as_str(), stack.name.as_str(), v)
+            .await?;
+        if let Some(image) = d.image {
+            return Ok(Some(ImageRef::Built(image)));
+        }
+    }
+    // An image name the API accepted is always a known one; an unknown one runs nothing.
+    Ok(stack.image.as_deref().and_then(|i| ImageRef::parse(i).ok()))
+}
+
+/// After a config change: a stack running a deployment gets a new one with the same image and
+/// the new config, rolled out as any other (a release without a build). It is made current
+/// here, before agents hear of the change, so instances are replaced once, not twice. Nothing
+/// happens when the stack runs no built image or a deployment is already running (its rollout
+/// picks up the new config).
+pub async fn config_changed(
+    state: &crate::AppState,
+    who: &str,
+    env: &str,
+    stack: &str,
+    what: &str,
+) {
+    let store = state.store();
+    let Ok(st) = store.get_stack(env, stack).await else {
+        return;
+    };
+    let Some(current) = st.current_deployment else {
+        return;
+    };
+    let Ok(d) = store.get_deployment(env, stack, current).await else {
+        return;
+    };
+    let Some(image) = d.image else {
+        return;
+    };
+    let Some(claim) = state.deploys().claim(env, stack) else {
+        return;
+    };
+    match store.list_deployments(env, stack).await {
+        Ok(all) if all.iter().all(|d| d.status.is_finished()) => {}
+        _ => return,
+    }
+    let new = mesh_types::api::NewDeployment {
+        formula: d.formula,
+        source_digest: d.source_digest,
+        created_by: who.to_string(),
+        description: format!("config change ({what})"),
+        image: Some(image),
+        processes: d.processes,
+        release_command: d.release_command,
+    };
+    let now = state.now();
+    let created = match store.create_deployment(env, stack, &new, now).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(%env, %stack, error = %e, "could not record a config change deployment");
+            return;
+        }
+    };
+    if let Err(e) = store
+        .set_current_deployment(env, stack, Some(created.version), now)
+        .await
+    {
+        tracing::warn!(%env, %stack, error = %e, "could not promote a config change deployment");
+    }
+    let job = Job {
+        env: env.to_string(),
+        stack: stack.to_string(),
+        version: created.version,
+        source: Source::Reuse,
+        release: false,
+        previous: Some(current),
+    };
+    start(state.clone(), job, claim);
+}

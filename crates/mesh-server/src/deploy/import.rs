@@ -1,0 +1,11 @@
+//! `mesh deploy --image`: an uploaded OCI or docker image archive becomes the deployment's
+//! image, its layers stored as blobs agents fetch.
+
+use std::path::Path;
+
+use mesh_build::BlobDir;
+use mesh_types::desired::BuiltImage;
+
+pub fn archive(path: &Path, blobs: &BlobDir) -> Result<BuiltImage, String> {
+    mesh_build::oci::import_archive(path, blobs).map_err(|e| e.to_string())
+}

@@ -1,0 +1,421 @@
+//! The rollout: point the stack at the new deployment and watch it take over.
+//!
+//! Promoting writes the new processes into the stack's services (creating the ones the Procfile
+//! adds, publishing `web` on the platform alias) and makes the deployment current; agents then
+//! start the new instances beside the old ones and stop an old one only once the new ones are
+//! healthy (see the agent's plan). Here the control plane watches what agents report: when every
+//! service has its healthy new instances and no old ones left, the deployment succeeded. When a
+//! service's new instances are not healthy within its health grace, it puts the previous
+//! deployment back, so agents drop the new instances and the old ones, never stopped, keep
+//! serving.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use mesh_store::ServiceSpec;
+use mesh_types::api::{
+    DEFAULT_PORT, DeploymentBuild, EndpointKind, HealthCheck, Instance, InstanceState, Route,
+    Service,
+};
+use mesh_types::{Name, UnixMs, Version};
+
+use super::log::DeployLog;
+use super::run::Job;
+use crate::app::AppState;
+use crate::logs::LogFilter;
+
+const POLL: Duration = Duration::from_millis(200);
+/// Beyond a service's health grace, time for its image to be fetched and its instance created.
+const START_SLACK_MS: i64 = 60_000;
+/// How long old instances may take to drain and stop once the new ones are healthy.
+const DRAIN_MS: i64 = 120_000;
+/// Restarts of a new instance that end its rollout before its grace period.
+const CRASHES: u32 = 2;
+/// First lines of each service shown at the end of a deployment.
+const FIRST_LINES: usize = 5;
+
+/// What promotion changed, so a rollback can undo exactly that.
+#[derive(Debug, Default)]
+struct Promotion {
+    previous: Option<Version>,
+    previous_commands: BTreeMap<String, Option<String>>,
+    created: Vec<String>,
+    published: Vec<String>,
+}
+
+pub async fn run(
+    state: &AppState,
+    job: &Job,
+    build: &DeploymentBuild,
+    log: &DeployLog,
+) -> Result<String, String> {
+    let (env, stack, version) = (job.env.as_str(), job.stack.as_str(), job.version);
+    let promotion = promote(state, job, build, log)
+        .await
+        .map_err(|e| format!("promoting {version} failed: {e}"))?;
+    match watch(state, env, stack, version, log).await {
+        Ok(()) => {
+            first_lines(state, env, stack, version, log).await;
+            Ok(success_message(state, env, stack, version).await)
+        }
+        Err(reason) => {
+            log.line(format!("       {reason}"));
+            let back = undo(state, env, stack, &promotion).await;
+            let to = match promotion.previous {
+                Some(v) => format!("rolled back to {v}, which keeps serving"),
+                None => "nothing ran before, so nothing runs now".to_string(),
+            };
+            match back {
+                Ok(()) => Err(format!("{reason}; {to}")),
+                Err(e) => Err(format!("{reason}; rolling back failed: {e}")),
+            }
+        }
+    }
+}
+
+fn service_name(process: &str) -> Option<Name> {
+    process.replace('_', "-").parse().ok()
+}
+
+async fn promote(
+    state: &AppState,
+    job: &Job,
+    build: &DeploymentBuild,
+    log: &DeployLog,
+) -> Result<Promotion, String> {
+    let (env, stack, version) = (job.env.as_str(), job.stack.as_str(), job.version);
+    let store = state.store();
+    let mut promotion = Promotion {
+        previous: job.previous,
+        ..Promotion::default()
+    };
+    let services = store
+        .list_services(env, Some(stack))
+        .await
+        .map_err(|e| e.to_string())?;
+    let by_name: HashMap<String, &Service> =
+        services.iter().map(|s| (s.name.to_string(), s)).collect();
+    let mut wanted: Vec<(Name, Option<String>)> = build
+        .processes
+        .iter()
+        .filter(|(p, _)| p.as_str() != "release")
+        .filter_map(|(p, c)| service_name(p).map(|n| (n, Some(c.clone()))))
+        .collect();
+    // An image with no Procfile runs its own command as `web` on a fresh stack.
+    if wanted.is_empty() && services.is_empty() {
+        wanted.push(("web".parse().expect("a valid name"), None));
+    }
+    let now = state.now();
+    for (name, command) in wanted {
+        match by_name.get(name.as_str()) {
+            Some(s) if s.command == command => {}
+            Some(s) => {
+                promotion
+                    .previous_commands
+                    .insert(name.to_string(), s.command.clone());
+                let spec = ServiceSpec {
+                    command: command.clone(),
+                    ..spec_of(s)
+                };
+                store
+                    .update_service(env, stack, &spec, now)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                log.line(format!(
+                    "       service {name}: {}",
+                    command.as_deref().unwrap_or("(the image's command)")
+                ));
+            }
+            None => {
+                let spec = ServiceSpec {
+                    name: name.clone(),
+                    command: command.clone(),
+                    schedule: None,
+                    port: DEFAULT_PORT,
+                    instances: 1,
+                    size: Default::default(),
+                    health: HealthCheck::default(),
+                };
+                store
+                    .create_service(env, stack, &spec, now)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                promotion.created.push(name.to_string());
+                log.line(format!(
+                    "       new service {name}: {}",
+                    command.as_deref().unwrap_or("(the image's command)")
+                ));
+            }
+        }
+    }
+    if store.get_service(env, stack, "web").await.is_ok() {
+        promotion.published = publish_web(state, env, stack, log).await?;
+    }
+    store
+        .set_current_deployment(env, stack, Some(version), now)
+        .await
+        .map_err(|e| e.to_string())?;
+    state.notify_change();
+    Ok(promotion)
+}
+
+/// Publishes `web` at `/` on the environment's platform aliases that have nothing at `/`.
+async fn publish_web(
+    state: &AppState,
+    env: &str,
+    stack: &str,
+    log: &DeployLog,
+) -> Result<Vec<String>, String> {
+    let store = state.store();
+    let mut published = Vec::new();
+    for ep in store.list_endpoints(env).await.map_err(|e| e.to_string())? {
+        if ep.kind != EndpointKind::Alias || ep.routes.iter().any(|r| r.path == "/") {
+            continue;
+        }
+        let mut routes = ep.routes.clone();
+        routes.push(Route {
+            path: "/".into(),
+            stack: stack.parse().map_err(|e| format!("{e}"))?,
+            service: "web".parse().expect("a valid name"),
+        });
+        store
+            .set_routes(env, ep.domain.as_str(), &routes)
+            .await
+            .map_err(|e| e.to_string())?;
+        log.line(format!("       web published on http://{}/", ep.domain));
+        published.push(ep.domain.to_string());
+    }
+    Ok(published)
+}
+
+/// Puts back what [`promote`] changed.
+async fn undo(state: &AppState, env: &str, stack: &str, p: &Promotion) -> Result<(), String> {
+    let store = state.store();
+    let now = state.now();
+    store
+        .set_current_deployment(env, stack, p.previous, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    for (name, command) in &p.previous_commands {
+        if let Ok(s) = store.get_service(env, stack, name).await {
+            let spec = ServiceSpec {
+                command: command.clone(),
+                ..spec_of(&s)
+            };
+            store
+                .update_service(env, stack, &spec, now)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    for domain in &p.published {
+        if let Ok(ep) = store.get_endpoint(env, domain).await {
+            let routes: Vec<Route> = ep
+                .routes
+                .into_iter()
+                .filter(|r| {
+                    !(r.path == "/" && r.stack.as_str() == stack && r.service.as_str() == "web")
+                })
+                .collect();
+            let _ = store.set_routes(env, domain, &routes).await;
+        }
+    }
+    for name in &p.created {
+        let _ = store.delete_service(env, stack, name).await;
+    }
+    state.notify_change();
+    Ok(())
+}
+
+fn spec_of(s: &Service) -> ServiceSpec {
+    ServiceSpec {
+        name: s.name.clone(),
+        command: s.command.clone(),
+        schedule: s.schedule.clone(),
+        port: s.port,
+        instances: s.instances,
+        size: s.size,
+        health: s.health.clone(),
+    }
+}
+
+/// Whether an instance id is a one-off (`mesh run`, a release): not part of a rollout.
+fn is_oneoff(id: &str) -> bool {
+    id.rsplit('-').next().is_some_and(|s| {
+        s.starts_with('x') && s.len() > 1 && s[1..].bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+/// Waits until every long-running service of the stack runs only healthy instances of
+/// `version`, or says which did not get there in time.
+async fn watch(
+    state: &AppState,
+    env: &str,
+    stack: &str,
+    version: Version,
+    log: &DeployLog,
+) -> Result<(), String> {
+    let started = state.now();
+    let mut healthy_at: HashMap<String, UnixMs> = HashMap::new();
+    let mut last_progress: HashMap<String, String> = HashMap::new();
+    loop {
+        let now = state.now();
+        let services: Vec<Service> = state
+            .store()
+            .list_services(env, Some(stack))
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|s| s.schedule.is_none() && s.instances > 0)
+            .collect();
+        let instances: Vec<Instance> = state
+            .store()
+            .list_instances(env)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|i| i.stack.as_str() == stack && !is_oneoff(&i.id))
+            .collect();
+        let mut done = true;
+        for svc in &services {
+            let name = svc.name.to_string();
+            let mine: Vec<&Instance> = instances.iter().filter(|i| i.service == svc.name).collect();
+            let new: Vec<&&Instance> = mine
+                .iter()
+                .filter(|i| i.deployment == Some(version))
+                .collect();
+            let healthy = new
+                .iter()
+                .filter(|i| i.state == InstanceState::Healthy)
+                .count() as u32;
+            let old = mine.len() - new.len();
+            let progress = format!(
+                "       {name}: {healthy}/{} new healthy{}",
+                svc.instances,
+                if old > 0 {
+                    format!(", {old} old running")
+                } else {
+                    String::new()
+                }
+            );
+            if last_progress.get(&name) != Some(&progress) {
+                log.line(progress.clone());
+                last_progress.insert(name.clone(), progress);
+            }
+            if healthy >= svc.instances {
+                let at = *healthy_at.entry(name.clone()).or_insert(now);
+                if old > 0 && now - at < DRAIN_MS {
+                    done = false;
+                }
+                continue;
+            }
+            done = false;
+            let deadline = started + i64::from(svc.health.grace_s) * 1000 + START_SLACK_MS;
+            let first_start = new.iter().filter_map(|i| i.started_at).min();
+            // A new instance that keeps crashing will not get healthy: no need to wait out the
+            // grace period.
+            let crash_loop = new
+                .iter()
+                .any(|i| i.restarts >= CRASHES && i.state != InstanceState::Healthy);
+            let given_up = crash_loop
+                || match first_start {
+                    Some(t) => now > t + i64::from(svc.health.grace_s) * 1000 + 2_000,
+                    None => now > deadline,
+                };
+            if given_up {
+                return Err(not_healthy(svc, &new));
+            }
+        }
+        if done {
+            return Ok(());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn not_healthy(svc: &Service, new: &[&&Instance]) -> String {
+    if new.is_empty() {
+        return format!(
+            "no new instance of {} started within {}s (is an agent running on the environment's rack?)",
+            svc.name,
+            svc.health.grace_s + (START_SLACK_MS / 1000) as u32
+        );
+    }
+    let states: BTreeSet<String> = new
+        .iter()
+        .map(|i| {
+            let mut s = serde_json::to_value(i.state)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            if let Some(code) = i.exit_code {
+                s.push_str(&format!(" (exit code {code})"));
+            }
+            if let Some(m) = &i.message {
+                s.push_str(&format!(": {m}"));
+            }
+            s
+        })
+        .collect();
+    format!(
+        "the new instances of {} did not become healthy within {}s: {}",
+        svc.name,
+        svc.health.grace_s,
+        states.into_iter().collect::<Vec<_>>().join("; ")
+    )
+}
+
+/// Copies the first lines each service's new instances printed into the deployment's log.
+async fn first_lines(state: &AppState, env: &str, stack: &str, version: Version, log: &DeployLog) {
+    let Ok(instances) = state.store().list_instances(env).await else {
+        return;
+    };
+    let since = instances
+        .iter()
+        .filter(|i| i.deployment == Some(version))
+        .filter_map(|i| i.started_at)
+        .min()
+        .unwrap_or(0);
+    let filter = LogFilter {
+        stack: Some(stack.to_string()),
+        ..LogFilter::default()
+    };
+    let ids: BTreeSet<&str> = instances
+        .iter()
+        .filter(|i| i.stack.as_str() == stack && i.deployment == Some(version))
+        .map(|i| i.id.as_str())
+        .collect();
+    let mut shown: BTreeMap<String, usize> = BTreeMap::new();
+    for l in state.logs().query(env, since, &filter) {
+        if !ids.contains(l.instance.as_str()) {
+            continue;
+        }
+        let n = shown.entry(l.service.to_string()).or_default();
+        if *n < FIRST_LINES {
+            *n += 1;
+            log.line(format!("       {} {}: {}", l.service, l.instance, l.text));
+        }
+    }
+}
+
+async fn success_message(state: &AppState, env: &str, stack: &str, version: Version) -> String {
+    let mut urls = Vec::new();
+    if let Ok(eps) = state.store().list_endpoints(env).await {
+        for ep in eps {
+            for r in &ep.routes {
+                if r.stack.as_str() == stack && r.service.as_str() == "web" {
+                    let scheme = if ep.kind == EndpointKind::Alias {
+                        "http"
+                    } else {
+                        "https"
+                    };
+                    urls.push(format!("{scheme}://{}{}", ep.domain, r.path));
+                }
+            }
+        }
+    }
+    match urls.first() {
+        Some(url) => format!("{version} is live; web answers at {url}"),
+        None => format!("{version} is live"),
+    }
+}

@@ -1,0 +1,55 @@
+//! How the control plane builds: `--builder local` (isolated build containers on this machine,
+//! the default when it can run them), `none`, or `fake` (tests: the source on a busybox base,
+//! no containers), and the largest upload it accepts.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use clap::Args;
+use mesh_build::BlobDir;
+use mesh_server::Builder;
+
+#[derive(Debug, Clone, Args)]
+pub struct BuildArgs {
+    /// How sources are built: `local` (in isolated build containers on this machine; needs root
+    /// and runc) or `none` (only `mesh deploy --image` works) [default: local when possible]
+    #[arg(long, value_name = "KIND", value_parser = ["local", "none", "fake"], hide_possible_values = true)]
+    pub builder: Option<String>,
+    /// Largest source or image archive accepted, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = 512)]
+    pub max_upload_size: u64,
+}
+
+impl BuildArgs {
+    pub fn max_upload_bytes(&self) -> u64 {
+        self.max_upload_size.saturating_mul(1024 * 1024)
+    }
+
+    /// The builder these flags ask for, made for a control plane keeping its data in `data_dir`.
+    pub fn builder(&self, data_dir: &Path) -> anyhow::Result<Option<Arc<dyn Builder>>> {
+        let blobs = BlobDir::new(data_dir.join("blobs"));
+        match self.builder.as_deref() {
+            Some("none") => Ok(None),
+            Some("fake") => Ok(Some(Arc::new(mesh_build::builder::fake::FakeBuilder::new(
+                blobs,
+            )))),
+            explicit => match super::cannot_run_instances() {
+                None => Ok(local(data_dir, blobs)),
+                Some(why) if explicit.is_some() => anyhow::bail!("--builder local: {why}"),
+                Some(why) => {
+                    tracing::info!("builds are off: {why}; `mesh deploy --image` still works");
+                    Ok(None)
+                }
+            },
+        }
+    }
+}
+
+fn local(data_dir: &Path, blobs: BlobDir) -> Option<Arc<dyn Builder>> {
+    let limits = mesh_runtime::build::BuildLimits::default();
+    Some(Arc::new(mesh_build::local::LocalBuilder::new(
+        data_dir.join("builds"),
+        blobs,
+        limits,
+    )))
+}
