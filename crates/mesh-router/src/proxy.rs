@@ -121,21 +121,27 @@ pub(crate) async fn handle(
         start: Instant::now(),
         request_id: request_id.clone(),
         method: req.method().clone(),
-        path: req.uri().path().to_owned(),
+        path: req.uri().path_and_query().cloned(),
         host: "-".to_owned(),
-        endpoint: None,
-        service: None,
+        route: None,
         instance: None,
+        unmatched: None,
         // Kept if the client leaves before an answer exists (hyper drops this future).
         status: CLIENT_CLOSED,
         bytes: 0,
         attempts: 0,
         error: None,
-        metrics: state.metrics.unmatched(),
         in_flight: None,
     };
     let html = pages::wants_html(req.headers());
-    let fail = |failure: Failure, mut access: Access| {
+    let unmatched = |mut access: Access| {
+        if access.route.is_none() {
+            access.unmatched = Some(state.metrics.unmatched());
+        }
+        access
+    };
+    let fail = |failure: Failure, access: Access| {
+        let mut access = unmatched(access);
         access.status = failure.status().as_u16();
         Ok(pages::error_page(failure, &request_id, html).map(|b| b.with_access(access)))
     };
@@ -157,11 +163,12 @@ pub(crate) async fn handle(
     };
     access.host.clone_from(&host);
 
-    let table = state.table.load_full();
+    let table = state.table.load();
     if !conn.https {
         if let Some(token) = req.uri().path().strip_prefix(ACME_PREFIX)
             && let Some(answer) = table.acme_answer(token)
         {
+            let mut access = unmatched(access);
             access.status = 200;
             return Ok(pages::acme_answer(answer).map(|b| b.with_access(access)));
         }
@@ -171,19 +178,18 @@ pub(crate) async fn handle(
                 Some(port) => format!("https://{host}:{port}{pq}"),
                 None => format!("https://{host}{pq}"),
             };
+            let mut access = unmatched(access);
             access.status = StatusCode::PERMANENT_REDIRECT.as_u16();
             return Ok(pages::redirect(&location, &request_id).map(|b| b.with_access(access)));
         }
     }
 
-    let Some(route) = table.lookup(&host, req.uri().path()) else {
+    let Some(route) = table.route(&host, req.uri().path()).cloned() else {
         return fail(Failure::NoRoute, access);
     };
-    access.endpoint = Some(route.host.clone());
-    access.service = Some(route.upstream.name.clone());
-    access.metrics = route.metrics.clone();
-    let upstream = route.upstream.clone();
     drop(table);
+    access.route = Some(route.clone());
+    let upstream = &route.upstream;
 
     let limit = state.options.max_request_body_bytes;
     let declared = req
@@ -237,7 +243,7 @@ pub(crate) async fn handle(
         tried.push(idx);
         access.attempts += 1;
         let instance = &upstream.instances[idx];
-        access.instance = Some(instance.id.clone());
+        access.instance = Some(idx);
         let guard = instance.in_flight.start();
 
         let last_chance = access.attempts >= state.options.max_attempts

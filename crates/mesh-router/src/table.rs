@@ -20,7 +20,7 @@ mod tests;
 #[derive(Debug, Default)]
 pub struct RouteTable {
     /// Normalized host -> routes sorted by prefix length, longest first.
-    hosts: HashMap<String, Vec<Route>>,
+    hosts: HashMap<String, Vec<Arc<Route>>>,
     upstreams: HashMap<ServiceKey, Arc<Upstream>>,
     https_redirects: HashSet<String>,
     acme_challenges: HashMap<String, String>,
@@ -119,7 +119,7 @@ impl RouteTable {
             }
         }
 
-        let mut hosts: HashMap<String, Vec<Route>> = HashMap::new();
+        let mut hosts: HashMap<String, Vec<Arc<Route>>> = HashMap::new();
         for route in &config.routes {
             let host = normalize_host(&route.host)
                 .filter(|h| h.as_str() == route.host.trim_end_matches('.').to_ascii_lowercase())
@@ -148,12 +148,12 @@ impl RouteTable {
                 return Err(ConfigError::DuplicateRoute(format!("{host}{prefix}")));
             }
             let host: Arc<str> = Arc::from(host);
-            routes.push(Route {
+            routes.push(Arc::new(Route {
                 metrics: metrics.route(&host, &upstream.name),
                 host,
                 prefix,
                 upstream,
-            });
+            }));
         }
         for routes in hosts.values_mut() {
             routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
@@ -178,6 +178,11 @@ impl RouteTable {
 
     /// The route for a normalized host (see `normalize_host`) and a request path.
     pub fn lookup(&self, host: &str, path: &str) -> Option<&Route> {
+        self.route(host, path).map(|r| &**r)
+    }
+
+    /// `lookup`, as a handle a request keeps after the table is swapped.
+    pub(crate) fn route(&self, host: &str, path: &str) -> Option<&Arc<Route>> {
         self.hosts
             .get(host)?
             .iter()

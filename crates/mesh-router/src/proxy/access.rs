@@ -4,28 +4,33 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use http::uri::PathAndQuery;
 use http::{HeaderValue, Method};
 
 use crate::balance::InFlightGuard;
 use crate::metrics::RouteMetrics;
+use crate::table::Route;
 
 /// Filled in as the request goes; logged and counted on drop.
 pub(crate) struct Access {
     pub start: Instant,
     pub request_id: HeaderValue,
     pub method: Method,
-    /// Path only: queries often carry secrets.
-    pub path: String,
+    /// Logged without the query: queries often carry secrets.
+    pub path: Option<PathAndQuery>,
     /// The host the client asked for (normalized), or `-`.
     pub host: String,
-    pub endpoint: Option<Arc<str>>,
-    pub service: Option<Arc<str>>,
-    pub instance: Option<Arc<str>>,
+    /// The matched route: its endpoint, service and metrics. One handle, so a request touches
+    /// one shared reference count, not one per name.
+    pub route: Option<Arc<Route>>,
+    /// Index of the instance in the route's upstream.
+    pub instance: Option<usize>,
+    /// Counts requests that matched no route (set on the way out when `route` is `None`).
+    pub unmatched: Option<Arc<RouteMetrics>>,
     pub status: u16,
     pub bytes: u64,
     pub attempts: u32,
     pub error: Option<String>,
-    pub metrics: Arc<RouteMetrics>,
     /// Held until the response is over, so draining waits for it.
     pub in_flight: Option<InFlightGuard>,
 }
@@ -33,16 +38,22 @@ pub(crate) struct Access {
 impl Drop for Access {
     fn drop(&mut self) {
         let elapsed = self.start.elapsed();
-        self.metrics.record(self.status, elapsed);
+        let route = self.route.as_deref();
+        if let Some(metrics) = route.map(|r| &r.metrics).or(self.unmatched.as_ref()) {
+            metrics.record(self.status, elapsed);
+        }
+        let instance = route
+            .zip(self.instance)
+            .and_then(|(r, i)| r.upstream.instances.get(i));
         tracing::info!(
             target: "mesh_router::access",
             request_id = self.request_id.to_str().unwrap_or("-"),
             method = %self.method,
             host = %self.host,
-            path = %self.path,
-            endpoint = self.endpoint.as_deref().unwrap_or("-"),
-            service = self.service.as_deref().unwrap_or("-"),
-            instance = self.instance.as_deref().unwrap_or("-"),
+            path = %self.path.as_ref().map_or("-", PathAndQuery::path),
+            endpoint = route.map_or("-", |r| &*r.host),
+            service = route.map_or("-", |r| &*r.upstream.name),
+            instance = instance.map_or("-", |i| &*i.id),
             status = self.status,
             bytes = self.bytes,
             attempts = self.attempts,

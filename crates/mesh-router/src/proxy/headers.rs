@@ -42,6 +42,10 @@ pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
 /// Removes hop-by-hop headers and those the `Connection` header names. With `keep_upgrade`,
 /// `Upgrade` survives and `Connection` becomes exactly `upgrade`, so the handshake goes through.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Most messages carry none: one pass over the names instead of a lookup per name.
+    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -84,25 +88,37 @@ pub(crate) struct Forwarded<'a> {
 /// the incoming list), `X-Real-Ip`, `X-Forwarded-Proto`, `X-Scheme`, `X-Forwarded-Port`,
 /// `X-Forwarded-Host` and `X-Request-ID`.
 pub(crate) fn set_forwarding(headers: &mut HeaderMap, f: &Forwarded<'_>, request_id: &HeaderValue) {
-    let mut xff = String::new();
-    for v in headers.get_all(&X_FORWARDED_FOR) {
-        if let Ok(v) = v.to_str() {
-            let v = v.trim();
-            if !v.is_empty() {
-                xff.push_str(v);
-                xff.push_str(", ");
+    let mut ip_text = [0u8; 64];
+    let ip = ip_bytes(f.client_ip, &mut ip_text);
+    let ip_value = HeaderValue::from_bytes(ip).ok();
+    if headers.contains_key(&X_FORWARDED_FOR) {
+        let mut xff = String::new();
+        for v in headers.get_all(&X_FORWARDED_FOR) {
+            if let Ok(v) = v.to_str() {
+                let v = v.trim();
+                if !v.is_empty() {
+                    xff.push_str(v);
+                    xff.push_str(", ");
+                }
             }
         }
+        let _ = write!(xff, "{}", f.client_ip);
+        set(headers, &X_FORWARDED_FOR, xff);
+    } else if let Some(v) = &ip_value {
+        headers.insert(X_FORWARDED_FOR.clone(), v.clone());
     }
-    let _ = write!(xff, "{}", f.client_ip);
-    let ip = f.client_ip.to_string();
+    match ip_value {
+        Some(v) => headers.insert(X_REAL_IP.clone(), v),
+        None => headers.remove(&X_REAL_IP),
+    };
     let proto = HeaderValue::from_static(if f.https { "https" } else { "http" });
-    set(headers, &X_FORWARDED_FOR, xff);
-    set(headers, &X_REAL_IP, ip);
     headers.insert(X_FORWARDED_PROTO.clone(), proto.clone());
     headers.insert(X_SCHEME.clone(), proto);
     headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(f.port));
-    set(headers, &X_FORWARDED_HOST, f.host.to_owned());
+    match HeaderValue::from_str(f.host) {
+        Ok(v) => headers.insert(X_FORWARDED_HOST.clone(), v),
+        Err(_) => headers.remove(&X_FORWARDED_HOST),
+    };
     headers.insert(X_REQUEST_ID.clone(), request_id.clone());
 }
 
@@ -130,7 +146,20 @@ pub(crate) fn request_id(headers: &HeaderMap) -> HeaderValue {
 
 /// 128 random bits as 32 lowercase hex digits.
 pub(crate) fn new_request_id() -> HeaderValue {
-    let mut s = String::with_capacity(32);
-    let _ = write!(s, "{:016x}{:016x}", random_u64(), random_u64());
-    HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    let bits = (u128::from(random_u64()) << 64) | u128::from(random_u64());
+    for (i, c) in out.iter_mut().enumerate() {
+        *c = HEX[((bits >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+/// The address as text in `buf`, without allocating.
+fn ip_bytes(ip: IpAddr, buf: &mut [u8; 64]) -> &[u8] {
+    use std::io::Write as _;
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(cursor, "{ip}");
+    let len = usize::try_from(cursor.position()).unwrap_or(0);
+    &buf[..len]
 }
