@@ -12,15 +12,17 @@ use mesh_types::agent::{
     LogAck, LogBatch, LogLine, LogStream, RegisterServer, StatusReport, TaskResult,
 };
 use mesh_types::api::{
-    Certificate, CertificateSource, CertificateState, CreateEndpoint, CreateEnvironment,
-    CreateProvider, CreateRack, CreateService, CreateStack, CreateToken, CreatedRack, CreatedToken,
-    Deployment, DeploymentStatus, DnsRecord, Endpoint, EndpointKind, Environment,
-    EnvironmentDetails, Event, Formula, HealthCheck, Instance, InstanceState, Provider,
-    ProviderKind, PublishService, Rack, RackState, ResizeRack, Role, Route, ScaleService, Server,
-    ServerState, Service, ServiceKind, ServiceStatus, Stack, Token, UnpublishService,
-    UpdateEnvironment, UpdateService, UpdateStack, UploadCertificate, WhoAmI,
+    Certificate, CertificateSource, CertificateState, CreateDeployment, CreateEndpoint,
+    CreateEnvironment, CreateProvider, CreateRack, CreateService, CreateStack, CreateToken,
+    CreatedRack, CreatedToken, Deployment, DeploymentStatus, DeploymentStep, DnsRecord, Endpoint,
+    EndpointKind, Environment, EnvironmentDetails, Event, Formula, HealthCheck, Instance,
+    InstanceState, Provider, ProviderKind, PublishService, Rack, RackState, ResizeRack, Role,
+    RollbackRequest, Route, ScaleService, Server, ServerState, Service, ServiceKind, ServiceStatus,
+    SourceUploaded, Stack, Token, UnpublishService, UpdateEnvironment, UpdateService, UpdateStack,
+    UploadCertificate, WhoAmI,
 };
 use mesh_types::config::{ConfigChange, ConfigScope, ConfigVar, ResolvedConfig, ResolvedVar};
+use mesh_types::desired::{BuiltImage, ImageConfig};
 use mesh_types::{
     ConfigKey, Domain, ErrorBody, ErrorCode, ErrorDetail, InstanceSize, Name, Schedule, Version,
 };
@@ -401,6 +403,14 @@ fn stack(full: bool) -> Stack {
         builder: full.then(|| "heroku/builder:24".to_string()),
         image: full.then(|| "busybox".to_string()),
         current_deployment: full.then_some(Version(3)),
+        buildpacks: if full {
+            vec![
+                "https://github.com/heroku/heroku-buildpack-ruby.git#v300".into(),
+                "/opt/buildpacks/extra".into(),
+            ]
+        } else {
+            vec![]
+        },
         created_at: T0,
         updated_at: T0 + 2,
     }
@@ -497,6 +507,97 @@ fn config_var(scope: ConfigScope) -> ConfigVar {
         value: "postgres://db/shop".into(),
         scope,
         updated_at: T0,
+    }
+}
+
+/// `sha256:` and 64 hex digits.
+fn digest(c: char) -> String {
+    format!("sha256:{}", c.to_string().repeat(64))
+}
+
+fn image_config() -> ImageConfig {
+    ImageConfig {
+        entrypoint: vec!["/cnb/lifecycle/launcher".into()],
+        cmd: vec!["bundle".into(), "exec".into(), "puma".into()],
+        env: [("RACK_ENV".to_string(), "production".to_string())].into(),
+        workdir: Some("/app".into()),
+        profile_dir: Some("/app/.profile.d".into()),
+    }
+}
+
+fn built_image(full: bool) -> BuiltImage {
+    BuiltImage {
+        digest: digest('e'),
+        base: full.then(|| "debian".to_string()),
+        layers: if full {
+            vec![digest('1'), digest('2')]
+        } else {
+            vec![digest('3')]
+        },
+        config: if full {
+            image_config()
+        } else {
+            ImageConfig::default()
+        },
+    }
+}
+
+fn deployment(full: bool) -> Deployment {
+    Deployment {
+        environment: name("shop"),
+        stack: name("web"),
+        version: Version(if full { 3 } else { 1 }),
+        status: if full {
+            DeploymentStatus::RolledBack
+        } else {
+            DeploymentStatus::Pending
+        },
+        formula: if full {
+            Formula::Buildpack
+        } else {
+            Formula::Dockerfile
+        },
+        source_digest: full.then(|| digest('a')),
+        message: full.then(|| "health check failed".to_string()),
+        created_by: if full { "admin" } else { "ci" }.to_string(),
+        created_at: T0,
+        finished_at: full.then_some(T0 + 90_000),
+        description: if full { "build" } else { "image import" }.to_string(),
+        image: full.then(|| built_image(true)),
+        processes: if full {
+            [
+                ("web".to_string(), "bundle exec puma".to_string()),
+                ("worker".to_string(), "bundle exec sidekiq".to_string()),
+            ]
+            .into()
+        } else {
+            BTreeMap::new()
+        },
+        release_command: full.then(|| "rails db:migrate".to_string()),
+        steps: if full {
+            vec![
+                DeploymentStep {
+                    name: "build".into(),
+                    started_at: T0,
+                    finished_at: Some(T0 + 60_000),
+                    status: "succeeded".into(),
+                },
+                DeploymentStep {
+                    name: "release".into(),
+                    started_at: T0 + 60_000,
+                    finished_at: Some(T0 + 65_000),
+                    status: "succeeded".into(),
+                },
+                DeploymentStep {
+                    name: "rollout".into(),
+                    started_at: T0 + 65_000,
+                    finished_at: Some(T0 + 90_000),
+                    status: "failed".into(),
+                },
+            ]
+        } else {
+            vec![]
+        },
     }
 }
 
@@ -771,6 +872,14 @@ fn samples() -> Vec<(&'static str, Value)> {
                 release_command: Some("./bin/migrate".into()),
                 builder: Some(String::new()),
                 image: Some("debian".into()),
+                buildpacks: Some(vec!["https://example.com/buildpacks/node.tgz".into()]),
+            },
+        ),
+        sample(
+            "UpdateStack",
+            UpdateStack {
+                buildpacks: Some(vec![]),
+                ..UpdateStack::default()
             },
         ),
         sample("UpdateStack", UpdateStack::default()),
@@ -1002,39 +1111,84 @@ fn samples() -> Vec<(&'static str, Value)> {
             },
         ),
         // Deployments
+        sample("Deployment", deployment(true)),
+        sample("Deployment", deployment(false)),
         sample(
             "Deployment",
             Deployment {
-                environment: name("shop"),
-                stack: name("web"),
-                version: Version(3),
-                status: DeploymentStatus::RolledBack,
-                formula: Formula::Buildpack,
-                source_digest: Some("ab".repeat(32)),
-                message: Some("health check failed".into()),
-                created_by: "admin".into(),
-                created_at: T0,
-                finished_at: Some(T0 + 1),
+                description: "rollback to v2".into(),
+                image: Some(built_image(false)),
+                status: DeploymentStatus::Building,
+                steps: vec![DeploymentStep {
+                    name: "build".into(),
+                    started_at: T0,
+                    finished_at: None,
+                    status: "running".into(),
+                }],
+                ..deployment(false)
             },
         ),
+        sample("BuiltImage", built_image(true)),
+        sample("BuiltImage", built_image(false)),
+        sample("ImageConfig", image_config()),
+        sample("ImageConfig", ImageConfig::default()),
         sample(
-            "Deployment",
-            Deployment {
-                environment: name("shop"),
-                stack: name("web"),
-                version: Version(0),
-                status: DeploymentStatus::Pending,
-                formula: Formula::Dockerfile,
-                source_digest: None,
-                message: None,
-                created_by: "ci".into(),
-                created_at: T0,
+            "DeploymentStep",
+            DeploymentStep {
+                name: "rollout".into(),
+                started_at: T0,
                 finished_at: None,
+                status: "running".into(),
             },
         ),
-        // The body `mesh deploy` sends (mesh-client's own struct; the server does not read it
-        // yet), so no mesh-types type backs it.
-        ("StartDeployment", json!({"formula": "dockerfile"})),
+        sample(
+            "DeploymentStep",
+            DeploymentStep {
+                name: "release".into(),
+                started_at: T0,
+                finished_at: Some(T0),
+                status: "skipped".into(),
+            },
+        ),
+        sample(
+            "CreateDeployment",
+            CreateDeployment {
+                source: Some(digest('a')),
+                image_archive: None,
+                formula: Some(Formula::Dockerfile),
+            },
+        ),
+        sample(
+            "CreateDeployment",
+            CreateDeployment {
+                image_archive: Some(digest('b')),
+                ..CreateDeployment::default()
+            },
+        ),
+        sample("CreateDeployment", CreateDeployment::default()),
+        sample(
+            "RollbackRequest",
+            RollbackRequest {
+                version: Some(Version(2)),
+            },
+        ),
+        sample("RollbackRequest", RollbackRequest::default()),
+        sample(
+            "SourceUploaded",
+            SourceUploaded {
+                digest: digest('c'),
+                size: 18_734,
+                files: 42,
+            },
+        ),
+        sample(
+            "SourceUploaded",
+            SourceUploaded {
+                digest: digest('d'),
+                size: 73_400_320,
+                files: 0,
+            },
+        ),
     ]
 }
 
@@ -1255,6 +1409,9 @@ fn the_document_is_openapi_3_1_and_every_ref_resolves() {
     assert!(failures.is_empty(), "broken references:{}", list(&failures));
 }
 
+/// Routes whose only path parameter names what the request stores, so it never answers 404.
+const NAMES_WHAT_IT_CREATES: &[&str] = &["/v1/sources/{digest}"];
+
 #[test]
 fn every_operation_is_documented_alike() {
     let doc = doc();
@@ -1351,16 +1508,24 @@ fn every_operation_is_documented_alike() {
                 }
             }
         }
-        if !in_path.is_empty() && !has("404") {
+        if !in_path.is_empty() && !NAMES_WHAT_IT_CREATES.contains(&path.as_str()) && !has("404") {
             fail("a route with path parameters may answer 404".into());
         }
         if op["requestBody"]["required"] == true {
-            if op["requestBody"]["content"]["application/json"]["schema"].is_null() {
-                fail("the request body has no JSON schema".into());
+            let content = op["requestBody"]["content"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            if content.is_empty() || content.values().any(|c| !c["schema"].is_object()) {
+                fail("the request body has no schema".into());
+            }
+            let json = content.contains_key("application/json");
+            if !json && content.len() != 1 {
+                fail("a raw request body has one media type".into());
             }
             for code in ["400", "413"] {
                 if !has(code) {
-                    fail(format!("a route reading a JSON body may answer {code}"));
+                    fail(format!("a route reading a body may answer {code}"));
                 }
             }
         }
@@ -1396,6 +1561,14 @@ fn every_operation_is_documented_alike() {
 
 // ---------------------------------------------------------------------------------------------
 // A real control plane against the document
+
+/// What a request to the live control plane carries.
+enum Payload {
+    None,
+    Json(Value),
+    /// Bytes as they are (an archive upload).
+    Raw(Vec<u8>),
+}
 
 /// Calls a running control plane and checks every answer against the document.
 struct Live<'a> {
@@ -1463,6 +1636,34 @@ impl<'a> Live<'a> {
         serde_json::from_slice(line).unwrap()
     }
 
+    /// Follows a deployment's log until it ends, checks it and the deployment succeeded, and
+    /// returns the deployment.
+    async fn follow_to_the_end(&mut self, log: &str, stack_path: &str, version: &str) -> Value {
+        let path = format!("{stack_path}/deployments/{version}/log?follow=true");
+        let follow = self.call(Method::GET, log, &path, None, StatusCode::OK);
+        let text = tokio::time::timeout(std::time::Duration::from_secs(60), follow)
+            .await
+            .unwrap_or_else(|_| panic!("deployment {version} did not end within 60 s"));
+        let text = text.as_str().unwrap_or_default().to_string();
+        let route = log.trim_end_matches("/log");
+        let path = format!("{stack_path}/deployments/{version}");
+        let d = self
+            .call(Method::GET, route, &path, None, StatusCode::OK)
+            .await;
+        assert_eq!(d["status"], "succeeded", "{d}\nlog:\n{text}");
+        assert!(text.contains("-----> Deployed"), "log:\n{text}");
+        let plain = format!("{stack_path}/deployments/{version}/log");
+        let stored = self
+            .call(Method::GET, log, &plain, None, StatusCode::OK)
+            .await;
+        assert_eq!(
+            stored,
+            Value::String(text),
+            "the followed log is the stored one"
+        );
+        d
+    }
+
     /// `route` is the path as the document spells it, `path` the concrete one (with a query).
     async fn call_as(
         &mut self,
@@ -1471,6 +1672,34 @@ impl<'a> Live<'a> {
         route: &str,
         path: &str,
         body: Option<Value>,
+        expect: StatusCode,
+    ) -> Value {
+        let body = body.map_or(Payload::None, Payload::Json);
+        self.exchange(token, method, route, path, body, expect)
+            .await
+    }
+
+    /// PUTs raw bytes, as the one media type the document gives the route's request body.
+    async fn put_raw(
+        &mut self,
+        route: &str,
+        path: &str,
+        bytes: Vec<u8>,
+        expect: StatusCode,
+    ) -> Value {
+        let token = self.s.token.clone();
+        let body = Payload::Raw(bytes);
+        self.exchange(Some(&token), Method::PUT, route, path, body, expect)
+            .await
+    }
+
+    async fn exchange(
+        &mut self,
+        token: Option<&str>,
+        method: Method,
+        route: &str,
+        path: &str,
+        body: Payload,
         expect: StatusCode,
     ) -> Value {
         let at = format!("{method} {path}");
@@ -1487,8 +1716,9 @@ impl<'a> Live<'a> {
         let mut checker = Checker::new(self.doc);
         let mut failures = Vec::new();
         // A request meant to succeed must be one the document allows.
-        if let Some(b) = &body
-            && (expect.is_success() || expect == StatusCode::NOT_IMPLEMENTED)
+        let meant_to_work = expect.is_success() || expect == StatusCode::NOT_IMPLEMENTED;
+        if let Payload::Json(b) = &body
+            && meant_to_work
         {
             let schema = &op["requestBody"]["content"]["application/json"]["schema"];
             if schema.is_null() {
@@ -1497,6 +1727,21 @@ impl<'a> Live<'a> {
                 failures.extend(checker.check(schema, b, "request"));
             }
         }
+        // Raw bytes go as the body's one documented media type, which is not JSON.
+        let raw_media = match &body {
+            Payload::Raw(_) => {
+                let content = op["requestBody"]["content"]
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default();
+                let media: Vec<&String> = content.keys().collect();
+                match media.as_slice() {
+                    [one] if *one != "application/json" => Some(one.to_string()),
+                    _ => panic!("{at}: raw bytes sent, but the document's body is {media:?}"),
+                }
+            }
+            _ => None,
+        };
 
         let mut req = self
             .s
@@ -1505,8 +1750,13 @@ impl<'a> Live<'a> {
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        if let Some(b) = &body {
-            req = req.json(b);
+        match body {
+            Payload::None => {}
+            Payload::Json(b) => req = req.json(&b),
+            Payload::Raw(bytes) => {
+                let media = raw_media.unwrap_or_default();
+                req = req.header(reqwest::header::CONTENT_TYPE, media).body(bytes);
+            }
         }
         let resp = req.send().await.unwrap();
         let status = resp.status();
@@ -1917,25 +2167,18 @@ async fn a_live_control_plane_answers_every_operation_as_documented() {
     )
     .await;
 
-    // Deployments: none can be started yet.
+    // Deployments, on a stack of its own whose one service runs no instance, so a rollout has
+    // nothing to wait for: upload a source, deploy it, follow its log to the end, roll back.
     let deployments = format!("{stack}/deployments");
     let deployment = format!("{stack}/deployments/{{version}}");
+    let log = format!("{deployment}/log");
+    let rollback = format!("{stack}/rollback");
     api.call(
         M::GET,
         &deployments,
         &format!("{web}/deployments"),
         None,
         S::OK,
-    )
-    .await;
-    let start = json!({"formula": "dockerfile"});
-    let path = format!("{web}/deployments");
-    api.call(
-        M::POST,
-        &deployments,
-        &path,
-        Some(start),
-        S::NOT_IMPLEMENTED,
     )
     .await;
     api.call(
@@ -1954,7 +2197,6 @@ async fn a_live_control_plane_answers_every_operation_as_documented() {
         S::BAD_REQUEST,
     )
     .await;
-    let log = format!("{deployment}/log");
     api.call(
         M::GET,
         &log,
@@ -1963,6 +2205,162 @@ async fn a_live_control_plane_answers_every_operation_as_documented() {
         S::NOT_FOUND,
     )
     .await;
+    let shop_stacks = "/v1/environments/shop/stacks";
+    let site = "/v1/environments/shop/stacks/site";
+    api.call(
+        M::POST,
+        stacks,
+        shop_stacks,
+        Some(json!({"name": "site"})),
+        S::CREATED,
+    )
+    .await;
+    let buildpacks =
+        json!({"buildpacks": ["https://github.com/heroku/heroku-buildpack-nginx.git#v27"]});
+    api.call(M::PATCH, stack, site, Some(buildpacks), S::OK)
+        .await;
+    let relative = json!({"buildpacks": ["buildpacks/nginx"]});
+    api.call(M::PATCH, stack, site, Some(relative), S::BAD_REQUEST)
+        .await;
+    let idle = json!({"name": "jobs", "instances": 0});
+    api.call(
+        M::POST,
+        &services,
+        &format!("{site}/services"),
+        Some(idle),
+        S::CREATED,
+    )
+    .await;
+
+    let sources = "/v1/sources/{digest}";
+    let tree = TempDir::new().unwrap();
+    std::fs::write(tree.path().join("index.html"), "<h1>shop</h1>\n").unwrap();
+    let packed = mesh_build::pack(tree.path()).unwrap();
+    let source = format!("sha256:{}", packed.digest);
+    let upload = format!("/v1/sources/{source}");
+    let stored = api
+        .put_raw(sources, &upload, packed.bytes.clone(), S::OK)
+        .await;
+    assert_eq!(
+        (&stored["digest"], &stored["files"]),
+        (&json!(source), &json!(1))
+    );
+    let again = format!("{upload}?kind=source");
+    api.put_raw(sources, &again, packed.bytes.clone(), S::OK)
+        .await;
+    let zeros = format!("sha256:{}", "0".repeat(64));
+    let wrong = format!("/v1/sources/{zeros}");
+    api.put_raw(sources, &wrong, packed.bytes.clone(), S::BAD_REQUEST)
+        .await;
+    let unnamed = "/v1/sources/latest";
+    api.put_raw(sources, unnamed, packed.bytes, S::BAD_REQUEST)
+        .await;
+    // Not a tar.gz: refused as a source, kept as an image archive (checked when deployed).
+    let junk = b"not an archive".to_vec();
+    let junk_path = format!("/v1/sources/{}", mesh_build::digest_of(&junk));
+    api.put_raw(sources, &junk_path, junk.clone(), S::BAD_REQUEST)
+        .await;
+    let as_zip = format!("{junk_path}?kind=zip");
+    api.put_raw(sources, &as_zip, junk.clone(), S::BAD_REQUEST)
+        .await;
+    let as_image = format!("{junk_path}?kind=image");
+    let stored = api.put_raw(sources, &as_image, junk, S::OK).await;
+    assert_eq!(stored["files"], 0);
+
+    let site_deployments = format!("{site}/deployments");
+    let neither = json!({});
+    api.call(
+        M::POST,
+        &deployments,
+        &site_deployments,
+        Some(neither),
+        S::BAD_REQUEST,
+    )
+    .await;
+    let not_uploaded = json!({"source": zeros});
+    api.call(
+        M::POST,
+        &deployments,
+        &site_deployments,
+        Some(not_uploaded),
+        S::CONFLICT,
+    )
+    .await;
+    let build = json!({"source": source, "formula": "buildpack"});
+    let v0 = api
+        .call(
+            M::POST,
+            &deployments,
+            &site_deployments,
+            Some(build),
+            S::CREATED,
+        )
+        .await;
+    assert_eq!(
+        (&v0["version"], &v0["status"]),
+        (&json!("v0"), &json!("pending"))
+    );
+    let v0 = api.follow_to_the_end(&log, site, "v0").await;
+    assert!(v0["image"]["layers"].is_array(), "{v0}");
+    api.call(M::GET, &deployments, &site_deployments, None, S::OK)
+        .await;
+
+    // Agents fetch the layers of what was built.
+    let blob = "/v1/agent/blobs/{digest}";
+    let layer = format!(
+        "/v1/agent/blobs/{}",
+        v0["image"]["layers"][0].as_str().unwrap()
+    );
+    let bytes = api.call_as(agent, M::GET, blob, &layer, None, S::OK).await;
+    assert!(!bytes.as_str().unwrap().is_empty());
+    api.call(M::GET, blob, &layer, None, S::FORBIDDEN).await;
+    let missing = format!("/v1/agent/blobs/{zeros}");
+    api.call_as(agent, M::GET, blob, &missing, None, S::NOT_FOUND)
+        .await;
+    let malformed = "/v1/agent/blobs/latest";
+    api.call_as(agent, M::GET, blob, malformed, None, S::BAD_REQUEST)
+        .await;
+
+    // Rollbacks: none before v0 succeeded; to v0 by name, then to the one before the current.
+    let site_rollback = format!("{site}/rollback");
+    let previous = json!({});
+    api.call(
+        M::POST,
+        &rollback,
+        &site_rollback,
+        Some(previous.clone()),
+        S::CONFLICT,
+    )
+    .await;
+    let nowhere = json!({"version": "v9"});
+    api.call(
+        M::POST,
+        &rollback,
+        &site_rollback,
+        Some(nowhere),
+        S::NOT_FOUND,
+    )
+    .await;
+    let to_v0 = json!({"version": "v0"});
+    let v1 = api
+        .call(M::POST, &rollback, &site_rollback, Some(to_v0), S::CREATED)
+        .await;
+    assert_eq!(
+        (&v1["version"], &v1["description"], &v1["image"]),
+        (&json!("v1"), &json!("rollback to v0"), &v0["image"])
+    );
+    api.follow_to_the_end(&log, site, "v1").await;
+    let v2 = api
+        .call(
+            M::POST,
+            &rollback,
+            &site_rollback,
+            Some(previous),
+            S::CREATED,
+        )
+        .await;
+    assert_eq!(v2["description"], "rollback to v0");
+    api.follow_to_the_end(&log, site, "v2").await;
 
     // Endpoints.
     let endpoints = "/v1/environments/{env}/endpoints";
@@ -2061,6 +2459,7 @@ async fn a_live_control_plane_answers_every_operation_as_documented() {
     )
     .await;
     api.call(M::DELETE, stack, web, None, S::NO_CONTENT).await;
+    api.call(M::DELETE, stack, site, None, S::NO_CONTENT).await;
     api.call(M::DELETE, env, "/v1/environments/shop", None, S::NO_CONTENT)
         .await;
     api.call(M::GET, env, "/v1/environments/shop", None, S::NOT_FOUND)
