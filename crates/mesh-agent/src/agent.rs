@@ -77,6 +77,24 @@ const DRAIN_SETTLE: Duration = Duration::from_millis(150);
 /// Longest a replaced instance is given to finish its requests before it is stopped anyway.
 const DRAIN_MAX: Duration = Duration::from_secs(30);
 
+/// Held while a one-off run uses an environment's network.
+pub(crate) struct NetworkPin {
+    agent: Arc<Agent>,
+    env: String,
+}
+
+impl Drop for NetworkPin {
+    fn drop(&mut self) {
+        let mut pinned = lock(&self.agent.pinned);
+        if let Some(n) = pinned.get_mut(&self.env) {
+            *n -= 1;
+            if *n == 0 {
+                pinned.remove(&self.env);
+            }
+        }
+    }
+}
+
 /// How many requests the router has in flight to an instance (by id).
 pub type InFlight = Arc<dyn Fn(&str) -> usize + Send + Sync>;
 
@@ -100,6 +118,9 @@ pub struct Agent {
     routing: watch::Sender<crate::routing::Routing>,
     /// Requests the rack's router has in flight to an instance, when a router runs here.
     in_flight: Mutex<Option<InFlight>>,
+    /// Environments a one-off run is using right now: their network stays even when the
+    /// desired state this server last saw does not place them here (yet).
+    pinned: Mutex<HashMap<String, usize>>,
 }
 
 /// A mutex's contents even if a panicking thread poisoned it: the agent's maps stay usable
@@ -143,6 +164,7 @@ impl Agent {
             log_sources: Mutex::new(Vec::new()),
             routing: watch::channel(crate::routing::Routing::default()).0,
             in_flight: Mutex::new(None),
+            pinned: Mutex::new(HashMap::new()),
             runtime,
             opts,
         }))
@@ -162,6 +184,15 @@ impl Agent {
 
     pub(crate) async fn prepare_network(&self, env: &str) -> Result<(), String> {
         self.ensure_network(env).await
+    }
+
+    /// Keeps `env`'s network until the guard is dropped.
+    pub(crate) fn pin_network(self: &Arc<Self>, env: &str) -> NetworkPin {
+        *lock(&self.pinned).entry(env.to_string()).or_default() += 1;
+        NetworkPin {
+            agent: self.clone(),
+            env: env.to_string(),
+        }
     }
 
     /// Starts one instance; the error says why it could not start.
@@ -754,7 +785,10 @@ impl Agent {
     ) {
         let known: Vec<String> = lock(&self.subnets).assigned().cloned().collect();
         for env in known {
-            if envs.contains(&env) || listed.iter().any(|i| i.environment == env) {
+            if envs.contains(&env)
+                || listed.iter().any(|i| i.environment == env)
+                || lock(&self.pinned).contains_key(&env)
+            {
                 continue;
             }
             match self.runtime.remove_network(&env).await {

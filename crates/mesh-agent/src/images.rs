@@ -178,15 +178,23 @@ pub fn shape(
 /// with shell operators runs under a shell as written.
 fn exec_form(cmd: &str) -> String {
     let t = cmd.trim();
+    let first = t.split_whitespace().next().unwrap_or("");
     let compound = t.contains(['&', '|', ';', '\n', '(', '`'])
-        || t.starts_with("exec ")
-        || t.split_whitespace().next().is_some_and(|w| w.contains('='));
+        || first.contains('=')
+        || SHELL_WORDS.contains(&first);
     if compound {
         t.to_string()
     } else {
         format!("exec {t}")
     }
 }
+
+/// Shell keywords and builtins that are no program to `exec`.
+const SHELL_WORDS: [&str; 30] = [
+    "exec", "exit", "cd", "export", "set", "unset", "eval", ".", "source", "trap", "ulimit",
+    "umask", "wait", "read", "shift", "return", "break", "continue", "readonly", "alias", "if",
+    "for", "while", "until", "case", "{", "!", "[", "[[", "test",
+];
 
 /// `s` as one single-quoted shell word.
 fn quote(s: &str) -> String {
@@ -237,5 +245,6 @@ mod tests {
         );
         assert_eq!(exec_form("A=1 run"), "A=1 run");
         assert_eq!(exec_form("a | b"), "a | b");
+        assert_eq!(exec_form("exit 3"), "exit 3");
     }
 }

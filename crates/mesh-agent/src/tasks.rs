@@ -84,6 +84,7 @@ impl Agent {
     }
 
     async fn run_once(self: &Arc<Self>, w: &Wanted) -> TaskResult {
+        let _pin = self.pin_network(w.environment.as_str());
         if let Err(e) = self.prepare_network(w.environment.as_str()).await {
             return TaskResult {
                 error: Some(format!("cannot set up the network: {e}")),

@@ -279,37 +279,55 @@ fn run(a: &ShimArgs) -> io::Result<()> {
         )))?;
         return Err(e.into());
     }
-    let status = Command::new(&a.runc)
-        .arg("--root")
-        .arg(&a.runc_root)
-        .arg("--log")
-        .arg(&a.runc_log)
-        .arg("--log-format")
-        .arg("json")
-        .args(["run", "--detach", "--bundle"])
-        .arg(&a.bundle)
-        .arg("--pid-file")
-        .arg(&a.pid_file)
-        .arg(&a.id)
-        .stdin(Stdio::null())
-        .stdout(open_log(&a.stdout)?)
-        .stderr(open_log(&a.stderr)?)
-        .status();
-    let status = match status {
-        Ok(s) => s,
-        Err(e) => {
-            report(&ShimReport::Failed(format!(
-                "cannot run {}: {e}",
-                a.runc.display()
-            )))?;
-            return Err(e);
-        }
+    // `create` then `start`, not `run --detach`: runc stores the container's state while its
+    // init waits to exec the command, so a command that ends at once cannot race it ("unable
+    // to store init state").
+    let runc = |args: &[&str]| -> io::Result<std::process::ExitStatus> {
+        Command::new(&a.runc)
+            .arg("--root")
+            .arg(&a.runc_root)
+            .arg("--log")
+            .arg(&a.runc_log)
+            .arg("--log-format")
+            .arg("json")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(open_log(&a.stdout)?)
+            .stderr(open_log(&a.stderr)?)
+            .status()
     };
-    if !status.success() {
-        let why = last_runc_error(&a.runc_log)
-            .unwrap_or_else(|| format!("runc run exited with {status}"));
-        report(&ShimReport::Failed(why.clone()))?;
-        return Err(io::Error::other(why));
+    let bundle = a.bundle.to_string_lossy().into_owned();
+    let pid_file = a.pid_file.to_string_lossy().into_owned();
+    for (step, args) in [
+        (
+            "create",
+            vec![
+                "create",
+                "--bundle",
+                &bundle,
+                "--pid-file",
+                &pid_file,
+                &a.id,
+            ],
+        ),
+        ("start", vec!["start", &a.id]),
+    ] {
+        let status = match runc(&args) {
+            Ok(s) => s,
+            Err(e) => {
+                report(&ShimReport::Failed(format!(
+                    "cannot run {}: {e}",
+                    a.runc.display()
+                )))?;
+                return Err(e);
+            }
+        };
+        if !status.success() {
+            let why = last_runc_error(&a.runc_log)
+                .unwrap_or_else(|| format!("runc {step} exited with {status}"));
+            report(&ShimReport::Failed(why.clone()))?;
+            return Err(io::Error::other(why));
+        }
     }
     let pid: i32 = std::fs::read_to_string(&a.pid_file)?
         .trim()

@@ -10,6 +10,8 @@ mod access;
 mod agent;
 #[path = "cli/config.rs"]
 mod config;
+#[path = "cli/deploys.rs"]
+mod deploys;
 #[path = "cli/edge.rs"]
 mod edge;
 #[path = "cli/endpoints.rs"]

@@ -47,8 +47,10 @@ pub async fn layer(
     let dir = root.join(&key);
     let digest_file = root.join(format!("{key}.digest"));
     let _guard = b.runtime_lock.lock().await;
-    if let (true, Ok(digest)) = (dir.is_dir(), std::fs::read_to_string(&digest_file)) {
-        if b.blobs.contains(digest.trim()) {
+    if let (true, Ok(digest)) = (dir.is_dir(), std::fs::read_to_string(&digest_file))
+        && b.blobs.contains(digest.trim())
+    {
+        {
             let _ = lines.send(format!(
                 "-----> Using the cached runtime ({})",
                 packages.join(" ")

@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::Extension;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
@@ -15,7 +15,7 @@ use mesh_types::api::{
 };
 use serde::Deserialize;
 
-use super::{Created, JsonBody, audit, created};
+use super::{Created, JsonBody, QueryArgs, audit, created};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::deploy::{self, Job, Source};
@@ -58,7 +58,7 @@ pub struct LogQuery {
 pub async fn log(
     State(state): State<AppState>,
     Path((env, stack, v)): Path<(String, String, String)>,
-    Query(q): Query<LogQuery>,
+    QueryArgs(q): QueryArgs<LogQuery>,
 ) -> ApiResult<Response> {
     let v = version(&v)?;
     let text = state.store().deployment_log(&env, &stack, v).await?;

@@ -7,7 +7,7 @@ use std::io::Write;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use futures_util::StreamExt;
 use mesh_build::blobs::digest_hex;
 use mesh_types::ErrorCode;
@@ -15,6 +15,7 @@ use mesh_types::api::SourceUploaded;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::QueryArgs;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 
@@ -35,7 +36,7 @@ fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
 pub async fn put(
     State(state): State<AppState>,
     Path(digest): Path<String>,
-    Query(q): Query<UploadQuery>,
+    QueryArgs(q): QueryArgs<UploadQuery>,
     body: Body,
 ) -> ApiResult<Json<SourceUploaded>> {
     let image = match q.kind.as_deref() {

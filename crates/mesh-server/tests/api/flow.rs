@@ -675,16 +675,16 @@ async fn racks_providers_and_placement() {
 }
 
 #[tokio::test]
-async fn deployments_say_they_are_not_available_yet() {
+async fn a_deployment_needs_exactly_one_upload() {
     let s = TestServer::start().await;
     shop_with_app(&s).await;
     let list: Vec<Value> = s.get_ok(&format!("{APP}/deployments")).await;
     assert!(list.is_empty());
     err(
         s.post(&format!("{APP}/deployments"), json!({})).await,
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "not available yet",
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        "give exactly one of source",
     )
     .await;
     let logs = s.get(&format!("{ENV}/logs")).await;

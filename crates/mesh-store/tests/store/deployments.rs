@@ -13,6 +13,7 @@ both!(
     concurrent_deployments_get_distinct_versions,
     status_changes_finish_and_promote,
     logs_are_appended_in_order,
+    builds_steps_and_the_current_deployment_are_kept,
 );
 
 fn new(by: &str) -> NewDeployment {
@@ -20,6 +21,10 @@ fn new(by: &str) -> NewDeployment {
         formula: Formula::Dockerfile,
         source_digest: Some(format!("sha256:{by}")),
         created_by: by.into(),
+        description: "build".into(),
+        image: None,
+        processes: Default::default(),
+        release_command: None,
     }
 }
 
@@ -205,5 +210,97 @@ async fn logs_are_appended_in_order(store: Arc<dyn Store>) {
     not_found(
         store.deployment_log("shop", "app", Version(5)).await,
         "deployment v5 of stack \"app\" in environment \"shop\"",
+    );
+}
+
+async fn builds_steps_and_the_current_deployment_are_kept(store: Arc<dyn Store>) {
+    use mesh_types::api::{DeploymentBuild, DeploymentStep, UpdateStack};
+    use mesh_types::desired::{BuiltImage, ImageConfig};
+    world(store.as_ref()).await;
+    let d = store
+        .create_deployment("shop", "app", &new("alice"), T)
+        .await
+        .unwrap();
+    assert_eq!(d.image, None);
+    assert!(d.steps.is_empty());
+    let image = BuiltImage {
+        digest: "sha256:11".into(),
+        base: Some("debian".into()),
+        layers: vec!["sha256:22".into(), "sha256:33".into()],
+        config: ImageConfig {
+            workdir: Some("/app".into()),
+            ..ImageConfig::default()
+        },
+    };
+    let build = DeploymentBuild {
+        image: image.clone(),
+        processes: [("web".to_string(), "node server.js".to_string())].into(),
+        release_command: Some("node migrate.js".into()),
+    };
+    let saved = store
+        .set_deployment_build("shop", "app", d.version, &build)
+        .await
+        .unwrap();
+    assert_eq!(saved.image.as_ref(), Some(&image));
+    assert_eq!(saved.processes["web"], "node server.js");
+    assert_eq!(saved.release_command.as_deref(), Some("node migrate.js"));
+    let steps = vec![DeploymentStep {
+        name: "build".into(),
+        started_at: T,
+        finished_at: Some(T + 1500),
+        status: "succeeded".into(),
+    }];
+    store
+        .set_deployment_steps("shop", "app", d.version, &steps)
+        .await
+        .unwrap();
+    let got = store
+        .get_deployment("shop", "app", d.version)
+        .await
+        .unwrap();
+    assert_eq!(got.steps, steps);
+    assert_eq!(got.steps[0].duration_ms(), Some(1500));
+    assert_eq!(got.description, "build");
+
+    // The stack points at a deployment (or none) without it finishing.
+    let st = store
+        .set_current_deployment("shop", "app", Some(d.version), T + 2)
+        .await
+        .unwrap();
+    assert_eq!(st.current_deployment, Some(d.version));
+    let st = store
+        .set_current_deployment("shop", "app", None, T + 3)
+        .await
+        .unwrap();
+    assert_eq!(st.current_deployment, None);
+
+    // External buildpacks are kept in order, and other updates leave them.
+    let list = vec![
+        "https://example.com/a.tgz".to_string(),
+        "/opt/bp".to_string(),
+    ];
+    let up = UpdateStack {
+        buildpacks: Some(list.clone()),
+        ..UpdateStack::default()
+    };
+    assert_eq!(
+        store
+            .update_stack("shop", "app", &up, T + 4)
+            .await
+            .unwrap()
+            .buildpacks,
+        list
+    );
+    let up = UpdateStack {
+        release_command: Some("true".into()),
+        ..UpdateStack::default()
+    };
+    assert_eq!(
+        store
+            .update_stack("shop", "app", &up, T + 5)
+            .await
+            .unwrap()
+            .buildpacks,
+        list
     );
 }

@@ -255,6 +255,10 @@ async fn deleting_an_environment_removes_everything_under_it(fixture: Arc<Fixtur
             formula: Formula::Buildpack,
             source_digest: None,
             created_by: "test".into(),
+            description: "build".into(),
+            image: None,
+            processes: Default::default(),
+            release_command: None,
         };
         store.create_deployment(env, "app", &new, T).await.unwrap();
         store

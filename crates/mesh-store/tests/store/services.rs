@@ -65,6 +65,7 @@ async fn stacks_are_unique_per_environment(store: Arc<dyn Store>) {
         release_command: release.map(Into::into),
         builder: builder.map(Into::into),
         image: None,
+        buildpacks: None,
     };
     let s = store
         .update_stack(

@@ -42,7 +42,7 @@ pub struct DeployArgs {
 pub struct RollbackArgs {
     /// The version to return to, such as v3 [default: the one before the current]
     #[arg(value_name = "VERSION")]
-    version: Option<String>,
+    to: Option<String>,
     /// Start the rollback and return without following it
     #[arg(long)]
     detach: bool,
@@ -255,7 +255,7 @@ pub async fn deploy(ctx: &Ctx, args: DeployArgs) -> Result<()> {
 pub async fn rollback(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
     let target = ctx.target()?;
     let (env, stack) = target.env_stack()?;
-    let version = args.version.as_deref().map(Version::parse).transpose()?;
+    let version = args.to.as_deref().map(Version::parse).transpose()?;
     let client = ctx.client()?;
     let d = client.rollback(env, stack, version).await?;
     follow(ctx, &client, env, stack, d, args.detach).await
