@@ -103,6 +103,17 @@ pub fn pick(
 
 thread_local! {
     static RNG: Cell<u64> = Cell::new(RandomState::new().hash_one(0u64) | 1);
+    static ROTATION: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The next first P2C candidate of this thread. Each worker rotates on its own (a shared counter
+/// would bounce between cores on every request); together they still spread equal loads evenly.
+pub fn next_start() -> usize {
+    ROTATION.with(|r| {
+        let n = r.get();
+        r.set(n.wrapping_add(1));
+        n
+    })
 }
 
 /// A fast per-thread xorshift64*: balancing and request ids need spread, not secrecy.

@@ -6,7 +6,6 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::balance::{self, InFlight, InFlightRegistry};
 use crate::config::{RouterConfig, ServiceKey};
@@ -44,8 +43,6 @@ pub struct Upstream {
     /// `environment/stack/service`, precomputed for logs.
     pub name: Arc<str>,
     pub instances: Vec<InstanceAddr>,
-    /// Rotates the first P2C candidate so equal loads spread evenly.
-    next: AtomicUsize,
 }
 
 /// One instance as the balancer sees it.
@@ -74,8 +71,12 @@ impl InstanceAddr {
 impl Upstream {
     /// Picks an eligible instance not in `tried` (indexes into `instances`).
     pub fn pick(&self, tried: &[usize]) -> Option<usize> {
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        balance::pick(&self.instances, start, balance::random_u64(), tried)
+        balance::pick(
+            &self.instances,
+            balance::next_start(),
+            balance::random_u64(),
+            tried,
+        )
     }
 }
 
@@ -112,7 +113,6 @@ impl RouteTable {
                 name: Arc::from(up.service.to_string()),
                 key: up.service.clone(),
                 instances,
-                next: AtomicUsize::new(0),
             });
             if upstreams.insert(up.service.clone(), upstream).is_some() {
                 return Err(ConfigError::DuplicateUpstream(up.service.to_string()));
@@ -137,7 +137,6 @@ impl RouteTable {
                         name: Arc::from(route.service.to_string()),
                         key: route.service.clone(),
                         instances: Vec::new(),
-                        next: AtomicUsize::new(0),
                     });
                     upstreams.insert(route.service.clone(), up.clone());
                     up
