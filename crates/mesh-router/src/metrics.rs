@@ -1,22 +1,27 @@
 //! Per-endpoint/per-service request counts by status class and latency histograms.
 //!
 //! Handles are resolved once per route when a table is built, so the request path only bumps
-//! atomics (no label hashing or family lock per request).
+//! atomics (no label hashing or family lock per request), and those atomics are sharded by
+//! worker thread (`shards.rs`): a worker only writes cache lines no other core writes. A scrape
+//! sums the shards.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 mod serve;
+mod shards;
 #[cfg(test)]
 mod tests;
 
 pub use serve::{MetricsHandle, serve_metrics};
+use shards::Shards;
+pub(crate) use shards::set_thread_shard;
 
 /// Label value used for requests that matched no route (unknown host, bad request, redirects).
 pub const UNMATCHED: &str = "-";
@@ -34,25 +39,25 @@ struct RouteLabels {
     service: String,
 }
 
-fn latency_histogram() -> Histogram {
-    // 1 ms .. ~65 s
-    Histogram::new(exponential_buckets(0.001, 2.0, 17))
-}
-
-/// The router's metric families and their registry.
+/// The router's metrics and their registry.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    requests: Family<RequestLabels, Counter>,
-    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    routes: Arc<RouteSet>,
     unmatched: Arc<RouteMetrics>,
 }
 
-/// One route's handles: a counter per status class (1xx..5xx) and a latency histogram.
+/// Every route's handles by (endpoint, service), read at each scrape.
+#[derive(Debug)]
+struct RouteSet {
+    shards: usize,
+    routes: Mutex<BTreeMap<(String, String), Arc<RouteMetrics>>>,
+}
+
+/// One route's counters per status class (1xx..5xx) and latency histogram, sharded.
 #[derive(Debug)]
 pub struct RouteMetrics {
-    by_class: [Counter; 5],
-    latency: Histogram,
+    shards: Shards,
 }
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -64,54 +69,30 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Metrics for a router whose requests are recorded from one thread at a time.
     pub fn new() -> Self {
+        Self::with_shards(1)
+    }
+
+    /// Metrics with one shard per worker thread (see `set_thread_shard`).
+    pub fn with_shards(shards: usize) -> Self {
         let mut registry = Registry::with_prefix("mesh_router");
-        let requests = Family::<RequestLabels, Counter>::default();
-        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-            latency_histogram,
-        );
-        registry.register(
-            "requests",
-            "Requests answered, by endpoint, service and status class",
-            requests.clone(),
-        );
-        registry.register(
-            "request_duration_seconds",
-            "Time from request head to the end of the response body",
-            latency.clone(),
-        );
-        let mut m = Metrics {
+        let routes = Arc::new(RouteSet {
+            shards: shards.clamp(1, shards::MAX),
+            routes: Mutex::new(BTreeMap::new()),
+        });
+        registry.register_collector(Box::new(RouteCollector(routes.clone())));
+        let unmatched = routes.get(UNMATCHED, UNMATCHED);
+        Metrics {
             registry,
-            requests,
-            latency,
-            unmatched: Arc::new(RouteMetrics {
-                by_class: Default::default(),
-                latency: latency_histogram(),
-            }),
-        };
-        m.unmatched = m.route(UNMATCHED, UNMATCHED);
-        m
+            routes,
+            unmatched,
+        }
     }
 
     /// Handles for one endpoint + service pair (the same handles for the same pair).
     pub fn route(&self, endpoint: &str, service: &str) -> Arc<RouteMetrics> {
-        let by_class = CLASSES.map(|class| {
-            self.requests
-                .get_or_create(&RequestLabels {
-                    endpoint: endpoint.to_owned(),
-                    service: service.to_owned(),
-                    status_class: class,
-                })
-                .clone()
-        });
-        let latency = self
-            .latency
-            .get_or_create(&RouteLabels {
-                endpoint: endpoint.to_owned(),
-                service: service.to_owned(),
-            })
-            .clone();
-        Arc::new(RouteMetrics { by_class, latency })
+        self.routes.get(endpoint, service)
     }
 
     /// Handles for requests that matched no route.
@@ -128,10 +109,79 @@ impl Metrics {
     }
 }
 
+impl RouteSet {
+    fn get(&self, endpoint: &str, service: &str) -> Arc<RouteMetrics> {
+        let mut routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
+        routes
+            .entry((endpoint.to_owned(), service.to_owned()))
+            .or_insert_with(|| {
+                Arc::new(RouteMetrics {
+                    shards: Shards::new(self.shards),
+                })
+            })
+            .clone()
+    }
+}
+
 impl RouteMetrics {
     pub fn record(&self, status: u16, elapsed: Duration) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
-        self.by_class[class].inc();
-        self.latency.observe(elapsed.as_secs_f64());
+        self.shards.record(class, elapsed);
+    }
+}
+
+/// Encodes the two families from the route set at each scrape.
+#[derive(Debug)]
+struct RouteCollector(Arc<RouteSet>);
+
+impl Collector for RouteCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let routes: Vec<_> = {
+            let routes = self.0.routes.lock().unwrap_or_else(PoisonError::into_inner);
+            routes.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        let sums: Vec<_> = routes.iter().map(|(_, r)| r.shards.sum()).collect();
+        let mut family = encoder.encode_descriptor(
+            "requests",
+            "Requests answered, by endpoint, service and status class.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (((endpoint, service), _), sum) in routes.iter().zip(&sums) {
+            for (class, name) in CLASSES.iter().enumerate() {
+                let labels = RequestLabels {
+                    endpoint: endpoint.clone(),
+                    service: service.clone(),
+                    status_class: name,
+                };
+                family
+                    .encode_family(&labels)?
+                    .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(
+                        &sum.classes[class],
+                        None,
+                    )?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "request_duration_seconds",
+            "Time from request head to the end of the response body.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (((endpoint, service), _), sum) in routes.iter().zip(&sums) {
+            let labels = RouteLabels {
+                endpoint: endpoint.clone(),
+                service: service.clone(),
+            };
+            family
+                .encode_family(&labels)?
+                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                    sum.seconds,
+                    sum.count,
+                    &sum.buckets,
+                    None,
+                )?;
+        }
+        Ok(())
     }
 }

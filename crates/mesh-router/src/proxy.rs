@@ -61,7 +61,7 @@ impl Shared {
         Self {
             table: ArcSwap::from_pointee(RouteTable::default()),
             registry: InFlightRegistry::default(),
-            metrics: Metrics::new(),
+            metrics: Metrics::with_shards(options.worker_count()),
             options,
             https_port,
             tracker,

@@ -32,3 +32,33 @@ fn counts_by_class_and_exposes_text() {
         r#"mesh_router_request_duration_seconds_count{endpoint="shop.example.com",service="env/app/web"} 4"#
     ));
 }
+
+#[test]
+fn shards_of_every_worker_add_up() {
+    let m = Metrics::with_shards(3);
+    let r = m.route("shop.example.com", "env/app/web");
+    std::thread::scope(|s| {
+        for worker in 0..4 {
+            let r = r.clone();
+            s.spawn(move || {
+                set_thread_shard(worker);
+                for _ in 0..25 {
+                    r.record(200, Duration::from_millis(2));
+                }
+            });
+        }
+    });
+    let text = m.text();
+    assert!(
+        text.contains(
+            r#"mesh_router_requests_total{endpoint="shop.example.com",service="env/app/web",status_class="2xx"} 100"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(
+        r#"mesh_router_request_duration_seconds_bucket{le="0.002",endpoint="shop.example.com",service="env/app/web"} 100"#
+    ));
+    assert!(text.contains(
+        r#"mesh_router_request_duration_seconds_sum{endpoint="shop.example.com",service="env/app/web"} 0.2"#
+    ));
+}

@@ -39,6 +39,7 @@ impl Worker {
             .name(format!("mesh-router-{index}"))
             .spawn(move || {
                 let _log = tracing::dispatcher::set_default(&dispatch);
+                crate::metrics::set_thread_shard(index);
                 self.run();
             })
             .map(drop)
