@@ -270,10 +270,49 @@ impl Default for BaseImageOptions {
     }
 }
 
+/// Where a machine keeps one base image per suite, so every data directory on it (the builder's,
+/// each agent's, each test's) links to one debootstrap instead of running its own.
+pub const MACHINE_CACHE: &str = "/var/cache/widemesh";
+
 /// The Debian base image at `dest`, made with debootstrap if it is not there yet. Fails loudly
 /// when the mirror cannot be reached: there is no fallback.
+///
+/// Made once per machine when it can be: in [`MACHINE_CACHE`]`/base-<suite>` (root only), then
+/// hard-linked into `dest` (instances and builds only ever read it, through overlayfs).
 pub async fn base_image(dest: &Path, opts: &BaseImageOptions) -> Result<ImageRef> {
+    let machine = Path::new(MACHINE_CACHE).join(format!("base-{}", opts.suite));
+    let can_share = opts.include.is_empty()
+        && machine != dest
+        && std::fs::create_dir_all(MACHINE_CACHE).is_ok()
+        && nix::unistd::geteuid().is_root();
+    if can_share && !record_path(dest).exists() {
+        base_image_with(&RealRunner, &machine, opts, &host_apt_sources()).await?;
+        if let Some(image) = link_copy(&machine, dest).await? {
+            return Ok(image);
+        }
+    }
     base_image_with(&RealRunner, dest, opts, &host_apt_sources()).await
+}
+
+/// Hard-links the image at `from` into `dest` (same filesystem), or says it could not.
+async fn link_copy(from: &Path, dest: &Path) -> Result<Option<ImageRef>> {
+    let tmp = temp_beside(dest)?;
+    let out = run(
+        &RealRunner,
+        &Cmd::new("cp")
+            .arg("-al")
+            .arg(rootfs_path(from).to_string_lossy())
+            .arg(rootfs_path(&tmp).to_string_lossy()),
+    )
+    .await;
+    let copied = matches!(&out, Ok(o) if o.success())
+        && std::fs::copy(record_path(from), record_path(&tmp)).is_ok();
+    if !copied {
+        // Another filesystem, most likely: make it in place instead.
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Ok(None);
+    }
+    publish(&tmp, dest).map(Some)
 }
 
 pub async fn base_image_with(

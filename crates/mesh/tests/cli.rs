@@ -18,6 +18,8 @@ mod edge;
 mod endpoints;
 #[path = "cli/environments.rs"]
 mod environments;
+#[path = "cli/examples.rs"]
+mod examples;
 #[path = "cli/instances.rs"]
 mod instances;
 #[path = "cli/lifecycle.rs"]
@@ -30,3 +32,5 @@ mod routes;
 mod server;
 #[path = "cli/services.rs"]
 mod services;
+#[path = "cli/web.rs"]
+mod web;

@@ -6,137 +6,17 @@
 //! with why and leave the running version serving; a rollback returns to an earlier image.
 //! Privileged: CI runs it as root.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mesh_runtime::{NativeRuntime, RuntimeOptions};
 use serde_json::Value;
 
 use crate::harness::*;
+use crate::web::{Load, Purge, free_port, get, wait_for_body};
 
 const PREFIX: &str = "e4d";
 const POOL: &str = "10.237.0.0/16";
 const HOST: &str = "webapp.localhost";
-
-/// Whatever happens, nothing the test's instances made stays behind.
-struct Purge(PathBuf);
-
-impl Drop for Purge {
-    fn drop(&mut self) {
-        let mut opts = RuntimeOptions::new(self.0.join("runtime"));
-        opts.prefix = PREFIX.into();
-        opts.nft_table = format!("widemesh_{PREFIX}");
-        opts.cgroup_parent = format!("widemesh_{PREFIX}");
-        if let Ok(rt) = NativeRuntime::new(opts) {
-            let _ = std::thread::spawn(move || {
-                let r = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                r.block_on(rt.purge())
-            })
-            .join();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `GET /` through the router as `host`: the status and body, or why there was none.
-fn get(port: u16, host: &str) -> Result<(u16, String), String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("no status line in {text:?}"))?;
-    let body = text
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or("")
-        .trim()
-        .to_string();
-    Ok((status, body))
-}
-
-fn wait_for_body(port: u16, want: &str, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let got = get(port, HOST);
-        if matches!(&got, Ok((200, b)) if b == want) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{HOST} did not answer {want:?} within {within:?}; last: {got:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// Requests `/` in a loop until stopped (at most 60,000 requests or 5 minutes), counting
-/// answers that are not 200 with one of the expected bodies.
-struct Load {
-    stop: Arc<AtomicBool>,
-    sent: Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<Vec<String>>>,
-}
-
-impl Load {
-    fn start(port: u16, bodies: &[&str]) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicU64::new(0));
-        let bodies: Vec<String> = bodies.iter().map(|s| s.to_string()).collect();
-        let (stop2, sent2) = (stop.clone(), sent.clone());
-        let thread = std::thread::spawn(move || {
-            let started = Instant::now();
-            let mut failures = Vec::new();
-            while !stop2.load(Ordering::Relaxed)
-                && sent2.load(Ordering::Relaxed) < 60_000
-                && started.elapsed() < Duration::from_secs(300)
-            {
-                sent2.fetch_add(1, Ordering::Relaxed);
-                match get(port, HOST) {
-                    Ok((200, b)) if bodies.contains(&b) => {}
-                    other => failures.push(format!("{:?}: {other:?}", started.elapsed())),
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            failures
-        });
-        Self {
-            stop,
-            sent,
-            thread: Some(thread),
-        }
-    }
-
-    /// Stops the load; returns how many requests were sent and the failures.
-    fn finish(mut self) -> (u64, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        let failures = self.thread.take().unwrap().join().unwrap();
-        (self.sent.load(Ordering::Relaxed), failures)
-    }
-}
 
 fn write_app(dir: &Path, page: &str, release: &str, web: &str) {
     std::fs::create_dir_all(dir.join("public")).unwrap();
@@ -185,7 +65,7 @@ fn deploys_roll_out_without_dropping_requests_and_failures_leave_the_old_version
         "this test runs as root (CI does)"
     );
     let home = Home::new();
-    let _purge = Purge(home.data_dir());
+    let _purge = Purge::new(home.data_dir(), PREFIX);
     let http = free_port();
     let https = free_port();
     let (http_s, https_s) = (format!("127.0.0.1:{http}"), format!("127.0.0.1:{https}"));
@@ -230,14 +110,14 @@ fn deploys_roll_out_without_dropping_requests_and_failures_leave_the_old_version
     );
     let link = std::fs::read_to_string(app.join(".mesh/link.toml")).unwrap();
     assert!(link.contains("environment = \"webapp\""), "{link}");
-    wait_for_body(http, "v1", Duration::from_secs(30));
+    wait_for_body(http, HOST, "v1", Duration::from_secs(30));
 
     // A redeploy under steady load: the new version takes over, nothing is dropped.
     write_app(&app, "v2", "echo release two", WEB);
-    let load = Load::start(http, &["v1", "v2"]);
+    let load = Load::start(http, HOST, &["v1", "v2"]);
     let out = p.mesh(&["deploy", "--dir", app_s]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    wait_for_body(http, "v2", Duration::from_secs(10));
+    wait_for_body(http, HOST, "v2", Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(500));
     let (sent, failures) = load.finish();
     assert!(sent > 50, "the load loop sent only {sent} requests");
@@ -248,7 +128,7 @@ fn deploys_roll_out_without_dropping_requests_and_failures_leave_the_old_version
     );
 
     // A config change is a new release of the same image, rolled out the same way.
-    let load = Load::start(http, &["v2"]);
+    let load = Load::start(http, HOST, &["v2"]);
     p.mesh(&[
         "config",
         "set",
@@ -312,7 +192,7 @@ fn deploys_roll_out_without_dropping_requests_and_failures_leave_the_old_version
 
     // A web process that never gets healthy is rolled back by the platform.
     write_app(&app, "v4", "echo fine", "exit 3");
-    let load = Load::start(http, &["v2"]);
+    let load = Load::start(http, HOST, &["v2"]);
     let out = p.mesh(&["deploy", "--dir", app_s]);
     assert_ne!(out.code, 0, "{}", out.stdout);
     assert!(out.stderr.contains("rolled_back"), "{}", out.stderr);
@@ -347,7 +227,7 @@ fn deploys_roll_out_without_dropping_requests_and_failures_leave_the_old_version
     // `mesh rollback v0` returns to the first image as a new deployment.
     let out = p.mesh(&["rollback", "v0", "--env", "webapp", "--stack", "webapp"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    wait_for_body(http, "v1", Duration::from_secs(30));
+    wait_for_body(http, HOST, "v1", Duration::from_secs(30));
 
     // The history: every deployment with what it was, how it ended and its steps.
     let list = deployments(&p);

@@ -152,8 +152,13 @@ impl Out {
 /// Runs `mesh args...` as the user of `home`, with `input` on stdin (empty otherwise, never a
 /// terminal).
 pub fn run_in(home: &Home, args: &[&str], input: Option<&str>) -> Out {
+    run_for(home, args, input, COMMAND_TIMEOUT)
+}
+
+/// `mesh args...`, killed after `timeout` (a first build downloads a language runtime).
+pub fn run_for(home: &Home, args: &[&str], input: Option<&str>, timeout: Duration) -> Out {
     let mut cmd = assert_cmd::Command::from_std(home.command(&mesh_bin()));
-    cmd.args(args).timeout(COMMAND_TIMEOUT);
+    cmd.args(args).timeout(timeout);
     cmd.write_stdin(input.unwrap_or(""));
     let output = cmd.output().unwrap();
     Out {
@@ -258,6 +263,11 @@ impl Platform {
     /// `mesh args...` as this platform's user.
     pub fn mesh(&self, args: &[&str]) -> Out {
         run_in(&self.home, args, None)
+    }
+
+    /// `mesh args...` for as long as `timeout`.
+    pub fn mesh_for(&self, args: &[&str], timeout: Duration) -> Out {
+        run_for(&self.home, args, None, timeout)
     }
 
     /// `mesh args...` with `input` on stdin.
