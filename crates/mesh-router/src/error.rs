@@ -49,6 +49,9 @@ pub enum RouterError {
     /// An inherited or bound listener could not be prepared (address, non-blocking mode).
     #[error("listener: {0}")]
     Listener(io::Error),
+    /// The initial config of `Router::take_over` was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// A worker thread could not be started.
     #[error("starting a router worker thread: {0}")]
     Worker(io::Error),

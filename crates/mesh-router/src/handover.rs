@@ -15,11 +15,17 @@
 //! // The new process: take over from the router serving `path`, if there is one.
 //! let (router, taken) = match handover::take(path).await {
 //!     Ok((listeners, taken)) => {
-//!         (Router::from_listeners(listeners, RouterOptions::default())?, Some(taken))
+//!         // The config applies before the first accept: no request meets an empty table.
+//!         let (router, _report) =
+//!             Router::take_over(listeners, RouterOptions::default(), config)?;
+//!         (router, Some(taken))
 //!     }
-//!     Err(_) => (Router::bind("0.0.0.0:80".parse()?, Some("0.0.0.0:443".parse()?)).await?, None),
+//!     Err(_) => {
+//!         let router = Router::bind("0.0.0.0:80".parse()?, Some("0.0.0.0:443".parse()?)).await?;
+//!         router.update(config)?;
+//!         (router, None)
+//!     }
 //! };
-//! router.update(config)?;
 //! if let Some(taken) = taken {
 //!     taken.serving().await?; // the old router now shuts down
 //! }
@@ -143,8 +149,8 @@ pub async fn offer(path: &Path, router: &Router) -> io::Result<()> {
 pub struct Taken(UnixStream);
 
 impl Taken {
-    /// Tells the old router this one serves (call it after `Router::from_listeners` and the
-    /// first `update`): the old router's `offer` returns and it shuts down.
+    /// Tells the old router this one serves (call it after `Router::take_over`): the old
+    /// router's `offer` returns and it shuts down.
     pub async fn serving(mut self) -> io::Result<()> {
         self.0.write_all(&[SERVING]).await?;
         self.0.flush().await

@@ -19,6 +19,7 @@ use crate::tracker::{Phase, Tracker};
 
 mod conn;
 mod listeners;
+mod spread;
 mod workers;
 
 pub use listeners::Listeners;
@@ -89,10 +90,32 @@ impl Router {
     /// Serves on sockets that are already listening: inherited from a previous router (see
     /// `listeners` and `crate::handover`), or bound by the caller. Connections waiting in their
     /// accept queues are served here; nothing is lost between the two routers.
+    ///
+    /// It serves an empty table until the first `update`: a router taking over from another
+    /// one should use `take_over`, which applies its config before accepting anything.
     pub fn from_listeners(
         listeners: Listeners,
         options: RouterOptions,
     ) -> Result<Router, RouterError> {
+        Self::start(listeners, options, None).map(|(router, _)| router)
+    }
+
+    /// `from_listeners` with `config` in force before the first connection is accepted, for a
+    /// router taking over another one's sockets (so no request meets an empty table).
+    pub fn take_over(
+        listeners: Listeners,
+        options: RouterOptions,
+        config: RouterConfig,
+    ) -> Result<(Router, UpdateReport), RouterError> {
+        let (router, report) = Self::start(listeners, options, Some(config))?;
+        Ok((router, report.unwrap_or_default()))
+    }
+
+    fn start(
+        listeners: Listeners,
+        options: RouterOptions,
+        config: Option<RouterConfig>,
+    ) -> Result<(Router, Option<UpdateReport>), RouterError> {
         listeners.set_nonblocking().map_err(RouterError::Listener)?;
         let http_addr = listeners.http.local_addr().map_err(RouterError::Listener)?;
         let https_addr = match &listeners.https {
@@ -116,6 +139,7 @@ impl Router {
             Tracker::new(),
         ));
         let (accepting, accept_done) = mpsc::channel(1);
+        let (spread, inboxes) = spread::Spread::new(worker_count);
         let mut router = Router {
             state: state.clone(),
             resolver,
@@ -125,8 +149,11 @@ impl Router {
             listeners: None,
             accepting: Some(accept_done),
         };
-        for index in 0..worker_count {
+        let report = config.map(|c| router.update(c)).transpose()?;
+        for (index, inbox) in inboxes.into_iter().enumerate() {
             let worker = workers::Worker {
+                spread: spread.clone(),
+                inbox,
                 listeners: listeners.try_clone().map_err(RouterError::Listener)?,
                 shared: state.clone(),
                 builder: builder.clone(),
@@ -139,7 +166,7 @@ impl Router {
         drop(accepting);
         tracing::info!(%http_addr, https_addr = ?https_addr, workers = worker_count, "router listening");
         router.listeners = Some(listeners);
-        Ok(router)
+        Ok((router, report))
     }
 
     /// New handles to the router's listening sockets (the same sockets, sharing their accept

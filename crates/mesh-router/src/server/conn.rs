@@ -7,11 +7,14 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
 use tokio_rustls::TlsAcceptor;
 
+use super::spread::{Handoff, Load, Spread};
 use crate::options::RouterOptions;
 use crate::proxy::{self, ConnInfo, ProxyState};
 use crate::tracker::{self, Phase, Token};
@@ -37,15 +40,25 @@ pub(crate) fn builder(options: &RouterOptions) -> Builder {
     b
 }
 
-/// Accepts until the router starts draining, then drops the listener.
+/// What one worker's connections share.
+pub(crate) struct Ctx {
+    pub state: Arc<ProxyState>,
+    pub builder: Arc<Builder>,
+    pub tls: Option<TlsAcceptor>,
+    /// This worker's index.
+    pub index: usize,
+    pub spread: Arc<Spread>,
+}
+
+/// Accepts until the router starts draining, then drops the listener. Each connection goes to
+/// the least busy worker (see `spread`).
 pub(crate) async fn accept_loop(
     listener: TcpListener,
-    state: Arc<ProxyState>,
-    builder: Arc<Builder>,
-    tls: Option<TlsAcceptor>,
+    ctx: Arc<Ctx>,
+    https: bool,
     _accepting: mpsc::Sender<()>,
 ) {
-    let mut phase = state.tracker.phase();
+    let mut phase = ctx.state.tracker.phase();
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -64,29 +77,79 @@ pub(crate) async fn accept_loop(
         let Ok(local) = tcp.local_addr() else {
             continue;
         };
-        let token = state.tracker.token();
-        let conn = ConnInfo {
+        let token = ctx.state.tracker.token();
+        let load = ctx.spread.pick(ctx.index);
+        if load.worker() == ctx.index {
+            spawn_conn(&ctx, tcp, peer, local, https, token, load);
+            continue;
+        }
+        let Ok(tcp) = tcp.into_std() else {
+            continue;
+        };
+        let handoff = Handoff {
+            tcp,
             peer,
             local,
-            https: tls.is_some(),
+            https,
+            token,
+            load,
         };
-        let state = state.clone();
-        let builder = builder.clone();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            match tls {
-                None => serve(tcp, conn, state, &builder, token).await,
-                Some(acceptor) => {
-                    let timeout = state.options.tls_handshake_timeout;
-                    match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => serve(stream, conn, state, &builder, token).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tls handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "tls handshake timed out"),
-                    }
+        // The other worker is gone (it could not start): serve here.
+        if let Err(h) = ctx.spread.send(handoff) {
+            serve_handoff(&ctx, h);
+        }
+    }
+}
+
+/// Serves the connections other workers hand to this one, until the router closes.
+pub(crate) async fn inbox_loop(ctx: Arc<Ctx>, mut inbox: mpsc::UnboundedReceiver<Handoff>) {
+    let mut phase = ctx.state.tracker.phase();
+    loop {
+        tokio::select! {
+            h = inbox.recv() => match h {
+                Some(h) => serve_handoff(&ctx, h),
+                None => return,
+            },
+            () = tracker::reached(&mut phase, Phase::Closing) => return,
+        }
+    }
+}
+
+fn serve_handoff(ctx: &Arc<Ctx>, h: Handoff) {
+    match TcpStream::from_std(h.tcp) {
+        Ok(tcp) => spawn_conn(ctx, tcp, h.peer, h.local, h.https, h.token, h.load),
+        Err(e) => tracing::warn!(error = %e, "handed-off connection unusable"),
+    }
+}
+
+/// Serves one accepted connection in a task of this worker.
+fn spawn_conn(
+    ctx: &Arc<Ctx>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    https: bool,
+    token: Token,
+    load: Load,
+) {
+    let conn = ConnInfo { peer, local, https };
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let _load = load;
+        let state = ctx.state.clone();
+        match (https, &ctx.tls) {
+            (false, _) => serve(tcp, conn, state, &ctx.builder, token).await,
+            (true, Some(acceptor)) => {
+                let timeout = state.options.tls_handshake_timeout;
+                match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => serve(stream, conn, state, &ctx.builder, token).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tls handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "tls handshake timed out"),
                 }
             }
-        });
-    }
+            (true, None) => tracing::warn!(%peer, "https connection without a tls acceptor"),
+        }
+    });
 }
 
 /// Set once the connection has passed one request to the proxy.

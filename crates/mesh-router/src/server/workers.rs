@@ -12,8 +12,9 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
-use super::conn::{self, Builder};
+use super::conn::{self, Builder, Ctx};
 use super::listeners::Listeners;
+use super::spread::{Handoff, Spread};
 use crate::error::RouterError;
 use crate::proxy::{ProxyState, Shared};
 use crate::tracker::{self, Phase};
@@ -29,6 +30,9 @@ pub(crate) struct Worker {
     pub tls: Option<TlsAcceptor>,
     /// Held by the worker's accept loops: the router knows they stopped when all are dropped.
     pub accepting: mpsc::Sender<()>,
+    pub spread: Arc<Spread>,
+    /// Connections other workers accepted for this one.
+    pub inbox: mpsc::UnboundedReceiver<Handoff>,
 }
 
 impl Worker {
@@ -40,13 +44,13 @@ impl Worker {
             .spawn(move || {
                 let _log = tracing::dispatcher::set_default(&dispatch);
                 crate::metrics::set_thread_shard(index);
-                self.run();
+                self.run(index);
             })
             .map(drop)
             .map_err(RouterError::Worker)
     }
 
-    fn run(self) {
+    fn run(self, index: usize) {
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -62,18 +66,25 @@ impl Worker {
             let tracker = state.tracker.clone();
             let mut phase = tracker.phase();
             tokio::spawn(state.clone().sweep_pool());
-            let mut sockets = vec![(self.listeners.http, None)];
+            let ctx = Arc::new(Ctx {
+                state,
+                builder: self.builder,
+                tls: self.tls,
+                index,
+                spread: self.spread,
+            });
+            tokio::spawn(conn::inbox_loop(ctx.clone(), self.inbox));
+            let mut sockets = vec![(self.listeners.http, false)];
             if let Some(https) = self.listeners.https {
-                sockets.push((https, self.tls));
+                sockets.push((https, true));
             }
-            for (socket, tls) in sockets {
+            for (socket, https) in sockets {
                 match TcpListener::from_std(socket) {
                     Ok(listener) => {
                         tokio::spawn(conn::accept_loop(
                             listener,
-                            state.clone(),
-                            self.builder.clone(),
-                            tls,
+                            ctx.clone(),
+                            https,
                             self.accepting.clone(),
                         ));
                     }
@@ -81,7 +92,7 @@ impl Worker {
                 }
             }
             drop(self.accepting);
-            drop(state);
+            drop(ctx);
             tracker::reached(&mut phase, Phase::Closing).await;
             let _ = tokio::time::timeout(CLOSE_GRACE, tracker.idle()).await;
         });

@@ -123,12 +123,13 @@ async fn restart_in_process_loses_no_request() {
     let load = start_load(addr);
     load.until_ok(100).await;
 
-    let new = Router::from_listeners(
+    // The config applies before the new router accepts anything.
+    let (new, _) = Router::take_over(
         old.listeners().expect("listeners"),
         RouterOptions::default(),
+        config(web.addr),
     )
     .expect("new router");
-    new.update(config(web.addr)).expect("config");
     assert_eq!(new.http_addr(), addr);
     let old_report = within("old router shutdown", old.shutdown(Duration::from_secs(10))).await;
     assert!(old_report.clean, "{old_report:?}");
@@ -169,8 +170,8 @@ async fn restart_over_a_unix_socket_loses_no_request() {
         }
     })
     .await;
-    let new = Router::from_listeners(listeners, RouterOptions::default()).expect("new router");
-    new.update(config(web.addr)).expect("config");
+    let (new, _) = Router::take_over(listeners, RouterOptions::default(), config(web.addr))
+        .expect("new router");
     assert_eq!(new.http_addr(), addr);
     taken.serving().await.expect("tell the old router");
     let old_report = within("old router shutdown", offered).await.expect("join");
