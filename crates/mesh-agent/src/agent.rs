@@ -522,6 +522,7 @@ impl Agent {
                 .map(|e| RoutedEnv {
                     environment: e.environment.to_string(),
                     routes: e.routes.clone(),
+                    https_redirects: e.https_redirects.clone(),
                 })
                 .collect(),
             upstreams: upstreams

@@ -21,6 +21,8 @@ pub struct Routing {
 pub struct RoutedEnv {
     pub environment: String,
     pub routes: Vec<RouteDoc>,
+    /// Hosts whose plain HTTP requests go to HTTPS.
+    pub https_redirects: Vec<String>,
 }
 
 /// The instances of one service: `key` is `<environment>/<stack>-<service>`.

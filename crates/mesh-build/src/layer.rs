@@ -5,7 +5,7 @@
 //! header, so an unchanged tree gives the same digest and agents reuse what they fetched.
 //! [`unpack_layer`] turns a layer blob from anywhere (an imported image) into a directory that
 //! overlayfs can stack: OCI whiteouts become overlayfs whiteouts, and anything that could write
-//! outside the directory or smuggle in a device is refused.
+//! outside the directory is refused; device nodes are left out.
 
 use std::io;
 use std::path::PathBuf;
@@ -68,6 +68,9 @@ pub struct LayerStats {
     pub hardlinks: u64,
     /// Whiteouts and opaque markers.
     pub whiteouts: u64,
+    /// Device nodes and fifos left out (an image's `/dev/console`, say): instances get their own
+    /// `/dev` from the runtime, and a device node from an image must not reach the host's.
+    pub skipped: u64,
     /// Total size of regular files.
     pub bytes: u64,
 }

@@ -27,6 +27,17 @@ impl Client {
     }
 
     /// `DELETE /v1/environments/{env}/endpoints/{domain}`
+    /// `PATCH /v1/environments/{env}/endpoints/{domain}`: the endpoint's settings.
+    pub async fn update_endpoint(
+        &self,
+        env: &str,
+        domain: &str,
+        req: &mesh_types::api::UpdateEndpoint,
+    ) -> Result<Endpoint> {
+        self.patch(&["v1", "environments", env, "endpoints", domain], req)
+            .await
+    }
+
     pub async fn delete_endpoint(&self, env: &str, domain: &str) -> Result<()> {
         self.delete(&["v1", "environments", env, "endpoints", domain])
             .await

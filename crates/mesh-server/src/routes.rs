@@ -149,6 +149,11 @@ fn v1(table: Table) -> Table {
             endpoints::delete,
         )
         .add(
+            M::PATCH,
+            format!("{ENV}/endpoints/{{domain}}"),
+            endpoints::update,
+        )
+        .add(
             M::POST,
             format!("{ENV}/endpoints/{{domain}}/publish"),
             endpoints::publish,

@@ -174,6 +174,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_endpoints(&self, env: &str) -> StoreResult<Vec<Endpoint>>;
     async fn get_endpoint(&self, env: &str, domain: &str) -> StoreResult<Endpoint>;
     async fn delete_endpoint(&self, env: &str, domain: &str) -> StoreResult<()>;
+    /// Turns the redirect of plain HTTP to HTTPS on or off.
+    async fn set_https_redirect(&self, env: &str, domain: &str, on: bool) -> StoreResult<Endpoint>;
     /// Replaces the routes; every route's stack and service must exist in the environment.
     async fn set_routes(&self, env: &str, domain: &str, routes: &[Route]) -> StoreResult<Endpoint>;
 

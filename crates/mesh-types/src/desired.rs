@@ -86,6 +86,9 @@ pub struct EnvironmentDoc {
     pub stacks: Vec<StackDoc>,
     /// Host and path prefix to service, for the rack's router.
     pub routes: Vec<RouteDoc>,
+    /// Hosts whose plain HTTP requests the router redirects to HTTPS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub https_redirects: Vec<String>,
     /// Issued certificates of the environment, for the router to pick by SNI.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<CertificateDoc>,

@@ -89,7 +89,11 @@ pub fn router_config(routing: &Routing) -> RouterConfig {
                 key_pem: c.key_pem.clone(),
             })
             .collect(),
-        https_redirects: Vec::new(),
+        https_redirects: routing
+            .routes
+            .iter()
+            .flat_map(|e| e.https_redirects.iter().cloned())
+            .collect(),
         acme_challenges: routing
             .acme_challenges
             .iter()

@@ -39,6 +39,7 @@ fn state(services: Vec<ServiceDoc>, image: Option<&str>) -> DesiredState {
                 services,
             }],
             routes: vec![],
+            https_redirects: vec![],
             certificates: vec![],
             acme_challenges: vec![],
         }],

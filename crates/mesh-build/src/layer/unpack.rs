@@ -26,8 +26,8 @@ pub fn unpack_layer(blob: &Path, dest: &Path) -> Result<LayerStats, LayerError> 
 /// hard links to files of this layer, modes and owners (owners only when run as root).
 /// `.wh.<name>` becomes an overlayfs whiteout (character device 0:0, as does a 0:0 device
 /// entry) and `.wh..wh..opq` the `trusted.overlay.opaque=y` attribute of its directory; both
-/// need root. Refused: absolute paths, `..`, anything below a symlink of the layer, hard links
-/// leaving the tree, other devices and fifos, more than `limits` allow. Everything is written
+/// need root. Left out: other device nodes and fifos. Refused: absolute paths, `..`, anything
+/// below a symlink of the layer, hard links leaving the tree, more than `limits` allow. Everything is written
 /// into a temporary directory beside `dest` and renamed at the end, so a refusal or a crash
 /// never leaves a half layer at `dest`.
 pub fn unpack_layer_with(
@@ -238,13 +238,11 @@ impl<'a> Unpacker<'a> {
             {
                 return self.whiteout(&out, &shown);
             }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                self.stats.skipped += 1;
+            }
             other => {
-                let what = match other {
-                    EntryType::Char => "a character device".to_string(),
-                    EntryType::Block => "a block device".to_string(),
-                    EntryType::Fifo => "a fifo".to_string(),
-                    other => format!("entry type {other:?}"),
-                };
+                let what = format!("entry type {other:?}");
                 return Err(LayerError::refused(
                     &shown,
                     format!("{what} is not accepted in a layer"),

@@ -59,10 +59,14 @@ pub async fn for_rack(store: &dyn Store, rack: &Rack) -> StoreResult<DesiredStat
             });
         }
         let mut routes = Vec::new();
+        let mut https_redirects = Vec::new();
         for ep in store.list_endpoints(name).await? {
             // An alias belongs to one rack; a custom domain is served by every rack of the env.
             if ep.kind == EndpointKind::Alias && ep.rack.as_ref() != Some(&rack.name) {
                 continue;
+            }
+            if ep.https_redirect {
+                https_redirects.push(ep.domain.to_string());
             }
             for r in ep.routes {
                 routes.push(RouteDoc {
@@ -78,6 +82,7 @@ pub async fn for_rack(store: &dyn Store, rack: &Rack) -> StoreResult<DesiredStat
             environment: env.name.clone(),
             stacks,
             routes,
+            https_redirects,
             certificates,
             acme_challenges,
         });

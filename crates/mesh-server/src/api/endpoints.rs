@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use mesh_types::api::{
     CreateEndpoint, Endpoint, EndpointKind, PublishService, Route, UnpublishService,
-    check_route_path,
+    UpdateEndpoint, check_route_path,
 };
 
 use super::{Created, JsonBody, audit, created};
@@ -62,6 +62,29 @@ pub async fn create(
     )
     .await;
     Ok(created(endpoint))
+}
+
+/// `PATCH`: the endpoint's settings (the redirect of plain HTTP to HTTPS).
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((env, domain)): Path<(String, String)>,
+    JsonBody(req): JsonBody<UpdateEndpoint>,
+) -> ApiResult<Json<Endpoint>> {
+    let domain = domain.to_ascii_lowercase();
+    let Some(on) = req.https_redirect else {
+        return Err(ApiError::invalid("nothing to change: give https_redirect"));
+    };
+    let endpoint = state.store().set_https_redirect(&env, &domain, on).await?;
+    audit(
+        &state,
+        &caller,
+        "endpoint.update",
+        &format!("{env}/{domain}"),
+        &format!("https_redirect {on}"),
+    )
+    .await;
+    Ok(Json(endpoint))
 }
 
 pub async fn delete(

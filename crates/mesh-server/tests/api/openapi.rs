@@ -474,6 +474,7 @@ fn endpoint(custom: bool) -> Endpoint {
         } else {
             vec![]
         },
+        https_redirect: custom,
         created_at: T0,
     }
 }
@@ -883,6 +884,13 @@ fn samples() -> Vec<(&'static str, Value)> {
             },
         ),
         sample("UpdateStack", UpdateStack::default()),
+        sample(
+            "UpdateEndpoint",
+            mesh_types::api::UpdateEndpoint {
+                https_redirect: Some(true),
+            },
+        ),
+        sample("UpdateEndpoint", mesh_types::api::UpdateEndpoint::default()),
         // Services
         sample("Service", service(false)),
         sample("Service", service(true)),
@@ -2395,6 +2403,13 @@ async fn a_live_control_plane_answers_every_operation_as_documented() {
         S::OK,
     )
     .await;
+    let redirect = json!({"https_redirect": true});
+    let changed = api
+        .call(M::PATCH, endpoint, custom, Some(redirect), S::OK)
+        .await;
+    assert_eq!(changed["https_redirect"], true);
+    api.call(M::PATCH, endpoint, custom, Some(json!({})), S::BAD_REQUEST)
+        .await;
     api.call(M::DELETE, endpoint, alias, None, S::CONFLICT)
         .await;
     api.call(M::DELETE, endpoint, custom, None, S::NO_CONTENT)

@@ -121,6 +121,7 @@ CREATE TABLE endpoints (
     domain TEXT NOT NULL UNIQUE,
     kind TEXT NOT NULL,
     rack_id BIGINT REFERENCES racks (id) ON DELETE CASCADE,
+    https_redirect INTEGER NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL
 );
 CREATE INDEX endpoints_environment ON endpoints (environment_id);

@@ -122,6 +122,7 @@ CREATE TABLE endpoints (
     domain TEXT NOT NULL UNIQUE,
     kind TEXT NOT NULL,
     rack_id INTEGER REFERENCES racks (id) ON DELETE CASCADE,
+    https_redirect INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX endpoints_environment ON endpoints (environment_id);

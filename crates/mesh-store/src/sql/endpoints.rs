@@ -42,7 +42,8 @@ async fn load_all(conn: &mut AnyConnection, env_id: i64) -> StoreResult<Vec<Endp
     }
     let addresses = rack_addresses(conn, env_id).await?;
     let rows = sqlx::query(
-        "SELECT p.id, p.domain, p.kind, r.name AS rack, p.created_at FROM endpoints p \
+        "SELECT p.id, p.domain, p.kind, r.name AS rack, p.https_redirect, p.created_at \
+         FROM endpoints p \
          LEFT JOIN racks r ON r.id = p.rack_id WHERE p.environment_id = $1",
     )
     .bind(env_id)
@@ -63,6 +64,7 @@ async fn load_all(conn: &mut AnyConnection, env_id: i64) -> StoreResult<Vec<Endp
                 rack: opt_name(row, "rack")?,
                 routes: routes.remove(&int(row, "id")?).unwrap_or_default(),
                 dns,
+                https_redirect: int(row, "https_redirect")? != 0,
                 created_at: int(row, "created_at")?,
                 domain,
             })
@@ -200,6 +202,24 @@ pub(crate) async fn get(store: &SqlStore, env: &str, domain: &str) -> StoreResul
     let mut tx = store.read().await?;
     let (env_id, _, normalized) = find(&mut tx, env, domain).await?;
     load_one(&mut tx, env_id, env, &normalized).await
+}
+
+pub(crate) async fn set_https_redirect(
+    store: &SqlStore,
+    env: &str,
+    domain: &str,
+    on: bool,
+) -> StoreResult<Endpoint> {
+    let mut w = store.write().await?;
+    let (env_id, id, normalized) = find(w.conn(), env, domain).await?;
+    sqlx::query("UPDATE endpoints SET https_redirect = $1 WHERE id = $2")
+        .bind(i64::from(on))
+        .bind(id)
+        .execute(w.conn())
+        .await?;
+    let updated = load_one(w.conn(), env_id, env, &normalized).await?;
+    w.commit().await?;
+    Ok(updated)
 }
 
 pub(crate) async fn delete(store: &SqlStore, env: &str, domain: &str) -> StoreResult<()> {

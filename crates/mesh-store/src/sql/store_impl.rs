@@ -222,6 +222,10 @@ impl Store for SqlStore {
         endpoints::get(self, env, domain).await
     }
 
+    async fn set_https_redirect(&self, env: &str, domain: &str, on: bool) -> StoreResult<Endpoint> {
+        endpoints::set_https_redirect(self, env, domain, on).await
+    }
+
     async fn delete_endpoint(&self, env: &str, domain: &str) -> StoreResult<()> {
         endpoints::delete(self, env, domain).await
     }

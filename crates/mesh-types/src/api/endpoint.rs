@@ -40,7 +40,17 @@ pub struct Endpoint {
     pub routes: Vec<Route>,
     /// Records to create at the registrar (custom domains only).
     pub dns: Vec<DnsRecord>,
+    /// Plain HTTP requests are redirected to HTTPS (308), ACME challenges excepted.
+    #[serde(default)]
+    pub https_redirect: bool,
     pub created_at: UnixMs,
+}
+
+/// `PATCH .../endpoints/{domain}`: settings of an endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateEndpoint {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https_redirect: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

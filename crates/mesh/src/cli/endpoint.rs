@@ -20,6 +20,13 @@ pub enum EndpointCmd {
     Show { domain: String },
     /// Remove a custom domain
     Delete { domain: String },
+    /// Change an endpoint's settings
+    Update {
+        domain: String,
+        /// Redirect plain HTTP requests to HTTPS (308), or stop doing so
+        #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+        https_redirect: String,
+    },
     /// Route a path prefix of an endpoint to a service of the chosen stack
     Publish {
         domain: String,
@@ -136,6 +143,22 @@ pub async fn run(ctx: &Ctx, cmd: EndpointCmd) -> Result<()> {
                 print_json(&ep);
             } else {
                 print(show(&ep));
+            }
+        }
+        EndpointCmd::Update {
+            domain,
+            https_redirect,
+        } => {
+            let req = mesh_types::api::UpdateEndpoint {
+                https_redirect: Some(https_redirect == "on"),
+            };
+            let ep = ctx.client()?.update_endpoint(env, &domain, &req).await?;
+            if ctx.json() {
+                print_json(&ep);
+            } else if ep.https_redirect {
+                print(format!("{domain}: plain HTTP is redirected to HTTPS"));
+            } else {
+                print(format!("{domain}: plain HTTP is served"));
             }
         }
         EndpointCmd::Delete { domain } => {

@@ -28,6 +28,7 @@ async fn routes_upstreams_certificates_and_challenges_reach_the_router() {
         routes: vec![
             RoutedEnv {
                 environment: "shop".into(),
+                https_redirects: vec!["shop.localhost".into()],
                 routes: vec![
                     route("shop.localhost", "/", "a-b", "web"),
                     route("shop.localhost", "/api", "a", "b-web"),
@@ -35,6 +36,7 @@ async fn routes_upstreams_certificates_and_challenges_reach_the_router() {
             },
             RoutedEnv {
                 environment: "blog".into(),
+                https_redirects: vec![],
                 routes: vec![
                     route("blog.localhost", "/", "app", "web"),
                     // Damaged: a second route for the same host and path is left out.
@@ -86,7 +88,7 @@ async fn routes_upstreams_certificates_and_challenges_reach_the_router() {
     );
     assert_eq!(c.certificates[0].domains, ["shop.example.com"]);
     assert_eq!(c.acme_challenges["tok"], "tok.thumb");
-    assert!(c.https_redirects.is_empty());
+    assert_eq!(c.https_redirects, ["shop.localhost"]);
 
     // A real router takes it; the certificate here is not PEM, so it alone is left out.
     let router = Router::bind(SocketAddr::from(([127, 0, 0, 1], 0)), None)

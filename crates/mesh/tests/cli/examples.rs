@@ -183,6 +183,64 @@ fn every_example_deploys_with_one_command_and_answers() {
     );
     envs.push("procfile".into());
 
+    // An external buildpack (Heroku interface) given as a directory: it vendors its own server.
+    let bp = work.path().join("buildpack");
+    std::fs::create_dir_all(bp.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", bp.join("busybox")).unwrap();
+    let script = |name: &str, body: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let path = bp.join("bin").join(name);
+        std::fs::write(&path, format!("#!/bin/sh\nset -e\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    script("detect", "[ -f \"$1/site.txt\" ] && echo site");
+    script(
+        "compile",
+        "echo \"-----> vendoring a web server\"\nmkdir -p \"$1/bin\" \"$1/www\"\n\
+         cp \"$(dirname \"$0\")/../busybox\" \"$1/bin/busybox\"\n\
+         cp \"$1/site.txt\" \"$1/www/index.html\"\n\
+         echo \"compiled with GREETING=$(cat \"$3/GREETING\")\"",
+    );
+    script(
+        "release",
+        "printf 'default_process_types:\\n  web: /app/bin/busybox httpd -f -p $PORT -h /app/www\\n'",
+    );
+    let dir = work.path().join("external");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("site.txt"), "hello from an external buildpack\n").unwrap();
+    p.mesh(&["env", "create", "external"]).ok();
+    p.mesh(&["create", "stack", "external", "--env", "external"])
+        .ok();
+    let e = ["--env", "external", "--stack", "external"];
+    p.mesh(
+        &[
+            &["stack", "buildpacks", "add", bp.to_str().unwrap()][..],
+            &e[..],
+        ]
+        .concat(),
+    )
+    .ok();
+    p.mesh(&[&["config", "set", "GREETING=hi"][..], &e[..]].concat())
+        .ok();
+    let out = deploy(&p, &dir, &[]);
+    assert!(
+        out.stdout.contains("vendoring a web server"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("compiled with GREETING=hi"),
+        "{}",
+        out.stdout
+    );
+    wait_for_body(
+        http,
+        "external.localhost",
+        "hello from an external buildpack",
+        Duration::from_secs(30),
+    );
+    envs.push("external".into());
+
     // A cron job: its service has a schedule; runs print to the logs.
     let dir = work.path().join("cron");
     copy_dir(&examples().join("cron"), &dir);

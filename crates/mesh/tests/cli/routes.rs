@@ -159,6 +159,11 @@ async fn call_everything(c: &Client) {
         }
     ));
     reach!(c.endpoint(e, "a.example.com"));
+    reach!(c.update_endpoint(
+        e,
+        "a.example.com",
+        &mesh_types::api::UpdateEndpoint::default()
+    ));
     reach!(c.delete_endpoint(e, "a.example.com"));
     reach!(c.publish(e, "a.example.com", &route));
     reach!(c.unpublish(e, "a.example.com", &unroute));
