@@ -182,7 +182,7 @@ impl Manager {
             .list_endpoints(env.as_str())
             .await?
             .into_iter()
-            .filter(|e| e.kind == EndpointKind::Custom)
+            .filter(wants_certificate)
             .map(|e| e.domain.as_str().to_string())
             .collect();
         let certs = self.store().list_certificates(env.as_str()).await?;
@@ -459,6 +459,14 @@ impl Publisher for StorePublisher {
         tokio::time::sleep(self.wait).await;
         Ok(())
     }
+}
+
+/// Whether the control plane orders a certificate for an endpoint: every custom domain, and
+/// platform aliases under a real domain (`shop.apps.example.com`); `*.localhost` names cannot
+/// have a public certificate.
+fn wants_certificate(e: &mesh_types::api::Endpoint) -> bool {
+    let d = e.domain.as_str();
+    e.kind == EndpointKind::Custom || !(d == "localhost" || d.ends_with(".localhost"))
 }
 
 #[cfg(test)]

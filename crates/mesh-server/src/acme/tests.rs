@@ -296,3 +296,30 @@ async fn a_failed_order_is_recorded_and_retried_later() {
     assert!(wait <= Duration::from_secs(60), "{wait:?}");
     assert_eq!(ca.calls.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn custom_domains_and_real_aliases_get_certificates_localhost_ones_do_not() {
+    use mesh_types::api::{Endpoint, EndpointKind};
+    let ep = |domain: &str, kind| Endpoint {
+        environment: "shop".parse().unwrap(),
+        domain: domain.parse().unwrap(),
+        kind,
+        rack: None,
+        routes: vec![],
+        dns: vec![],
+        https_redirect: false,
+        created_at: 0,
+    };
+    assert!(super::wants_certificate(&ep(
+        "shop.example.com",
+        EndpointKind::Custom
+    )));
+    assert!(super::wants_certificate(&ep(
+        "shop.apps.example.com",
+        EndpointKind::Alias
+    )));
+    assert!(!super::wants_certificate(&ep(
+        "shop.localhost",
+        EndpointKind::Alias
+    )));
+}
