@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::harness::*;
-use crate::web::{Load, Purge, free_port, get, wait_for_body};
+use crate::web::{Load, Purge, assert_root, free_port, get, wait_for_body, wait_no_netns};
 
 const PREFIX: &str = "e4d";
 const POOL: &str = "10.237.0.0/16";
@@ -57,13 +57,7 @@ fn status_of(p: &Platform, v: &str) -> String {
 
 #[test]
 fn deploys_roll_out_without_dropping_requests_and_failures_leave_the_old_version_serving() {
-    assert!(
-        std::fs::read_to_string("/proc/self/status")
-            .unwrap()
-            .lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")),
-        "this test runs as root (CI does)"
-    );
+    assert_root();
     let home = Home::new();
     let _purge = Purge::new(home.data_dir(), PREFIX);
     let http = free_port();
@@ -273,23 +267,5 @@ fn deploys_roll_out_without_dropping_requests_and_failures_leave_the_old_version
 
     // Deleting the environment removes its instances.
     p.mesh(&["env", "delete", "webapp", "--yes"]).ok();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let netns = std::process::Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .unwrap();
-        let ours = String::from_utf8_lossy(&netns.stdout)
-            .lines()
-            .filter(|l| l.starts_with(PREFIX))
-            .count();
-        if ours == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{ours} instances of the deleted environment remain"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    wait_no_netns(PREFIX, Duration::from_secs(60));
 }

@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mesh_runtime::{NativeRuntime, RuntimeOptions};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::Value;
 
 use crate::harness::*;
+use crate::web::{Purge, assert_root, free_port, wait_no_netns};
 
 /// A page that says which stack answered: busybox httpd serves a file the command writes in
 /// /tmp (instances run as uid 65534 on a root filesystem owned by root; /tmp is mode 1777).
@@ -24,52 +24,6 @@ fn serve(text: &str, path: &str) -> String {
         "mkdir -p /tmp/www{dir} && echo {text} > /tmp/www{path} && exec httpd -f -p $PORT -h /tmp/www",
         dir = Path::new(path).parent().unwrap().display(),
     )
-}
-
-/// Whatever happens, nothing the test's instances made stays behind. Dropped after the
-/// platform (and its home), so it also removes the runtime directory it had to reopen.
-struct Purge {
-    home: PathBuf,
-    data: PathBuf,
-    prefix: &'static str,
-}
-
-impl Drop for Purge {
-    fn drop(&mut self) {
-        let mut opts = RuntimeOptions::new(self.data.join("runtime"));
-        opts.prefix = self.prefix.into();
-        opts.nft_table = format!("widemesh_{}", self.prefix);
-        opts.cgroup_parent = format!("widemesh_{}", self.prefix);
-        if let Ok(rt) = NativeRuntime::new(opts) {
-            let _ = std::thread::spawn(move || {
-                let r = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                r.block_on(rt.purge())
-            })
-            .join();
-        }
-        let _ = std::fs::remove_dir_all(&self.home);
-    }
-}
-
-fn assert_root() {
-    assert!(
-        std::fs::read_to_string("/proc/self/status")
-            .unwrap()
-            .lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")),
-        "this test runs as root (CI does)"
-    );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A port free for both TCP and UDP (a DNS server listens on both).
@@ -102,11 +56,7 @@ impl Edge {
     fn start_on(prefix: &'static str, pool: &str, http: u16, extra: &[&str]) -> Edge {
         assert_root();
         let home = Home::new();
-        let purge = Purge {
-            home: home.path().to_path_buf(),
-            data: home.data_dir(),
-            prefix,
-        };
+        let purge = Purge::with_home(home.path().to_path_buf(), home.data_dir(), prefix);
         let https = free_port();
         let (h, hs) = (format!("127.0.0.1:{http}"), format!("127.0.0.1:{https}"));
         let mut args = vec![
@@ -188,22 +138,7 @@ impl Edge {
     /// stops `mesh up` with SIGTERM.
     fn finish(mut self) {
         self.p.mesh(&["env", "delete", "shop", "--yes"]).ok();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
-            let ours = String::from_utf8_lossy(&netns.stdout)
-                .lines()
-                .filter(|l| l.starts_with(&format!("{}-", self.prefix)))
-                .count();
-            if ours == 0 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{ours} network namespaces of the deleted environment remain"
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
+        wait_no_netns(&format!("{}-", self.prefix), Duration::from_secs(60));
         self.p.stop();
     }
 }

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
-use crate::web::{Purge, free_port, get, wait_for_body};
+use crate::web::{Purge, assert_root, free_port, get, wait_for_body};
 
 const PREFIX: &str = "e4x";
 const POOL: &str = "10.239.0.0/16";
@@ -86,13 +86,7 @@ fn image_from_dir(storage: &Path, dir: &Path, name: &str, cmd: Option<&str>) {
 
 #[test]
 fn every_example_deploys_with_one_command_and_answers() {
-    assert!(
-        std::fs::read_to_string("/proc/self/status")
-            .unwrap()
-            .lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")),
-        "this test runs as root (CI does)"
-    );
+    assert_root();
     let home = Home::new();
     let data = home.data_dir();
     let _purge = Purge::new(data.clone(), PREFIX);

@@ -6,35 +6,13 @@
 
 use std::time::{Duration, Instant};
 
-use mesh_runtime::{NativeRuntime, RuntimeOptions};
 use serde_json::Value;
 
 use crate::harness::*;
+use crate::web::{Purge, assert_root, wait_no_netns};
 
 const PREFIX: &str = "e3i";
 const POOL: &str = "10.236.0.0/16";
-
-/// Whatever happens, nothing the test's instances made stays behind.
-struct Purge(std::path::PathBuf);
-
-impl Drop for Purge {
-    fn drop(&mut self) {
-        let mut opts = RuntimeOptions::new(self.0.join("runtime"));
-        opts.prefix = PREFIX.into();
-        opts.nft_table = format!("widemesh_{PREFIX}");
-        opts.cgroup_parent = format!("widemesh_{PREFIX}");
-        if let Ok(rt) = NativeRuntime::new(opts) {
-            let _ = std::thread::spawn(move || {
-                let r = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                r.block_on(rt.purge())
-            })
-            .join();
-        }
-    }
-}
 
 fn wait_until(
     p: &Platform,
@@ -88,15 +66,9 @@ fn healthy(p: &Platform, env: &str, service: &str) -> bool {
 
 #[test]
 fn services_run_as_isolated_supervised_instances() {
-    assert!(
-        std::fs::read_to_string("/proc/self/status")
-            .unwrap()
-            .lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")),
-        "this test runs as root (CI does)"
-    );
+    assert_root();
     let home = Home::new();
-    let _purge = Purge(home.data_dir());
+    let _purge = Purge::new(home.data_dir(), PREFIX);
     let mut p = Platform::start_with(home, &["--net-prefix", PREFIX, "--subnet-pool", POOL]);
     let api_port = p.url.rsplit(':').next().unwrap().to_string();
 
@@ -393,24 +365,6 @@ fn services_run_as_isolated_supervised_instances() {
     for env in ["shop", "blog"] {
         p.mesh(&["env", "delete", env, "--yes"]).ok();
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let netns = std::process::Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .unwrap();
-        let ours = String::from_utf8_lossy(&netns.stdout)
-            .lines()
-            .filter(|l| l.starts_with(PREFIX))
-            .count();
-        if ours == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{ours} network namespaces of deleted environments remain"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_no_netns(PREFIX, Duration::from_secs(60));
     p.stop();
 }

@@ -16,11 +16,26 @@ use mesh_runtime::{NativeRuntime, RuntimeOptions};
 pub struct Purge {
     data: PathBuf,
     prefix: &'static str,
+    /// Removed last (a home the test keeps beyond its `Platform`).
+    home: Option<PathBuf>,
 }
 
 impl Purge {
     pub fn new(data: PathBuf, prefix: &'static str) -> Self {
-        Self { data, prefix }
+        Self {
+            data,
+            prefix,
+            home: None,
+        }
+    }
+
+    /// Also removes `home` once the instances are gone.
+    pub fn with_home(home: PathBuf, data: PathBuf, prefix: &'static str) -> Self {
+        Self {
+            data,
+            prefix,
+            home: Some(home),
+        }
     }
 }
 
@@ -40,6 +55,44 @@ impl Drop for Purge {
             })
             .join();
         }
+        if let Some(home) = &self.home {
+            let _ = std::fs::remove_dir_all(home);
+        }
+    }
+}
+
+/// The tests that run instances need root (CI runs them as root).
+pub fn assert_root() {
+    assert!(
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")),
+        "this test runs as root (CI does)"
+    );
+}
+
+/// Waits (bounded) until no network namespace named `<prefix>...` is left: the instances of the
+/// environments a test deleted are gone.
+pub fn wait_no_netns(prefix: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let netns = std::process::Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap();
+        let ours = String::from_utf8_lossy(&netns.stdout)
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .count();
+        if ours == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{ours} network namespaces of deleted environments remain"
+        );
+        std::thread::sleep(Duration::from_millis(250));
     }
 }
 
