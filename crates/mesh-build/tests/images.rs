@@ -89,6 +89,31 @@ impl Fixture {
     }
 }
 
+/// buildah's storage keeps containers and mounts (its overlay root is a mount of its own): a
+/// test's storage is emptied and unmounted, by its own path, whatever the test did.
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        for args in [&["rm", "--all"][..], &["rmi", "--all", "--force"][..]] {
+            let _ = std::process::Command::new("buildah")
+                .args(self.storage())
+                .args(args)
+                .output();
+        }
+        let root = self.dir.path().to_string_lossy().into_owned();
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut ours: Vec<&str> = mountinfo
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&root))
+            .collect();
+        // Deepest first.
+        ours.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in ours {
+            let _ = std::process::Command::new("umount").arg(m).output();
+        }
+    }
+}
+
 /// The busybox binary is in the image's only layer, executable.
 fn assert_has_busybox(image: &BuiltImage, blobs: &BlobDir, scratch: &Path) {
     assert_eq!(image.layers.len(), 1, "{image:?}");
