@@ -111,15 +111,37 @@ pub struct Edge {
 }
 
 impl Edge {
-    /// Binds the listeners, then applies every routing snapshot the agent publishes.
+    /// Binds the listeners, then applies every routing snapshot the agent publishes; serves
+    /// the router's `/metrics` on `metrics` if given.
     pub async fn start(
         http: SocketAddr,
         https: Option<SocketAddr>,
+        metrics: Option<SocketAddr>,
         routing: watch::Receiver<Routing>,
     ) -> Result<Edge, RouterError> {
+        let metrics_listener = match metrics {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| RouterError::Bind { addr, source: e })?,
+            ),
+            None => None,
+        };
         let router =
             std::sync::Arc::new(Router::bind_with(http, https, RouterOptions::default()).await?);
         let (stop, stopped) = watch::channel(false);
+        if let Some(listener) = metrics_listener {
+            let handle = router.metrics();
+            let mut until = stopped.clone();
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = until.wait_for(|s| *s).await;
+                };
+                if let Err(e) = mesh_router::serve_metrics(listener, handle, stop).await {
+                    tracing::warn!(error = %e, "router metrics listener stopped");
+                }
+            });
+        }
         let edge = Edge {
             stop,
             router: std::sync::Arc::downgrade(&router),

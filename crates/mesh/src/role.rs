@@ -41,6 +41,9 @@ pub struct UpArgs {
     /// The edge router's HTTPS address [default: 127.0.0.1:443]
     #[arg(long, value_name = "ADDR")]
     pub https_listen: Option<SocketAddr>,
+    /// Serve the edge router's Prometheus metrics over HTTP on ADDR (`GET /metrics`)
+    #[arg(long, value_name = "ADDR")]
+    pub router_metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub acme: AcmeArgs,
     #[command(flatten)]
@@ -99,6 +102,9 @@ pub struct AgentArgs {
     /// The edge router's HTTPS address (such as 0.0.0.0:443); needs --http-listen
     #[arg(long, value_name = "ADDR", requires = "http_listen")]
     pub https_listen: Option<SocketAddr>,
+    /// Serve the edge router's Prometheus metrics over HTTP on ADDR; needs --http-listen
+    #[arg(long, value_name = "ADDR", requires = "http_listen")]
+    pub router_metrics_listen: Option<SocketAddr>,
 }
 
 /// `mesh router`: `mesh agent` with the edge router on by default.
@@ -112,6 +118,9 @@ pub struct RouterArgs {
     /// The edge router's HTTPS address
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:443")]
     pub https_listen: SocketAddr,
+    /// Serve the edge router's Prometheus metrics over HTTP on ADDR (`GET /metrics`)
+    #[arg(long, value_name = "ADDR")]
+    pub router_metrics_listen: Option<SocketAddr>,
 }
 
 /// How a server joins its rack.
@@ -256,7 +265,15 @@ pub async fn up(args: UpArgs) -> Result<()> {
         )
     };
     let edge = match &agent {
-        Some(a) => up_router(args.http_listen, args.https_listen, a).await,
+        Some(a) => {
+            up_router(
+                args.http_listen,
+                args.https_listen,
+                args.router_metrics_listen,
+                a,
+            )
+            .await
+        }
         None => Ok(None),
     };
     let edge = match edge {
@@ -295,12 +312,13 @@ pub async fn up(args: UpArgs) -> Result<()> {
 async fn up_router(
     http: Option<SocketAddr>,
     https: Option<SocketAddr>,
+    metrics: Option<SocketAddr>,
     agent: &AgentHandle,
 ) -> Result<Option<edge::Edge>> {
     let asked = http.is_some() || https.is_some();
     let http = http.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 80)));
     let https = https.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 443)));
-    match edge::Edge::start(http, Some(https), agent.agent.routing()).await {
+    match edge::Edge::start(http, Some(https), metrics, agent.agent.routing()).await {
         Ok(e) => {
             agent.agent.set_in_flight(e.in_flight());
             Ok(Some(e))
@@ -428,16 +446,26 @@ pub async fn start_agent(
 
 /// `mesh agent`: one server of a rack, joining with the rack's token.
 pub async fn agent(args: AgentArgs) -> Result<()> {
-    let router = args.http_listen.map(|http| (http, args.https_listen));
+    let router = args
+        .http_listen
+        .map(|http| (http, args.https_listen, args.router_metrics_listen));
     run_agent(args.join, router).await
 }
 
 /// `mesh router`: a server of a rack that runs the rack's edge router beside its instances.
 pub async fn router(args: RouterArgs) -> Result<()> {
-    run_agent(args.join, Some((args.http_listen, Some(args.https_listen)))).await
+    let listen = (
+        args.http_listen,
+        Some(args.https_listen),
+        args.router_metrics_listen,
+    );
+    run_agent(args.join, Some(listen)).await
 }
 
-async fn run_agent(args: JoinArgs, router: Option<(SocketAddr, Option<SocketAddr>)>) -> Result<()> {
+/// The router's plain HTTP, HTTPS and metrics addresses.
+type RouterListen = (SocketAddr, Option<SocketAddr>, Option<SocketAddr>);
+
+async fn run_agent(args: JoinArgs, router: Option<RouterListen>) -> Result<()> {
     if let Some(why) = cannot_run_instances() {
         anyhow::bail!("this machine cannot run instances: {why}");
     }
@@ -455,19 +483,21 @@ async fn run_agent(args: JoinArgs, router: Option<(SocketAddr, Option<SocketAddr
     )
     .await?;
     let edge = match router {
-        Some((http, https)) => match edge::Edge::start(http, https, handle.agent.routing()).await {
-            Ok(e) => {
-                handle.agent.set_in_flight(e.in_flight());
-                Some(e)
+        Some((http, https, metrics)) => {
+            match edge::Edge::start(http, https, metrics, handle.agent.routing()).await {
+                Ok(e) => {
+                    handle.agent.set_in_flight(e.in_flight());
+                    Some(e)
+                }
+                Err(e) => {
+                    handle.stop().await;
+                    return Err(hinted(
+                        format!("cannot start the edge router: {e}"),
+                        "pass --http-listen and --https-listen with free addresses",
+                    ));
+                }
             }
-            Err(e) => {
-                handle.stop().await;
-                return Err(hinted(
-                    format!("cannot start the edge router: {e}"),
-                    "pass --http-listen and --https-listen with free addresses",
-                ));
-            }
-        },
+        }
         None => None,
     };
     print(format!(

@@ -212,7 +212,14 @@ fn wait_certificates(e: &Edge, what: &str, check: impl Fn(&[Value]) -> bool) -> 
 
 #[test]
 fn the_platform_alias_routes_by_path_to_two_stacks() {
-    let e = Edge::start("e5a", "10.221.0.0/16");
+    let metrics = free_port();
+    let m = format!("127.0.0.1:{metrics}");
+    let e = Edge::start_on(
+        "e5a",
+        "10.221.0.0/16",
+        free_port(),
+        &["--router-metrics-listen", &m],
+    );
     e.p.mesh(&["env", "create", "shop"]).ok();
     e.stack("a", &serve("from-a", "/index.html"));
     e.stack("b", &serve("from-b", "/api/hello.txt"));
@@ -238,6 +245,49 @@ fn the_platform_alias_routes_by_path_to_two_stacks() {
     let got = curl("http", "other.localhost", e.http, "/", None);
     assert_eq!(got.status, 404, "{got:#?}");
     assert!(got.headers.contains("x-mesh-error: no-route"), "{got:#?}");
+
+    // The router's metrics, on their own listener, count what it routed.
+    let out = Command::new("curl")
+        .args(["-s", &format!("http://{m}/metrics")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("mesh_router_requests_total"), "{text}");
+
+    // Plain HTTP redirected to HTTPS when the endpoint asks for it, and served again when not.
+    let at = ["--env", "shop"];
+    let redirect = |on: &str| {
+        e.p.mesh(
+            &[
+                &[
+                    "endpoint",
+                    "update",
+                    "shop.localhost",
+                    "--https-redirect",
+                    on,
+                ][..],
+                &at[..],
+            ]
+            .concat(),
+        )
+        .ok();
+    };
+    redirect("on");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = curl("http", "shop.localhost", e.http, "/", None);
+        if got.status == 308 {
+            assert!(
+                got.headers.contains("\nlocation: https://shop.localhost"),
+                "{got:#?}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no redirect: {got:#?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    redirect("off");
+    wait_body("http", "shop.localhost", e.http, "/", None, "from-a");
 
     // Unpublished: the path falls back to the longest prefix left.
     e.p.mesh(&[
