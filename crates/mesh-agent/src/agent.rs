@@ -72,6 +72,10 @@ pub enum AgentError {
 const STARTS_AT_ONCE: usize = 4;
 /// Instances stopped at once; each may take its whole grace period.
 const REMOVALS_AT_ONCE: usize = 16;
+/// The reconcile interval while an instance is starting.
+const STARTING_TICK: Duration = Duration::from_millis(100);
+/// How long after its start an unhealthy instance keeps the reconcile interval short.
+const STARTING_WINDOW_MS: i64 = 30_000;
 /// How long the router gets to apply a routing change before in-flight counts are trusted.
 const DRAIN_SETTLE: Duration = Duration::from_millis(150);
 /// Longest a replaced instance is given to finish its requests before it is stopped anyway.
@@ -257,10 +261,16 @@ impl Agent {
                 self.reconcile(d).await;
             }
             last_report = self.report(last_report).await;
+            // While an instance is starting, look again soon: a rollout waits on its health.
+            let wait = if self.any_starting() {
+                self.opts.tick.min(STARTING_TICK)
+            } else {
+                self.opts.tick
+            };
             tokio::select! {
                 _ = shutdown.changed() => break,
                 _ = rx.changed() => {}
-                _ = tokio::time::sleep(self.opts.tick) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
             if *shutdown.borrow() {
                 break;
@@ -322,6 +332,18 @@ impl Agent {
             }
             backoff = (backoff * 2).min(Duration::from_secs(10));
         }
+    }
+
+    /// Whether a long-running instance started in the last half minute and is not healthy yet
+    /// (nor ended).
+    fn any_starting(&self) -> bool {
+        let now = now_ms();
+        self.records().values().any(|r| {
+            !r.run
+                && !r.healthy
+                && r.restart_at.is_none()
+                && r.started_at.is_some_and(|s| now - s < STARTING_WINDOW_MS)
+        })
     }
 
     fn records(&self) -> std::sync::MutexGuard<'_, HashMap<String, Record>> {

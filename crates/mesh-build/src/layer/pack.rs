@@ -25,7 +25,8 @@ pub fn pack_layer(dir: &Path, opts: &PackOptions, blobs: &BlobDir) -> Result<Str
     let tmp = tempfile::NamedTempFile::new_in(blobs.root()).map_err(LayerError::Store)?;
     let mut p = Packer {
         opts,
-        builder: tar::Builder::new(GzEncoder::new(tmp.as_file(), Compression::default())),
+        // Fast compression: layers cross a LAN once, and packing is on every deploy's path.
+        builder: tar::Builder::new(GzEncoder::new(tmp.as_file(), Compression::fast())),
         links: HashMap::new(),
     };
     let mut built = String::new();
