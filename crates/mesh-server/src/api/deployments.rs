@@ -143,7 +143,7 @@ pub async fn create(
         (Some(d), None) => {
             if opts.builder.is_none() {
                 return Err(ApiError::not_available(
-                    "this control plane cannot build sources: builds need root and runc on its machine (start it as root, or deploy a prebuilt image with `mesh deploy --image ARCHIVE`)",
+                    "this control plane cannot build sources (it runs with --builder none, or without the root and runc that builds need); deploy a prebuilt image with `mesh deploy --image ARCHIVE`",
                 ));
             }
             let formula = req.formula.unwrap_or(current.formula);

@@ -181,7 +181,7 @@ async fn build(
         .options()
         .ok_or_else(|| failed("this control plane keeps no uploads"))?;
     let builder = opts.builder.clone().ok_or_else(|| {
-        failed("this control plane cannot build: it runs without a builder (builds need root and runc on the control plane's machine); deploy a prebuilt image with `mesh deploy --image`")
+        failed("this control plane cannot build sources (it runs with --builder none, or without the root and runc that builds need); deploy a prebuilt image with `mesh deploy --image ARCHIVE`")
     })?;
     let bytes = opts
         .blobs

@@ -123,10 +123,12 @@ impl Out {
     }
 
     /// The `error:` line without its prefix.
+    /// The error line (`error: ...`), after any progress lines; else the first line.
     pub fn error(&self) -> &str {
         self.stderr
             .lines()
-            .next()
+            .find(|l| l.starts_with("error: "))
+            .or_else(|| self.stderr.lines().next())
             .unwrap_or("")
             .trim_start_matches("error: ")
     }

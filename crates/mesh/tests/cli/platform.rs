@@ -159,7 +159,10 @@ fn racks_and_providers() {
 
 #[test]
 fn deployments_logs_and_instances() {
-    let p = Platform::start();
+    let p = Platform::start_with(
+        crate::harness::Home::new(),
+        &["--no-agent", "--builder", "none"],
+    );
     p.mesh(&["env", "create", "shop"]).ok();
     p.mesh(&["link", "--env", "shop", "--stack", "app"]).ok();
     p.mesh(&["create", "stack"]).ok();
@@ -178,17 +181,25 @@ fn deployments_logs_and_instances() {
     let out = p.mesh(&["deployments", "show", "latest"]).fails();
     assert!(out.error().contains("write it as v0, v1"), "{out:#?}");
 
-    let out = p.mesh(&["deploy"]).fails();
-    assert_eq!(
-        out.error(),
-        "deployments are not available yet: builds and rollouts are not part of this platform yet"
-    );
+    // This platform cannot build (`--builder none`): deploying a source says so and why;
+    // a prebuilt image is the way.
+    // (Progress lines come first: what was packed and uploaded.)
+    let out = p.mesh(&["deploy"]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(out.error().contains("cannot build sources"), "{out:#?}");
+    assert!(out.error().contains("mesh deploy --image"), "{out:#?}");
     assert!(out.stdout.is_empty(), "{out:#?}");
-    let out = p.mesh(&["deploy", "--dockerfile"]).fails();
-    assert!(out.error().contains("not available yet"), "{out:#?}");
     assert_eq!(p.mesh(&["deploy", "--dockerfile", "--buildpack"]).code, 2);
-    let out = p.mesh(&["deploy", "--stack", "nope"]).fails();
-    assert!(out.error().contains("not found"), "{out:#?}");
+    let out = p.mesh(&["deploy", "--image", "missing.tar"]).fails();
+    assert!(
+        out.error().contains("cannot read the image archive"),
+        "{out:#?}"
+    );
+    // A stack that does not exist yet is made by its first deploy.
+    assert_eq!(p.mesh(&["deploy", "--stack", "fresh"]).code, 1);
+    p.mesh(&["stack", "show", "fresh"]).ok();
+    let out = p.mesh(&["rollback"]).fails();
+    assert!(out.error().contains("runs no deployment"), "{out:#?}");
 
     // Nothing has run yet: no output, and that is not an error.
     let out = p.mesh(&["logs"]).ok();
