@@ -178,6 +178,10 @@ impl Agent {
         &self.gateway
     }
 
+    pub(crate) fn cache(&self) -> &StateCache {
+        &self.cache
+    }
+
     pub(crate) fn runtime(&self) -> &Arc<dyn Runtime> {
         &self.runtime
     }
@@ -242,8 +246,19 @@ impl Agent {
         &self.opts.data_dir
     }
 
-    /// Runs until `shutdown` turns true. Instances keep running after it returns.
+    /// Runs until `shutdown` turns true. Instances keep running after it returns. Holds the
+    /// data directory's lock while it runs: a second agent on it waits for this one to stop.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let _lock = tokio::select! {
+            lock = crate::handover::DataDirLock::acquire(&self.opts.data_dir) => match lock {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot lock the agent's data directory");
+                    return;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
         let cached = match self.cache.load() {
             Ok(c) => c,
             Err(e) => {

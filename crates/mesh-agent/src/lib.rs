@@ -12,6 +12,7 @@ pub mod agent;
 pub mod cache;
 pub mod dns;
 pub mod gateway;
+pub mod handover;
 pub mod health;
 pub mod images;
 pub mod logship;

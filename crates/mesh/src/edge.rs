@@ -108,6 +108,16 @@ pub struct Edge {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     router: std::sync::Weak<Router>,
+    /// Turns true once a new router process has taken this one's sockets over.
+    handed_over: watch::Receiver<bool>,
+}
+
+/// Where a router hands its sockets to the next router process, and what it starts with when
+/// it takes them over from the previous one.
+pub struct Handover {
+    pub path: std::path::PathBuf,
+    /// The routing to serve from the first accepted connection (the agent's cached state).
+    pub initial: Routing,
 }
 
 impl Edge {
@@ -119,6 +129,19 @@ impl Edge {
         metrics: Option<SocketAddr>,
         routing: watch::Receiver<Routing>,
     ) -> Result<Edge, RouterError> {
+        Self::start_with_handover(http, https, metrics, routing, None).await
+    }
+
+    /// `start`, taking the listening sockets over from the router process offering them at
+    /// `handover.path` if there is one (nothing queued on them is lost), and offering this
+    /// router's to the next process there.
+    pub async fn start_with_handover(
+        http: SocketAddr,
+        https: Option<SocketAddr>,
+        metrics: Option<SocketAddr>,
+        routing: watch::Receiver<Routing>,
+        handover: Option<Handover>,
+    ) -> Result<Edge, RouterError> {
         let metrics_listener = match metrics {
             Some(addr) => Some(
                 tokio::net::TcpListener::bind(addr)
@@ -127,8 +150,25 @@ impl Edge {
             ),
             None => None,
         };
-        let router =
-            std::sync::Arc::new(Router::bind_with(http, https, RouterOptions::default()).await?);
+        let mut taken = None;
+        let router = match &handover {
+            Some(h) => match mesh_router::handover::take(&h.path).await {
+                Ok((listeners, t)) => {
+                    let (router, _) = Router::take_over(
+                        listeners,
+                        RouterOptions::default(),
+                        router_config(&h.initial),
+                    )?;
+                    tracing::info!(path = %h.path.display(), "took the router's sockets over from the previous process");
+                    taken = Some(t);
+                    router
+                }
+                // Nobody offers: the first router on this server.
+                Err(_) => Router::bind_with(http, https, RouterOptions::default()).await?,
+            },
+            None => Router::bind_with(http, https, RouterOptions::default()).await?,
+        };
+        let router = std::sync::Arc::new(router);
         let (stop, stopped) = watch::channel(false);
         if let Some(listener) = metrics_listener {
             let handle = router.metrics();
@@ -142,12 +182,28 @@ impl Edge {
                 }
             });
         }
+        let (handed, handed_over) = watch::channel(false);
+        let offer_at = handover.as_ref().map(|h| h.path.clone());
+        let took_over = taken.is_some();
         let edge = Edge {
             stop,
             router: std::sync::Arc::downgrade(&router),
-            task: tokio::spawn(feed(router, routing, stopped)),
+            task: tokio::spawn(feed(router, routing, stopped, offer_at, took_over, handed)),
+            handed_over,
         };
+        if let Some(t) = taken {
+            // The previous router stops accepting and drains once it hears this.
+            if let Err(e) = t.serving().await {
+                tracing::warn!(error = %e, "could not tell the previous router this one serves");
+            }
+        }
         Ok(edge)
+    }
+
+    /// Resolves once a new router process has taken this one's sockets over.
+    pub async fn handed_over(&self) {
+        let mut rx = self.handed_over.clone();
+        let _ = rx.wait_for(|h| *h).await;
     }
 
     /// How many requests the router has in flight to an instance: what the agent waits on
@@ -168,22 +224,42 @@ async fn feed(
     router: std::sync::Arc<Router>,
     mut routing: watch::Receiver<Routing>,
     mut stop: watch::Receiver<bool>,
+    offer_at: Option<std::path::PathBuf>,
+    took_over: bool,
+    handed: watch::Sender<bool>,
 ) {
-    loop {
-        let config = router_config(&routing.borrow_and_update());
-        match router.update(config) {
-            Ok(report) => {
-                for e in &report.certificate_errors {
-                    tracing::warn!(error = %e, "router: certificate left out");
+    {
+        // Offers this router's sockets to the next process, for as long as this one serves.
+        let offer = async {
+            match &offer_at {
+                Some(path) => mesh_router::handover::offer(path, &router).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(offer);
+        // A router that took over keeps the config it started with until the agent has published
+        // its own (the agent's first snapshot is empty until it has reconciled).
+        let mut skip = took_over;
+        loop {
+            if skip {
+                skip = false;
+            } else {
+                apply(&router, &routing.borrow_and_update());
+            }
+            tokio::select! {
+                changed = routing.changed() => if changed.is_err() { break },
+                _ = stop.wait_for(|s| *s) => break,
+                offered = &mut offer => {
+                    match offered {
+                        Ok(()) => {
+                            tracing::info!("a new router process took the sockets over; draining");
+                            let _ = handed.send(true);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot offer the router's sockets to a successor"),
+                    }
+                    break;
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "router: the new routes were refused; the previous ones stay")
-            }
-        }
-        tokio::select! {
-            changed = routing.changed() => if changed.is_err() { break },
-            _ = stop.wait_for(|s| *s) => break,
         }
     }
     // The agent's in-flight probe holds the router only for the moment of a call.
@@ -203,6 +279,19 @@ async fn feed(
             forced = report.forced,
             "router: connections closed with requests in flight"
         );
+    }
+}
+
+fn apply(router: &Router, routing: &Routing) {
+    match router.update(router_config(routing)) {
+        Ok(report) => {
+            for e in &report.certificate_errors {
+                tracing::warn!(error = %e, "router: certificate left out");
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "router: the new routes were refused; the previous ones stay")
+        }
     }
 }
 

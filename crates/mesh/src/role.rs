@@ -105,6 +105,10 @@ pub struct AgentArgs {
     /// Serve the edge router's Prometheus metrics over HTTP on ADDR; needs --http-listen
     #[arg(long, value_name = "ADDR", requires = "http_listen")]
     pub router_metrics_listen: Option<SocketAddr>,
+    /// The unix socket where a new agent process takes the router's listening sockets over
+    /// from this one, so a restart loses no connection [default: <data-dir>/router.sock]
+    #[arg(long, value_name = "PATH", requires = "http_listen")]
+    pub router_handover: Option<PathBuf>,
 }
 
 /// `mesh router`: `mesh agent` with the edge router on by default.
@@ -121,6 +125,10 @@ pub struct RouterArgs {
     /// Serve the edge router's Prometheus metrics over HTTP on ADDR (`GET /metrics`)
     #[arg(long, value_name = "ADDR")]
     pub router_metrics_listen: Option<SocketAddr>,
+    /// The unix socket where a new router process takes the listening sockets over from this
+    /// one, so a restart loses no connection [default: <data-dir>/router.sock]
+    #[arg(long, value_name = "PATH")]
+    pub router_handover: Option<PathBuf>,
 }
 
 /// How a server joins its rack.
@@ -446,24 +454,33 @@ pub async fn start_agent(
 
 /// `mesh agent`: one server of a rack, joining with the rack's token.
 pub async fn agent(args: AgentArgs) -> Result<()> {
-    let router = args
-        .http_listen
-        .map(|http| (http, args.https_listen, args.router_metrics_listen));
+    let router = args.http_listen.map(|http| RouterListen {
+        http,
+        https: args.https_listen,
+        metrics: args.router_metrics_listen,
+        handover: args.router_handover,
+    });
     run_agent(args.join, router).await
 }
 
 /// `mesh router`: a server of a rack that runs the rack's edge router beside its instances.
 pub async fn router(args: RouterArgs) -> Result<()> {
-    let listen = (
-        args.http_listen,
-        Some(args.https_listen),
-        args.router_metrics_listen,
-    );
+    let listen = RouterListen {
+        http: args.http_listen,
+        https: Some(args.https_listen),
+        metrics: args.router_metrics_listen,
+        handover: args.router_handover,
+    };
     run_agent(args.join, Some(listen)).await
 }
 
-/// The router's plain HTTP, HTTPS and metrics addresses.
-type RouterListen = (SocketAddr, Option<SocketAddr>, Option<SocketAddr>);
+/// Where an agent's router listens, and where it hands its sockets over on a restart.
+struct RouterListen {
+    http: SocketAddr,
+    https: Option<SocketAddr>,
+    metrics: Option<SocketAddr>,
+    handover: Option<PathBuf>,
+}
 
 async fn run_agent(args: JoinArgs, router: Option<RouterListen>) -> Result<()> {
     if let Some(why) = cannot_run_instances() {
@@ -483,8 +500,20 @@ async fn run_agent(args: JoinArgs, router: Option<RouterListen>) -> Result<()> {
     )
     .await?;
     let edge = match router {
-        Some((http, https, metrics)) => {
-            match edge::Edge::start(http, https, metrics, handle.agent.routing()).await {
+        Some(r) => {
+            let handover = edge::Handover {
+                path: r.handover.unwrap_or_else(|| data_dir.join("router.sock")),
+                initial: handle.agent.cached_routing().await,
+            };
+            let started = edge::Edge::start_with_handover(
+                r.http,
+                r.https,
+                r.metrics,
+                handle.agent.routing(),
+                Some(handover),
+            )
+            .await;
+            match started {
                 Ok(e) => {
                     handle.agent.set_in_flight(e.in_flight());
                     Some(e)
@@ -505,7 +534,15 @@ async fn run_agent(args: JoinArgs, router: Option<RouterListen>) -> Result<()> {
         args.api_url,
         data_dir.display()
     ));
-    wait_for_signal().await?;
+    // Until a signal, or until a new process took the router over (it then waits for this
+    // agent to stop before its own runs).
+    match &edge {
+        Some(e) => tokio::select! {
+            r = wait_for_signal() => r?,
+            _ = e.handed_over() => tracing::info!("handed the router over: stopping"),
+        },
+        None => wait_for_signal().await?,
+    }
     if let Some(e) = edge {
         e.stop().await;
     }

@@ -26,6 +26,8 @@ mod instances;
 mod lifecycle;
 #[path = "cli/platform.rs"]
 mod platform;
+#[path = "cli/restart.rs"]
+mod restart;
 #[path = "cli/routes.rs"]
 mod routes;
 #[path = "cli/server.rs"]
