@@ -193,6 +193,66 @@ pub fn cpu_quota(limits: &SizeLimits) -> i64 {
     (limits.cpu * CPU_PERIOD_US as f64).round() as i64
 }
 
+/// A mount of `kind` from `source` at `destination` with `options`.
+pub(crate) fn mount(destination: &str, kind: &str, source: &str, options: &[&str]) -> Mount {
+    Mount {
+        destination: destination.into(),
+        kind: kind.into(),
+        source: source.into(),
+        options: options.iter().map(|o| o.to_string()).collect(),
+    }
+}
+
+/// The kernel filesystems every container gets, instances and builds alike: `/proc`, a small
+/// `/dev` with its pts, shm and mqueue, a read-only `/sys` and cgroup view.
+pub(crate) fn system_mounts() -> Vec<Mount> {
+    vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+            ],
+        ),
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        ),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        ),
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", "ro"],
+        ),
+    ]
+}
+
 pub fn config(spec: &InstanceSpec, paths: &BundlePaths) -> Config {
     let caps: Vec<String> = if spec.user.is_root() {
         ROOT_CAPABILITIES.iter().map(|c| c.to_string()).collect()
@@ -217,12 +277,6 @@ pub fn config(spec: &InstanceSpec, paths: &BundlePaths) -> Config {
             .to_vec(),
     };
     let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let mount = |dest: &str, kind: &str, src: &str, opts: &[&str]| Mount {
-        destination: dest.into(),
-        kind: kind.into(),
-        source: src.into(),
-        options: strings(opts),
-    };
     let ns = |kind: &str| Namespace {
         kind: kind.into(),
         path: None,
@@ -263,54 +317,15 @@ pub fn config(spec: &InstanceSpec, paths: &BundlePaths) -> Config {
             readonly: false,
         },
         hostname: spec.hostname.clone(),
-        mounts: vec![
-            mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
-            mount(
-                "/dev",
-                "tmpfs",
-                "tmpfs",
-                &["nosuid", "strictatime", "mode=755", "size=65536k"],
-            ),
-            mount(
-                "/dev/pts",
-                "devpts",
-                "devpts",
-                &[
-                    "nosuid",
-                    "noexec",
-                    "newinstance",
-                    "ptmxmode=0666",
-                    "mode=0620",
-                ],
-            ),
-            mount(
-                "/dev/shm",
-                "tmpfs",
-                "shm",
-                &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
-            ),
-            mount(
-                "/dev/mqueue",
-                "mqueue",
-                "mqueue",
-                &["nosuid", "noexec", "nodev"],
-            ),
-            mount(
-                "/sys",
-                "sysfs",
-                "sysfs",
-                &["nosuid", "noexec", "nodev", "ro"],
-            ),
-            mount(
-                "/sys/fs/cgroup",
-                "cgroup",
-                "cgroup",
-                &["nosuid", "noexec", "nodev", "relatime", "ro"],
-            ),
-            bind_ro("/etc/hosts", &paths.hosts),
-            bind_ro("/etc/resolv.conf", &paths.resolv),
-            bind_ro("/etc/hostname", &paths.hostname),
-        ],
+        mounts: [
+            system_mounts(),
+            vec![
+                bind_ro("/etc/hosts", &paths.hosts),
+                bind_ro("/etc/resolv.conf", &paths.resolv),
+                bind_ro("/etc/hostname", &paths.hostname),
+            ],
+        ]
+        .concat(),
         linux: Linux {
             resources: Resources {
                 devices: vec![DeviceRule {

@@ -7,8 +7,8 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::oci::{
-    Capabilities, Config, Cpu, DEFAULT_PATH, DeviceRule, Linux, MASKED_PATHS, Memory, Mount,
-    Namespace, Pids, Process, ProcessUser, READONLY_PATHS, Resources, Rlimit, Root,
+    Capabilities, Config, Cpu, DEFAULT_PATH, DeviceRule, Linux, MASKED_PATHS, Memory, Namespace,
+    Pids, Process, ProcessUser, READONLY_PATHS, Resources, Rlimit, Root, mount, system_mounts,
 };
 
 use super::cgroups::{CPU_PERIOD_US, CPU_SHARES};
@@ -50,63 +50,13 @@ pub(crate) fn config(spec: &BuildSpec, cgroups_path: &str, resolv: &Path, nofile
         env.push("HOME=/root".into());
     }
     env.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
-    let mount = |dest: &str, kind: &str, src: &str, opts: &[&str]| Mount {
-        destination: dest.into(),
-        kind: kind.into(),
-        source: src.into(),
-        options: strings(opts),
-    };
-    let mut mounts = vec![
-        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
-        mount(
-            "/dev",
-            "tmpfs",
-            "tmpfs",
-            &["nosuid", "strictatime", "mode=755", "size=65536k"],
-        ),
-        mount(
-            "/dev/pts",
-            "devpts",
-            "devpts",
-            &[
-                "nosuid",
-                "noexec",
-                "newinstance",
-                "ptmxmode=0666",
-                "mode=0620",
-            ],
-        ),
-        mount(
-            "/dev/shm",
-            "tmpfs",
-            "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
-        ),
-        mount(
-            "/dev/mqueue",
-            "mqueue",
-            "mqueue",
-            &["nosuid", "noexec", "nodev"],
-        ),
-        mount(
-            "/sys",
-            "sysfs",
-            "sysfs",
-            &["nosuid", "noexec", "nodev", "ro"],
-        ),
-        mount(
-            "/sys/fs/cgroup",
-            "cgroup",
-            "cgroup",
-            &["nosuid", "noexec", "nodev", "relatime", "ro"],
-        ),
-        mount(
-            "/tmp",
-            "tmpfs",
-            "tmpfs",
-            &["nosuid", "nodev", "mode=1777", TMP_SIZE],
-        ),
-    ];
+    let mut mounts = system_mounts();
+    mounts.push(mount(
+        "/tmp",
+        "tmpfs",
+        "tmpfs",
+        &["nosuid", "nodev", "mode=1777", TMP_SIZE],
+    ));
     if spec.network == BuildNetwork::Host {
         mounts.push(mount(
             "/etc/resolv.conf",
