@@ -10,6 +10,7 @@
 
 pub mod archive;
 pub mod blobs;
+mod bounded;
 pub mod builder;
 pub mod buildpacks;
 pub mod detect;

@@ -11,6 +11,7 @@ use tar::EntryType;
 
 use super::path::check_link;
 use super::{ArchiveError, Limits, UnpackStats, normalized_mode};
+use crate::bounded::Bounded;
 
 /// Headers, long names and padding allowed per entry on top of the file contents when bounding
 /// the decompressed stream.
@@ -67,12 +68,7 @@ fn open<'a>(bytes: &'a [u8], limits: &Limits) -> (tar::Archive<Reader<'a>>, Rc<C
             .saturating_add(2)
             .saturating_mul(OVERHEAD_PER_ENTRY),
     );
-    let tripped = Rc::new(Cell::new(false));
-    let reader = Bounded {
-        inner: GzDecoder::new(bytes),
-        left: cap,
-        tripped: tripped.clone(),
-    };
+    let (reader, tripped) = Bounded::new(GzDecoder::new(bytes), cap);
     (tar::Archive::new(reader), tripped)
 }
 
@@ -252,33 +248,5 @@ fn describe(t: EntryType) -> String {
         EntryType::Block => "block device".to_string(),
         EntryType::Fifo => "fifo".to_string(),
         other => format!("{other:?}"),
-    }
-}
-
-/// A reader that fails once more than `left` bytes were asked of it, recording that it did so
-/// the failure can be reported as a size limit rather than as damage.
-struct Bounded<R> {
-    inner: R,
-    left: u64,
-    tripped: Rc<Cell<bool>>,
-}
-
-impl<R: Read> Read for Bounded<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.left == 0 {
-            // One probe byte tells a stream that ends exactly at the cap from one that goes on.
-            let mut probe = [0u8; 1];
-            if self.inner.read(&mut probe)? == 0 {
-                return Ok(0);
-            }
-            self.tripped.set(true);
-            return Err(io::Error::other("decompressed archive exceeds its limit"));
-        }
-        let max = buf
-            .len()
-            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..max])?;
-        self.left -= n as u64;
-        Ok(n)
     }
 }

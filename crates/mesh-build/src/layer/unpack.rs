@@ -1,16 +1,15 @@
-use std::cell::Cell;
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read};
 use std::os::unix::fs::{PermissionsExt, lchown, symlink};
 use std::path::{Component, Path, PathBuf};
-use std::rc::Rc;
 
 use flate2::read::GzDecoder;
 use nix::sys::stat::{Mode, SFlag, mknod};
 use tar::EntryType;
 
 use super::{LayerError, LayerStats, OPAQUE_MARKER, OPAQUE_XATTR, UnpackLimits, WHITEOUT_PREFIX};
+use crate::bounded::Bounded;
 
 /// Header and padding bytes allowed per entry on top of file contents.
 const OVERHEAD_PER_ENTRY: u64 = 8 * 1024;
@@ -89,18 +88,13 @@ impl<'a> Unpacker<'a> {
         } else {
             Box::new(file)
         };
-        let tripped = Rc::new(Cell::new(false));
         let cap = self.limits.max_bytes.saturating_add(
             self.limits
                 .max_entries
                 .saturating_add(2)
                 .saturating_mul(OVERHEAD_PER_ENTRY),
         );
-        let reader = Bounded {
-            inner,
-            left: cap,
-            tripped: tripped.clone(),
-        };
+        let (reader, tripped) = Bounded::new(inner, cap);
         let max = self.limits.max_bytes;
         let fail = |e: io::Error| {
             if tripped.get() {
@@ -313,30 +307,4 @@ fn set_owner_mode(path: &Path, uid: u32, gid: u32, mode: Option<u32>) -> Result<
             .map_err(LayerError::io(path))?;
     }
     Ok(())
-}
-
-/// Fails once more than `left` bytes were read, remembering it did.
-struct Bounded<R> {
-    inner: R,
-    left: u64,
-    tripped: Rc<Cell<bool>>,
-}
-
-impl<R: Read> Read for Bounded<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.left == 0 {
-            let mut probe = [0u8; 1];
-            if self.inner.read(&mut probe)? == 0 {
-                return Ok(0);
-            }
-            self.tripped.set(true);
-            return Err(io::Error::other("decompressed layer exceeds its limit"));
-        }
-        let max = buf
-            .len()
-            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..max])?;
-        self.left -= n as u64;
-        Ok(n)
-    }
 }
