@@ -62,9 +62,7 @@ pub fn generation_of(id: &str) -> Option<&str> {
 /// Whether an id is a one-off run of `mesh run` (`...-x<hex>`): never planned, never deleted by
 /// reconcile; its task removes it.
 pub fn is_oneoff(id: &str) -> bool {
-    id.rsplit('-').next().is_some_and(|s| {
-        s.starts_with('x') && s.len() > 1 && s[1..].bytes().all(|b| b.is_ascii_hexdigit())
-    })
+    mesh_types::agent::is_oneoff_instance(id)
 }
 
 /// Whether an id is a cron run (`...-r<unix seconds>`).

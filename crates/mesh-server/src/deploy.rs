@@ -22,6 +22,8 @@ use mesh_build::BlobDir;
 use mesh_build::builder::Builder;
 use mesh_types::Version;
 
+use crate::error::{ApiError, ApiResult};
+
 pub use run::{Job, Source, start};
 
 /// Default largest source or image archive accepted: 512 MiB.
@@ -179,13 +181,9 @@ pub async fn config_changed(
     let Some(image) = d.image else {
         return;
     };
-    let Some(claim) = state.deploys().claim(env, stack) else {
+    let Ok(claim) = claim(state, env, stack).await else {
         return;
     };
-    match store.list_deployments(env, stack).await {
-        Ok(all) if all.iter().all(|d| d.status.is_finished()) => {}
-        _ => return,
-    }
     let new = mesh_types::api::NewDeployment {
         formula: d.formula,
         source_digest: d.source_digest,
@@ -218,4 +216,29 @@ pub async fn config_changed(
         previous: Some(current),
     };
     start(state.clone(), job, claim);
+}
+
+fn busy(env: &str, stack: &str) -> ApiError {
+    ApiError::precondition(format!(
+        "a deployment of {env}/{stack} is already running; follow it with `mesh deployments show` or wait for it to end"
+    ))
+}
+
+/// Claims the stack for a new deployment, also against other control planes: a deployment
+/// still building, releasing or rolling out in the store keeps it.
+pub(crate) async fn claim(state: &crate::AppState, env: &str, stack: &str) -> ApiResult<Claim> {
+    let claim = state
+        .deploys()
+        .claim(env, stack)
+        .ok_or_else(|| busy(env, stack))?;
+    let running = state
+        .store()
+        .list_deployments(env, stack)
+        .await?
+        .into_iter()
+        .any(|d| !d.status.is_finished());
+    if running {
+        return Err(busy(env, stack));
+    }
+    Ok(claim)
 }

@@ -116,3 +116,19 @@ pub struct TaskResult {
     #[serde(default)]
     pub error: Option<String>,
 }
+
+/// The id of a one-off instance (`mesh run`, a release command): `<stack>-<what>-x<hex>`, with
+/// the first 8 hex digits of the task id. Agents never plan or reap such an instance; its task
+/// removes it.
+pub fn oneoff_instance_id(stack: &str, what: &str, task_id: &str) -> String {
+    let short: String = stack.chars().take(40).collect();
+    let hex: String = task_id.chars().take(8).collect();
+    format!("{}-{what}-x{hex}", short.trim_end_matches('-'))
+}
+
+/// Whether an instance id is a one-off's (see [`oneoff_instance_id`]).
+pub fn is_oneoff_instance(id: &str) -> bool {
+    id.rsplit('-').next().is_some_and(|s| {
+        s.starts_with('x') && s.len() > 1 && s[1..].bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}

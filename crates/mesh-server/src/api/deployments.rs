@@ -102,31 +102,6 @@ pub async fn log(
     Ok((plain, Body::from_stream(body)).into_response())
 }
 
-fn busy(env: &str, stack: &str) -> ApiError {
-    ApiError::precondition(format!(
-        "a deployment of {env}/{stack} is already running; follow it with `mesh deployments show` or wait for it to end"
-    ))
-}
-
-/// Claims the stack for a new deployment, also against other control planes: a deployment
-/// still building, releasing or rolling out in the store keeps it.
-async fn claim(state: &AppState, env: &str, stack: &str) -> ApiResult<deploy::Claim> {
-    let claim = state
-        .deploys()
-        .claim(env, stack)
-        .ok_or_else(|| busy(env, stack))?;
-    let running = state
-        .store()
-        .list_deployments(env, stack)
-        .await?
-        .into_iter()
-        .any(|d| !d.status.is_finished());
-    if running {
-        return Err(busy(env, stack));
-    }
-    Ok(claim)
-}
-
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -172,7 +147,7 @@ pub async fn create(
             "{digest} is not uploaded: upload it first with PUT /v1/sources/{digest}"
         )));
     }
-    let claim = claim(&state, &env, &stack).await?;
+    let claim = deploy::claim(&state, &env, &stack).await?;
     let formula = match &source {
         Source::Build { formula, .. } => *formula,
         _ => current.formula,
@@ -258,7 +233,7 @@ pub async fn rollback(
             target.status.as_str()
         ))
     })?;
-    let claim = claim(&state, &env, &stack).await?;
+    let claim = deploy::claim(&state, &env, &stack).await?;
     let new = NewDeployment {
         formula: target.formula,
         source_digest: target.source_digest.clone(),

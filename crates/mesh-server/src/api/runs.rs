@@ -85,8 +85,7 @@ pub async fn run(
             .collect();
     vars.insert("PORT".into(), port.to_string());
     let id = new_id();
-    let short: String = stack.name.as_str().chars().take(40).collect();
-    let instance = format!("{}-run-x{}", short.trim_end_matches('-'), &id[..8]);
+    let instance = mesh_types::agent::oneoff_instance_id(stack.name.as_str(), "run", &id);
     let task = Task::Run {
         id: id.clone(),
         server,

@@ -143,7 +143,7 @@ pub async fn create(
     Ok(created(service))
 }
 
-fn spec_of(service: &Service) -> ServiceSpec {
+pub(crate) fn spec_of(service: &Service) -> ServiceSpec {
     ServiceSpec {
         name: service.name.clone(),
         command: service.command.clone(),

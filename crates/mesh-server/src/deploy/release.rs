@@ -45,8 +45,7 @@ pub async fn run(
             .collect();
     vars.insert("PORT".into(), DEFAULT_PORT.to_string());
     let id = new_id();
-    let short: String = stack.chars().take(40).collect();
-    let instance = format!("{}-release-x{}", short.trim_end_matches('-'), &id[..8]);
+    let instance = mesh_types::agent::oneoff_instance_id(stack, "release", &id);
     let task = Task::Run {
         id: id.clone(),
         server,

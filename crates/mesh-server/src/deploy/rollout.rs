@@ -19,8 +19,11 @@ use mesh_types::api::{
 };
 use mesh_types::{Name, UnixMs, Version};
 
+use mesh_types::agent::is_oneoff_instance;
+
 use super::log::DeployLog;
 use super::run::Job;
+use crate::api::services::spec_of;
 use crate::app::AppState;
 use crate::logs::LogFilter;
 
@@ -227,25 +230,6 @@ async fn undo(state: &AppState, env: &str, stack: &str, p: &Promotion) -> Result
     Ok(())
 }
 
-fn spec_of(s: &Service) -> ServiceSpec {
-    ServiceSpec {
-        name: s.name.clone(),
-        command: s.command.clone(),
-        schedule: s.schedule.clone(),
-        port: s.port,
-        instances: s.instances,
-        size: s.size,
-        health: s.health.clone(),
-    }
-}
-
-/// Whether an instance id is a one-off (`mesh run`, a release): not part of a rollout.
-fn is_oneoff(id: &str) -> bool {
-    id.rsplit('-').next().is_some_and(|s| {
-        s.starts_with('x') && s.len() > 1 && s[1..].bytes().all(|b| b.is_ascii_hexdigit())
-    })
-}
-
 /// Waits until every long-running service of the stack runs only healthy instances of
 /// `version`, or says which did not get there in time.
 async fn watch(
@@ -274,7 +258,8 @@ async fn watch(
             .await
             .map_err(|e| e.to_string())?
             .into_iter()
-            .filter(|i| i.stack.as_str() == stack && !is_oneoff(&i.id))
+            // One-offs (`mesh run`, a release) are not part of a rollout.
+            .filter(|i| i.stack.as_str() == stack && !is_oneoff_instance(&i.id))
             .collect();
         let mut done = true;
         for svc in &services {
