@@ -270,6 +270,9 @@ fn open_log(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// How often `runc create` is tried when it loses its state-storing race.
+const CREATE_ATTEMPTS: u32 = 3;
+
 fn run(a: &ShimArgs) -> io::Result<()> {
     // Out of the agent's session and process group: nothing aimed at the agent reaches us.
     let _ = nix::unistd::setsid();
@@ -312,15 +315,30 @@ fn run(a: &ShimArgs) -> io::Result<()> {
         ),
         ("start", vec!["start", &a.id]),
     ] {
-        let status = match runc(&args) {
-            Ok(s) => s,
-            Err(e) => {
-                report(&ShimReport::Failed(format!(
-                    "cannot run {}: {e}",
-                    a.runc.display()
-                )))?;
-                return Err(e);
+        let mut attempt = 0;
+        let status = loop {
+            attempt += 1;
+            let status = match runc(&args) {
+                Ok(s) => s,
+                Err(e) => {
+                    report(&ShimReport::Failed(format!(
+                        "cannot run {}: {e}",
+                        a.runc.display()
+                    )))?;
+                    return Err(e);
+                }
+            };
+            // runc 1.1 sometimes loses a race with its own init while storing its state; the
+            // container never started, so it is removed and created again.
+            let raced = !status.success()
+                && step == "create"
+                && attempt < CREATE_ATTEMPTS
+                && last_runc_error(&a.runc_log)
+                    .is_some_and(|e| e.contains("unable to store init state"));
+            if !raced {
+                break status;
             }
+            let _ = runc(&["delete", "--force", &a.id]);
         };
         if !status.success() {
             let why = last_runc_error(&a.runc_log)
