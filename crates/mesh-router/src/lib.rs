@@ -22,6 +22,7 @@
 pub mod balance;
 pub mod config;
 pub mod error;
+mod h1;
 pub mod handover;
 pub mod metrics;
 pub mod options;

@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::header::{self, HeaderValue};
@@ -22,19 +22,20 @@ use crate::tracker::Tracker;
 
 mod access;
 mod body;
-mod headers;
-mod pages;
+pub(crate) mod headers;
+pub(crate) mod pages;
 mod pool;
 mod tunnel;
 
 #[cfg(test)]
 mod tests;
 
-use access::Access;
+pub(crate) use access::Access;
 use body::BodySlot;
 pub(crate) use body::ResponseBody;
-use pages::Failure;
+pub(crate) use pages::Failure;
 use pool::Pool;
+pub(crate) use pool::{SendError, connect_tcp};
 
 const ACME_PREFIX: &str = "/.well-known/acme-challenge/";
 
@@ -73,7 +74,10 @@ impl Shared {
 /// own pool of instance connections (never touched by another thread).
 pub(crate) struct ProxyState {
     pub shared: Arc<Shared>,
+    /// Instance connections of HTTP/2 clients' requests (hyper).
     pub pool: Arc<Pool>,
+    /// Instance connections of the HTTP/1 engine.
+    pub h1_pool: Arc<crate::h1::Pool>,
 }
 
 impl std::ops::Deref for ProxyState {
@@ -92,13 +96,29 @@ impl ProxyState {
             options.pool_idle_timeout,
             options.pool_max_idle_per_instance,
         ));
-        Self { shared, pool }
+        let h1_pool = Arc::new(crate::h1::Pool::new(
+            options.connect_timeout,
+            options.pool_idle_timeout,
+            options.pool_max_idle_per_instance,
+        ));
+        Self {
+            shared,
+            pool,
+            h1_pool,
+        }
     }
 
     /// Closes idle instance connections past their idle timeout, forever (run it in a task of
     /// the worker's runtime).
     pub(crate) async fn sweep_pool(self: Arc<Self>) {
-        pool::sweep_forever(self.pool.clone()).await;
+        let period = (self.shared.options.pool_idle_timeout / 2).max(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.pool.sweep();
+            self.h1_pool.sweep();
+        }
     }
 }
 
@@ -110,6 +130,44 @@ pub(crate) struct ConnInfo {
     pub https: bool,
 }
 
+/// Where a request goes, by the table in force.
+pub(crate) enum Decision {
+    /// The router answers itself: an ACME challenge or an HTTPS redirect.
+    Answer(Response<ResponseBody>),
+    NoRoute,
+    Route(Arc<table::Route>),
+}
+
+/// Routes a request for a normalized `host`: plain-HTTP ACME challenges and HTTPS redirects
+/// first, then the longest matching prefix.
+pub(crate) fn decide(
+    state: &Shared,
+    https: bool,
+    host: &str,
+    pq: &PathAndQuery,
+    request_id: &HeaderValue,
+) -> Decision {
+    let table = state.table.load();
+    if !https {
+        if let Some(token) = pq.path().strip_prefix(ACME_PREFIX)
+            && let Some(answer) = table.acme_answer(token)
+        {
+            return Decision::Answer(pages::acme_answer(answer));
+        }
+        if table.redirects_to_https(host) {
+            let location = match state.https_port {
+                Some(port) => format!("https://{host}:{port}{pq}"),
+                None => format!("https://{host}{pq}"),
+            };
+            return Decision::Answer(pages::redirect(&location, request_id));
+        }
+    }
+    match table.route(host, pq.path()) {
+        Some(route) => Decision::Route(route.clone()),
+        None => Decision::NoRoute,
+    }
+}
+
 /// Answers one request; never fails (errors become pages).
 pub(crate) async fn handle(
     state: Arc<ProxyState>,
@@ -117,22 +175,11 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
     let request_id = headers::request_id(req.headers());
-    let mut access = Access {
-        start: Instant::now(),
-        request_id: request_id.clone(),
-        method: req.method().clone(),
-        path: req.uri().path_and_query().cloned(),
-        host: "-".to_owned(),
-        route: None,
-        instance: None,
-        unmatched: None,
-        // Kept if the client leaves before an answer exists (hyper drops this future).
-        status: CLIENT_CLOSED,
-        bytes: 0,
-        attempts: 0,
-        error: None,
-        in_flight: None,
-    };
+    let mut access = Access::new(
+        request_id.clone(),
+        req.method().clone(),
+        req.uri().path_and_query().cloned(),
+    );
     let html = pages::wants_html(req.headers());
     let unmatched = |mut access: Access| {
         if access.route.is_none() {
@@ -163,31 +210,20 @@ pub(crate) async fn handle(
     };
     access.host.clone_from(&host);
 
-    let table = state.table.load();
-    if !conn.https {
-        if let Some(token) = req.uri().path().strip_prefix(ACME_PREFIX)
-            && let Some(answer) = table.acme_answer(token)
-        {
+    let pq = req
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let route = match decide(&state, conn.https, &host, &pq, &request_id) {
+        Decision::Route(route) => route,
+        Decision::NoRoute => return fail(Failure::NoRoute, access),
+        Decision::Answer(resp) => {
             let mut access = unmatched(access);
-            access.status = 200;
-            return Ok(pages::acme_answer(answer).map(|b| b.with_access(access)));
+            access.status = resp.status().as_u16();
+            return Ok(resp.map(|b| b.with_access(access)));
         }
-        if table.redirects_to_https(&host) {
-            let pq = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
-            let location = match state.https_port {
-                Some(port) => format!("https://{host}:{port}{pq}"),
-                None => format!("https://{host}{pq}"),
-            };
-            let mut access = unmatched(access);
-            access.status = StatusCode::PERMANENT_REDIRECT.as_u16();
-            return Ok(pages::redirect(&location, &request_id).map(|b| b.with_access(access)));
-        }
-    }
-
-    let Some(route) = table.route(&host, req.uri().path()).cloned() else {
-        return fail(Failure::NoRoute, access);
     };
-    drop(table);
     access.route = Some(route.clone());
     let upstream = &route.upstream;
 
@@ -207,11 +243,6 @@ pub(crate) async fn handle(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (parts, body) = req.into_parts();
     let method = parts.method;
-    let pq = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
     let mut out_headers = parts.headers;
     headers::strip_hop_by_hop(&mut out_headers, upgrade);
     headers::set_forwarding(

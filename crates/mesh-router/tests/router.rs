@@ -25,3 +25,5 @@ mod streaming;
 mod tls;
 #[path = "router/websocket.rs"]
 mod websocket;
+#[path = "router/wire.rs"]
+mod wire;

@@ -35,6 +35,28 @@ pub(crate) struct Access {
     pub in_flight: Option<InFlightGuard>,
 }
 
+impl Access {
+    /// A record for a request that has not been routed yet; its status stays 499 (client
+    /// closed) unless an answer is recorded.
+    pub(crate) fn new(request_id: HeaderValue, method: Method, path: Option<PathAndQuery>) -> Self {
+        Self {
+            start: Instant::now(),
+            request_id,
+            method,
+            path,
+            host: "-".to_owned(),
+            route: None,
+            instance: None,
+            unmatched: None,
+            status: super::CLIENT_CLOSED,
+            bytes: 0,
+            attempts: 0,
+            error: None,
+            in_flight: None,
+        }
+    }
+}
+
 impl Drop for Access {
     fn drop(&mut self) {
         let elapsed = self.start.elapsed();

@@ -170,6 +170,14 @@ impl ResponseBody {
         }
     }
 
+    /// The whole body of one of the router's own answers (empty for a streamed body).
+    pub(crate) fn take_full(&mut self) -> Bytes {
+        match &mut self.kind {
+            Kind::Full(b) => b.take().unwrap_or_default(),
+            Kind::Stream(..) => Bytes::new(),
+        }
+    }
+
     /// Attaches the access record, finished with the body.
     pub(crate) fn with_access(mut self, access: Access) -> Self {
         self.access = Some(access);

@@ -157,12 +157,7 @@ impl Pool {
     }
 
     async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<UpstreamBody>, SendError> {
-        let tcp = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(tcp)) => tcp,
-            Ok(Err(e)) => return Err(SendError::Connect(e)),
-            Err(_) => return Err(SendError::ConnectTimeout(self.connect_timeout)),
-        };
-        let _ = tcp.set_nodelay(true);
+        let tcp = connect_tcp(addr, self.connect_timeout).await?;
         let (sender, conn) = http1::Builder::new()
             .handshake(TokioIo::new(tcp))
             .await
@@ -176,13 +171,16 @@ impl Pool {
     }
 }
 
-/// Sweeps `pool` every half idle timeout while it is in use.
-pub(crate) async fn sweep_forever(pool: Arc<Pool>) {
-    let period = (pool.idle_timeout / 2).max(Duration::from_secs(1));
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        pool.sweep();
-    }
+/// A new TCP connection to an instance, without Nagle's delay.
+pub(crate) async fn connect_tcp(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<TcpStream, SendError> {
+    let tcp = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => return Err(SendError::Connect(e)),
+        Err(_) => return Err(SendError::ConnectTimeout(timeout)),
+    };
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
 }

@@ -15,13 +15,10 @@ use tokio::sync::{Notify, mpsc};
 use tokio_rustls::TlsAcceptor;
 
 use super::spread::{Handoff, Load, Spread};
+use crate::h1::{self, FIRST_REQUEST_GRACE, Served};
 use crate::options::RouterOptions;
 use crate::proxy::{self, ConnInfo, ProxyState};
 use crate::tracker::{self, Phase, Token};
-
-/// How long a connection accepted just before shutdown may take to send its first request
-/// before it is closed without one.
-const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
 
 pub(crate) type Builder = auto::Builder<TokioExecutor>;
 
@@ -138,11 +135,21 @@ fn spawn_conn(
         let _load = load;
         let state = ctx.state.clone();
         match (https, &ctx.tls) {
-            (false, _) => serve(tcp, conn, state, &ctx.builder, token).await,
+            (false, _) => {
+                // HTTP/1 unless the client opens with the HTTP/2 preface (prior knowledge).
+                if let Some(Served::Http2(io)) = serve_h1(tcp, conn, &state, true).await {
+                    serve(io, conn, state, &ctx.builder, token).await;
+                }
+            }
             (true, Some(acceptor)) => {
                 let timeout = state.options.tls_handshake_timeout;
                 match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => serve(stream, conn, state, &ctx.builder, token).await,
+                    Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                        serve(stream, conn, state, &ctx.builder, token).await;
+                    }
+                    Ok(Ok(stream)) => {
+                        serve_h1(stream, conn, &state, false).await;
+                    }
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tls handshake failed"),
                     Err(_) => tracing::debug!(%peer, "tls handshake timed out"),
                 }
@@ -152,6 +159,24 @@ fn spawn_conn(
     });
 }
 
+/// Serves a connection with the HTTP/1 engine until it ends, or the shutdown deadline passes
+/// (`None`).
+async fn serve_h1<IO>(
+    io: IO,
+    conn: ConnInfo,
+    state: &Arc<ProxyState>,
+    sniff_h2: bool,
+) -> Option<Served<IO>>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut phase = state.tracker.phase();
+    tokio::select! {
+        served = h1::serve(io, conn, state.clone(), sniff_h2) => Some(served),
+        () = tracker::reached(&mut phase, Phase::Closing) => None,
+    }
+}
+
 /// Set once the connection has passed one request to the proxy.
 #[derive(Default)]
 struct FirstRequest {
@@ -159,7 +184,8 @@ struct FirstRequest {
     notify: Notify,
 }
 
-/// Serves one connection until it closes, draining it gracefully when the router shuts down.
+/// Serves one connection with hyper (HTTP/2 clients) until it closes, draining it gracefully
+/// when the router shuts down.
 async fn serve<IO>(io: IO, conn: ConnInfo, state: Arc<ProxyState>, builder: &Builder, _token: Token)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,

@@ -1,0 +1,180 @@
+//! Heads as the engine rewrites them.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::head::{self, Client, Exchange, Framing, Parsed};
+
+fn client() -> Client {
+    Client::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)), false, 8080)
+}
+
+fn request(raw: &str) -> (head::Request, String) {
+    let mut out = Vec::new();
+    match head::parse_request(raw.as_bytes(), &client(), &mut out) {
+        Ok(Parsed::Complete(r)) => (r, String::from_utf8(out).expect("utf-8")),
+        Ok(Parsed::Partial) => panic!("partial: {raw}"),
+        Err(e) => panic!("invalid {e:?}: {raw}"),
+    }
+}
+
+const HOP_INPUT: &str = "POST /a?b=1 HTTP/1.1\r\nHost: Shop.Test:8080\r\nConnection: keep-alive, X-Secret\r\n\
+     X-Secret: 1\r\nKeep-Alive: 5\r\nX-Forwarded-For: 1.2.3.4\r\nX-Real-IP: 6.6.6.6\r\n\
+     Content-Length: 3\r\nAccept: text/html\r\n\r\nabc";
+
+fn raw_head_len(raw: &str) -> usize {
+    raw.find("\r\n\r\n").expect("end of head") + 4
+}
+
+fn refused(raw: &str) -> u16 {
+    match head::parse_request(raw.as_bytes(), &client(), &mut Vec::new()) {
+        Err(e) => e.status,
+        Ok(_) => panic!("accepted: {raw}"),
+    }
+}
+
+#[test]
+fn requests_lose_hop_by_hop_headers_and_gain_forwarding_ones() {
+    let (r, out) = request(HOP_INPUT);
+    assert_eq!(r.body, Framing::Length(3));
+    assert!(r.keep_alive && r.html && !r.upgrade);
+    assert_eq!(r.host.as_deref(), Some("Shop.Test:8080"));
+    assert!(out.starts_with("POST /a?b=1 HTTP/1.1\r\n"), "{out}");
+    for gone in ["X-Secret", "Keep-Alive", "Connection", "6.6.6.6"] {
+        assert!(!out.contains(gone), "{gone} in {out}");
+    }
+    for kept in [
+        "Content-Length: 3\r\n",
+        "Host: Shop.Test:8080\r\n",
+        "X-Forwarded-For: 1.2.3.4, 10.0.0.7\r\n",
+        "X-Real-Ip: 10.0.0.7\r\n",
+        "X-Forwarded-Proto: http\r\n",
+        "X-Forwarded-Port: 8080\r\n",
+        "X-Forwarded-Host: Shop.Test:8080\r\n",
+    ] {
+        assert!(out.contains(kept), "{kept:?} missing in {out}");
+    }
+    assert!(out.ends_with("\r\n\r\n"));
+    assert_eq!(
+        r.head_len,
+        raw_head_len(HOP_INPUT),
+        "the body is not part of the head"
+    );
+}
+
+#[test]
+fn absolute_form_names_the_host_and_becomes_origin_form() {
+    let (r, out) = request("GET http://app.test/x HTTP/1.1\r\nHost: other\r\n\r\n");
+    assert_eq!(r.host.as_deref(), Some("app.test"));
+    assert!(out.starts_with("GET /x HTTP/1.1\r\n"), "{out}");
+}
+
+#[test]
+fn framing_and_connection_rules() {
+    let (r, out) = request("PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert_eq!(r.body, Framing::Chunked);
+    assert!(out.contains("Transfer-Encoding: chunked\r\n"));
+    let (r, _) = request("GET / HTTP/1.0\r\nHost: a\r\n\r\n");
+    assert!(!r.keep_alive);
+    let (r, _) = request("GET / HTTP/1.0\r\nHost: a\r\nConnection: Keep-Alive\r\n\r\n");
+    assert!(r.keep_alive);
+    let (r, out) =
+        request("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+    assert!(r.upgrade);
+    assert!(
+        out.contains("Upgrade: websocket\r\nConnection: upgrade\r\n"),
+        "{out}"
+    );
+    let (r, out) =
+        request("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n");
+    assert!(r.expect_continue);
+    assert!(!out.to_ascii_lowercase().contains("expect"), "{out}");
+
+    assert_eq!(
+        refused(
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
+        ),
+        400
+    );
+    assert_eq!(
+        refused("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"),
+        400
+    );
+    assert_eq!(
+        refused("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"),
+        400
+    );
+    assert_eq!(
+        refused("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"),
+        501
+    );
+    assert_eq!(refused("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 400);
+    assert_eq!(refused("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"), 405);
+    assert_eq!(refused("NOT HTTP\r\n\r\n"), 400);
+    assert!(matches!(
+        head::parse_request(b"GET / HTTP/1.1\r\nHost: a\r\n", &client(), &mut Vec::new()),
+        Ok(Parsed::Partial)
+    ));
+}
+
+fn response(raw: &str, head_request: bool, client_minor: u8) -> (head::Response, String) {
+    let id = http::HeaderValue::from_static("rid-1");
+    let x = Exchange {
+        head_request,
+        client_minor,
+        close: false,
+        request_id: &id,
+    };
+    let mut out = Vec::new();
+    match head::parse_response(raw.as_bytes(), &x, &mut out) {
+        Ok(Parsed::Complete(r)) => (r, String::from_utf8(out).expect("utf-8")),
+        Ok(Parsed::Partial) => panic!("partial"),
+        Err(e) => panic!("invalid {e:?}"),
+    }
+}
+
+#[test]
+fn responses_keep_their_framing_and_get_a_request_id() {
+    let (r, out) = response(
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello",
+        false,
+        1,
+    );
+    assert_eq!(r.body, Framing::Length(5));
+    assert!(r.reusable && !r.close);
+    assert_eq!(
+        out,
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Request-ID: rid-1\r\n\r\n"
+    );
+    let (r, out) = response(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Request-ID: mine\r\n\r\n",
+        false,
+        1,
+    );
+    assert_eq!(r.body, Framing::Chunked);
+    assert!(out.contains("Transfer-Encoding: chunked\r\n") && !out.contains("rid-1"));
+    // An HTTP/1.0 client cannot take chunks: data only, then close.
+    let (r, out) = response(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        false,
+        0,
+    );
+    assert!(r.dechunk && r.close);
+    assert!(!out.contains("chunked") && out.contains("Connection: close"));
+    let (r, _) = response("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true, 1);
+    assert_eq!(r.body, Framing::Empty, "HEAD responses have no body");
+    let (r, out) = response("HTTP/1.0 200 OK\r\n\r\n", false, 1);
+    assert_eq!(r.body, Framing::UntilClose);
+    assert!(!r.reusable && r.close && out.contains("Connection: close"));
+    let (r, _) = response("HTTP/1.1 204 No Content\r\n\r\n", false, 1);
+    assert_eq!(r.body, Framing::Empty);
+    let (r, out) = response(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        false,
+        1,
+    );
+    assert_eq!(r.status, 101);
+    assert!(
+        out.contains("Upgrade: websocket\r\nConnection: upgrade\r\n"),
+        "{out}"
+    );
+}

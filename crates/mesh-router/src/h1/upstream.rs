@@ -1,0 +1,110 @@
+//! Keep-alive HTTP/1.1 connections to instances for the HTTP/1 engine, one pool per worker
+//! thread, taken most-recently-used first. A connection carries its own read buffer, so bytes
+//! of a response never outlive the exchange that read them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+
+use super::buf::ReadBuf;
+use crate::proxy::{SendError, connect_tcp};
+
+/// Read buffer of an instance connection (also the unit bodies are copied in).
+const BUF_BYTES: usize = 32 * 1024;
+
+/// Connections idle for less than this are used without probing them first: under load they
+/// are reused within microseconds, and a request that finds one closed is sent again.
+const FRESH: Duration = Duration::from_millis(500);
+
+/// One connection to an instance.
+pub(crate) struct Conn {
+    pub tcp: TcpStream,
+    pub buf: ReadBuf,
+}
+
+struct Idle {
+    conn: Conn,
+    since: Instant,
+}
+
+/// Idle connections by instance address.
+pub(crate) struct Pool {
+    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    max_idle: usize,
+}
+
+impl Pool {
+    pub(crate) fn new(connect_timeout: Duration, idle_timeout: Duration, max_idle: usize) -> Self {
+        Self {
+            idle: Mutex::new(HashMap::new()),
+            connect_timeout,
+            idle_timeout,
+            max_idle,
+        }
+    }
+
+    /// An idle connection to `addr` that still looks open. Connections idle for less than
+    /// `FRESH` are not probed unless `probe` (the caller could not send the request again on a
+    /// new connection if this one turns out closed).
+    pub(crate) fn take(&self, addr: SocketAddr, probe: bool) -> Option<Conn> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let list = idle.get_mut(&addr)?;
+        while let Some(i) = list.pop() {
+            let age = i.since.elapsed();
+            if age >= self.idle_timeout {
+                continue;
+            }
+            if (probe || age >= FRESH) && !still_open(&i.conn.tcp) {
+                continue;
+            }
+            return Some(i.conn);
+        }
+        None
+    }
+
+    /// Takes back a connection whose exchange ended cleanly.
+    pub(crate) fn put(&self, addr: SocketAddr, conn: Conn) {
+        if self.max_idle == 0 || !conn.buf.is_empty() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let list = idle.entry(addr).or_default();
+        if list.len() < self.max_idle {
+            list.push(Idle {
+                conn,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// A new connection to `addr`.
+    pub(crate) async fn connect(&self, addr: SocketAddr) -> Result<Conn, SendError> {
+        let tcp = connect_tcp(addr, self.connect_timeout).await?;
+        Ok(Conn {
+            tcp,
+            buf: ReadBuf::new(BUF_BYTES),
+        })
+    }
+
+    /// Closes connections idle for longer than the idle timeout, or closed by the instance.
+    pub(crate) fn sweep(&self) {
+        let now = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.retain(|_, list| {
+            list.retain(|i| now - i.since < self.idle_timeout && still_open(&i.conn.tcp));
+            !list.is_empty()
+        });
+    }
+}
+
+/// An idle connection has nothing to read: anything readable is the instance closing it (or
+/// sending bytes nobody asked for). Costs no system call unless the socket became readable.
+fn still_open(tcp: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(tcp.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
