@@ -148,7 +148,10 @@ fn spawn_conn(
                         serve(stream, conn, state, &ctx.builder, token).await;
                     }
                     Ok(Ok(stream)) => {
-                        serve_h1(stream, conn, &state, false).await;
+                        if let Some(Served::Http2(io)) = serve_h1(stream, conn, &state, true).await
+                        {
+                            serve(io, conn, state, &ctx.builder, token).await;
+                        }
                     }
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tls handshake failed"),
                     Err(_) => tracing::debug!(%peer, "tls handshake timed out"),
