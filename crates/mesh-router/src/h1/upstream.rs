@@ -2,15 +2,13 @@
 //! thread, taken most-recently-used first. A connection carries its own read buffer, so bytes
 //! of a response never outlive the exchange that read them.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::TcpStream;
 
 use super::buf::ReadBuf;
-use crate::proxy::{SendError, connect_tcp};
+use crate::proxy::{IdleList, SendError, connect_tcp};
 
 /// Read buffer of an instance connection (also the unit bodies are copied in).
 const BUF_BYTES: usize = 32 * 1024;
@@ -25,26 +23,17 @@ pub(crate) struct Conn {
     pub buf: ReadBuf,
 }
 
-struct Idle {
-    conn: Conn,
-    since: Instant,
-}
-
 /// Idle connections by instance address.
 pub(crate) struct Pool {
-    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    idle: IdleList<Conn>,
     connect_timeout: Duration,
-    idle_timeout: Duration,
-    max_idle: usize,
 }
 
 impl Pool {
     pub(crate) fn new(connect_timeout: Duration, idle_timeout: Duration, max_idle: usize) -> Self {
         Self {
-            idle: Mutex::new(HashMap::new()),
+            idle: IdleList::new(idle_timeout, max_idle),
             connect_timeout,
-            idle_timeout,
-            max_idle,
         }
     }
 
@@ -52,33 +41,15 @@ impl Pool {
     /// `FRESH` are not probed unless `probe` (the caller could not send the request again on a
     /// new connection if this one turns out closed).
     pub(crate) fn take(&self, addr: SocketAddr, probe: bool) -> Option<Conn> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let list = idle.get_mut(&addr)?;
-        while let Some(i) = list.pop() {
-            let age = i.since.elapsed();
-            if age >= self.idle_timeout {
-                continue;
-            }
-            if (probe || age >= FRESH) && !still_open(&i.conn.tcp) {
-                continue;
-            }
-            return Some(i.conn);
-        }
-        None
+        self.idle.take(addr, |c, age| {
+            !(probe || age >= FRESH) || still_open(&c.tcp)
+        })
     }
 
     /// Takes back a connection whose exchange ended cleanly.
     pub(crate) fn put(&self, addr: SocketAddr, conn: Conn) {
-        if self.max_idle == 0 || !conn.buf.is_empty() {
-            return;
-        }
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let list = idle.entry(addr).or_default();
-        if list.len() < self.max_idle {
-            list.push(Idle {
-                conn,
-                since: Instant::now(),
-            });
+        if conn.buf.is_empty() {
+            self.idle.put(addr, conn);
         }
     }
 
@@ -93,12 +64,7 @@ impl Pool {
 
     /// Closes connections idle for longer than the idle timeout, or closed by the instance.
     pub(crate) fn sweep(&self) {
-        let now = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        idle.retain(|_, list| {
-            list.retain(|i| now - i.since < self.idle_timeout && still_open(&i.conn.tcp));
-            !list.is_empty()
-        });
+        self.idle.sweep(|c| still_open(&c.tcp));
     }
 }
 

@@ -6,10 +6,9 @@
 //! that a pooled connection could not even start (closed meanwhile) comes back untouched and is
 //! sent on another connection.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -18,6 +17,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::body::UpstreamBody;
+use super::idle::IdleList;
 
 /// Why a request got no response from an instance.
 #[derive(Debug, thiserror::Error)]
@@ -39,17 +39,10 @@ impl SendError {
     }
 }
 
-struct Idle {
-    sender: SendRequest<UpstreamBody>,
-    since: Instant,
-}
-
 /// Idle connections by instance address.
 pub(crate) struct Pool {
-    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    idle: IdleList<SendRequest<UpstreamBody>>,
     connect_timeout: Duration,
-    idle_timeout: Duration,
-    max_idle: usize,
 }
 
 /// A connection lent to one request; `give_back` once the response body was read to the end,
@@ -70,10 +63,8 @@ impl Lent {
 impl Pool {
     pub(crate) fn new(connect_timeout: Duration, idle_timeout: Duration, max_idle: usize) -> Self {
         Self {
-            idle: Mutex::new(HashMap::new()),
+            idle: IdleList::new(idle_timeout, max_idle),
             connect_timeout,
-            idle_timeout,
-            max_idle,
         }
     }
 
@@ -122,38 +113,18 @@ impl Pool {
 
     /// Takes back a connection whose response was read to the end.
     fn put(&self, lent: Lent) {
-        if lent.sender.is_closed() || self.max_idle == 0 {
-            return;
-        }
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let list = idle.entry(lent.addr).or_default();
-        if list.len() < self.max_idle {
-            list.push(Idle {
-                sender: lent.sender,
-                since: Instant::now(),
-            });
+        if !lent.sender.is_closed() {
+            self.idle.put(lent.addr, lent.sender);
         }
     }
 
     /// Closes connections idle for longer than the idle timeout, or closed by the instance.
     pub(crate) fn sweep(&self) {
-        let now = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        idle.retain(|_, list| {
-            list.retain(|i| !i.sender.is_closed() && now - i.since < self.idle_timeout);
-            !list.is_empty()
-        });
+        self.idle.sweep(|s| !s.is_closed());
     }
 
     fn take(&self, addr: SocketAddr) -> Option<SendRequest<UpstreamBody>> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let list = idle.get_mut(&addr)?;
-        while let Some(i) = list.pop() {
-            if !i.sender.is_closed() && i.since.elapsed() < self.idle_timeout {
-                return Some(i.sender);
-            }
-        }
-        None
+        self.idle.take(addr, |s, _| !s.is_closed())
     }
 
     async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<UpstreamBody>, SendError> {

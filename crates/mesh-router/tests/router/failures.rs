@@ -6,36 +6,28 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use mesh_router::RouterOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 use crate::support::*;
 
 /// Accepts connections and never answers.
 async fn hanging_backend() -> std::net::SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = l.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((tcp, _)) = l.accept().await {
-            held.push(tcp);
-        }
-    });
-    addr
+    raw_backend(|tcp| async move {
+        std::future::pending::<()>().await;
+        drop(tcp);
+    })
+    .await
 }
 
 /// Reads the request head, then resets the connection.
 async fn resetting_backend() -> std::net::SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = l.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = l.accept().await {
-            let mut buf = [0u8; 4096];
-            let _ = tcp.read(&mut buf).await;
-            drop(tcp.set_zero_linger());
-            drop(tcp);
-        }
-    });
-    addr
+    raw_backend(|mut tcp| async move {
+        let mut buf = [0u8; 4096];
+        let _ = tcp.read(&mut buf).await;
+        drop(tcp.set_zero_linger());
+        drop(tcp);
+    })
+    .await
 }
 
 #[tokio::test]

@@ -6,21 +6,9 @@ use http::{Request, StatusCode};
 
 use crate::support::*;
 
-async fn setup() -> (Backend, mesh_router::Router) {
-    let web = Backend::echo("web").await;
-    let r = router(
-        Cfg::default()
-            .route("shop.test", "/", "web")
-            .upstream("web", vec![inst("web-1", web.addr)])
-            .build(),
-    )
-    .await;
-    (web, r)
-}
-
 #[tokio::test]
 async fn sets_every_forwarding_header() {
-    let (_web, r) = setup().await;
+    let (_web, r) = echo_router().await;
     let a = r.http_addr();
     let host = format!("shop.test:{}", a.port());
     let req = Request::get("/p?q=1")
@@ -51,7 +39,7 @@ async fn sets_every_forwarding_header() {
 
 #[tokio::test]
 async fn xff_starts_fresh_and_request_ids_differ() {
-    let (_web, r) = setup().await;
+    let (_web, r) = echo_router().await;
     let one = get(r.http_addr(), "shop.test", "/").await.echo();
     let two = get(r.http_addr(), "shop.test", "/").await.echo();
     assert_eq!(one.header("x-forwarded-for"), "127.0.0.1");
@@ -60,7 +48,7 @@ async fn xff_starts_fresh_and_request_ids_differ() {
 
 #[tokio::test]
 async fn passes_a_client_request_id_through() {
-    let (_web, r) = setup().await;
+    let (_web, r) = echo_router().await;
     let req = Request::get("/")
         .header("x-request-id", "client-chosen-42")
         .body(empty())
@@ -74,7 +62,7 @@ async fn passes_a_client_request_id_through() {
 
 #[tokio::test]
 async fn strips_hop_by_hop_headers() {
-    let (_web, r) = setup().await;
+    let (_web, r) = echo_router().await;
     let req = Request::get("/")
         .header("connection", "x-hop")
         .header("x-hop", "must not pass")
@@ -117,7 +105,7 @@ async fn access_log_and_metrics_describe_each_request() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let (_web, r) = setup().await;
+    let (_web, r) = echo_router().await;
     let req = Request::get("/logged?secret=1")
         .header("x-request-id", "log-me-7")
         .body(empty())

@@ -7,14 +7,7 @@ use crate::support::*;
 
 #[tokio::test]
 async fn metrics_are_served_over_http_until_shutdown() {
-    let web = Backend::echo("web").await;
-    let r = router(
-        Cfg::default()
-            .route("shop.test", "/", "web")
-            .upstream("web", vec![inst("web-1", web.addr)])
-            .build(),
-    )
-    .await;
+    let (_web, r) = echo_router().await;
     assert_eq!(
         get(r.http_addr(), "shop.test", "/").await.status,
         StatusCode::OK

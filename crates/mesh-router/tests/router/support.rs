@@ -322,3 +322,33 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     })
     .await;
 }
+
+/// A router in front of one echo backend (`web-1`), for host `shop.test`.
+pub async fn echo_router() -> (Backend, Router) {
+    let web = Backend::echo("web").await;
+    let r = router(
+        Cfg::default()
+            .route("shop.test", "/", "web")
+            .upstream("web", vec![inst("web-1", web.addr)])
+            .build(),
+    )
+    .await;
+    (web, r)
+}
+
+/// A listener on 127.0.0.1 that hands every connection to `serve`, each in its own task: for
+/// instances that misbehave below HTTP.
+pub async fn raw_backend<F, Fut>(serve: F) -> SocketAddr
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = l.accept().await {
+            tokio::spawn(serve(tcp));
+        }
+    });
+    addr
+}
