@@ -108,6 +108,8 @@ enum ReadHead {
 /// How a response body relay ended, when not complete.
 enum Cut {
     ClientGone,
+    /// The client took no bytes for the client timeout.
+    ClientSlow,
     Instance(String),
 }
 
@@ -465,12 +467,23 @@ where
         let head_limit = self.head_limit();
         while !body.done() {
             if self.buf.is_empty() {
-                match self.buf.read_from(&mut self.io, head_limit).await {
-                    Ok(0) | Err(_) => {
-                        access.error = Some("client went away".to_owned());
+                self.deadline
+                    .arm(Instant::now() + state.options.client_timeout);
+                tokio::select! {
+                    biased;
+                    r = self.buf.read_from(&mut self.io, head_limit) => match r {
+                        Ok(0) | Err(_) => {
+                            access.error = Some("client went away".to_owned());
+                            return false;
+                        }
+                        Ok(_) => {}
+                    },
+                    () = self.deadline.passed() => {
+                        access.status = 408;
+                        access.error = Some("client sent no body bytes in time".to_owned());
+                        self.refuse(Invalid { status: 408, why: "request body not received in time" }).await;
                         return false;
                     }
-                    Ok(_) => {}
                 }
             }
             let n = match body.take(self.buf.filled()) {
@@ -601,6 +614,10 @@ where
                 access.error = Some("client went away".to_owned());
                 false
             }
+            Err(Cut::ClientSlow) => {
+                access.error = Some("client took no response bytes in time".to_owned());
+                false
+            }
             Err(Cut::Instance(e)) => {
                 access.error = Some(format!("response body from instance failed: {e}"));
                 false
@@ -662,9 +679,7 @@ where
             };
             up.buf.consume(used);
             if !self.out.is_empty() {
-                if self.write_out().await.is_err() {
-                    return Err(Cut::ClientGone);
-                }
+                self.send_out().await?;
                 self.out.clear();
             }
             if left == 0 {
@@ -677,6 +692,20 @@ where
                 Err(e) => return Err(Cut::Instance(e.to_string())),
                 Ok(_) => {}
             }
+        }
+    }
+
+    /// Writes `out` to a client that must take it within the client timeout.
+    async fn send_out(&mut self) -> Result<(), Cut> {
+        self.deadline
+            .arm(Instant::now() + self.state.options.client_timeout);
+        tokio::select! {
+            biased;
+            r = async {
+                self.io.write_all(&self.out).await?;
+                self.io.flush().await
+            } => r.map_err(|_| Cut::ClientGone),
+            () = self.deadline.passed() => Err(Cut::ClientSlow),
         }
     }
 

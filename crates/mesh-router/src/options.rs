@@ -12,6 +12,10 @@ pub struct RouterOptions {
     /// A client must send a complete request head within this (HTTP/1; also closes idle
     /// keep-alive connections after this long).
     pub header_read_timeout: Duration,
+    /// An HTTP/1 client that sends no byte of a request body, or takes no byte of a response,
+    /// for this long is disconnected (its instance connection closed too). Tunnels (WebSocket)
+    /// are exempt: they may idle.
+    pub client_timeout: Duration,
     /// A TLS client must finish its handshake within this.
     pub tls_handshake_timeout: Duration,
     /// Request bodies larger than this get 413.
@@ -47,6 +51,7 @@ impl Default for RouterOptions {
             connect_timeout: Duration::from_secs(5),
             response_head_timeout: Duration::from_secs(60),
             header_read_timeout: Duration::from_secs(30),
+            client_timeout: Duration::from_secs(60),
             tls_handshake_timeout: Duration::from_secs(10),
             max_request_body_bytes: 100 * 1024 * 1024,
             max_header_bytes: 64 * 1024,

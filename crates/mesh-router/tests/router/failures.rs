@@ -245,3 +245,37 @@ async fn client_leaving_early_releases_the_instance() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn clients_stalling_mid_body_are_cut_off() {
+    let web = Backend::echo("web").await;
+    let options = RouterOptions {
+        client_timeout: Duration::from_millis(300),
+        ..RouterOptions::default()
+    };
+    let r = router_with(
+        options,
+        Cfg::default()
+            .route("shop.test", "/", "web")
+            .upstream("web", vec![inst("web-1", web.addr)])
+            .build(),
+    )
+    .await;
+    let mut tcp = TcpStream::connect(r.http_addr()).await.expect("connect");
+    tcp.write_all(b"POST / HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 100\r\n\r\n0123456789")
+        .await
+        .expect("partial body");
+    eventually("the request to reach the instance", || {
+        r.in_flight("web-1") == 1
+    })
+    .await;
+    let mut buf = Vec::new();
+    let _ = within("the stalled connection to close", tcp.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    eventually("the instance to be released", || r.in_flight("web-1") == 0).await;
+    assert_eq!(
+        get(r.http_addr(), "shop.test", "/").await.status,
+        StatusCode::OK
+    );
+}
