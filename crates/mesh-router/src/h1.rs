@@ -119,14 +119,18 @@ enum Cut {
 struct Deadline {
     sleep: Pin<Box<Sleep>>,
     at: Instant,
+    /// The shortest timeout the connection arms: a timer re-armed no later than this from now
+    /// is never ahead of the next deadline, so arming does not move it.
+    shortest: Duration,
 }
 
 impl Deadline {
-    fn new() -> Self {
+    fn new(shortest: Duration) -> Self {
         let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
         Self {
             sleep: Box::pin(tokio::time::sleep_until(far)),
             at: far,
+            shortest,
         }
     }
 
@@ -146,11 +150,12 @@ impl Deadline {
     async fn passed(&mut self) {
         loop {
             self.sleep.as_mut().await;
-            if Instant::now() >= self.at {
+            let now = Instant::now();
+            if now >= self.at {
                 return;
             }
-            let at = self.at;
-            self.sleep.as_mut().reset(at);
+            let next = self.at.min(now + self.shortest);
+            self.sleep.as_mut().reset(next);
         }
     }
 }
@@ -176,6 +181,11 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     fn new(io: IO, conn: ConnInfo, state: Arc<ProxyState>) -> Self {
+        let o = &state.options;
+        let shortest = o
+            .header_read_timeout
+            .min(o.response_head_timeout)
+            .min(o.client_timeout);
         Self {
             io,
             buf: ReadBuf::new(CLIENT_BUF),
@@ -189,7 +199,7 @@ where
                 Box::pin(async move { tracker::reached(&mut rx, Phase::Draining).await })
             },
             state,
-            deadline: Deadline::new(),
+            deadline: Deadline::new(shortest),
         }
     }
 

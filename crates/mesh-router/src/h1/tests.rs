@@ -178,3 +178,41 @@ fn responses_keep_their_framing_and_get_a_request_id() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_deadline_moved_later_leaves_its_timer_alone_and_fires_at_the_last_time() {
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    let shortest = Duration::from_millis(40);
+    let mut d = super::Deadline::new(shortest);
+    let start = Instant::now();
+    d.arm(start + shortest);
+    let timer = d.sleep.deadline();
+    for i in 1..=5u64 {
+        d.arm(start + shortest + Duration::from_millis(i * 20));
+    }
+    assert_eq!(
+        d.sleep.deadline(),
+        timer,
+        "arming later must not touch the timer"
+    );
+    d.passed().await;
+    assert!(start.elapsed() >= Duration::from_millis(140), "fired early");
+    // After firing early it re-armed no further than `shortest` ahead, so arming the shortest
+    // timeout again does not move it either.
+    let now = Instant::now();
+    d.arm(now + shortest);
+    let rearmed = d.sleep.deadline();
+    d.arm(now + shortest + Duration::from_millis(5));
+    assert_eq!(d.sleep.deadline(), rearmed);
+    // Sooner than the timer moves it.
+    let mut d = super::Deadline::new(Duration::from_secs(10));
+    let now = Instant::now();
+    d.arm(now + Duration::from_secs(10));
+    d.arm(now + Duration::from_millis(5));
+    assert_eq!(d.sleep.deadline(), now + Duration::from_millis(5));
+    let started = Instant::now();
+    d.passed().await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
