@@ -217,6 +217,9 @@ where
         self.deadline
             .arm(Instant::now() + self.state.options.header_read_timeout);
         let mut grace = false;
+        // Bytes already searched for the end of the head: a head trickling in byte by byte is
+        // parsed once it can be complete, not once per read (which would cost O(n^2)).
+        let mut searched: usize = 0;
         loop {
             if !self.buf.is_empty() {
                 let input = self.buf.filled();
@@ -225,7 +228,7 @@ where
                 if maybe_h2 && n == PREFACE.len() {
                     return ReadHead::Http2;
                 }
-                if !maybe_h2 {
+                if !maybe_h2 && head_may_end(&input[searched.saturating_sub(2)..]) {
                     match head::parse_request(input, &self.client, &mut self.send) {
                         Ok(Parsed::Complete(r)) => return ReadHead::Request(r),
                         Ok(Parsed::Partial) => {}
@@ -234,6 +237,9 @@ where
                             return ReadHead::Closed;
                         }
                     }
+                }
+                if !maybe_h2 {
+                    searched = self.buf.len();
                 }
             }
             if !self.buf.has_room(limit) {
@@ -739,6 +745,15 @@ where
             Err(e) => access.error = Some(format!("tunnel closed: {e}")),
         }
     }
+}
+
+/// Whether `bytes` hold an empty line (`\n\n` or `\n\r\n`): the end a head needs.
+fn head_may_end(bytes: &[u8]) -> bool {
+    bytes.iter().enumerate().any(|(i, b)| {
+        *b == b'\n'
+            && (bytes.get(i + 1) == Some(&b'\n')
+                || (bytes.get(i + 1) == Some(&b'\r') && bytes.get(i + 2) == Some(&b'\n')))
+    })
 }
 
 impl BodyError {

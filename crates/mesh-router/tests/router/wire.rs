@@ -211,3 +211,26 @@ async fn http2_with_prior_knowledge_works_on_the_plain_port() {
     assert_eq!(echo.path, "/h2c");
     assert_eq!(echo.header("x-forwarded-host"), "shop.test");
 }
+
+#[tokio::test]
+async fn heads_and_bodies_split_into_single_bytes_still_arrive() {
+    let (web, r) = echo_router().await;
+    let raw = b"POST /split HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: chunked\r\n\r\n\
+                3\r\nabc\r\n0\r\n\r\n\
+                GET /next HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n";
+    let mut tcp = TcpStream::connect(r.http_addr()).await.expect("connect");
+    tcp.set_nodelay(true).expect("nodelay");
+    for b in raw.iter() {
+        tcp.write_all(&[*b]).await.expect("byte");
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let mut buf = Vec::new();
+    let _ = within("the answers", tcp.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        text.contains("path=/split") && text.contains("body=3"),
+        "{text}"
+    );
+    assert!(text.contains("path=/next"), "{text}");
+    assert_eq!(web.hits(), 2);
+}
