@@ -37,6 +37,7 @@ use crate::tracker::{self, Phase};
 mod body;
 mod buf;
 mod chunked;
+mod date;
 mod head;
 mod upstream;
 
@@ -321,6 +322,9 @@ where
         }
         self.out
             .extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+        self.out.extend_from_slice(b"Date: ");
+        date::append_now(&mut self.out);
+        self.out.extend_from_slice(b"\r\n");
         if close {
             self.out.extend_from_slice(b"Connection: close\r\n");
         }

@@ -401,10 +401,13 @@ pub(crate) fn parse_response(
     let mut te: Option<&[u8]> = None;
     let mut upgrade: Option<&[u8]> = None;
     let mut has_request_id = false;
+    let mut has_date = false;
     for h in headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("connection") {
             connection.push(h.value);
+        } else if name.eq_ignore_ascii_case("date") {
+            has_date = true;
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             te = Some(h.value);
         } else if name.eq_ignore_ascii_case("upgrade") {
@@ -460,6 +463,12 @@ pub(crate) fn parse_response(
     }
     if !has_request_id {
         put_header(out, b"X-Request-ID", x.request_id.as_bytes());
+    }
+    // A proxy adds the date an answer without one was received (RFC 9110 6.6.1).
+    if !has_date {
+        out.extend_from_slice(b"Date: ");
+        super::date::append_now(out);
+        out.extend_from_slice(b"\r\n");
     }
     if status == 101 {
         if let Some(u) = upgrade {

@@ -141,9 +141,20 @@ fn responses_keep_their_framing_and_get_a_request_id() {
     );
     assert_eq!(r.body, Framing::Length(5));
     assert!(r.reusable && !r.close);
+    assert!(
+        out.starts_with("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Request-ID: rid-1\r\nDate: "),
+        "{out}"
+    );
+    assert!(out.ends_with(" GMT\r\n\r\n"), "{out}");
+    let (_, out) = response(
+        "HTTP/1.1 200 OK\r\nDate: Tue, 24 Nov 2026 10:00:00 GMT\r\nContent-Length: 0\r\n\r\n",
+        false,
+        1,
+    );
     assert_eq!(
-        out,
-        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Request-ID: rid-1\r\n\r\n"
+        out.matches("Date: ").count(),
+        1,
+        "the instance's date is kept: {out}"
     );
     let (r, out) = response(
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Request-ID: mine\r\n\r\n",
