@@ -108,7 +108,9 @@ const REPLACED: [&str; 8] = [
 ];
 
 /// Headers that describe one connection, never forwarded (RFC 9110 7.6.1 plus the usual
-/// extras). `content-length` is left to the framing rules.
+/// extras). `Content-Length` is never copied either: the router writes its own, one value,
+/// from the framing it decided, so no header (not even one a `Connection` header names) can
+/// make the router and an instance disagree on where a body ends.
 const HOP_BY_HOP: [&str; 9] = [
     "connection",
     "keep-alive",
@@ -290,6 +292,7 @@ pub(crate) fn parse_request(
         }
         if is_one_of(name, &HOP_BY_HOP)
             || is_one_of(name, &REPLACED)
+            || name.eq_ignore_ascii_case("content-length")
             || (expect_continue && name.eq_ignore_ascii_case("expect"))
             || (!connection.is_empty() && named_by(&connection, name))
         {
@@ -315,8 +318,10 @@ pub(crate) fn parse_request(
         put_header(out, b"X-Forwarded-Host", h.as_bytes());
     }
     put_header(out, b"X-Request-ID", request_id.as_bytes());
-    if body == Framing::Chunked {
-        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    match body {
+        Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        Framing::Length(n) => put_length(out, n),
+        Framing::Empty | Framing::UntilClose => {}
     }
     if let Some(u) = upgrade {
         put_header(out, b"Upgrade", u);
@@ -421,14 +426,22 @@ pub(crate) fn parse_response(
         .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
         .map(|h| h.value);
     let length = content_length(lengths).map_err(|_| invalid(502, "invalid Content-Length"))?;
+    if let Some(te) = te {
+        // Codings other than chunked would reach the client unlabelled once the router
+        // strips the hop-by-hop header; instances practically never send them.
+        let mut codings = tokens(te).filter(|t| !t.is_empty());
+        if !(codings
+            .next()
+            .is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"))
+            && codings.next().is_none())
+        {
+            return Err(invalid(502, "unsupported transfer coding"));
+        }
+    }
     let body = if x.head_request || status == 101 || status == 204 || status == 304 {
         Framing::Empty
-    } else if let Some(te) = te {
-        // The final coding decides (RFC 9112 6.3): chunked, or read until close.
-        match tokens(te).last() {
-            Some(last) if last.eq_ignore_ascii_case(b"chunked") => Framing::Chunked,
-            _ => Framing::UntilClose,
-        }
+    } else if te.is_some() {
+        Framing::Chunked
     } else {
         match length {
             Some(n) => Framing::Length(n),
@@ -437,7 +450,11 @@ pub(crate) fn parse_response(
     };
     let instance_close = connection.iter().any(|v| has_token(v, "close"))
         || (minor == 0 && !connection.iter().any(|v| has_token(v, "keep-alive")));
-    let reusable = !instance_close && body != Framing::UntilClose && status != 101;
+    // Both framings at once is how smuggling starts (RFC 9112 6.3): use it, then close it.
+    let reusable = !instance_close
+        && body != Framing::UntilClose
+        && status != 101
+        && !(te.is_some() && length.is_some());
     let dechunk = body == Framing::Chunked && x.client_minor == 0;
     let close = x.close || body == Framing::UntilClose || dechunk;
 
@@ -454,12 +471,19 @@ pub(crate) fn parse_response(
     for h in headers.iter() {
         let name = h.name;
         if is_one_of(name, &HOP_BY_HOP)
+            || name.eq_ignore_ascii_case("content-length")
             || (!connection.is_empty() && named_by(&connection, name))
-            || (te.is_some() && name.eq_ignore_ascii_case("content-length"))
         {
             continue;
         }
         put_header(out, name.as_bytes(), h.value);
+    }
+    // One length, from the framing (`HEAD` and `304` keep the length they describe).
+    if te.is_none()
+        && status != 204
+        && let Some(n) = length
+    {
+        put_length(out, n);
     }
     if !has_request_id {
         put_header(out, b"X-Request-ID", x.request_id.as_bytes());
@@ -494,6 +518,22 @@ pub(crate) fn parse_response(
         reusable,
         close,
     }))
+}
+
+fn put_length(out: &mut Vec<u8>, mut n: u64) {
+    out.extend_from_slice(b"Content-Length: ");
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+    out.extend_from_slice(b"\r\n");
 }
 
 fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

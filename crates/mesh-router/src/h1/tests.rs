@@ -238,3 +238,54 @@ fn a_head_may_end_only_at_an_empty_line() {
     assert!(!head_may_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r"));
     assert!(!head_may_end(b""));
 }
+
+#[test]
+fn no_header_can_take_the_framing_away() {
+    // `Connection` naming `Content-Length` must not leave the instance a body without a length.
+    let (r, out) = request(
+        "POST / HTTP/1.1\r\nHost: a\r\nConnection: Content-Length\r\nContent-Length: 4\r\n\r\n",
+    );
+    assert_eq!(r.body, Framing::Length(4));
+    assert_eq!(out.matches("Content-Length: 4\r\n").count(), 1, "{out}");
+    let (_, out) = request("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n");
+    assert!(
+        out.contains("Content-Length: 5\r\n") && !out.contains("5, 5"),
+        "{out}"
+    );
+
+    let (r, out) = response(
+        "HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 3\r\n\r\n",
+        false,
+        1,
+    );
+    assert_eq!(r.body, Framing::Length(3));
+    assert!(out.contains("Content-Length: 3\r\n"), "{out}");
+    let (r, out) = response("HTTP/1.1 200 OK\r\nContent-Length: 12345\r\n\r\n", true, 1);
+    assert_eq!(r.body, Framing::Empty);
+    assert!(
+        out.contains("Content-Length: 12345\r\n"),
+        "HEAD keeps the length: {out}"
+    );
+    let (r, out) = response(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+        false,
+        1,
+    );
+    assert_eq!(r.body, Framing::Chunked);
+    assert!(!r.reusable, "both framings: not pooled");
+    assert!(!out.contains("Content-Length"), "{out}");
+
+    let id = http::HeaderValue::from_static("rid");
+    let x = Exchange {
+        head_request: false,
+        client_minor: 1,
+        close: false,
+        request_id: &id,
+    };
+    let gz = head::parse_response(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        &x,
+        &mut Vec::new(),
+    );
+    assert_eq!(gz.err().map(|e| e.status), Some(502));
+}
