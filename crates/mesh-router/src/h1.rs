@@ -170,6 +170,10 @@ struct Engine<IO> {
     send: Vec<u8>,
     conn: ConnInfo,
     client: Client,
+    /// The current request is `HEAD` (the router's own answers then carry no body).
+    head_request: bool,
+    /// The current request's `HTTP/1.x` minor version.
+    minor: u8,
     state: Arc<ProxyState>,
     phase: watch::Receiver<Phase>,
     /// Resolves once the router drains (made once per connection, polled while idle).
@@ -194,6 +198,8 @@ where
             send: Vec::with_capacity(1024),
             conn,
             client: Client::new(conn.peer.ip(), conn.https, conn.local.port()),
+            head_request: false,
+            minor: 1,
             phase: state.tracker.phase(),
             drained: {
                 let mut rx = state.tracker.phase();
@@ -296,9 +302,18 @@ where
         let _ = self.write_out().await;
     }
 
-    async fn write_out(&mut self) -> io::Result<()> {
-        self.io.write_all(&self.out).await?;
-        self.io.flush().await
+    /// Writes `out` to a client that must take it within the client timeout.
+    async fn write_out(&mut self) -> Result<(), Cut> {
+        self.deadline
+            .arm(Instant::now() + self.state.options.client_timeout);
+        tokio::select! {
+            biased;
+            r = async {
+                self.io.write_all(&self.out).await?;
+                self.io.flush().await
+            } => r.map_err(|_| Cut::ClientGone),
+            () = self.deadline.passed() => Err(Cut::ClientSlow),
+        }
     }
 
     /// Writes one of the router's own answers; returns whether the connection stays open.
@@ -327,9 +342,13 @@ where
         self.out.extend_from_slice(b"\r\n");
         if close {
             self.out.extend_from_slice(b"Connection: close\r\n");
+        } else if self.minor == 0 {
+            self.out.extend_from_slice(b"Connection: keep-alive\r\n");
         }
         self.out.extend_from_slice(b"\r\n");
-        self.out.extend_from_slice(&body);
+        if !self.head_request {
+            self.out.extend_from_slice(&body);
+        }
         self.write_out().await.is_ok() && !close
     }
 
@@ -368,6 +387,18 @@ where
         self.buf.consume(head_len);
         let state = self.state.clone();
         let head_request = method == Method::HEAD;
+        self.head_request = head_request;
+        self.minor = minor;
+        // Sent again on a new connection only if repeating it is harmless (RFC 9110 9.2.2).
+        let idempotent = matches!(
+            method,
+            Method::GET
+                | Method::HEAD
+                | Method::OPTIONS
+                | Method::TRACE
+                | Method::PUT
+                | Method::DELETE
+        );
         let mut access = Access::new(request_id, method, Some(path));
         // An unread request body leaves the connection unusable for the next request.
         let unread_close = !keep_alive || !framing.is_empty();
@@ -447,7 +478,7 @@ where
             let instance = &upstream.instances[idx];
             access.instance = Some(idx);
             access.in_flight = Some(instance.in_flight.start());
-            if let Some(c) = state.h1_pool.take(instance.addr, !resendable) {
+            if let Some(c) = state.h1_pool.take(instance.addr) {
                 break (c, true, instance.addr);
             }
             let last_chance = access.attempts >= state.options.max_attempts
@@ -465,14 +496,18 @@ where
             }
         };
         let instance_id = upstream.instances[access.instance.unwrap_or(0)].id.clone();
-        let mut sent = up.tcp.write_all(&self.send).await;
+        // Every write to and body read from an instance must progress within this.
+        let instance_timeout = state.options.response_head_timeout;
+        self.deadline.arm(Instant::now() + instance_timeout);
+        let mut sent = within(&mut self.deadline, up.tcp.write_all(&self.send)).await;
         if sent.is_err() && reused && resendable {
-            // The pooled connection was closed meanwhile: a new one gets the request.
+            // The pooled connection was closed meanwhile (the request could not have been
+            // read whole): a new one gets it.
             match state.h1_pool.connect(addr).await {
                 Ok(c) => {
                     up = c;
                     reused = false;
-                    sent = up.tcp.write_all(&self.send).await;
+                    sent = within(&mut self.deadline, up.tcp.write_all(&self.send)).await;
                 }
                 Err(e) => sent = Err(io::Error::other(e)),
             }
@@ -510,7 +545,12 @@ where
                 Ok(n) => n,
                 Err(e) => return self.fail(e.failure(), access, html, true).await,
             };
-            let wrote = up.tcp.write_all(&self.buf.filled()[..n]).await;
+            self.deadline.arm(Instant::now() + instance_timeout);
+            let wrote = within(
+                &mut self.deadline,
+                up.tcp.write_all(&self.buf.filled()[..n]),
+            )
+            .await;
             self.buf.consume(n);
             if wrote.is_err() {
                 // The instance stopped reading; it may have answered already.
@@ -523,6 +563,8 @@ where
         self.deadline
             .arm(Instant::now() + state.options.response_head_timeout);
         let mut retried = false;
+        // Whether the instance sent anything at all (then the request is never sent again).
+        let mut answered = false;
         let resp = loop {
             if !up.buf.is_empty() {
                 let x = Exchange {
@@ -562,7 +604,7 @@ where
             tokio::select! {
                 biased;
                 r = up.buf.read_from(&mut up.tcp, head_limit) => match r {
-                    Ok(0) | Err(_) if reused && resendable && !retried && up.buf.is_empty() => {
+                    Ok(0) | Err(_) if reused && resendable && idempotent && !retried && !answered => {
                         // A pooled connection the instance closed as the request went out.
                         retried = true;
                         match state.h1_pool.connect(addr).await {
@@ -573,7 +615,7 @@ where
                             }
                         }
                         reused = false;
-                        if let Err(e) = up.tcp.write_all(&self.send).await {
+                        if let Err(e) = within(&mut self.deadline, up.tcp.write_all(&self.send)).await {
                             access.error = Some(format!("instance {instance_id}: {e}"));
                             return self.fail(Failure::BadGateway, access, html, client_close).await;
                         }
@@ -588,7 +630,7 @@ where
                         access.error = Some(format!("instance {instance_id}: {e}"));
                         return self.fail(Failure::BadGateway, access, html, client_close).await;
                     }
-                    Ok(_) => {}
+                    Ok(_) => answered = true,
                 },
                 () = self.deadline.passed() => {
                     access.error = Some("no response head before the timeout".to_owned());
@@ -699,33 +741,21 @@ where
             };
             up.buf.consume(used);
             if !self.out.is_empty() {
-                self.send_out().await?;
+                self.write_out().await?;
                 self.out.clear();
             }
             if left == 0 {
                 return Ok(());
             }
             let limit = self.head_limit();
-            match up.buf.read_from(&mut up.tcp, limit).await {
+            self.deadline
+                .arm(Instant::now() + self.state.options.response_head_timeout);
+            match within(&mut self.deadline, up.buf.read_from(&mut up.tcp, limit)).await {
                 Ok(0) if framing == Framing::UntilClose => return Ok(()),
                 Ok(0) => return Err(Cut::Instance("connection closed mid-body".to_owned())),
                 Err(e) => return Err(Cut::Instance(e.to_string())),
                 Ok(_) => {}
             }
-        }
-    }
-
-    /// Writes `out` to a client that must take it within the client timeout.
-    async fn send_out(&mut self) -> Result<(), Cut> {
-        self.deadline
-            .arm(Instant::now() + self.state.options.client_timeout);
-        tokio::select! {
-            biased;
-            r = async {
-                self.io.write_all(&self.out).await?;
-                self.io.flush().await
-            } => r.map_err(|_| Cut::ClientGone),
-            () = self.deadline.passed() => Err(Cut::ClientSlow),
         }
     }
 
@@ -748,6 +778,18 @@ where
             Ok((_up, down)) => access.bytes = down + early as u64,
             Err(e) => access.error = Some(format!("tunnel closed: {e}")),
         }
+    }
+}
+
+/// `fut`, unless `deadline` passes first (a `TimedOut` error).
+async fn within<T>(
+    deadline: &mut Deadline,
+    fut: impl Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    tokio::select! {
+        biased;
+        r = fut => r,
+        () = deadline.passed() => Err(io::Error::new(io::ErrorKind::TimedOut, "no progress in time")),
     }
 }
 

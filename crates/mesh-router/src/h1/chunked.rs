@@ -32,7 +32,11 @@ enum State {
         value: u64,
         digits: u8,
     },
-    /// After the size: extensions until CR.
+    /// After the size: optional whitespace, then `;` and extensions, or CR.
+    SizeWs {
+        value: u64,
+    },
+    /// Extensions until CR (no control characters).
     Ext {
         value: u64,
     },
@@ -46,7 +50,10 @@ enum State {
     DataLf,
     /// At the start of a trailer line (or the final empty line).
     TrailerStart,
-    TrailerLine,
+    /// A trailer field's name, until `:`.
+    TrailerName,
+    /// A trailer field's value, until CR.
+    TrailerValue,
     TrailerLf {
         empty: bool,
     },
@@ -115,13 +122,20 @@ impl Chunked {
                 None if digits == 0 => return Err(ChunkError::Size),
                 None => match b {
                     b'\r' => State::SizeLf { value },
-                    b';' | b' ' | b'\t' => State::Ext { value },
+                    b';' => State::Ext { value },
+                    b' ' | b'\t' => State::SizeWs { value },
                     _ => return Err(ChunkError::Size),
                 },
             },
+            State::SizeWs { value } => match b {
+                b' ' | b'\t' => State::SizeWs { value },
+                b';' => State::Ext { value },
+                b'\r' => State::SizeLf { value },
+                _ => return Err(ChunkError::Size),
+            },
             State::Ext { value } => match b {
                 b'\r' => State::SizeLf { value },
-                b'\n' => return Err(ChunkError::Framing),
+                b if is_ctl(b) => return Err(ChunkError::Framing),
                 _ => State::Ext { value },
             },
             State::SizeLf { value } => match (b, value) {
@@ -140,17 +154,22 @@ impl Chunked {
                 },
                 _ => return Err(ChunkError::Framing),
             },
-            State::TrailerStart | State::TrailerLine => {
+            State::TrailerStart | State::TrailerName | State::TrailerValue => {
                 self.trailer_bytes += 1;
                 if self.trailer_bytes > MAX_TRAILER_BYTES {
                     return Err(ChunkError::TrailersTooLarge);
                 }
-                match b {
-                    b'\r' => State::TrailerLf {
-                        empty: self.state == State::TrailerStart,
-                    },
-                    b'\n' => return Err(ChunkError::Framing),
-                    _ => State::TrailerLine,
+                // Field lines only (`name: value`), so nothing that is not one (a request
+                // line, a folded line) can hide in the trailers.
+                match (self.state, b) {
+                    (State::TrailerStart, b'\r') => State::TrailerLf { empty: true },
+                    (State::TrailerStart | State::TrailerName, b) if is_tchar(b) => {
+                        State::TrailerName
+                    }
+                    (State::TrailerName, b':') => State::TrailerValue,
+                    (State::TrailerValue, b'\r') => State::TrailerLf { empty: false },
+                    (State::TrailerValue, b) if !is_ctl(b) => State::TrailerValue,
+                    _ => return Err(ChunkError::Framing),
                 }
             }
             State::TrailerLf { empty } => match b {
@@ -161,6 +180,16 @@ impl Chunked {
             State::Data { .. } | State::Done => return Err(ChunkError::Framing),
         })
     }
+}
+
+/// Control characters other than horizontal tab.
+fn is_ctl(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
+}
+
+/// A token character (RFC 9110 5.6.2), as in header names.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -202,7 +231,7 @@ mod tests {
     #[test]
     fn finds_data_and_the_end_in_any_split() {
         let body =
-            b"5\r\nhello\r\n1a;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+            b"5\r\nhello\r\n1a ;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX-T: 1\r\n\r\nNEXT";
         for piece in [1, 2, 3, 7, 100] {
             let (data, used, done) = scan(body, piece).expect("valid");
             assert!(done);
@@ -228,6 +257,11 @@ mod tests {
             b"ffffffffffffffffff\r\n",
             b"0\r\nX: 1\n\n",
             b"\r\n",
+            b"5 5\r\nhello\r\n",
+            b"5;a\0b\r\nhello\r\n",
+            b"0\r\nGET /x HTTP/1.1\r\n\r\n",
+            b"0\r\n folded: 1\r\n\r\n",
+            b"0\r\n: empty\r\n\r\n",
         ] {
             assert!(
                 scan(bad, 100).is_err(),

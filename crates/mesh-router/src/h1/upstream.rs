@@ -13,10 +13,6 @@ use crate::proxy::{IdleList, SendError, connect_tcp};
 /// Read buffer of an instance connection (also the unit bodies are copied in).
 const BUF_BYTES: usize = 32 * 1024;
 
-/// Connections idle for less than this are used without probing them first: under load they
-/// are reused within microseconds, and a request that finds one closed is sent again.
-const FRESH: Duration = Duration::from_millis(500);
-
 /// One connection to an instance.
 pub(crate) struct Conn {
     pub tcp: TcpStream,
@@ -37,18 +33,15 @@ impl Pool {
         }
     }
 
-    /// An idle connection to `addr` that still looks open. Connections idle for less than
-    /// `FRESH` are not probed unless `probe` (the caller could not send the request again on a
-    /// new connection if this one turns out closed).
-    pub(crate) fn take(&self, addr: SocketAddr, probe: bool) -> Option<Conn> {
-        self.idle.take(addr, |c, age| {
-            !(probe || age >= FRESH) || still_open(&c.tcp)
-        })
+    /// An idle connection to `addr` that still looks open (nothing readable: neither the
+    /// instance closing it nor stray bytes of an earlier answer).
+    pub(crate) fn take(&self, addr: SocketAddr) -> Option<Conn> {
+        self.idle.take(addr, |c, _| still_open(&c.tcp))
     }
 
     /// Takes back a connection whose exchange ended cleanly.
     pub(crate) fn put(&self, addr: SocketAddr, conn: Conn) {
-        if conn.buf.is_empty() {
+        if conn.buf.is_empty() && still_open(&conn.tcp) {
             self.idle.put(addr, conn);
         }
     }
@@ -69,7 +62,9 @@ impl Pool {
 }
 
 /// An idle connection has nothing to read: anything readable is the instance closing it (or
-/// sending bytes nobody asked for). Costs no system call unless the socket became readable.
+/// sending bytes nobody asked for). Costs no system call unless the socket became readable
+/// (tokio forgets readiness once a read returned less than it asked for, as the last read of
+/// every answer does).
 fn still_open(tcp: &TcpStream) -> bool {
     let mut byte = [0u8; 1];
     matches!(tcp.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)

@@ -234,3 +234,100 @@ async fn heads_and_bodies_split_into_single_bytes_still_arrive() {
     assert!(text.contains("path=/next"), "{text}");
     assert_eq!(web.hits(), 2);
 }
+
+#[tokio::test]
+async fn the_routers_own_answers_to_head_carry_no_body() {
+    let (_web, r) = echo_router().await;
+    let text = exchange(
+        r.http_addr(),
+        b"HEAD / HTTP/1.1\r\nHost: nowhere.test\r\n\r\n\
+          GET /after HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let (head, rest) = text.split_once("\r\n\r\n").expect("first head");
+    assert!(head.starts_with("HTTP/1.1 404"), "{text}");
+    assert!(
+        head.contains("content-length: ") || head.contains("Content-Length: "),
+        "{head}"
+    );
+    assert!(
+        rest.starts_with("HTTP/1.1 200"),
+        "a body followed the HEAD answer: {text}"
+    );
+}
+
+/// Answers the first request on each connection; reads the second, counts it, and closes the
+/// connection without answering (an app that crashed on it).
+async fn second_request_crashes() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let seen = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let addr = raw_backend(move |mut tcp| {
+        let counter = counter.clone();
+        async move {
+            let mut buf = vec![0u8; 8192];
+            let mut got = Vec::new();
+            for n in 0..2 {
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => got.extend_from_slice(&buf[..k]),
+                    }
+                }
+                got.clear();
+                if n == 1 {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    return;
+                }
+                let _ = tcp
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+            }
+        }
+    })
+    .await;
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn only_idempotent_requests_are_sent_again_after_an_instance_dropped_them() {
+    use std::sync::atomic::Ordering;
+    let (addr, dropped) = second_request_crashes().await;
+    let r = router(
+        Cfg::default()
+            .route("shop.test", "/", "web")
+            .upstream("web", vec![inst("web-1", addr)])
+            .build(),
+    )
+    .await;
+    let c = client();
+    let get = || Request::get("/").body(empty()).expect("req");
+    assert_eq!(
+        send(&c, r.http_addr(), "shop.test", get())
+            .await
+            .expect("get")
+            .status,
+        StatusCode::OK
+    );
+    // The POST lands on the pooled connection, which the instance drops after reading it: it
+    // may have acted on it, so the router answers 502 instead of sending it twice.
+    let post = Request::post("/").body(full("pay")).expect("req");
+    let reply = send(&c, r.http_addr(), "shop.test", post)
+        .await
+        .expect("post");
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{reply:?}");
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+    // A GET in the same spot is sent again on a new connection and answered.
+    assert_eq!(
+        send(&c, r.http_addr(), "shop.test", get())
+            .await
+            .expect("get")
+            .status,
+        StatusCode::OK
+    );
+    let reply = send(&c, r.http_addr(), "shop.test", get())
+        .await
+        .expect("get");
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    assert_eq!(dropped.load(Ordering::SeqCst), 2);
+}
