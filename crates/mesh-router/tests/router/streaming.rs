@@ -113,3 +113,102 @@ async fn request_bodies_stream_to_the_instance() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body, "received 24");
 }
+
+/// `n` bytes of a pattern no two nearby offsets share, so a lost or repeated piece shows.
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i % 251) as u8 ^ (i / 251 % 256) as u8)
+        .collect()
+}
+
+#[tokio::test]
+async fn large_bodies_pass_whole_both_ways() {
+    const SIZE: usize = 3 * 1024 * 1024 + 17;
+    // The instance answers a GET with the pattern (`/length`: one Content-Length body,
+    // `/chunked`: 64 KiB chunks), and a POST with the checksum of what it received.
+    let web = Backend::start(|req: Request<hyper::body::Incoming>| async move {
+        if req.method() == http::Method::POST {
+            let body = req.into_body().collect().await.expect("body").to_bytes();
+            let sum: u64 = body.iter().map(|b| u64::from(*b)).sum();
+            return http::Response::new(full(format!("{} {sum}", body.len())));
+        }
+        let data = Bytes::from(pattern(SIZE));
+        if req.uri().path() == "/length" {
+            return http::Response::new(full(data));
+        }
+        let (tx, body) = channel_body();
+        tokio::spawn(async move {
+            for piece in data.chunks(64 * 1024) {
+                if tx.send(Bytes::copy_from_slice(piece)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        http::Response::new(body)
+    })
+    .await;
+    let r = router(
+        Cfg::default()
+            .route("shop.test", "/", "web")
+            .upstream("web", vec![inst("web-1", web.addr)])
+            .build(),
+    )
+    .await;
+    let c = client();
+    let expected = pattern(SIZE);
+    // Exact bytes, both framings.
+    let resp = c
+        .request(
+            Request::get(format!("http://{}/chunked", r.http_addr()))
+                .header("host", "shop.test")
+                .body(empty())
+                .expect("req"),
+        )
+        .await
+        .expect("response");
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    assert!(body[..] == expected[..], "chunked body differs");
+    let resp = c
+        .request(
+            Request::get(format!("http://{}/length", r.http_addr()))
+                .header("host", "shop.test")
+                .body(empty())
+                .expect("req"),
+        )
+        .await
+        .expect("response");
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    assert!(body[..] == expected[..], "content-length body differs");
+
+    let sum: u64 = expected.iter().map(|b| u64::from(*b)).sum();
+    let want = format!("{SIZE} {sum}");
+    let reply = send(
+        &c,
+        r.http_addr(),
+        "shop.test",
+        Request::post("/")
+            .body(full(expected.clone()))
+            .expect("req"),
+    )
+    .await
+    .expect("upload");
+    assert_eq!(reply.body, want, "fixed-length upload");
+    let (tx, body) = channel_body();
+    let upload = expected.clone();
+    tokio::spawn(async move {
+        for piece in upload.chunks(100 * 1024) {
+            if tx.send(Bytes::copy_from_slice(piece)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let reply = send(
+        &c,
+        r.http_addr(),
+        "shop.test",
+        Request::post("/").body(body).expect("req"),
+    )
+    .await
+    .expect("upload");
+    assert_eq!(reply.body, want, "chunked upload");
+}
