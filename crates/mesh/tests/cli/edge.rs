@@ -552,3 +552,138 @@ fn acme_issues_a_certificate_for_a_custom_domain_automatically() {
     );
     e.finish();
 }
+
+/// An instance that speaks just enough HTTP by hand (busybox `nc -e`, one shell per
+/// connection): `/events` is a server-sent event stream with two events two seconds apart;
+/// `/ws` a WebSocket that sends "hello", waits for one masked client frame of 4 bytes, answers
+/// "got".
+const STREAMS: &str = r#"cat > /tmp/h.sh <<'EOF'
+#!/bin/sh
+read -r method path version
+key=
+while read -r line; do
+  line=$(printf '%s' "$line" | tr -d '\r')
+  [ -z "$line" ] && break
+  case "$line" in
+    [Ss]ec-[Ww]eb[Ss]ocket-[Kk]ey:*) key=$(printf '%s' "${line#*:}" | tr -d ' ');;
+  esac
+done
+case "$path" in
+/events)
+  printf 'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n'
+  printf 'data: one\n\n'
+  sleep 2
+  printf 'data: two\n\n'
+  ;;
+/ws)
+  hex=$(printf '%s' "${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11" | sha1sum | cut -c1-40 | sed 's/../\\x&/g')
+  accept=$(printf "$hex" | base64)
+  printf 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n' "$accept"
+  printf '\201\005hello'
+  dd bs=10 count=1 >/dev/null 2>&1
+  printf '\201\003got'
+  sleep 1
+  ;;
+*)
+  printf 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'
+  ;;
+esac
+EOF
+chmod +x /tmp/h.sh
+exec nc -ll -p $PORT -e /tmp/h.sh"#;
+
+/// Reads from `s` until `want` has arrived (or the read times out); returns everything read.
+fn read_until(s: &mut std::net::TcpStream, got: &mut Vec<u8>, want: &[u8]) {
+    use std::io::Read;
+    let mut buf = [0u8; 4096];
+    while !got.windows(want.len()).any(|w| w == want) {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!(
+                "reading for {:?}: {e}; so far {:?}",
+                String::from_utf8_lossy(want),
+                String::from_utf8_lossy(got)
+            ),
+        }
+    }
+}
+
+#[test]
+fn websockets_and_server_sent_events_pass_the_platform_alias() {
+    use std::io::{Read, Write};
+
+    let e = Edge::start("e5w", "10.226.0.0/16");
+    e.p.mesh(&["env", "create", "shop"]).ok();
+    e.stack("live", STREAMS);
+    e.publish("shop.localhost", "live", "/");
+    // Routed once the instance answers 404 for an unknown path (not the router's own 404/503).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = curl("http", "shop.localhost", e.http, "/nothing", None);
+        if got.status == 404 && !got.headers.contains("x-mesh-error") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never routed: {got:#?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let connect = || {
+        let s = TcpStream::connect(("127.0.0.1", e.http)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    };
+
+    // SSE: the first event arrives while the instance still holds the second.
+    let mut s = connect();
+    s.write_all(
+        b"GET /events HTTP/1.1\r\nHost: shop.localhost\r\nAccept: text/event-stream\r\n\r\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut got = Vec::new();
+    read_until(&mut s, &mut got, b"data: one\n\n");
+    let first = started.elapsed();
+    let text = String::from_utf8_lossy(&got).into_owned();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("data: two"),
+        "both events came at once: {text}"
+    );
+    read_until(&mut s, &mut got, b"data: two\n\n");
+    assert!(
+        started.elapsed() >= first + Duration::from_millis(1500),
+        "the stream was buffered: first event after {first:?}, second after {:?}",
+        started.elapsed()
+    );
+
+    // WebSocket: the upgrade goes through and frames pass both ways.
+    let mut s = connect();
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: shop.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    read_until(&mut s, &mut got, b"\x81\x05hello");
+    let text = String::from_utf8_lossy(&got).into_owned();
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    // RFC 6455's example key and its accept value, computed by the instance's shell.
+    assert!(
+        text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "{text}"
+    );
+    let mask = [1u8, 2, 3, 4];
+    let mut frame = vec![0x81, 0x84];
+    frame.extend_from_slice(&mask);
+    frame.extend(b"ping".iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    s.write_all(&frame).unwrap();
+    let mut answer = [0u8; 5];
+    s.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"\x81\x03got");
+    e.finish();
+}
