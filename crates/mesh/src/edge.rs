@@ -127,9 +127,10 @@ impl Edge {
         http: SocketAddr,
         https: Option<SocketAddr>,
         metrics: Option<SocketAddr>,
+        options: RouterOptions,
         routing: watch::Receiver<Routing>,
     ) -> Result<Edge, RouterError> {
-        Self::start_with_handover(http, https, metrics, routing, None).await
+        Self::start_with_handover(http, https, metrics, options, routing, None).await
     }
 
     /// `start`, taking the listening sockets over from the router process offering them at
@@ -139,6 +140,7 @@ impl Edge {
         http: SocketAddr,
         https: Option<SocketAddr>,
         metrics: Option<SocketAddr>,
+        options: RouterOptions,
         routing: watch::Receiver<Routing>,
         handover: Option<Handover>,
     ) -> Result<Edge, RouterError> {
@@ -154,19 +156,16 @@ impl Edge {
         let router = match &handover {
             Some(h) => match mesh_router::handover::take(&h.path).await {
                 Ok((listeners, t)) => {
-                    let (router, _) = Router::take_over(
-                        listeners,
-                        RouterOptions::default(),
-                        router_config(&h.initial),
-                    )?;
+                    let (router, _) =
+                        Router::take_over(listeners, options, router_config(&h.initial))?;
                     tracing::info!(path = %h.path.display(), "took the router's sockets over from the previous process");
                     taken = Some(t);
                     router
                 }
                 // Nobody offers: the first router on this server.
-                Err(_) => Router::bind_with(http, https, RouterOptions::default()).await?,
+                Err(_) => Router::bind_with(http, https, options).await?,
             },
-            None => Router::bind_with(http, https, RouterOptions::default()).await?,
+            None => Router::bind_with(http, https, options).await?,
         };
         let router = std::sync::Arc::new(router);
         let (stop, stopped) = watch::channel(false);

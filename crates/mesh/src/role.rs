@@ -14,10 +14,12 @@ use crate::failure::hinted;
 mod builds;
 #[path = "edge.rs"]
 pub mod edge;
+mod router_limits;
 
 use crate::output::print;
 use crate::settings::{self, Settings};
 pub use builds::BuildArgs;
+pub use router_limits::RouterLimits;
 
 /// The argument that makes `mesh` the runtime's per-instance shim.
 pub const SHIM: &str = "shim";
@@ -44,6 +46,8 @@ pub struct UpArgs {
     /// Serve the edge router's Prometheus metrics over HTTP on ADDR (`GET /metrics`)
     #[arg(long, value_name = "ADDR")]
     pub router_metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub router_limits: RouterLimits,
     #[command(flatten)]
     pub acme: AcmeArgs,
     #[command(flatten)]
@@ -109,6 +113,8 @@ pub struct AgentArgs {
     /// from this one, so a restart loses no connection [default: <data-dir>/router.sock]
     #[arg(long, value_name = "PATH", requires = "http_listen")]
     pub router_handover: Option<PathBuf>,
+    #[command(flatten)]
+    pub router_limits: RouterLimits,
 }
 
 /// `mesh router`: `mesh agent` with the edge router on by default.
@@ -129,6 +135,8 @@ pub struct RouterArgs {
     /// one, so a restart loses no connection [default: <data-dir>/router.sock]
     #[arg(long, value_name = "PATH")]
     pub router_handover: Option<PathBuf>,
+    #[command(flatten)]
+    pub router_limits: RouterLimits,
 }
 
 /// How a server joins its rack.
@@ -278,6 +286,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
                 args.http_listen,
                 args.https_listen,
                 args.router_metrics_listen,
+                args.router_limits.options(),
                 a,
             )
             .await
@@ -321,12 +330,13 @@ async fn up_router(
     http: Option<SocketAddr>,
     https: Option<SocketAddr>,
     metrics: Option<SocketAddr>,
+    options: mesh_router::RouterOptions,
     agent: &AgentHandle,
 ) -> Result<Option<edge::Edge>> {
     let asked = http.is_some() || https.is_some();
     let http = http.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 80)));
     let https = https.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 443)));
-    match edge::Edge::start(http, Some(https), metrics, agent.agent.routing()).await {
+    match edge::Edge::start(http, Some(https), metrics, options, agent.agent.routing()).await {
         Ok(e) => {
             agent.agent.set_in_flight(e.in_flight());
             Ok(Some(e))
@@ -459,6 +469,7 @@ pub async fn agent(args: AgentArgs) -> Result<()> {
         https: args.https_listen,
         metrics: args.router_metrics_listen,
         handover: args.router_handover,
+        options: args.router_limits.options(),
     });
     run_agent(args.join, router).await
 }
@@ -470,6 +481,7 @@ pub async fn router(args: RouterArgs) -> Result<()> {
         https: Some(args.https_listen),
         metrics: args.router_metrics_listen,
         handover: args.router_handover,
+        options: args.router_limits.options(),
     };
     run_agent(args.join, Some(listen)).await
 }
@@ -480,6 +492,7 @@ struct RouterListen {
     https: Option<SocketAddr>,
     metrics: Option<SocketAddr>,
     handover: Option<PathBuf>,
+    options: mesh_router::RouterOptions,
 }
 
 async fn run_agent(args: JoinArgs, router: Option<RouterListen>) -> Result<()> {
@@ -509,6 +522,7 @@ async fn run_agent(args: JoinArgs, router: Option<RouterListen>) -> Result<()> {
                 r.http,
                 r.https,
                 r.metrics,
+                r.options,
                 handle.agent.routing(),
                 Some(handover),
             )

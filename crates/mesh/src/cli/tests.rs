@@ -106,3 +106,43 @@ fn roles_are_told_apart() {
     assert!(!parse("env ls").command.is_role());
     assert!(matches!(parse("instances").command, Command::Instances));
 }
+
+#[test]
+fn router_limits_reach_the_router_options() {
+    let Command::Up(up) = parse(
+        "up --router-max-body-size 2 --router-header-timeout 3 --router-response-timeout 4 --router-client-timeout 5",
+    )
+    .command
+    else {
+        panic!("not up");
+    };
+    let o = up.router_limits.options();
+    assert_eq!(o.max_request_body_bytes, 2 * 1024 * 1024);
+    assert_eq!(o.header_read_timeout, std::time::Duration::from_secs(3));
+    assert_eq!(o.response_head_timeout, std::time::Duration::from_secs(4));
+    assert_eq!(o.client_timeout, std::time::Duration::from_secs(5));
+    let Command::Up(up) = parse("up").command else {
+        panic!("not up");
+    };
+    let d = mesh_router::RouterOptions::default();
+    let o = up.router_limits.options();
+    assert_eq!(
+        (
+            o.max_request_body_bytes,
+            o.header_read_timeout,
+            o.response_head_timeout,
+            o.client_timeout
+        ),
+        (
+            d.max_request_body_bytes,
+            d.header_read_timeout,
+            d.response_head_timeout,
+            d.client_timeout
+        ),
+        "the flags' defaults are the router's"
+    );
+    parse("router --api-url http://x --token t --router-client-timeout 9");
+    parse("agent --api-url http://x --token t --http-listen 127.0.0.1:80 --router-max-body-size 1");
+    usage_error("up --router-max-body-size 0");
+    usage_error("up --router-response-timeout -1");
+}

@@ -610,10 +610,15 @@ fn read_until(s: &mut std::net::TcpStream, got: &mut Vec<u8>, want: &[u8]) {
 }
 
 #[test]
-fn websockets_and_server_sent_events_pass_the_platform_alias() {
+fn websockets_server_sent_events_and_limits_on_the_platform_alias() {
     use std::io::{Read, Write};
 
-    let e = Edge::start("e5w", "10.226.0.0/16");
+    let e = Edge::start_on(
+        "e5w",
+        "10.226.0.0/16",
+        free_port(),
+        &["--router-max-body-size", "1"],
+    );
     e.p.mesh(&["env", "create", "shop"]).ok();
     e.stack("live", STREAMS);
     e.publish("shop.localhost", "live", "/");
@@ -685,5 +690,19 @@ fn websockets_and_server_sent_events_pass_the_platform_alias() {
     let mut answer = [0u8; 5];
     s.read_exact(&mut answer).unwrap();
     assert_eq!(&answer, b"\x81\x03got");
+
+    // The router's limits come from `mesh up`'s flags: bodies up to 1 MiB here.
+    let mut s = connect();
+    s.write_all(
+        b"POST /upload HTTP/1.1\r\nHost: shop.localhost\r\nContent-Length: 2097152\r\n\r\n",
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("HTTP/1.1 413") && text.contains("x-mesh-error: body-too-large"),
+        "{text}"
+    );
     e.finish();
 }

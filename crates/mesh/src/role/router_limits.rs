@@ -1,0 +1,36 @@
+//! The edge router's limits and timeouts, as `mesh up`, `mesh agent` and `mesh router` take
+//! them (the router's own defaults, which mainstream proxies also ship, unless told otherwise).
+
+use std::time::Duration;
+
+use clap::Args;
+use mesh_router::RouterOptions;
+
+#[derive(Debug, Clone, Args)]
+pub struct RouterLimits {
+    /// Largest request body the edge router passes to an instance, in MiB (larger: 413)
+    #[arg(long, value_name = "MIB", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub router_max_body_size: u64,
+    /// Seconds a client gets to send a request head (idle keep-alive connections close after
+    /// as long)
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub router_header_timeout: u64,
+    /// Seconds an instance gets to start answering a request (after that: 504)
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub router_response_timeout: u64,
+    /// Seconds a client may stall mid-body or stop reading an answer before it is cut off
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub router_client_timeout: u64,
+}
+
+impl RouterLimits {
+    pub fn options(&self) -> RouterOptions {
+        RouterOptions {
+            max_request_body_bytes: self.router_max_body_size.saturating_mul(1024 * 1024),
+            header_read_timeout: Duration::from_secs(self.router_header_timeout),
+            response_head_timeout: Duration::from_secs(self.router_response_timeout),
+            client_timeout: Duration::from_secs(self.router_client_timeout),
+            ..RouterOptions::default()
+        }
+    }
+}
