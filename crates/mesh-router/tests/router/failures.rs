@@ -97,14 +97,7 @@ async fn oversized_bodies_get_413() {
         max_request_body_bytes: 1024,
         ..RouterOptions::default()
     };
-    let r = router_with(
-        options,
-        Cfg::default()
-            .route("shop.test", "/", "web")
-            .upstream("web", vec![inst("web-1", web.addr)])
-            .build(),
-    )
-    .await;
+    let r = shop_router(web.addr, options).await;
     let c = client();
     // Declared length over the limit: refused before contacting the instance.
     let req = Request::post("/")
@@ -149,14 +142,7 @@ async fn slow_client_headers_time_out_without_hurting_others() {
         header_read_timeout: Duration::from_millis(300),
         ..RouterOptions::default()
     };
-    let r = router_with(
-        options,
-        Cfg::default()
-            .route("shop.test", "/", "web")
-            .upstream("web", vec![inst("web-1", web.addr)])
-            .build(),
-    )
-    .await;
+    let r = shop_router(web.addr, options).await;
     let started = std::time::Instant::now();
     let mut slow = TcpStream::connect(r.http_addr()).await.expect("connect");
     slow.write_all(b"GET / HTTP/1.1\r\nHost: shop.test\r\n")
@@ -185,13 +171,7 @@ async fn slow_client_headers_time_out_without_hurting_others() {
 #[tokio::test]
 async fn malformed_and_oversized_heads_are_refused() {
     let web = Backend::echo("web").await;
-    let r = router(
-        Cfg::default()
-            .route("shop.test", "/", "web")
-            .upstream("web", vec![inst("web-1", web.addr)])
-            .build(),
-    )
-    .await;
+    let r = shop_router(web.addr, RouterOptions::default()).await;
     let raw = |bytes: Vec<u8>| {
         let a = r.http_addr();
         async move {
@@ -253,14 +233,7 @@ async fn clients_stalling_mid_body_are_cut_off() {
         client_timeout: Duration::from_millis(300),
         ..RouterOptions::default()
     };
-    let r = router_with(
-        options,
-        Cfg::default()
-            .route("shop.test", "/", "web")
-            .upstream("web", vec![inst("web-1", web.addr)])
-            .build(),
-    )
-    .await;
+    let r = shop_router(web.addr, options).await;
     let mut tcp = TcpStream::connect(r.http_addr()).await.expect("connect");
     tcp.write_all(b"POST / HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 100\r\n\r\n0123456789")
         .await

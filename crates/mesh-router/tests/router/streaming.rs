@@ -7,6 +7,8 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tokio::sync::{Semaphore, mpsc};
 
+use mesh_router::RouterOptions;
+
 use crate::support::*;
 
 #[tokio::test]
@@ -147,38 +149,23 @@ async fn large_bodies_pass_whole_both_ways() {
         http::Response::new(body)
     })
     .await;
-    let r = router(
-        Cfg::default()
-            .route("shop.test", "/", "web")
-            .upstream("web", vec![inst("web-1", web.addr)])
-            .build(),
-    )
-    .await;
+    let r = shop_router(web.addr, RouterOptions::default()).await;
     let c = client();
     let expected = pattern(SIZE);
     // Exact bytes, both framings.
-    let resp = c
-        .request(
-            Request::get(format!("http://{}/chunked", r.http_addr()))
-                .header("host", "shop.test")
-                .body(empty())
-                .expect("req"),
-        )
-        .await
-        .expect("response");
-    let body = resp.into_body().collect().await.expect("body").to_bytes();
-    assert!(body[..] == expected[..], "chunked body differs");
-    let resp = c
-        .request(
-            Request::get(format!("http://{}/length", r.http_addr()))
-                .header("host", "shop.test")
-                .body(empty())
-                .expect("req"),
-        )
-        .await
-        .expect("response");
-    let body = resp.into_body().collect().await.expect("body").to_bytes();
-    assert!(body[..] == expected[..], "content-length body differs");
+    for path in ["/chunked", "/length"] {
+        let resp = c
+            .request(
+                Request::get(format!("http://{}{path}", r.http_addr()))
+                    .header("host", "shop.test")
+                    .body(empty())
+                    .expect("req"),
+            )
+            .await
+            .expect("response");
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        assert!(body[..] == expected[..], "{path}: the body differs");
+    }
 
     let sum: u64 = expected.iter().map(|b| u64::from(*b)).sum();
     let want = format!("{SIZE} {sum}");

@@ -323,16 +323,22 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     .await;
 }
 
+/// A router sending host `shop.test` to one instance (`web-1`) at `addr`.
+pub async fn shop_router(addr: SocketAddr, options: RouterOptions) -> Router {
+    router_with(
+        options,
+        Cfg::default()
+            .route("shop.test", "/", "web")
+            .upstream("web", vec![inst("web-1", addr)])
+            .build(),
+    )
+    .await
+}
+
 /// A router in front of one echo backend (`web-1`), for host `shop.test`.
 pub async fn echo_router() -> (Backend, Router) {
     let web = Backend::echo("web").await;
-    let r = router(
-        Cfg::default()
-            .route("shop.test", "/", "web")
-            .upstream("web", vec![inst("web-1", web.addr)])
-            .build(),
-    )
-    .await;
+    let r = shop_router(web.addr, RouterOptions::default()).await;
     (web, r)
 }
 

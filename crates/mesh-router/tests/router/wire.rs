@@ -11,6 +11,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use mesh_router::RouterOptions;
+
 use crate::support::*;
 
 /// Sends `raw` on a new connection, reads until the router closes it (or `PATIENCE`).
@@ -80,13 +82,7 @@ async fn http10_clients_get_bodies_they_can_read() {
         http::Response::new(body)
     })
     .await;
-    let r = router(
-        Cfg::default()
-            .route("shop.test", "/", "web")
-            .upstream("web", vec![inst("web-1", web.addr)])
-            .build(),
-    )
-    .await;
+    let r = shop_router(web.addr, RouterOptions::default()).await;
     let text = exchange(r.http_addr(), b"GET / HTTP/1.0\r\nHost: shop.test\r\n\r\n").await;
     let (head, body) = text.split_once("\r\n\r\n").expect("head");
     assert!(head.starts_with("HTTP/1.1 200"), "{text}");
@@ -164,13 +160,7 @@ async fn one_shot_backend() -> SocketAddr {
 #[tokio::test]
 async fn instance_connections_closed_under_the_router_are_replaced() {
     let addr = one_shot_backend().await;
-    let r = router(
-        Cfg::default()
-            .route("shop.test", "/", "web")
-            .upstream("web", vec![inst("web-1", addr)])
-            .build(),
-    )
-    .await;
+    let r = shop_router(addr, RouterOptions::default()).await;
     let c = client();
     for i in 0..20 {
         let reply = send(
@@ -293,13 +283,7 @@ async fn second_request_crashes() -> (SocketAddr, std::sync::Arc<std::sync::atom
 async fn only_idempotent_requests_are_sent_again_after_an_instance_dropped_them() {
     use std::sync::atomic::Ordering;
     let (addr, dropped) = second_request_crashes().await;
-    let r = router(
-        Cfg::default()
-            .route("shop.test", "/", "web")
-            .upstream("web", vec![inst("web-1", addr)])
-            .build(),
-    )
-    .await;
+    let r = shop_router(addr, RouterOptions::default()).await;
     let c = client();
     let get = || Request::get("/").body(empty()).expect("req");
     assert_eq!(
