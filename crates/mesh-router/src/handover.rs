@@ -50,21 +50,46 @@ use tokio::net::{UnixListener, UnixStream};
 
 use crate::server::{Listeners, Router};
 
-/// The message carrying the descriptors: a tag and how many there are (1: HTTP, 2: + HTTPS).
+/// The message carrying the descriptors: a tag, how many are the router's (1: HTTP, 2: +
+/// HTTPS), and how many other listening sockets of the process follow them.
 const TAG: &[u8; 4] = b"WMRL";
+/// Most descriptors one handover carries.
+const MAX_FDS: usize = 8;
 /// The new router's answer once it serves.
 const SERVING: u8 = b'S';
 
 /// Sends the sockets (HTTP, then HTTPS if any) over a connected unix socket.
 pub async fn send_listeners(stream: &UnixStream, listeners: &Listeners) -> io::Result<()> {
+    send_sockets(stream, listeners, &[]).await
+}
+
+/// Sends the router's sockets, then `extra` listening sockets of the process (such as an API
+/// port that restarts with the router), over a connected unix socket.
+pub async fn send_sockets(
+    stream: &UnixStream,
+    listeners: &Listeners,
+    extra: &[TcpListener],
+) -> io::Result<()> {
     let mut fds = vec![listeners.http.as_fd()];
     if let Some(https) = &listeners.https {
         fds.push(https.as_fd());
     }
-    let payload = [TAG[0], TAG[1], TAG[2], TAG[3], fds.len() as u8];
+    let router = fds.len() as u8;
+    fds.extend(extra.iter().map(AsFd::as_fd));
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::other("too many sockets to hand over"));
+    }
+    let payload = [
+        TAG[0],
+        TAG[1],
+        TAG[2],
+        TAG[3],
+        router,
+        (fds.len() as u8) - router,
+    ];
     stream
         .async_io(Interest::WRITABLE, || {
-            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
             let mut control = SendAncillaryBuffer::new(&mut space);
             if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
                 return Err(io::Error::other("descriptor message too large"));
@@ -83,12 +108,19 @@ pub async fn send_listeners(stream: &UnixStream, listeners: &Listeners) -> io::R
         .await
 }
 
-/// Receives the sockets `send_listeners` sent.
+/// Receives the router's sockets `send_listeners` sent (other sockets sent along are closed).
 pub async fn receive_listeners(stream: &UnixStream) -> io::Result<Listeners> {
-    let mut payload = [0u8; 5];
+    receive_sockets(stream)
+        .await
+        .map(|(listeners, _)| listeners)
+}
+
+/// Receives what `send_sockets` sent: the router's sockets and the other listening sockets.
+pub async fn receive_sockets(stream: &UnixStream) -> io::Result<(Listeners, Vec<TcpListener>)> {
+    let mut payload = [0u8; 6];
     let (len, flags, mut fds) = stream
         .async_io(Interest::READABLE, || {
-            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
+            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
             let mut control = RecvAncillaryBuffer::new(&mut space);
             let got = rustix::net::recvmsg(
                 stream,
@@ -108,29 +140,47 @@ pub async fn receive_listeners(stream: &UnixStream) -> io::Result<Listeners> {
     if flags.contains(ReturnFlags::CTRUNC) {
         return Err(io::Error::other("handover: descriptors truncated"));
     }
-    if len != payload.len() || &payload[..4] != TAG || usize::from(payload[4]) != fds.len() {
+    let (router, extra) = (usize::from(payload[4]), usize::from(payload[5]));
+    if len != payload.len()
+        || &payload[..4] != TAG
+        || !(1..=2).contains(&router)
+        || router + extra != fds.len()
+    {
         return Err(io::Error::other("handover: not a router handover message"));
     }
+    let extra: Vec<TcpListener> = fds
+        .split_off(router)
+        .into_iter()
+        .map(TcpListener::from)
+        .collect();
     let https = (fds.len() == 2).then(|| fds.pop()).flatten();
     let http = fds
         .pop()
         .ok_or_else(|| io::Error::other("handover: no listener received"))?;
-    Ok(Listeners {
-        http: TcpListener::from(http),
-        https: https.map(TcpListener::from),
-    })
+    Ok((
+        Listeners {
+            http: TcpListener::from(http),
+            https: https.map(TcpListener::from),
+        },
+        extra,
+    ))
 }
 
 /// The old router's side: waits at `path` for the next router, gives it this router's
 /// sockets, and returns once it says it serves. Then shut this router down.
 /// A stale socket file at `path` is replaced.
 pub async fn offer(path: &Path, router: &Router) -> io::Result<()> {
+    offer_with(path, router, &[]).await
+}
+
+/// `offer`, handing `extra` listening sockets of the process over along with the router's.
+pub async fn offer_with(path: &Path, router: &Router, extra: &[TcpListener]) -> io::Result<()> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)?;
     let result = async {
         loop {
             let (mut stream, _) = listener.accept().await?;
-            send_listeners(&stream, &router.listeners()?).await?;
+            send_sockets(&stream, &router.listeners()?, extra).await?;
             let mut answer = [0u8; 1];
             // A new router that failed before serving hangs up: keep serving and wait again.
             match stream.read_exact(&mut answer).await {
@@ -159,7 +209,14 @@ impl Taken {
 
 /// The new router's side: takes the sockets of the router offering them at `path`.
 pub async fn take(path: &Path) -> io::Result<(Listeners, Taken)> {
+    take_with(path)
+        .await
+        .map(|(listeners, _, taken)| (listeners, taken))
+}
+
+/// `take`, with the other listening sockets the old process handed over (`offer_with`).
+pub async fn take_with(path: &Path) -> io::Result<(Listeners, Vec<TcpListener>, Taken)> {
     let stream = UnixStream::connect(path).await?;
-    let listeners = receive_listeners(&stream).await?;
-    Ok((listeners, Taken(stream)))
+    let (listeners, extra) = receive_sockets(&stream).await?;
+    Ok((listeners, extra, Taken(stream)))
 }

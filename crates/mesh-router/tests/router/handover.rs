@@ -184,3 +184,51 @@ async fn restart_over_a_unix_socket_loses_no_request() {
     new.shutdown(Duration::from_secs(5)).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn other_listening_sockets_go_along_with_the_routers() {
+    let web = Backend::echo("web").await;
+    let dir = std::env::temp_dir().join(format!("mesh-router-extra-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("router.sock");
+    let old = router(config(web.addr)).await;
+    // Another port of the same process (an API, say), with a connection already queued.
+    let api = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let api_addr = api.local_addr().expect("addr");
+    let queued = TcpStream::connect(api_addr)
+        .await
+        .expect("queued connection");
+    let offered = {
+        let path = path.clone();
+        tokio::spawn(async move {
+            handover::offer_with(&path, &old, &[api])
+                .await
+                .expect("offer");
+            old.shutdown(Duration::from_secs(5)).await
+        })
+    };
+    let (listeners, extra, taken) = within("the handover", async {
+        loop {
+            match handover::take_with(&path).await {
+                Ok(all) => break all,
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    })
+    .await;
+    assert_eq!(extra.len(), 1);
+    assert_eq!(extra[0].local_addr().expect("addr"), api_addr);
+    let (new, _) = Router::take_over(listeners, RouterOptions::default(), config(web.addr))
+        .expect("new router");
+    taken.serving().await.expect("tell the old router");
+    within("old router shutdown", offered).await.expect("join");
+    // The connection queued before the handover is accepted on the socket handed over.
+    let (mut accepted, _) = extra[0].accept().expect("accept");
+    let mut queued = queued;
+    queued.write_all(b"x").await.expect("write");
+    let mut byte = [0u8; 1];
+    std::io::Read::read_exact(&mut accepted, &mut byte).expect("read");
+    assert_eq!(&byte, b"x");
+    new.shutdown(Duration::from_secs(5)).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
