@@ -54,6 +54,9 @@ pub struct ServerOptions {
     pub builder: Option<Arc<dyn Builder>>,
     /// Largest source or image archive accepted.
     pub max_upload_bytes: u64,
+    /// Serve on this already-listening socket instead of binding `listen` (one handed over by
+    /// the process this one replaces, with the connections queued on it).
+    pub listener: Option<Arc<std::net::TcpListener>>,
 }
 
 /// Why the control plane could not start.
@@ -76,6 +79,8 @@ pub enum StartError {
 /// A control plane serving in the background.
 pub struct RunningServer {
     addr: SocketAddr,
+    /// Another handle to the listening socket, to hand it to a successor process.
+    listener: std::net::TcpListener,
     admin_token: Option<String>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
@@ -85,6 +90,11 @@ impl RunningServer {
     /// The address the API listens on (with the real port when asked for port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Another handle to the API's listening socket (same accept queue), for handing it over.
+    pub fn listener(&self) -> std::io::Result<std::net::TcpListener> {
+        self.listener.try_clone()
     }
 
     /// The admin token this data directory holds, if the platform was bootstrapped here.
@@ -130,12 +140,23 @@ pub async fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let admin_token = bootstrap::bootstrap(store.as_ref(), clock.as_ref(), &opts).await?;
 
-    let listener = TcpListener::bind(opts.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: opts.listen,
-            source,
-        })?;
+    let listen_err = |source| StartError::Listen {
+        addr: opts.listen,
+        source,
+    };
+    let listener = match &opts.listener {
+        Some(given) => {
+            let std = given.try_clone().map_err(listen_err)?;
+            std.set_nonblocking(true).map_err(listen_err)?;
+            TcpListener::from_std(std).map_err(listen_err)?
+        }
+        None => TcpListener::bind(opts.listen).await.map_err(listen_err)?,
+    };
+    let handle = {
+        use std::os::fd::AsFd;
+        let fd = listener.as_fd().try_clone_to_owned().map_err(listen_err)?;
+        std::net::TcpListener::from(fd)
+    };
     let addr = listener.local_addr().map_err(|source| StartError::Listen {
         addr: opts.listen,
         source,
@@ -169,6 +190,7 @@ pub async fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
     tracing::info!(%addr, database = %redact(&url), "control plane listening");
     Ok(RunningServer {
         addr,
+        listener: handle,
         admin_token,
         shutdown: tx,
         task,

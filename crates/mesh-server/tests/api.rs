@@ -59,6 +59,7 @@ impl TestServer {
                 )),
             )),
             max_upload_bytes: 64 * 1024 * 1024,
+            listener: None,
         };
         let running = mesh_server::start(opts)
             .await

@@ -118,54 +118,97 @@ pub struct Handover {
     pub path: std::path::PathBuf,
     /// The routing to serve from the first accepted connection (the agent's cached state).
     pub initial: Routing,
+    /// What the previous process handed over (`take`), if one was serving.
+    pub taken: Option<Taken>,
+    /// More listening sockets of this process to hand the next one (`mesh up`'s API).
+    pub offer_also: Vec<std::net::TcpListener>,
+}
+
+/// The sockets a previous process handed over: its router's, its other listeners (claimed by
+/// address, see `claim`), and the promise to tell it when this one serves.
+pub struct Taken {
+    listeners: mesh_router::Listeners,
+    pub others: Vec<std::net::TcpListener>,
+    serving: mesh_router::handover::Taken,
+}
+
+/// Takes the sockets of the process offering them at `path`, if one does.
+pub async fn take(path: &std::path::Path) -> Option<Taken> {
+    let (listeners, others, serving) = mesh_router::handover::take_with(path).await.ok()?;
+    Some(Taken {
+        listeners,
+        others,
+        serving,
+    })
+}
+
+/// The handed-over listener bound to `addr` (port 0: to any port of its address but those in
+/// `taken_by_others`), if there is one (removed from `others`).
+pub fn claim(
+    others: &mut Vec<std::net::TcpListener>,
+    addr: SocketAddr,
+    taken_by_others: &[SocketAddr],
+) -> Option<std::net::TcpListener> {
+    let i = others.iter().position(|l| {
+        l.local_addr().is_ok_and(|a| {
+            a == addr || (addr.port() == 0 && a.ip() == addr.ip() && !taken_by_others.contains(&a))
+        })
+    })?;
+    Some(others.swap_remove(i))
 }
 
 impl Edge {
-    /// Binds the listeners, then applies every routing snapshot the agent publishes; serves
-    /// the router's `/metrics` on `metrics` if given.
-    pub async fn start(
-        http: SocketAddr,
-        https: Option<SocketAddr>,
-        metrics: Option<SocketAddr>,
-        options: RouterOptions,
-        routing: watch::Receiver<Routing>,
-    ) -> Result<Edge, RouterError> {
-        Self::start_with_handover(http, https, metrics, options, routing, None).await
-    }
-
-    /// `start`, taking the listening sockets over from the router process offering them at
-    /// `handover.path` if there is one (nothing queued on them is lost), and offering this
-    /// router's to the next process there.
+    /// Binds the listeners (or uses those `handover.taken` holds: nothing queued on them is
+    /// lost), then applies every routing snapshot the agent publishes; serves the router's
+    /// `/metrics` on `metrics` if given. With a `handover`, offers this router's sockets (and
+    /// the metrics listener, and `offer_also`) to the next process at `handover.path`.
     pub async fn start_with_handover(
         http: SocketAddr,
         https: Option<SocketAddr>,
         metrics: Option<SocketAddr>,
         options: RouterOptions,
         routing: watch::Receiver<Routing>,
-        handover: Option<Handover>,
+        mut handover: Option<Handover>,
     ) -> Result<Edge, RouterError> {
+        let mut taken = handover.as_mut().and_then(|h| h.taken.take());
         let metrics_listener = match metrics {
-            Some(addr) => Some(
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| RouterError::Bind { addr, source: e })?,
-            ),
+            Some(addr) => {
+                let bind_err = |e| RouterError::Bind { addr, source: e };
+                let inherited = taken.as_mut().and_then(|t| claim(&mut t.others, addr, &[]));
+                Some(match inherited {
+                    Some(l) => {
+                        l.set_nonblocking(true).map_err(bind_err)?;
+                        tokio::net::TcpListener::from_std(l).map_err(bind_err)?
+                    }
+                    None => tokio::net::TcpListener::bind(addr)
+                        .await
+                        .map_err(bind_err)?,
+                })
+            }
             None => None,
         };
-        let mut taken = None;
-        let router = match &handover {
-            Some(h) => match mesh_router::handover::take(&h.path).await {
-                Ok((listeners, t)) => {
-                    let (router, _) =
-                        Router::take_over(listeners, options, router_config(&h.initial))?;
-                    tracing::info!(path = %h.path.display(), "took the router's sockets over from the previous process");
-                    taken = Some(t);
-                    router
-                }
-                // Nobody offers: the first router on this server.
-                Err(_) => Router::bind_with(http, https, options).await?,
-            },
-            None => Router::bind_with(http, https, options).await?,
+        // What the next process gets: the metrics listener too, and what the caller adds.
+        let mut offer_also = Vec::new();
+        if let Some(l) = &metrics_listener {
+            use std::os::fd::AsFd;
+            if let Ok(fd) = l.as_fd().try_clone_to_owned() {
+                offer_also.push(std::net::TcpListener::from(fd));
+            }
+        }
+        if let Some(h) = handover.as_mut() {
+            offer_also.append(&mut h.offer_also);
+        }
+        let mut serving = None;
+        let router = match (&handover, taken) {
+            (Some(h), Some(t)) => {
+                let (router, _) =
+                    Router::take_over(t.listeners, options, router_config(&h.initial))?;
+                tracing::info!(path = %h.path.display(), "took the router's sockets over from the previous process");
+                serving = Some(t.serving);
+                router
+            }
+            // Nobody offered: the first router on this server.
+            _ => Router::bind_with(http, https, options).await?,
         };
         let router = std::sync::Arc::new(router);
         let (stop, stopped) = watch::channel(false);
@@ -182,15 +225,15 @@ impl Edge {
             });
         }
         let (handed, handed_over) = watch::channel(false);
-        let offer_at = handover.as_ref().map(|h| h.path.clone());
-        let took_over = taken.is_some();
+        let offer_at = handover.as_ref().map(|h| (h.path.clone(), offer_also));
+        let took_over = serving.is_some();
         let edge = Edge {
             stop,
             router: std::sync::Arc::downgrade(&router),
             task: tokio::spawn(feed(router, routing, stopped, offer_at, took_over, handed)),
             handed_over,
         };
-        if let Some(t) = taken {
+        if let Some(t) = serving {
             // The previous router stops accepting and drains once it hears this.
             if let Err(e) = t.serving().await {
                 tracing::warn!(error = %e, "could not tell the previous router this one serves");
@@ -223,7 +266,7 @@ async fn feed(
     router: std::sync::Arc<Router>,
     mut routing: watch::Receiver<Routing>,
     mut stop: watch::Receiver<bool>,
-    offer_at: Option<std::path::PathBuf>,
+    offer_at: Option<(std::path::PathBuf, Vec<std::net::TcpListener>)>,
     took_over: bool,
     handed: watch::Sender<bool>,
 ) {
@@ -231,7 +274,7 @@ async fn feed(
         // Offers this router's sockets to the next process, for as long as this one serves.
         let offer = async {
             match &offer_at {
-                Some(path) => mesh_router::handover::offer(path, &router).await,
+                Some((path, also)) => mesh_router::handover::offer_with(path, &router, also).await,
                 None => std::future::pending().await,
             }
         };

@@ -230,6 +230,25 @@ async fn start(opts: ServerOptions, what: &str) -> Result<RunningServer> {
 /// `mesh up`: the control plane with the local rack, and a CLI config pointing at it.
 pub async fn up(args: UpArgs) -> Result<()> {
     let data_dir = data_dir(args.data_dir)?;
+    // A `mesh up` already serving this data directory hands its sockets over (the router's and
+    // the API's, with the connections queued on them), drains and exits: a restart or upgrade
+    // refuses nothing.
+    let handover_path = data_dir.join("router.sock");
+    let mut taken = if args.no_agent {
+        None
+    } else {
+        edge::take(&handover_path).await
+    };
+    let api_listener = taken
+        .as_mut()
+        .and_then(|t| {
+            let metrics: Vec<SocketAddr> = args.router_metrics_listen.into_iter().collect();
+            edge::claim(&mut t.others, args.listen, &metrics)
+        })
+        .map(std::sync::Arc::new);
+    if taken.is_some() {
+        tracing::info!("taking over from the mesh up serving this data directory");
+    }
     let opts = ServerOptions {
         listen: args.listen,
         data_dir: data_dir.clone(),
@@ -238,6 +257,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
         acme: args.acme.options(),
         builder: args.build.builder(&data_dir)?,
         max_upload_bytes: args.build.max_upload_bytes(),
+        listener: api_listener,
     };
     let running = start(opts, "widemesh").await?;
     let api_url = local_url(running.addr());
@@ -282,12 +302,19 @@ pub async fn up(args: UpArgs) -> Result<()> {
     };
     let edge = match &agent {
         Some(a) => {
+            let handover = edge::Handover {
+                path: handover_path,
+                initial: a.agent.cached_routing().await,
+                taken,
+                offer_also: running.listener().into_iter().collect(),
+            };
             up_router(
                 args.http_listen,
                 args.https_listen,
                 args.router_metrics_listen,
                 args.router_limits.options(),
                 a,
+                handover,
             )
             .await
         }
@@ -311,8 +338,17 @@ pub async fn up(args: UpArgs) -> Result<()> {
     ));
     // Stop what holds connections to the API first (the agent's watch stream would keep the
     // API's graceful shutdown waiting), then the API. Instances keep running: the next
-    // `mesh up` adopts them.
-    let signalled = wait_for_signal().await;
+    // `mesh up` adopts them. A new `mesh up` taking the sockets over ends this one too.
+    let signalled = match &edge {
+        Some(e) => tokio::select! {
+            r = wait_for_signal() => r,
+            _ = e.handed_over() => {
+                tracing::info!("a new mesh up took the sockets over: stopping");
+                Ok(())
+            }
+        },
+        None => wait_for_signal().await,
+    };
     if let Some(e) = edge {
         e.stop().await;
     }
@@ -332,11 +368,21 @@ async fn up_router(
     metrics: Option<SocketAddr>,
     options: mesh_router::RouterOptions,
     agent: &AgentHandle,
+    handover: edge::Handover,
 ) -> Result<Option<edge::Edge>> {
     let asked = http.is_some() || https.is_some();
     let http = http.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 80)));
     let https = https.unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 443)));
-    match edge::Edge::start(http, Some(https), metrics, options, agent.agent.routing()).await {
+    let started = edge::Edge::start_with_handover(
+        http,
+        Some(https),
+        metrics,
+        options,
+        agent.agent.routing(),
+        Some(handover),
+    )
+    .await;
+    match started {
         Ok(e) => {
             agent.agent.set_in_flight(e.in_flight());
             Ok(Some(e))
@@ -514,9 +560,12 @@ async fn run_agent(args: JoinArgs, router: Option<RouterListen>) -> Result<()> {
     .await?;
     let edge = match router {
         Some(r) => {
+            let path = r.handover.unwrap_or_else(|| data_dir.join("router.sock"));
             let handover = edge::Handover {
-                path: r.handover.unwrap_or_else(|| data_dir.join("router.sock")),
+                taken: edge::take(&path).await,
+                path,
                 initial: handle.agent.cached_routing().await,
+                offer_also: Vec::new(),
             };
             let started = edge::Edge::start_with_handover(
                 r.http,
@@ -576,6 +625,7 @@ pub async fn server(args: ServerArgs) -> Result<()> {
         acme: args.acme.options(),
         builder: args.build.builder(&data_dir)?,
         max_upload_bytes: args.build.max_upload_bytes(),
+        listener: None,
     };
     let running = start(opts, "the widemesh control plane").await?;
     let api_url = local_url(running.addr());

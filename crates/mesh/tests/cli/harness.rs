@@ -300,6 +300,28 @@ impl Platform {
     pub fn restart(&mut self) {
         self.launch();
     }
+
+    /// Starts a second `mesh up` on the same home while this one runs: it takes the sockets
+    /// over, and this one must drain and exit cleanly. Returns the old one's log.
+    pub fn take_over(&mut self) -> String {
+        let mut old = self.child.take().expect("not running");
+        let dir = self.home.path().to_path_buf();
+        let before = self.starts;
+        let old_log = move || {
+            let read = |ext: &str| {
+                std::fs::read_to_string(dir.join(format!("up-{before}.{ext}"))).unwrap_or_default()
+            };
+            format!("stdout:\n{}\nstderr:\n{}", read("out"), read("err"))
+        };
+        self.launch();
+        let status = wait_bounded(&mut old, Duration::from_secs(60));
+        assert!(
+            status.success(),
+            "the old `mesh up` exited with {status}:\n{}",
+            old_log()
+        );
+        old_log()
+    }
 }
 
 impl Drop for Platform {

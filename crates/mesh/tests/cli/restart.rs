@@ -1,7 +1,8 @@
 //! Restarting a rack's router process under load loses no request: a new `mesh router` on the
 //! same data directory takes the listening sockets over from the running one (nothing queued on
 //! them is reset), serves the routes it cached, waits for the old agent to stop before its own
-//! reconciles, and the old process drains and exits. Privileged: CI runs it as root.
+//! reconciles, and the old process drains and exits. The same for `mesh up`, whose API port
+//! moves along. Privileged: CI runs it as root.
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -123,4 +124,102 @@ fn a_router_restart_under_load_loses_no_request() {
     p.mesh(&["env", "delete", "shop", "--yes"]).ok();
     wait_no_netns(PREFIX, Duration::from_secs(60));
     terminate(&mut new);
+}
+
+const UP_PREFIX: &str = "e5u";
+const UP_POOL: &str = "10.227.0.0/16";
+
+/// The same for `mesh up`: a second `mesh up` on the same data directory takes the router's
+/// and the API's sockets over; the first drains and exits; routed traffic loses nothing and
+/// the API keeps its address.
+#[test]
+fn a_mesh_up_restart_under_load_loses_no_request() {
+    assert_root();
+    let home = Home::new();
+    let _purge = Purge::with_home(home.path().to_path_buf(), home.data_dir(), UP_PREFIX);
+    let http = free_port();
+    let (h, hs, m) = (
+        format!("127.0.0.1:{http}"),
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let mut p = Platform::start_with(
+        home,
+        &[
+            "--http-listen",
+            &h,
+            "--https-listen",
+            &hs,
+            "--router-metrics-listen",
+            &m,
+            "--net-prefix",
+            UP_PREFIX,
+            "--subnet-pool",
+            UP_POOL,
+        ],
+    );
+    let at = ["--env", "shop", "--stack", "app"];
+    p.mesh(&["env", "create", "shop"]).ok();
+    p.mesh(&["create", "stack", "app", "--env", "shop"]).ok();
+    p.mesh(&[&["stack", "set-image", "busybox"][..], &at[..]].concat())
+        .ok();
+    let web = "mkdir -p /tmp/www && echo hello > /tmp/www/index.html && exec httpd -f -p $PORT -h /tmp/www";
+    p.mesh(
+        &[
+            &["svc", "create", "-n", "web", "--size", "nano"][..],
+            &at[..],
+            &["--", web][..],
+        ]
+        .concat(),
+    )
+    .ok();
+    p.mesh(
+        &[
+            &["endpoint", "publish", HOST, "--service", "web"][..],
+            &at[..],
+        ]
+        .concat(),
+    )
+    .ok();
+    wait_for_body(http, HOST, "hello", Duration::from_secs(60));
+    let url = p.url.clone();
+
+    let load = Load::start(http, HOST, &["hello"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let old_log = p.take_over();
+    assert!(
+        old_log.contains("took the sockets over: stopping"),
+        "{old_log}"
+    );
+    assert!(
+        p.log().contains("took the router's sockets over"),
+        "{}",
+        p.log()
+    );
+    assert_eq!(p.url, url, "the API kept its address");
+    std::thread::sleep(Duration::from_secs(2));
+    let (sent, failures) = load.finish();
+    assert!(sent > 50, "the load loop sent only {sent} requests");
+    assert!(
+        failures.is_empty(),
+        "{} of {sent} requests failed across the restart: {failures:?}\nold:\n{old_log}\nnew:\n{}",
+        failures.len(),
+        p.log()
+    );
+    assert_eq!(get(http, HOST).unwrap(), (200, "hello".to_string()));
+    let envs = p.mesh(&["env", "ls"]).ok();
+    assert!(envs.stdout.contains("shop"), "{envs:#?}");
+    // The metrics listener went along too (binding it again would have failed).
+    let metrics = std::process::Command::new("curl")
+        .args(["-sf", &format!("http://{m}/metrics")])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&metrics.stdout).contains("mesh_router_requests_total"),
+        "{metrics:?}"
+    );
+
+    p.mesh(&["env", "delete", "shop", "--yes"]).ok();
+    wait_no_netns(UP_PREFIX, Duration::from_secs(60));
+    p.stop();
 }
