@@ -51,12 +51,9 @@ fn terminate(child: &mut Child) {
     let _ = wait_exit(child, Duration::from_secs(30));
 }
 
-#[test]
-fn a_router_restart_under_load_loses_no_request() {
-    assert_root();
-    let p = Platform::start();
-    let agent = p.home.path().join("agent");
-    let _purge = Purge::new(agent.clone(), PREFIX);
+/// Environment `shop`, stack `app`, a busybox web service answering "hello", published on
+/// `HOST`.
+fn publish_hello(p: &Platform) {
     let at = ["--env", "shop", "--stack", "app"];
     p.mesh(&["env", "create", "shop"]).ok();
     p.mesh(&["create", "stack", "app", "--env", "shop"]).ok();
@@ -80,6 +77,15 @@ fn a_router_restart_under_load_loses_no_request() {
         .concat(),
     )
     .ok();
+}
+
+#[test]
+fn a_router_restart_under_load_loses_no_request() {
+    assert_root();
+    let p = Platform::start();
+    let agent = p.home.path().join("agent");
+    let _purge = Purge::new(agent.clone(), PREFIX);
+    publish_hello(&p);
 
     let http = free_port();
     let mut old = router(&p, &agent, http, "router-1.log");
@@ -158,29 +164,7 @@ fn a_mesh_up_restart_under_load_loses_no_request() {
             UP_POOL,
         ],
     );
-    let at = ["--env", "shop", "--stack", "app"];
-    p.mesh(&["env", "create", "shop"]).ok();
-    p.mesh(&["create", "stack", "app", "--env", "shop"]).ok();
-    p.mesh(&[&["stack", "set-image", "busybox"][..], &at[..]].concat())
-        .ok();
-    let web = "mkdir -p /tmp/www && echo hello > /tmp/www/index.html && exec httpd -f -p $PORT -h /tmp/www";
-    p.mesh(
-        &[
-            &["svc", "create", "-n", "web", "--size", "nano"][..],
-            &at[..],
-            &["--", web][..],
-        ]
-        .concat(),
-    )
-    .ok();
-    p.mesh(
-        &[
-            &["endpoint", "publish", HOST, "--service", "web"][..],
-            &at[..],
-        ]
-        .concat(),
-    )
-    .ok();
+    publish_hello(&p);
     wait_for_body(http, HOST, "hello", Duration::from_secs(60));
     let url = p.url.clone();
 
