@@ -240,7 +240,7 @@ where
                         Ok(Parsed::Complete(r)) => return ReadHead::Request(r),
                         Ok(Parsed::Partial) => {}
                         Err(invalid) => {
-                            self.refuse(invalid).await;
+                            self.refuse(invalid, None).await;
                             return ReadHead::Closed;
                         }
                     }
@@ -250,10 +250,13 @@ where
                 }
             }
             if !self.buf.has_room(limit) {
-                self.refuse(Invalid {
-                    status: 431,
-                    why: "request head too large",
-                })
+                self.refuse(
+                    Invalid {
+                        status: 431,
+                        why: "request head too large",
+                    },
+                    None,
+                )
                 .await;
                 return ReadHead::Closed;
             }
@@ -266,7 +269,7 @@ where
                 },
                 () = self.deadline.passed() => {
                     if !idle {
-                        self.refuse(Invalid { status: 408, why: "request head not received in time" }).await;
+                        self.refuse(Invalid { status: 408, why: "request head not received in time" }, None).await;
                     }
                     return ReadHead::Closed;
                 }
@@ -282,8 +285,18 @@ where
         }
     }
 
-    /// Answers a request the router cannot even read, and closes.
-    async fn refuse(&mut self, invalid: Invalid) {
+    /// Answers a request the router cannot even read (or that stalled), and closes. It is
+    /// logged and counted like any other (`access`, or a record of its own).
+    async fn refuse(&mut self, invalid: Invalid, access: Option<Access>) {
+        let mut access =
+            access.unwrap_or_else(|| Access::new(proxy::headers::new_request_id(), None, None));
+        if access.route.is_none() {
+            access.unmatched = Some(self.state.metrics.unmatched());
+        }
+        access.status = invalid.status;
+        if access.error.is_none() {
+            access.error = Some(invalid.why.to_owned());
+        }
         let reason = http::StatusCode::from_u16(invalid.status)
             .ok()
             .and_then(|s| s.canonical_reason())
@@ -293,9 +306,10 @@ where
         self.out.extend_from_slice(
             format!(
                 "HTTP/1.1 {} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n\
-                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                 Content-Length: {}\r\nX-Request-ID: {}\r\nConnection: close\r\n\r\n{body}",
                 invalid.status,
-                body.len()
+                body.len(),
+                access.request_id.to_str().unwrap_or("-"),
             )
             .as_bytes(),
         );
@@ -399,7 +413,7 @@ where
                 | Method::PUT
                 | Method::DELETE
         );
-        let mut access = Access::new(request_id, method, Some(path));
+        let mut access = Access::new(request_id, Some(method), Some(path));
         // An unread request body leaves the connection unusable for the next request.
         let unread_close = !keep_alive || !framing.is_empty();
         let Some(host) = host.as_deref().and_then(normalize_host) else {
@@ -534,9 +548,8 @@ where
                         Ok(_) => {}
                     },
                     () = self.deadline.passed() => {
-                        access.status = 408;
                         access.error = Some("client sent no body bytes in time".to_owned());
-                        self.refuse(Invalid { status: 408, why: "request body not received in time" }).await;
+                        self.refuse(Invalid { status: 408, why: "request body not received in time" }, Some(access)).await;
                         return false;
                     }
                 }

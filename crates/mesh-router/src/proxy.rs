@@ -179,7 +179,7 @@ pub(crate) async fn handle(
     let request_id = headers::request_id(req.headers());
     let mut access = Access::new(
         request_id.clone(),
-        req.method().clone(),
+        Some(req.method().clone()),
         req.uri().path_and_query().cloned(),
     );
     let html = pages::wants_html(req.headers());

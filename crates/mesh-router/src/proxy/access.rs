@@ -15,7 +15,8 @@ use crate::table::Route;
 pub(crate) struct Access {
     pub start: Instant,
     pub request_id: HeaderValue,
-    pub method: Method,
+    /// `None` for a request too malformed to have one.
+    pub method: Option<Method>,
     /// Logged without the query: queries often carry secrets.
     pub path: Option<PathAndQuery>,
     /// The host the client asked for (normalized), or `-`.
@@ -38,7 +39,11 @@ pub(crate) struct Access {
 impl Access {
     /// A record for a request that has not been routed yet; its status stays 499 (client
     /// closed) unless an answer is recorded.
-    pub(crate) fn new(request_id: HeaderValue, method: Method, path: Option<PathAndQuery>) -> Self {
+    pub(crate) fn new(
+        request_id: HeaderValue,
+        method: Option<Method>,
+        path: Option<PathAndQuery>,
+    ) -> Self {
         Self {
             start: Instant::now(),
             request_id,
@@ -70,7 +75,7 @@ impl Drop for Access {
         tracing::info!(
             target: "mesh_router::access",
             request_id = self.request_id.to_str().unwrap_or("-"),
-            method = %self.method,
+            method = self.method.as_ref().map_or("-", Method::as_str),
             host = %self.host,
             path = %self.path.as_ref().map_or("-", PathAndQuery::path),
             endpoint = route.map_or("-", |r| &*r.host),

@@ -191,7 +191,15 @@ async fn malformed_and_oversized_heads_are_refused() {
     assert!(big.is_empty() || big.starts_with("HTTP/1.1 431"), "{big}");
     let no_host = raw(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n".to_vec()).await;
     assert!(no_host.starts_with("HTTP/1.1 400"), "{no_host}");
+    assert!(garbage.contains("X-Request-ID: "), "{garbage}");
     assert_eq!(web.hits(), 0);
+    // Refused before routing, still logged and counted: three 4xx for no endpoint.
+    eventually("the refusals to be counted", || {
+        r.metrics_text().contains(
+            r#"mesh_router_requests_total{endpoint="-",service="-",status_class="4xx"} 3"#,
+        )
+    })
+    .await;
     assert_eq!(
         get(r.http_addr(), "shop.test", "/").await.status,
         StatusCode::OK
