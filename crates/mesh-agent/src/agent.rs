@@ -531,7 +531,7 @@ impl Agent {
         listed: &[mesh_runtime::InstanceState],
         draining: &std::collections::HashSet<&str>,
     ) -> bool {
-        use crate::routing::{Backend, RoutedEnv, Routing, Upstream, upstream_key};
+        use crate::routing::{Backend, Routing, upstream_key};
         let mut any_draining = false;
         let records = self.records().clone();
         let mut upstreams: BTreeMap<String, Vec<Backend>> = BTreeMap::new();
@@ -552,31 +552,7 @@ impl Agent {
                 draining: drains,
             });
         }
-        let routing = Routing {
-            routes: desired
-                .environments
-                .iter()
-                .map(|e| RoutedEnv {
-                    environment: e.environment.to_string(),
-                    routes: e.routes.clone(),
-                    https_redirects: e.https_redirects.clone(),
-                })
-                .collect(),
-            upstreams: upstreams
-                .into_iter()
-                .map(|(key, instances)| Upstream { key, instances })
-                .collect(),
-            certificates: desired
-                .environments
-                .iter()
-                .flat_map(|e| e.certificates.iter().cloned())
-                .collect(),
-            acme_challenges: desired
-                .environments
-                .iter()
-                .flat_map(|e| e.acme_challenges.iter().cloned())
-                .collect(),
-        };
+        let routing = Routing::new(desired, upstreams);
         self.routing.send_if_modified(|old| {
             let changed = *old != routing;
             if changed {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::agent::Agent;
 use crate::plan;
-use crate::routing::{Backend, RoutedEnv, Routing, Upstream, upstream_key};
+use crate::routing::{Backend, Routing, upstream_key};
 
 /// Held while an agent runs on a data directory.
 #[derive(Debug)]
@@ -74,30 +74,6 @@ impl Agent {
                 draining: false,
             });
         }
-        Routing {
-            routes: state
-                .environments
-                .iter()
-                .map(|e| RoutedEnv {
-                    environment: e.environment.to_string(),
-                    routes: e.routes.clone(),
-                    https_redirects: e.https_redirects.clone(),
-                })
-                .collect(),
-            upstreams: upstreams
-                .into_iter()
-                .map(|(key, instances)| Upstream { key, instances })
-                .collect(),
-            certificates: state
-                .environments
-                .iter()
-                .flat_map(|e| e.certificates.iter().cloned())
-                .collect(),
-            acme_challenges: state
-                .environments
-                .iter()
-                .flat_map(|e| e.acme_challenges.iter().cloned())
-                .collect(),
-        }
+        Routing::new(&state, upstreams)
     }
 }

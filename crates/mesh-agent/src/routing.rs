@@ -16,6 +16,39 @@ pub struct Routing {
     pub acme_challenges: Vec<AcmeChallengeDoc>,
 }
 
+impl Routing {
+    /// The routes, certificates and ACME answers of `desired`, with the instances of each
+    /// service (by `upstream_key`).
+    pub fn new(
+        desired: &mesh_types::desired::DesiredState,
+        upstreams: std::collections::BTreeMap<String, Vec<Backend>>,
+    ) -> Self {
+        let envs = &desired.environments;
+        Self {
+            routes: envs
+                .iter()
+                .map(|e| RoutedEnv {
+                    environment: e.environment.to_string(),
+                    routes: e.routes.clone(),
+                    https_redirects: e.https_redirects.clone(),
+                })
+                .collect(),
+            upstreams: upstreams
+                .into_iter()
+                .map(|(key, instances)| Upstream { key, instances })
+                .collect(),
+            certificates: envs
+                .iter()
+                .flat_map(|e| e.certificates.iter().cloned())
+                .collect(),
+            acme_challenges: envs
+                .iter()
+                .flat_map(|e| e.acme_challenges.iter().cloned())
+                .collect(),
+        }
+    }
+}
+
 /// The routes of one environment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoutedEnv {
