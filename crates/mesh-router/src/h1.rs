@@ -349,11 +349,8 @@ where
             self.out.extend_from_slice(value.as_bytes());
             self.out.extend_from_slice(b"\r\n");
         }
-        self.out
-            .extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
-        self.out.extend_from_slice(b"Date: ");
-        date::append_now(&mut self.out);
-        self.out.extend_from_slice(b"\r\n");
+        head::put_length(&mut self.out, body.len() as u64);
+        date::put_header(&mut self.out);
         if close {
             self.out.extend_from_slice(b"Connection: close\r\n");
         } else if self.minor == 0 {

@@ -7,8 +7,15 @@ thread_local! {
     static CACHED: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
 }
 
+/// Appends a `Date` header line with the current date to `out`.
+pub(crate) fn put_header(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"Date: ");
+    append_now(out);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Appends the current date as an HTTP date (`Tue, 25 Nov 2026 13:14:05 GMT`) to `out`.
-pub(crate) fn append_now(out: &mut Vec<u8>) {
+fn append_now(out: &mut Vec<u8>) {
     let now = SystemTime::now();
     let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     CACHED.with(|c| {

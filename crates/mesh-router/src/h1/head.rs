@@ -490,9 +490,7 @@ pub(crate) fn parse_response(
     }
     // A proxy adds the date an answer without one was received (RFC 9110 6.6.1).
     if !has_date {
-        out.extend_from_slice(b"Date: ");
-        super::date::append_now(out);
-        out.extend_from_slice(b"\r\n");
+        super::date::put_header(out);
     }
     if status == 101 {
         if let Some(u) = upgrade {
@@ -520,7 +518,8 @@ pub(crate) fn parse_response(
     }))
 }
 
-fn put_length(out: &mut Vec<u8>, mut n: u64) {
+/// Appends a `Content-Length` header line.
+pub(crate) fn put_length(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(b"Content-Length: ");
     let mut digits = [0u8; 20];
     let mut i = digits.len();
