@@ -125,6 +125,31 @@ pub struct Agent {
     /// Environments a one-off run is using right now: their network stays even when the
     /// desired state this server last saw does not place them here (yet).
     pinned: Mutex<HashMap<String, usize>>,
+    /// Instances being created right now (the runtime lists them before their record exists):
+    /// a reconcile must not take a one-off among them for one an earlier agent left behind.
+    creating: Mutex<std::collections::HashSet<String>>,
+}
+
+/// An instance on the agent's `creating` list for as long as this lives.
+struct Creating<'a> {
+    agent: &'a Agent,
+    id: String,
+}
+
+impl<'a> Creating<'a> {
+    fn new(agent: &'a Agent, id: &str) -> Self {
+        lock(&agent.creating).insert(id.to_string());
+        Self {
+            agent,
+            id: id.to_string(),
+        }
+    }
+}
+
+impl Drop for Creating<'_> {
+    fn drop(&mut self) {
+        lock(&self.agent.creating).remove(&self.id);
+    }
 }
 
 /// A mutex's contents even if a panicking thread poisoned it: the agent's maps stay usable
@@ -169,6 +194,7 @@ impl Agent {
             routing: watch::channel(crate::routing::Routing::default()).0,
             in_flight: Mutex::new(None),
             pinned: Mutex::new(HashMap::new()),
+            creating: Mutex::new(std::collections::HashSet::new()),
             runtime,
             opts,
         }))
@@ -407,7 +433,10 @@ impl Agent {
                                 })
                                 .map(|c| &c.template)
                         });
-                        if plan::is_oneoff(&inst.id) && !inst.status.is_running() {
+                        if plan::is_oneoff(&inst.id)
+                            && !inst.status.is_running()
+                            && !lock(&self.creating).contains(&inst.id)
+                        {
                             // A one-off whose task is gone with an earlier agent: its output
                             // was shipped; nothing else will remove it.
                             orphans.push(inst.id.clone());
@@ -635,6 +664,8 @@ impl Agent {
             address: None,
             hosts,
         };
+        // Off the list (on drop) only once the record exists (`failed` writes one too).
+        let _creating = Creating::new(self, &w.id);
         match self.runtime.create(&spec).await {
             Ok(handle) => {
                 let mut records = self.records();
