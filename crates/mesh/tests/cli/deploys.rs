@@ -59,7 +59,7 @@ fn status_of(p: &Platform, v: &str) -> String {
 fn deploys_roll_out_without_dropping_requests_and_failures_leave_the_old_version_serving() {
     assert_root();
     let home = Home::new();
-    let _purge = Purge::new(home.data_dir(), PREFIX);
+    let _purge = Purge::with_home(home.path().to_path_buf(), home.data_dir(), PREFIX);
     let http = free_port();
     let https = free_port();
     let (http_s, https_s) = (format!("127.0.0.1:{http}"), format!("127.0.0.1:{https}"));

@@ -89,7 +89,7 @@ fn every_example_deploys_with_one_command_and_answers() {
     assert_root();
     let home = Home::new();
     let data = home.data_dir();
-    let _purge = Purge::new(data.clone(), PREFIX);
+    let _purge = Purge::with_home(home.path().to_path_buf(), data.clone(), PREFIX);
     let http = free_port();
     let (http_s, https_s) = (
         format!("127.0.0.1:{http}"),

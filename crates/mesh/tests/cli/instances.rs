@@ -68,7 +68,7 @@ fn healthy(p: &Platform, env: &str, service: &str) -> bool {
 fn services_run_as_isolated_supervised_instances() {
     assert_root();
     let home = Home::new();
-    let _purge = Purge::new(home.data_dir(), PREFIX);
+    let _purge = Purge::with_home(home.path().to_path_buf(), home.data_dir(), PREFIX);
     let mut p = Platform::start_with(home, &["--net-prefix", PREFIX, "--subnet-pool", POOL]);
     let api_port = p.url.rsplit(':').next().unwrap().to_string();
 
