@@ -94,6 +94,8 @@ struct Inner {
     runc: Runc,
     shim: ShimCommand,
     nofile: u64,
+    /// The running kernel's version, for the seccomp profile.
+    kernel: crate::oci::seccomp::KernelVersion,
     runner: Arc<dyn CommandRunner>,
     sys: Arc<dyn Sys>,
     net_lock: Mutex<()>,
@@ -139,9 +141,11 @@ impl NativeRuntime {
             program: opts.runc.clone(),
             root: layout.runc_root(),
         };
+        let kernel = crate::oci::seccomp::KernelVersion::running()?;
         Ok(NativeRuntime {
             inner: Arc::new(Inner {
                 nofile: opts.nofile.min(hard),
+                kernel,
                 opts,
                 names,
                 layout,

@@ -7,7 +7,8 @@
 //! read-only paths, a read-only `/sys` and cgroup view, a deny-all device cgroup (runc adds
 //! the usual `/dev/null`, `/dev/zero`, ...), own PID, mount, UTS, IPC, cgroup and network
 //! namespaces, and an `RLIMIT_NOFILE` at or below the agent's own hard limit (the host lacks
-//! `CAP_SYS_RESOURCE`, so asking for more fails with EPERM).
+//! `CAP_SYS_RESOURCE`, so asking for more fails with EPERM), and Docker's default seccomp
+//! profile resolved for the process's capabilities ([`seccomp`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,7 +16,10 @@ use std::path::PathBuf;
 use mesh_types::size::SizeLimits;
 use serde::{Deserialize, Serialize};
 
+use crate::error::Result;
 use crate::spec::InstanceSpec;
+
+pub mod seccomp;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -92,6 +96,8 @@ pub struct Linux {
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,
     pub sysctl: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<seccomp::Seccomp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -186,6 +192,8 @@ pub struct BundlePaths {
     pub cgroups_path: String,
     /// `RLIMIT_NOFILE` (soft = hard).
     pub nofile: u64,
+    /// The running kernel's, for the seccomp profile's `minKernel` rules.
+    pub kernel: seccomp::KernelVersion,
 }
 
 /// cgroup v1 `cpu.cfs_quota_us` for a fraction of a core per period.
@@ -253,12 +261,13 @@ pub(crate) fn system_mounts() -> Vec<Mount> {
     ]
 }
 
-pub fn config(spec: &InstanceSpec, paths: &BundlePaths) -> Config {
+pub fn config(spec: &InstanceSpec, paths: &BundlePaths) -> Result<Config> {
     let caps: Vec<String> = if spec.user.is_root() {
         ROOT_CAPABILITIES.iter().map(|c| c.to_string()).collect()
     } else {
         Vec::new()
     };
+    let seccomp = seccomp::for_instance(&caps, paths.kernel)?;
     let mut env = Vec::new();
     if !spec.env.contains_key("PATH") {
         env.push(DEFAULT_PATH.to_string());
@@ -281,7 +290,7 @@ pub fn config(spec: &InstanceSpec, paths: &BundlePaths) -> Config {
         kind: kind.into(),
         path: None,
     };
-    Config {
+    Ok(Config {
         oci_version: "1.0.2".into(),
         process: Process {
             terminal: false,
@@ -365,8 +374,9 @@ pub fn config(spec: &InstanceSpec, paths: &BundlePaths) -> Config {
                 ("net.ipv4.ip_unprivileged_port_start".into(), "0".into()),
                 ("net.ipv4.ping_group_range".into(), "0 2147483647".into()),
             ]),
+            seccomp: Some(seccomp),
         },
-    }
+    })
 }
 
 #[cfg(test)]

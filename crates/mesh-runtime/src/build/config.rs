@@ -138,6 +138,9 @@ pub(crate) fn config(spec: &BuildSpec, cgroups_path: &str, resolv: &Path, nofile
             namespaces,
             masked_paths: strings(&MASKED_PATHS),
             readonly_paths: strings(&READONLY_PATHS),
+            // Builds run their own tools (buildah among them); the instances' profile is not
+            // theirs.
+            seccomp: None,
             // Network sysctls would change the host's own when the build shares its netns.
             sysctl: Default::default(),
         },

@@ -141,8 +141,9 @@ async fn build(
         hostname: dir.hostname(),
         cgroups_path: record.cgroups_path.clone(),
         nofile: rt.nofile,
+        kernel: rt.kernel,
     };
-    write_json(&dir.config(), &config(spec, &paths))?;
+    write_json(&dir.config(), &config(spec, &paths)?)?;
 
     let args = ShimArgs {
         id: spec.id.clone(),

@@ -9,6 +9,7 @@ fn paths() -> BundlePaths {
         hostname: "/d/instances/web-1/hostname".into(),
         cgroups_path: "/widemesh/web-1".into(),
         nofile: 1024,
+        kernel: seccomp::KernelVersion { major: 6, minor: 1 },
     }
 }
 
@@ -18,7 +19,7 @@ fn spec() -> InstanceSpec {
 
 #[test]
 fn the_size_becomes_cgroup_resources() {
-    let c = config(&spec(), &paths());
+    let c = config(&spec(), &paths()).unwrap();
     let r = &c.linux.resources;
     // Nano: a quarter core, 256 MB, 256 pids.
     assert_eq!(r.cpu.quota, 25_000);
@@ -32,7 +33,7 @@ fn the_size_becomes_cgroup_resources() {
 
 #[test]
 fn the_process_is_unprivileged_and_runs_the_command_under_sh() {
-    let c = config(&spec(), &paths());
+    let c = config(&spec(), &paths()).unwrap();
     let p = &c.process;
     assert_eq!(p.args, ["/bin/sh", "-c", "echo $GREETING"]);
     assert_eq!((p.user.uid, p.user.gid), (65534, 65534));
@@ -56,7 +57,7 @@ fn root_keeps_a_short_capability_list_and_env_can_override_path() {
     let mut s = spec();
     s.user = User::ROOT;
     s.env.insert("PATH".into(), "/opt/bin".into());
-    let c = config(&s, &paths());
+    let c = config(&s, &paths()).unwrap();
     assert_eq!(
         c.process.capabilities.effective.len(),
         ROOT_CAPABILITIES.len()
@@ -74,7 +75,7 @@ fn root_keeps_a_short_capability_list_and_env_can_override_path() {
 
 #[test]
 fn namespaces_mounts_and_hardening() {
-    let c = config(&spec(), &paths());
+    let c = config(&spec(), &paths()).unwrap();
     let kinds: Vec<_> = c.linux.namespaces.iter().map(|n| n.kind.as_str()).collect();
     assert_eq!(kinds, ["pid", "network", "ipc", "uts", "mount", "cgroup"]);
     assert_eq!(
@@ -105,7 +106,7 @@ fn namespaces_mounts_and_hardening() {
 
 #[test]
 fn json_uses_the_oci_field_names() {
-    let v = serde_json::to_value(config(&spec(), &paths())).unwrap();
+    let v = serde_json::to_value(config(&spec(), &paths()).unwrap()).unwrap();
     assert_eq!(v["ociVersion"], "1.0.2");
     assert_eq!(v["process"]["noNewPrivileges"], true);
     assert_eq!(v["process"]["rlimits"][0]["type"], "RLIMIT_NOFILE");

@@ -1,5 +1,6 @@
 //! No host privileges: a non-root user with no capabilities, no new privileges, masked and
-//! read-only kernel files, read-only name files, limits it cannot raise.
+//! read-only kernel files, read-only name files, limits it cannot raise, Docker's seccomp
+//! profile.
 
 use mesh_runtime::{Runtime, User};
 
@@ -76,6 +77,63 @@ mount -t tmpfs none /tmp 2>/dev/null && echo can-mount || echo cannot-mount
     assert_ne!(mask & CAP_CHOWN, 0, "{eff}");
 
     for id in ["sec", "root"] {
+        fx.rt.delete(id).await.unwrap();
+    }
+    fx.rt.remove_network("app").await.unwrap();
+    fx.assert_clean().await;
+}
+
+/// Tried from inside, as a hostile tenant would: the seccomp filter is on for the instance's
+/// process and for what `exec` starts, user (and other) namespaces cannot be made, `adjtimex`
+/// (which only reads the clock without arguments; nothing here tries to set it, so a broken
+/// sandbox cannot change the test machine's clock) is denied; ordinary programs still work.
+#[tokio::test]
+async fn seccomp_denies_namespaces_and_the_clock_and_leaves_ordinary_calls() {
+    let fx = Fixture::new(19).await;
+    fx.network("app", 0).await;
+    let probe = r#"
+grep '^Seccomp:' /proc/self/status
+grep '^Seccomp:' /proc/1/status | sed 's/^/init-/'
+unshare -U true 2>/dev/null && echo userns-made || echo userns-denied
+unshare -Urm true 2>/dev/null && echo userns-mount-made || echo userns-mount-denied
+unshare -n true 2>/dev/null && echo netns-made || echo netns-denied
+adjtimex >/dev/null 2>&1 && echo adjtimex-ok || echo adjtimex-denied
+# Ordinary things: fork and exec, pipes, files, background jobs, time.
+echo "files=$(ls / | wc -l)"
+(sleep 0.1; exit 3) & wait $!; echo "child=$?"
+echo hello > /tmp/f && cat /tmp/f && rm /tmp/f
+date +%s >/dev/null && echo date-ok
+"#;
+    for (id, user) in [("nobody", User::NOBODY), ("root", User::ROOT)] {
+        let mut spec = fx.spec(id, "app", &format!("app-{id}"), "exec sleep 60");
+        spec.user = user;
+        fx.rt.create(&spec).await.unwrap();
+        let out = fx.sh(id, probe).await;
+        let text = out.stdout_str();
+        assert_eq!(out.code, 0, "{id}: {text}{}", out.stderr_str());
+        for line in [
+            "Seccomp:\t2",
+            "init-Seccomp:\t2",
+            "userns-denied",
+            "userns-mount-denied",
+            "netns-denied",
+            "adjtimex-denied",
+            "child=3",
+            "hello",
+            "date-ok",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{id}: expected {line:?} in:\n{text}"
+            );
+        }
+        let files: u32 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("files="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(files > 5, "{id}: {text}");
         fx.rt.delete(id).await.unwrap();
     }
     fx.rt.remove_network("app").await.unwrap();
