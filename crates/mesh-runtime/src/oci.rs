@@ -160,9 +160,12 @@ pub const ROOT_CAPABILITIES: [&str; 11] = [
     "CAP_SETFCAP",
 ];
 
-pub const MASKED_PATHS: [&str; 11] = [
+/// Docker's list (runc's `runc spec` masks the same less `/proc/interrupts` and powercap):
+/// host hardware, kernel keys and timing side channels.
+pub const MASKED_PATHS: [&str; 12] = [
     "/proc/acpi",
     "/proc/asound",
+    "/proc/interrupts",
     "/proc/kcore",
     "/proc/keys",
     "/proc/latency_stats",

@@ -98,6 +98,11 @@ fn namespaces_mounts_and_hardening() {
         assert!(c.mounts.iter().any(|m| m.destination == d), "{d}");
     }
     assert!(c.linux.masked_paths.contains(&"/proc/kcore".to_string()));
+    assert!(
+        c.linux
+            .masked_paths
+            .contains(&"/proc/interrupts".to_string())
+    );
     assert!(c.linux.readonly_paths.contains(&"/proc/sys".to_string()));
     assert_eq!(c.root.path, "rootfs");
     assert!(!c.root.readonly);
@@ -131,4 +136,32 @@ fn fractional_cpus_round_to_whole_microseconds() {
     assert_eq!(cpu_quota(&l), 33_300);
     l.cpu = 2.0;
     assert_eq!(cpu_quota(&l), 200_000);
+}
+
+#[test]
+fn the_seccomp_filter_follows_the_capabilities() {
+    let allowed = |c: &Config, name: &str| {
+        c.linux
+            .seccomp
+            .as_ref()
+            .expect("instances have a seccomp filter")
+            .syscalls
+            .iter()
+            .any(|r| r.action == "SCMP_ACT_ALLOW" && r.names.iter().any(|n| n == name))
+    };
+    let nobody = config(&spec(), &paths()).unwrap();
+    let mut s = spec();
+    s.user = User::ROOT;
+    let root = config(&s, &paths()).unwrap();
+    for c in [&nobody, &root] {
+        assert!(allowed(c, "read"));
+        assert!(!allowed(c, "unshare"));
+        assert!(!allowed(c, "keyctl"));
+        assert!(!allowed(c, "adjtimex"));
+    }
+    // CAP_SYS_CHROOT comes with root's list, and with it chroot.
+    assert!(!allowed(&nobody, "chroot"));
+    assert!(allowed(&root, "chroot"));
+    let v = serde_json::to_value(&nobody).unwrap();
+    assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
 }

@@ -16,6 +16,7 @@ echo "nofile=$(ulimit -n)"
 echo x >> /etc/hosts 2>/dev/null && echo hosts-writable || echo hosts-readonly
 echo 1 > /proc/sys/kernel/hostname 2>/dev/null && echo procsys-writable || echo procsys-readonly
 head -c 1 /proc/kcore >/dev/null 2>&1 && echo kcore-readable || echo kcore-masked
+[ "$(head -c 1 /proc/interrupts | wc -c)" = 0 ] && echo interrupts-masked || echo interrupts-readable
 touch /bin/evil 2>/dev/null && echo image-writable || echo image-readonly
 mount -t tmpfs none /tmp 2>/dev/null && echo can-mount || echo cannot-mount
 "#;
@@ -57,6 +58,7 @@ mount -t tmpfs none /tmp 2>/dev/null && echo can-mount || echo cannot-mount
         "hosts-readonly",
         "procsys-readonly",
         "kcore-masked",
+        "interrupts-masked",
         "image-readonly",
         "cannot-mount",
     ] {
