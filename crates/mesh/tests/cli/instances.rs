@@ -215,6 +215,26 @@ fn services_run_as_isolated_supervised_instances() {
         .ok();
     assert_eq!(who.stdout.trim(), "65534", "instances do not run as root");
 
+    // Under Docker's seccomp profile: no user namespaces (the service's process and exec alike).
+    let filtered = "grep '^Seccomp:' /proc/self/status /proc/1/status; \
+                    unshare -U true && echo userns-made || echo userns-denied";
+    let sandbox = p
+        .mesh(&[
+            "exec", "--env", "shop", &worker_id, "--", "sh", "-c", filtered,
+        ])
+        .ok();
+    for line in [
+        "/proc/self/status:Seccomp:\t2",
+        "/proc/1/status:Seccomp:\t2",
+        "userns-denied",
+    ] {
+        assert!(
+            sandbox.stdout.lines().any(|l| l == line),
+            "{line:?} missing: {}",
+            sandbox.stdout
+        );
+    }
+
     // Peers find each other by <stack>-<service>; other environments and the host are out of reach.
     let looked = p
         .mesh(&[
@@ -337,10 +357,18 @@ fn services_run_as_isolated_supervised_instances() {
         "--stack",
         "app",
         "--",
-        "echo \"once $GREETING\"; exit 4",
+        "echo \"once $GREETING\"; grep '^Seccomp:' /proc/self/status; \
+         unshare -U true || echo userns-denied; exit 4",
     ]);
     assert_eq!(one.code, 4, "{}", one.stderr);
     assert!(one.stdout.contains("once hello"), "{}", one.stdout);
+    for line in ["Seccomp:\t2", "userns-denied"] {
+        assert!(
+            one.stdout.lines().any(|l| l == line),
+            "{line:?}: {}",
+            one.stdout
+        );
+    }
 
     // `mesh up` restarts (its agent with it): instances keep running and are adopted.
     p.stop();
