@@ -30,6 +30,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf as TokioReadBuf};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
+use crate::forwarding;
 use crate::proxy::{self, Access, ConnInfo, Decision, Failure, ProxyState, ResponseBody, pages};
 use crate::table::normalize_host;
 use crate::tracker::{self, Phase};
@@ -191,13 +192,14 @@ where
             .header_read_timeout
             .min(o.response_head_timeout)
             .min(o.client_timeout);
+        let client = Client::new(conn.peer.ip(), conn.https, conn.local.port(), conn.trusted);
         Self {
             io,
             buf: ReadBuf::new(CLIENT_BUF),
             out: Vec::with_capacity(1024),
             send: Vec::with_capacity(1024),
             conn,
-            client: Client::new(conn.peer.ip(), conn.https, conn.local.port()),
+            client,
             head_request: false,
             minor: 1,
             phase: state.tracker.phase(),
@@ -419,6 +421,11 @@ where
                 .await;
         };
         access.host = host;
+        if forwarding::misdirected(self.conn.https, self.conn.sni.as_deref(), &access.host) {
+            return self
+                .fail(Failure::Misdirected, access, html, unread_close)
+                .await;
+        }
         let decision = match &access.path {
             Some(pq) => proxy::decide(
                 &state,

@@ -17,11 +17,13 @@
 //!
 //! Modules, in request order: `server` (listeners, connections, shutdown), `tls` (SNI),
 //! `proxy` (one request: route, balance, forward, stream back), `table` (routes), `balance`
-//! (instance choice, in-flight counts), `metrics`, `config` (the input document).
+//! (instance choice, in-flight counts), `forwarding` (whose forwarding headers count, SNI
+//! against `Host`), `metrics`, `config` (the input document).
 
 pub mod balance;
 pub mod config;
 pub mod error;
+mod forwarding;
 mod h1;
 pub mod handover;
 pub mod metrics;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use mesh_types::Cidr;
+
 /// Timeouts and limits, with defaults close to what mainstream proxies ship.
 #[derive(Clone, Debug)]
 pub struct RouterOptions {
@@ -33,6 +35,10 @@ pub struct RouterOptions {
     /// Worker threads, each running its own single-threaded runtime, accept loop and pool of
     /// instance connections; 0: one per core.
     pub workers: usize,
+    /// Peers (load balancers in front of the router) whose forwarding headers are kept:
+    /// `X-Forwarded-For` is appended to, `X-Forwarded-Proto`/`-Host`/`-Port`, `X-Real-Ip`
+    /// and `Forwarded` pass. Anyone else's are replaced by what the router saw. Empty: no one.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl RouterOptions {
@@ -60,6 +66,7 @@ impl Default for RouterOptions {
             max_attempts: 3,
             https_redirect_port: None,
             workers: 0,
+            trusted_proxies: Vec::new(),
         }
     }
 }

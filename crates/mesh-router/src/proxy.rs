@@ -125,11 +125,15 @@ impl ProxyState {
 }
 
 /// The client side of one connection.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct ConnInfo {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub https: bool,
+    /// The peer is one of the trusted proxies (its forwarding headers count).
+    pub trusted: bool,
+    /// The name the TLS connection was made for (`forwarding::sni_name`), if the client sent one.
+    pub sni: Option<Arc<str>>,
 }
 
 /// Where a request goes, by the table in force.
@@ -211,6 +215,9 @@ pub(crate) async fn handle(
         return fail(Failure::BadRequest, access);
     };
     access.host.clone_from(&host);
+    if crate::forwarding::misdirected(conn.https, conn.sni.as_deref(), &host) {
+        return fail(Failure::Misdirected, access);
+    }
 
     let pq = req
         .uri()
@@ -254,6 +261,7 @@ pub(crate) async fn handle(
             https: conn.https,
             port: conn.local.port(),
             host: &raw_host,
+            trusted: conn.trusted,
         },
         &request_id,
     );

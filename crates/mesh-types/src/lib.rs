@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod cidr;
 pub mod config;
 pub mod desired;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod name;
 pub mod schedule;
 pub mod size;
 
+pub use cidr::{Cidr, CidrError};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use name::{ConfigKey, Domain, Name, NameError, Version};
 pub use schedule::Schedule;

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Uri};
 
+use crate::forwarding::{self, Owned, Sent, Verdict};
 use crate::proxy::headers::new_request_id;
 
 /// Most headers a request or response head may carry (hyper's default too).
@@ -55,19 +56,51 @@ pub(crate) struct Client {
     ip: Vec<u8>,
     /// `X-Real-Ip`, `X-Forwarded-Proto`, `X-Scheme` and `X-Forwarded-Port` lines.
     lines: Vec<u8>,
+    /// Where each of those lines ends in `lines`.
+    ends: [usize; 4],
+    /// The peer is a trusted proxy: its forwarding headers pass (see `forwarding`).
+    trusted: bool,
 }
 
+/// The headers in `Client::lines`, in order.
+const CLIENT_LINES: [Owned; 4] = [Owned::RealIp, Owned::Proto, Owned::Scheme, Owned::Port];
+
 impl Client {
-    /// `port`: the router port the client connected to.
-    pub(crate) fn new(ip: IpAddr, https: bool, port: u16) -> Self {
+    /// `port`: the router port the client connected to; `trusted`: the peer is a trusted proxy.
+    pub(crate) fn new(ip: IpAddr, https: bool, port: u16, trusted: bool) -> Self {
         let ip = ip.to_string().into_bytes();
         let proto = if https { "https" } else { "http" };
         let mut lines = Vec::with_capacity(128);
+        let mut ends = [0; 4];
         put_header(&mut lines, b"X-Real-Ip", &ip);
+        ends[0] = lines.len();
         put_header(&mut lines, b"X-Forwarded-Proto", proto.as_bytes());
+        ends[1] = lines.len();
         put_header(&mut lines, b"X-Scheme", proto.as_bytes());
+        ends[2] = lines.len();
         put_header(&mut lines, b"X-Forwarded-Port", port.to_string().as_bytes());
-        Self { ip, lines }
+        ends[3] = lines.len();
+        Self {
+            ip,
+            lines,
+            ends,
+            trusted,
+        }
+    }
+
+    /// Writes the router's forwarding lines, but not those a trusted peer `sent` itself.
+    fn put_lines(&self, out: &mut Vec<u8>, sent: Sent) {
+        if sent.is_empty() {
+            out.extend_from_slice(&self.lines);
+            return;
+        }
+        let mut start = 0;
+        for (owned, end) in CLIENT_LINES.into_iter().zip(self.ends) {
+            if !sent.has(owned) {
+                out.extend_from_slice(&self.lines[start..end]);
+            }
+            start = end;
+        }
     }
 }
 
@@ -95,17 +128,9 @@ pub(crate) struct Request {
     pub request_id: HeaderValue,
 }
 
-/// Headers the router replaces with its own on the way to an instance.
-const REPLACED: [&str; 8] = [
-    "host",
-    "x-forwarded-for",
-    "x-real-ip",
-    "x-forwarded-proto",
-    "x-scheme",
-    "x-forwarded-port",
-    "x-forwarded-host",
-    "x-request-id",
-];
+/// Headers the router replaces with its own on the way to an instance (the forwarding
+/// headers too, unless a trusted proxy sent them: `forwarding`).
+const REPLACED: [&str; 2] = ["host", "x-request-id"];
 
 /// Headers that describe one connection, never forwarded (RFC 9110 7.6.1 plus the usual
 /// extras). `Content-Length` is never copied either: the router writes its own, one value,
@@ -283,12 +308,28 @@ pub(crate) fn parse_request(
     out.push(b' ');
     out.extend_from_slice(path.as_str().as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let mut xff: Vec<&[u8]> = Vec::new();
+    // A trusted proxy's `X-Forwarded-For` lines, kept in place (the router's own comes after).
+    let mut xff: [&[u8]; 8] = [&[]; 8];
+    let mut n_xff = 0;
+    let mut sent = Sent::default();
     for h in headers.iter() {
         let name = h.name;
-        if name.eq_ignore_ascii_case("x-forwarded-for") {
-            xff.push(h.value);
-            continue;
+        match forwarding::classify(name, client.trusted) {
+            Verdict::Other => {}
+            Verdict::Drop => continue,
+            Verdict::Keep(Owned::For) => {
+                if n_xff == xff.len() {
+                    return Err(invalid(400, "too many X-Forwarded-For headers"));
+                }
+                xff[n_xff] = h.value;
+                n_xff += 1;
+                continue;
+            }
+            Verdict::Keep(owned) => {
+                sent.add(owned);
+                put_header(out, name.as_bytes(), h.value);
+                continue;
+            }
         }
         if is_one_of(name, &HOP_BY_HOP)
             || is_one_of(name, &REPLACED)
@@ -304,7 +345,7 @@ pub(crate) fn parse_request(
         put_header(out, b"Host", h.as_bytes());
     }
     out.extend_from_slice(b"X-Forwarded-For: ");
-    for v in &xff {
+    for v in &xff[..n_xff] {
         let v = v.trim_ascii();
         if !v.is_empty() {
             out.extend_from_slice(v);
@@ -313,8 +354,10 @@ pub(crate) fn parse_request(
     }
     out.extend_from_slice(&client.ip);
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(&client.lines);
-    if let Some(h) = &host {
+    client.put_lines(out, sent);
+    if let Some(h) = &host
+        && !sent.has(Owned::Host)
+    {
         put_header(out, b"X-Forwarded-Host", h.as_bytes());
     }
     put_header(out, b"X-Request-ID", request_id.as_bytes());

@@ -5,12 +5,16 @@ use std::net::{IpAddr, Ipv4Addr};
 use super::head::{self, Client, Exchange, Framing, Parsed};
 
 fn client() -> Client {
-    Client::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)), false, 8080)
+    Client::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)), false, 8080, false)
 }
 
 fn request(raw: &str) -> (head::Request, String) {
+    request_from(&client(), raw)
+}
+
+fn request_from(client: &Client, raw: &str) -> (head::Request, String) {
     let mut out = Vec::new();
-    match head::parse_request(raw.as_bytes(), &client(), &mut out) {
+    match head::parse_request(raw.as_bytes(), client, &mut out) {
         Ok(Parsed::Complete(r)) => (r, String::from_utf8(out).expect("utf-8")),
         Ok(Parsed::Partial) => panic!("partial: {raw}"),
         Err(e) => panic!("invalid {e:?}: {raw}"),
@@ -39,13 +43,13 @@ fn requests_lose_hop_by_hop_headers_and_gain_forwarding_ones() {
     assert!(r.keep_alive && r.html && !r.upgrade);
     assert_eq!(r.host.as_deref(), Some("Shop.Test:8080"));
     assert!(out.starts_with("POST /a?b=1 HTTP/1.1\r\n"), "{out}");
-    for gone in ["X-Secret", "Keep-Alive", "Connection", "6.6.6.6"] {
+    for gone in ["X-Secret", "Keep-Alive", "Connection", "6.6.6.6", "1.2.3.4"] {
         assert!(!out.contains(gone), "{gone} in {out}");
     }
     for kept in [
         "Content-Length: 3\r\n",
         "Host: Shop.Test:8080\r\n",
-        "X-Forwarded-For: 1.2.3.4, 10.0.0.7\r\n",
+        "X-Forwarded-For: 10.0.0.7\r\n",
         "X-Real-Ip: 10.0.0.7\r\n",
         "X-Forwarded-Proto: http\r\n",
         "X-Forwarded-Port: 8080\r\n",
@@ -288,4 +292,86 @@ fn no_header_can_take_the_framing_away() {
         &mut Vec::new(),
     );
     assert_eq!(gz.err().map(|e| e.status), Some(502));
+}
+
+const FORGED: &str = "GET / HTTP/1.1\r\nHost: shop.test\r\nX-Forwarded-For: 6.6.6.6\r\n\
+     x-forwarded-for: 7.7.7.7\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n\
+     X-Forwarded-Host: evil.test\r\nX-Forwarded-Port: 1\r\nX-Scheme: https\r\n\
+     Forwarded: for=6.6.6.6;proto=https\r\nX_Forwarded_For: 8.8.8.8\r\nX_Real_IP: 8.8.8.8\r\n\
+     X_App_Thing: kept\r\n\r\n";
+
+#[test]
+fn untrusted_clients_forwarding_headers_are_replaced() {
+    let (_, out) = request(FORGED);
+    for gone in [
+        "6.6.6.6",
+        "7.7.7.7",
+        "8.8.8.8",
+        "evil.test",
+        "https",
+        "Forwarded:",
+    ] {
+        assert!(!out.contains(gone), "{gone} in {out}");
+    }
+    for set in [
+        "X-Forwarded-For: 10.0.0.7\r\n",
+        "X-Real-Ip: 10.0.0.7\r\n",
+        "X-Forwarded-Proto: http\r\n",
+        "X-Scheme: http\r\n",
+        "X-Forwarded-Port: 8080\r\n",
+        "X-Forwarded-Host: shop.test\r\n",
+        "X_App_Thing: kept\r\n",
+    ] {
+        assert!(out.contains(set), "{set:?} missing in {out}");
+    }
+    assert_eq!(out.matches("X-Forwarded-For").count(), 1, "{out}");
+}
+
+#[test]
+fn trusted_proxies_forwarding_headers_are_kept_and_appended_to() {
+    let lb = Client::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)), true, 8443, true);
+    let (_, out) = request_from(&lb, FORGED);
+    for kept in [
+        "X-Forwarded-For: 6.6.6.6, 7.7.7.7, 10.0.0.7\r\n",
+        "X-Real-IP: 6.6.6.6\r\n",
+        "X-Forwarded-Proto: https\r\n",
+        "X-Forwarded-Host: evil.test\r\n",
+        "X-Forwarded-Port: 1\r\n",
+        "Forwarded: for=6.6.6.6;proto=https\r\n",
+    ] {
+        assert!(out.contains(kept), "{kept:?} missing in {out}");
+    }
+    // The router adds none of its own where the proxy sent one; aliases never pass.
+    for gone in [
+        "X-Real-Ip: 10.0.0.7",
+        "X-Forwarded-Port: 8443",
+        "X-Forwarded-Host: shop",
+        "8.8.8.8",
+    ] {
+        assert!(!out.contains(gone), "{gone} in {out}");
+    }
+    // What the proxy left out, the router fills in.
+    let (_, out) = request_from(&lb, "GET / HTTP/1.1\r\nHost: shop.test\r\n\r\n");
+    for set in [
+        "X-Forwarded-For: 10.0.0.7\r\n",
+        "X-Real-Ip: 10.0.0.7\r\n",
+        "X-Forwarded-Proto: https\r\n",
+        "X-Forwarded-Port: 8443\r\n",
+        "X-Forwarded-Host: shop.test\r\n",
+    ] {
+        assert!(out.contains(set), "{set:?} missing in {out}");
+    }
+}
+
+#[test]
+fn a_trusted_proxy_gets_a_bound_on_forwarded_for_lines() {
+    let lb = Client::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)), false, 80, true);
+    let many = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\n{}\r\n",
+        "X-Forwarded-For: 1.1.1.1\r\n".repeat(9)
+    );
+    match head::parse_request(many.as_bytes(), &lb, &mut Vec::new()) {
+        Err(e) => assert_eq!(e.status, 400),
+        Ok(_) => panic!("accepted"),
+    }
 }

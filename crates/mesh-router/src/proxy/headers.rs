@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::balance::random_u64;
+use crate::forwarding::{self, Owned, Verdict};
 
 pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
@@ -82,12 +83,32 @@ pub(crate) struct Forwarded<'a> {
     pub port: u16,
     /// The client's `Host` (or `:authority`), as sent.
     pub host: &'a str,
+    /// The peer is a trusted proxy: its forwarding headers are kept (`forwarding`).
+    pub trusted: bool,
 }
 
-/// Sets the forwarding headers every proxied request carries: `X-Forwarded-For` (appended to
-/// the incoming list), `X-Real-Ip`, `X-Forwarded-Proto`, `X-Scheme`, `X-Forwarded-Port`,
-/// `X-Forwarded-Host` and `X-Request-ID`.
+/// Sets the forwarding headers every proxied request carries: `X-Forwarded-For`,
+/// `X-Real-Ip`, `X-Forwarded-Proto`, `X-Scheme`, `X-Forwarded-Port`, `X-Forwarded-Host` and
+/// `X-Request-ID`. An untrusted client's own forwarding headers (and `Forwarded`) go first; a
+/// trusted proxy's stay, its `X-Forwarded-For` list appended to. Underscore aliases of the
+/// router's headers go whoever sent them.
 pub(crate) fn set_forwarding(headers: &mut HeaderMap, f: &Forwarded<'_>, request_id: &HeaderValue) {
+    // Header names are lowercase here; most requests have no underscore in any.
+    if headers.keys().any(|k| k.as_str().contains('_')) {
+        let aliases: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| forwarding::classify(k.as_str(), f.trusted) == Verdict::Drop)
+            .cloned()
+            .collect();
+        for name in aliases {
+            headers.remove(name);
+        }
+    }
+    if !f.trusted {
+        for owned in Owned::ALL {
+            headers.remove(owned.name());
+        }
+    }
     let mut ip_text = [0u8; 64];
     let ip = ip_bytes(f.client_ip, &mut ip_text);
     let ip_value = HeaderValue::from_bytes(ip).ok();
@@ -107,18 +128,21 @@ pub(crate) fn set_forwarding(headers: &mut HeaderMap, f: &Forwarded<'_>, request
     } else if let Some(v) = &ip_value {
         headers.insert(X_FORWARDED_FOR.clone(), v.clone());
     }
-    match ip_value {
-        Some(v) => headers.insert(X_REAL_IP.clone(), v),
-        None => headers.remove(&X_REAL_IP),
-    };
+    // From here on a header already present came from a trusted proxy and stays.
+    if let Some(v) = ip_value {
+        headers.entry(&X_REAL_IP).or_insert(v);
+    }
     let proto = HeaderValue::from_static(if f.https { "https" } else { "http" });
-    headers.insert(X_FORWARDED_PROTO.clone(), proto.clone());
-    headers.insert(X_SCHEME.clone(), proto);
-    headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(f.port));
-    match HeaderValue::from_str(f.host) {
-        Ok(v) => headers.insert(X_FORWARDED_HOST.clone(), v),
-        Err(_) => headers.remove(&X_FORWARDED_HOST),
-    };
+    headers.entry(&X_FORWARDED_PROTO).or_insert(proto.clone());
+    headers.entry(&X_SCHEME).or_insert(proto);
+    headers
+        .entry(&X_FORWARDED_PORT)
+        .or_insert(HeaderValue::from(f.port));
+    if !headers.contains_key(&X_FORWARDED_HOST)
+        && let Ok(v) = HeaderValue::from_str(f.host)
+    {
+        headers.insert(X_FORWARDED_HOST.clone(), v);
+    }
     headers.insert(X_REQUEST_ID.clone(), request_id.clone());
 }
 

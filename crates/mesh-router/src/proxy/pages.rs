@@ -24,6 +24,8 @@ pub(crate) enum Failure {
     NoHealthyInstance,
     /// The instance did not send a response head in time.
     Timeout,
+    /// An HTTPS request for another host than its TLS connection was made for (SNI).
+    Misdirected,
 }
 
 impl Failure {
@@ -35,6 +37,7 @@ impl Failure {
             Failure::BadGateway => StatusCode::BAD_GATEWAY,
             Failure::NoHealthyInstance => StatusCode::SERVICE_UNAVAILABLE,
             Failure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Failure::Misdirected => StatusCode::MISDIRECTED_REQUEST,
         }
     }
 
@@ -51,6 +54,9 @@ impl Failure {
                 "No healthy instance of the application is available right now. Try again shortly."
             }
             Failure::Timeout => "The application did not answer in time.",
+            Failure::Misdirected => {
+                "This connection was made for another host name; send the request on a new connection."
+            }
         }
     }
 
@@ -63,6 +69,7 @@ impl Failure {
             Failure::BadGateway => "bad-gateway",
             Failure::NoHealthyInstance => "no-healthy-instance",
             Failure::Timeout => "timeout",
+            Failure::Misdirected => "misdirected",
         }
     }
 }

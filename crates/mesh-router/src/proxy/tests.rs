@@ -50,33 +50,67 @@ fn upgrade_keeps_upgrade_and_connection_upgrade_only() {
     assert!(!is_upgrade(&map(&[("connection", "upgrade")])));
 }
 
-#[test]
-fn forwarding_headers_append_and_overwrite() {
-    let mut h = map(&[
+fn forged() -> HeaderMap {
+    map(&[
         ("x-forwarded-for", "203.0.113.9"),
         ("x-forwarded-for", "198.51.100.2"),
         ("x-real-ip", "6.6.6.6"),
         ("x-forwarded-proto", "https"),
-    ]);
+        ("x-forwarded-host", "evil.test"),
+        ("forwarded", "for=6.6.6.6"),
+        ("x_forwarded_for", "8.8.8.8"),
+        ("x_real_ip", "8.8.8.8"),
+        ("x_app", "kept"),
+    ])
+}
+
+fn forward(h: &mut HeaderMap, trusted: bool) {
     let id = HeaderValue::from_static("req-1");
     set_forwarding(
-        &mut h,
+        h,
         &Forwarded {
             client_ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
             https: false,
             port: 8080,
             host: "Shop.Example.com:8080",
+            trusted,
         },
         &id,
     );
+}
+
+#[test]
+fn an_untrusted_clients_forwarding_headers_are_replaced() {
+    let mut h = forged();
+    forward(&mut h, false);
     assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
-    assert_eq!(h["x-forwarded-for"], "203.0.113.9, 198.51.100.2, 127.0.0.1");
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1");
     assert_eq!(h["x-real-ip"], "127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["x-scheme"], "http");
     assert_eq!(h["x-forwarded-port"], "8080");
     assert_eq!(h["x-forwarded-host"], "Shop.Example.com:8080");
     assert_eq!(h["x-request-id"], "req-1");
+    assert!(!h.contains_key("forwarded"));
+    assert!(!h.contains_key("x_forwarded_for") && !h.contains_key("x_real_ip"));
+    assert_eq!(h["x_app"], "kept");
+}
+
+#[test]
+fn a_trusted_proxys_forwarding_headers_are_kept_and_appended_to() {
+    let mut h = forged();
+    forward(&mut h, true);
+    assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+    assert_eq!(h["x-forwarded-for"], "203.0.113.9, 198.51.100.2, 127.0.0.1");
+    assert_eq!(h["x-real-ip"], "6.6.6.6");
+    assert_eq!(h["x-forwarded-proto"], "https");
+    assert_eq!(h["x-forwarded-host"], "evil.test");
+    assert_eq!(h["forwarded"], "for=6.6.6.6");
+    // What the proxy left out, the router fills in.
+    assert_eq!(h["x-scheme"], "http");
+    assert_eq!(h["x-forwarded-port"], "8080");
+    assert!(!h.contains_key("x_forwarded_for") && !h.contains_key("x_real_ip"));
+    assert_eq!(h["x_app"], "kept");
 }
 
 #[test]
@@ -100,6 +134,7 @@ fn error_pages_name_the_case_and_escape_the_id() {
         (Failure::BadGateway, 502, "could not be reached"),
         (Failure::Timeout, 504, "did not answer in time"),
         (Failure::BodyTooLarge, 413, "larger than"),
+        (Failure::Misdirected, 421, "another host name"),
     ] {
         let resp = pages::error_page(failure, &id, true);
         assert_eq!(resp.status().as_u16(), status);

@@ -15,6 +15,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_rustls::TlsAcceptor;
 
 use super::spread::{Handoff, Load, Spread};
+use crate::forwarding;
 use crate::h1::{self, FIRST_REQUEST_GRACE, Served};
 use crate::options::RouterOptions;
 use crate::proxy::{self, ConnInfo, ProxyState};
@@ -129,7 +130,14 @@ fn spawn_conn(
     token: Token,
     load: Load,
 ) {
-    let conn = ConnInfo { peer, local, https };
+    let trusted = forwarding::is_trusted(&ctx.state.options.trusted_proxies, peer.ip());
+    let mut conn = ConnInfo {
+        peer,
+        local,
+        https,
+        trusted,
+        sni: None,
+    };
     let ctx = ctx.clone();
     tokio::spawn(async move {
         let _load = load;
@@ -137,18 +145,25 @@ fn spawn_conn(
         match (https, &ctx.tls) {
             (false, _) => {
                 // HTTP/1 unless the client opens with the HTTP/2 preface (prior knowledge).
-                if let Some(Served::Http2(io)) = serve_h1(tcp, conn, &state, true).await {
+                if let Some(Served::Http2(io)) = serve_h1(tcp, conn.clone(), &state, true).await {
                     serve(io, conn, state, &ctx.builder, token).await;
                 }
             }
             (true, Some(acceptor)) => {
                 let timeout = state.options.tls_handshake_timeout;
                 match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
-                        serve(stream, conn, state, &ctx.builder, token).await;
-                    }
                     Ok(Ok(stream)) => {
-                        if let Some(Served::Http2(io)) = serve_h1(stream, conn, &state, true).await
+                        let tls = stream.get_ref().1;
+                        conn.sni = tls
+                            .server_name()
+                            .and_then(forwarding::sni_name)
+                            .map(Arc::from);
+                        if tls.alpn_protocol() == Some(b"h2") {
+                            serve(stream, conn, state, &ctx.builder, token).await;
+                            return;
+                        }
+                        if let Some(Served::Http2(io)) =
+                            serve_h1(stream, conn.clone(), &state, true).await
                         {
                             serve(io, conn, state, &ctx.builder, token).await;
                         }
@@ -202,7 +217,7 @@ where
                 first.seen.store(true, Ordering::Relaxed);
                 first.notify.notify_one();
             }
-            proxy::handle(state.clone(), conn, req)
+            proxy::handle(state.clone(), conn.clone(), req)
         })
     };
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);

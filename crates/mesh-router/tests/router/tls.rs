@@ -270,3 +270,114 @@ async fn clients_without_sni_get_the_default_certificate() {
         .expect("response");
     assert_eq!(resp.status(), StatusCode::OK);
 }
+
+/// One certificate for two names (so a client may reuse a connection made for one for the
+/// other, as HTTP/2 clients do), both routed.
+async fn two_name_router(ca: &Ca) -> (Backend, Backend, Router) {
+    let (cert, _) = ca.issue(&["a.test", "b.test"]);
+    let a = Backend::echo("a").await;
+    let b = Backend::echo("b").await;
+    let mut cfg = Cfg::default()
+        .route("a.test", "/", "a")
+        .route("b.test", "/", "b")
+        .upstream("a", vec![inst("a-1", a.addr)])
+        .upstream("b", vec![inst("b-1", b.addr)])
+        .build();
+    cfg.certificates = vec![cert];
+    let r = tls_router(cfg).await;
+    (a, b, r)
+}
+
+#[tokio::test]
+async fn http1_requests_for_another_host_than_the_tls_name_are_misdirected() {
+    let ca = Ca::new();
+    let (a, b, r) = two_name_router(&ca).await;
+    let https = r.https_addr().expect("https");
+    let tls = within(
+        "tls a",
+        tls_connect(https, "a.test", ca.roots(), &[b"http/1.1"]),
+    )
+    .await
+    .expect("handshake a");
+    let (mut h1, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .expect("h1 handshake");
+    tokio::spawn(conn);
+    for (host, status) in [
+        ("b.test", StatusCode::MISDIRECTED_REQUEST),
+        ("a.test", StatusCode::OK),
+        // The same name, written differently, is the same name.
+        ("A.Test.", StatusCode::OK),
+        (&*format!("a.test:{}", https.port()), StatusCode::OK),
+        ("B.test:443", StatusCode::MISDIRECTED_REQUEST),
+    ] {
+        let req = Request::get("/")
+            .header("host", host)
+            .body(empty())
+            .expect("request");
+        let resp = within("h1 response", h1.send_request(req))
+            .await
+            .expect("response");
+        assert_eq!(resp.status(), status, "Host: {host}");
+        if status == StatusCode::MISDIRECTED_REQUEST {
+            assert_eq!(resp.headers()["x-mesh-error"], "misdirected");
+        } else {
+            assert_eq!(resp.headers()["x-backend"], "a");
+        }
+        resp.into_body().collect().await.expect("body");
+    }
+    assert_eq!(
+        b.hits(),
+        0,
+        "b.test was never reached over a.test's connection"
+    );
+    assert_eq!(a.hits(), 3);
+}
+
+#[tokio::test]
+async fn http2_requests_for_another_host_than_the_tls_name_are_misdirected() {
+    let ca = Ca::new();
+    let (a, b, r) = two_name_router(&ca).await;
+    let https = r.https_addr().expect("https");
+    let tls = within("tls a", tls_connect(https, "a.test", ca.roots(), &[b"h2"]))
+        .await
+        .expect("handshake a");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut h2, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    for (authority, status) in [
+        ("b.test", StatusCode::MISDIRECTED_REQUEST),
+        ("a.test", StatusCode::OK),
+    ] {
+        let req = Request::get(format!("https://{authority}/"))
+            .body(empty())
+            .expect("request");
+        let resp = within("h2 response", h2.send_request(req))
+            .await
+            .expect("response");
+        assert_eq!(resp.status(), status, ":authority {authority}");
+        resp.into_body().collect().await.expect("body");
+    }
+    assert_eq!((a.hits(), b.hits()), (1, 0));
+
+    // A connection made for b.test serves b.test.
+    let tls = within("tls b", tls_connect(https, "b.test", ca.roots(), &[b"h2"]))
+        .await
+        .expect("handshake b");
+    let (mut h2, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    let req = Request::get("https://b.test/")
+        .body(empty())
+        .expect("request");
+    let resp = within("h2 response", h2.send_request(req))
+        .await
+        .expect("response");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["x-backend"], "b");
+}

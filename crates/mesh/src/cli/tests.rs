@@ -144,5 +144,44 @@ fn router_limits_reach_the_router_options() {
     parse("router --api-url http://x --token t --router-client-timeout 9");
     parse("agent --api-url http://x --token t --http-listen 127.0.0.1:80 --router-max-body-size 1");
     usage_error("up --router-max-body-size 0");
+}
+
+#[test]
+fn trusted_proxies_reach_every_router_role() {
+    let Command::Up(up) = parse(
+        "up --router-trusted-proxies 10.0.0.0/8 2001:db8::/32 --router-trusted-proxies 192.0.2.7,198.51.100.0/24",
+    )
+    .command
+    else {
+        panic!("not up");
+    };
+    let got: Vec<String> = up
+        .router_limits
+        .options()
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "10.0.0.0/8",
+            "2001:db8::/32",
+            "192.0.2.7/32",
+            "198.51.100.0/24"
+        ]
+    );
+    let Command::Up(up) = parse("up").command else {
+        panic!("not up");
+    };
+    assert!(up.router_limits.options().trusted_proxies.is_empty());
+    parse("router --api-url http://x --token t --router-trusted-proxies 10.1.0.0/16");
+    parse(
+        "agent --api-url http://x --token t --http-listen 127.0.0.1:80 --router-trusted-proxies ::1",
+    );
+    usage_error("up --router-trusted-proxies 10.1.2.3/8");
+    usage_error("up --router-trusted-proxies 10.0.0.0/33");
+    usage_error("up --router-trusted-proxies proxy.example");
+    usage_error("up --router-trusted-proxies");
     usage_error("up --router-response-timeout -1");
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 use mesh_router::RouterOptions;
+use mesh_types::Cidr;
 
 #[derive(Debug, Clone, Args)]
 pub struct RouterLimits {
@@ -21,6 +22,12 @@ pub struct RouterLimits {
     /// Seconds a client may stall mid-body or stop reading an answer before it is cut off
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub router_client_timeout: u64,
+    /// Proxies in front of the router (CIDR ranges or addresses, e.g. 10.0.0.0/8 2001:db8::/32)
+    /// whose X-Forwarded-For the router appends to and whose X-Forwarded-Proto/-Host/-Port,
+    /// X-Real-IP and Forwarded it keeps; from anyone else they are replaced by what the router
+    /// saw [default: none]
+    #[arg(long, value_name = "CIDR", num_args = 1.., value_delimiter = ',')]
+    pub router_trusted_proxies: Vec<Cidr>,
 }
 
 impl RouterLimits {
@@ -30,6 +37,7 @@ impl RouterLimits {
             header_read_timeout: Duration::from_secs(self.router_header_timeout),
             response_head_timeout: Duration::from_secs(self.router_response_timeout),
             client_timeout: Duration::from_secs(self.router_client_timeout),
+            trusted_proxies: self.router_trusted_proxies.clone(),
             ..RouterOptions::default()
         }
     }

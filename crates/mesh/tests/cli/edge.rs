@@ -314,6 +314,57 @@ fn the_platform_alias_routes_by_path_to_two_stacks() {
     e.finish();
 }
 
+/// An app that answers with the `X-` headers it got (busybox httpd's CGI puts each header in
+/// an `HTTP_` variable, where `X_Forwarded_For` and `X-Forwarded-For` are the same name).
+const ECHO_HEADERS: &str = "mkdir -p /tmp/www/cgi-bin && \
+     printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\nenv | grep ^HTTP_X | sort\\n' \
+     > /tmp/www/cgi-bin/h && chmod +x /tmp/www/cgi-bin/h && echo up > /tmp/www/up && \
+     exec httpd -f -p $PORT -h /tmp/www";
+
+#[test]
+fn the_app_sees_the_address_the_router_saw_not_a_forged_one() {
+    let e = Edge::start("e5f", "10.228.0.0/16");
+    e.p.mesh(&["env", "create", "shop"]).ok();
+    e.stack("a", ECHO_HEADERS);
+    e.publish("shop.localhost", "a", "/");
+    wait_body("http", "shop.localhost", e.http, "/up", None, "up");
+
+    let out = Command::new("curl")
+        .args(["-s", "-S", "--max-time", "5", "--resolve"])
+        .arg(format!("shop.localhost:{}:127.0.0.1", e.http))
+        .args([
+            "-H",
+            "X-Forwarded-For: 6.6.6.6",
+            "-H",
+            "X_Forwarded_For: 7.7.7.7",
+            "-H",
+            "X-Real-IP: 6.6.6.6",
+            "-H",
+            "X-Forwarded-Proto: https",
+            "-H",
+            "X-Forwarded-Host: admin.localhost",
+        ])
+        .arg(format!("http://shop.localhost:{}/cgi-bin/h", e.http))
+        .stdin(Stdio::null())
+        .output()
+        .expect("curl runs");
+    let got = String::from_utf8_lossy(&out.stdout).into_owned();
+    // curl reaches the router from 127.0.0.1, which no --router-trusted-proxies trusts.
+    for line in [
+        "HTTP_X_FORWARDED_FOR=127.0.0.1",
+        "HTTP_X_REAL_IP=127.0.0.1",
+        "HTTP_X_FORWARDED_PROTO=http",
+    ] {
+        assert!(got.lines().any(|l| l == line), "{line} missing in {got}");
+    }
+    let host = format!("HTTP_X_FORWARDED_HOST=shop.localhost:{}", e.http);
+    assert!(got.lines().any(|l| l == host), "{host} missing in {got}");
+    for forged in ["6.6.6.6", "7.7.7.7", "https", "admin.localhost"] {
+        assert!(!got.contains(forged), "{forged} reached the app: {got}");
+    }
+    e.finish();
+}
+
 /// A CA and a leaf certificate it signed for `domains`, PEM: (ca, leaf, leaf key).
 fn pki(domains: &[&str]) -> (String, String, String) {
     let ca_key = KeyPair::generate().unwrap();
@@ -379,6 +430,29 @@ fn a_custom_domain_with_an_uploaded_certificate_answers_over_https() {
     // SNI picks the certificate: a name without one gets no TLS session.
     let got = curl("https", "www.example.com", e.https, "/", Some(&ca));
     assert!(got.status == 0 && !got.error.is_empty(), "{got:#?}");
+    // A connection made for shop.example.com does not serve another host (HTTP/1.1 and h2).
+    for version in ["--http1.1", "--http2"] {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "5",
+            ])
+            .args([version, "--resolve"])
+            .arg(format!("shop.example.com:{}:127.0.0.1", e.https))
+            .arg("--cacert")
+            .arg(&ca)
+            .args(["-H", "Host: shop.localhost"])
+            .arg(format!("https://shop.example.com:{}/", e.https))
+            .stdin(Stdio::null())
+            .output()
+            .expect("curl runs");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "421", "{version}");
+    }
     // The upload covers the domain: its pending record goes away.
     wait_certificates(&e, "only the upload", |c| {
         c.len() == 1 && c[0]["source"] == "uploaded"
