@@ -1,8 +1,17 @@
 //! Sealing of secret values at rest with the platform's master key.
 //!
-//! A sealed value is `version (1 byte) || nonce (24 bytes) || ciphertext+tag`. XChaCha20-Poly1305
-//! takes 24-byte random nonces, large enough that random nonces never collide in practice, so no
-//! nonce counter has to be kept in step with the database.
+//! A sealed value is `version (1 byte) || ... || nonce (24 bytes) || ciphertext+tag`.
+//! XChaCha20-Poly1305 takes 24-byte random nonces, large enough that random nonces never collide
+//! in practice, so no nonce counter has to be kept in step with the database.
+//!
+//! - Format 1, `1 || nonce || ciphertext+tag`: the associated data names only the [`Purpose`].
+//!   Provider secrets and certificate keys use it; config values did before schema version 2,
+//!   whose migration reseals them in format 2.
+//! - Format 2, `2 || key id (8 bytes) || nonce || ciphertext+tag`: the associated data is an
+//!   [`Owner`], the purpose and every part of the row's identity (for a config value: environment,
+//!   stack, scope and key), so a ciphertext copied to another row fails to open. The key id (the
+//!   first 8 bytes of SHA-256 over a label and the master key) tells a wrong master key apart
+//!   from a value sealed for another owner.
 
 use std::fmt;
 use std::fs;
@@ -12,13 +21,16 @@ use std::path::Path;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
+use sha2::{Digest, Sha256};
 
 use crate::{StoreError, StoreResult};
 
 /// Length of a master key, in bytes.
 pub const KEY_LEN: usize = 32;
 const FORMAT_V1: u8 = 1;
+const FORMAT_V2: u8 = 2;
 const NONCE_LEN: usize = 24;
+const KEY_ID_LEN: usize = 8;
 
 /// The key that seals secret values (config values, provider secrets, certificate keys).
 #[derive(Clone)]
@@ -47,6 +59,77 @@ impl Purpose {
             Purpose::CertificateKey => b"widemesh certificate key",
         }
     }
+}
+
+/// Who a format-2 sealed value belongs to: its purpose and the parts that name its row, in an
+/// encoding where no two different owners give the same bytes. Every part is a presence byte
+/// (0 absent, 1 present) followed, when present, by its length (4 bytes, big-endian) and its
+/// bytes, after a fixed label and the purpose, so `("ab", "c")` and `("a", "bc")` differ and an
+/// absent part differs from an empty one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Owner(Vec<u8>);
+
+const OWNER_LABEL: &[u8] = b"widemesh sealed value v2";
+
+impl Owner {
+    pub(crate) fn new(purpose: Purpose) -> Owner {
+        let mut owner = Owner(Vec::with_capacity(128));
+        owner.0.extend_from_slice(OWNER_LABEL);
+        owner.put(Some(purpose.aad()));
+        owner
+    }
+
+    /// The owner of a config value: environment, stack, scope (service, region, rack) and key.
+    pub(crate) fn config(
+        env: &str,
+        stack: &str,
+        service: Option<&str>,
+        region: Option<&str>,
+        rack: Option<&str>,
+        key: &str,
+    ) -> Owner {
+        Owner::new(Purpose::Config)
+            .part(Some(env))
+            .part(Some(stack))
+            .part(service)
+            .part(region)
+            .part(rack)
+            .part(Some(key))
+    }
+
+    pub(crate) fn part(mut self, value: Option<&str>) -> Owner {
+        self.put(value.map(str::as_bytes));
+        self
+    }
+
+    fn put(&mut self, value: Option<&[u8]>) {
+        match value {
+            None => self.0.push(0),
+            Some(bytes) => {
+                // Parts are names and keys, far below 4 GiB; a longer one could not be stored.
+                let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+                self.0.push(1);
+                self.0.extend_from_slice(&len.to_be_bytes());
+                self.0.extend_from_slice(bytes);
+            }
+        }
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Why a format-2 value did not open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpenError {
+    /// Sealed with another master key, or not a sealed value at all: [`StoreError::Crypto`].
+    WrongKey,
+    /// Sealed in format 1, without its owner: written by a mesh older than schema version 2.
+    Unbound,
+    /// The key is right but the tag is not: the value was sealed for another owner (copied from
+    /// another row) or damaged.
+    OtherOwner,
 }
 
 impl MasterKey {
@@ -167,6 +250,77 @@ impl MasterKey {
 
     pub(crate) fn open_str(&self, purpose: Purpose, sealed: &[u8]) -> StoreResult<String> {
         String::from_utf8(self.open(purpose, sealed)?).map_err(|_| StoreError::Crypto)
+    }
+
+    /// Whether `sealed` is in format 1 (bound to its purpose only).
+    pub(crate) fn is_format_v1(sealed: &[u8]) -> bool {
+        sealed.first() == Some(&FORMAT_V1)
+    }
+
+    /// Seals `plaintext` in format 2, bound to `owner`.
+    pub(crate) fn seal_for(&self, owner: &Owner, plaintext: &[u8]) -> StoreResult<Vec<u8>> {
+        let mut nonce = [0u8; NONCE_LEN];
+        fill_random(&mut nonce)?;
+        let ciphertext = self
+            .cipher()
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: owner.bytes(),
+                },
+            )
+            .map_err(|_| StoreError::Crypto)?;
+        let mut out = Vec::with_capacity(1 + KEY_ID_LEN + NONCE_LEN + ciphertext.len());
+        out.push(FORMAT_V2);
+        out.extend_from_slice(&self.id());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ciphertext);
+        Ok(out)
+    }
+
+    /// Opens a format-2 value sealed for `owner`.
+    pub(crate) fn open_for(&self, owner: &Owner, sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
+        let rest = match sealed.split_first() {
+            Some((&FORMAT_V2, rest)) if rest.len() >= KEY_ID_LEN + NONCE_LEN => rest,
+            Some((&FORMAT_V1, _)) => return Err(OpenError::Unbound),
+            _ => return Err(OpenError::WrongKey),
+        };
+        let (id, rest) = rest.split_at(KEY_ID_LEN);
+        if id != self.id() {
+            return Err(OpenError::WrongKey);
+        }
+        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+        self.cipher()
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: owner.bytes(),
+                },
+            )
+            .map_err(|_| OpenError::OtherOwner)
+    }
+
+    pub(crate) fn seal_str_for(&self, owner: &Owner, plaintext: &str) -> StoreResult<Vec<u8>> {
+        self.seal_for(owner, plaintext.as_bytes())
+    }
+
+    /// Opens a format-2 value as text; invalid UTF-8 under a valid tag cannot be written by
+    /// this code, so it counts as damage.
+    pub(crate) fn open_str_for(&self, owner: &Owner, sealed: &[u8]) -> Result<String, OpenError> {
+        String::from_utf8(self.open_for(owner, sealed)?).map_err(|_| OpenError::OtherOwner)
+    }
+
+    /// Names the key without revealing it: the first bytes of a hash over a label and the key.
+    fn id(&self) -> [u8; KEY_ID_LEN] {
+        let digest = Sha256::new()
+            .chain_update(b"widemesh master key id\0")
+            .chain_update(self.0)
+            .finalize();
+        let mut id = [0u8; KEY_ID_LEN];
+        id.copy_from_slice(&digest[..KEY_ID_LEN]);
+        id
     }
 
     fn cipher(&self) -> XChaCha20Poly1305 {

@@ -15,6 +15,7 @@ mod instances;
 mod lookup;
 mod migrate;
 mod platform;
+mod reseal;
 mod rows;
 mod services;
 mod stacks;
@@ -152,7 +153,7 @@ impl SqlStore {
                     .await?
             }
         };
-        migrate::run(&pool, dialect).await?;
+        migrate::run(&pool, dialect, &key).await?;
         Ok(SqlStore {
             pool,
             dialect,

@@ -51,6 +51,8 @@ mod endpoints;
 mod environments;
 #[path = "store/platform.rs"]
 mod platform;
+#[path = "store/sealing.rs"]
+mod sealing;
 #[path = "store/services.rs"]
 mod services;
 #[path = "store/storage.rs"]

@@ -130,7 +130,7 @@ async fn platform(dir: &Path) -> crate::AppState {
 
 async fn desired(state: &crate::AppState) -> mesh_types::desired::EnvironmentDoc {
     let rack = state.store().get_rack("local").await.unwrap();
-    let mut doc = crate::agent::desired::for_rack(state.store(), &rack)
+    let mut doc = crate::agent::desired::for_rack(state.store(), &rack, None)
         .await
         .unwrap();
     doc.environments.remove(0)

@@ -1,6 +1,13 @@
 //! The desired state of one rack, computed from the store: every environment placed on it,
 //! with config resolved for the rack, the routes its router must serve, the certificates it
 //! must present and the ACME challenges it must answer.
+//!
+//! A stack whose config cannot be read because one of its values does not open (sealed for
+//! another owner: copied from another row, or damaged) does not hold up the rest of the rack:
+//! the stack is rendered as the previous document had it, if there was one, else left out
+//! (its instances stop: it cannot run without its config), with an error in the log naming the
+//! variable. A wrong master key, under which nothing opens, still fails the whole document, so
+//! the agents keep what they run instead of stopping every stack.
 
 use mesh_store::{Store, StoreError, StoreResult};
 use mesh_types::api::{CertificateState, EndpointKind, Rack};
@@ -10,7 +17,13 @@ use mesh_types::desired::{
 };
 use sha2::{Digest, Sha256};
 
-pub async fn for_rack(store: &dyn Store, rack: &Rack) -> StoreResult<DesiredState> {
+/// The rack's document; `previous` (the document the rack was sent last, if any) stands in for
+/// a stack whose config cannot be read.
+pub async fn for_rack(
+    store: &dyn Store,
+    rack: &Rack,
+    previous: Option<&DesiredState>,
+) -> StoreResult<DesiredState> {
     let mut environments = Vec::new();
     for env in store.list_environments().await? {
         if !env.racks.contains(&rack.name) {
@@ -20,7 +33,27 @@ pub async fn for_rack(store: &dyn Store, rack: &Rack) -> StoreResult<DesiredStat
         let services = store.list_services(name, None).await?;
         let mut stacks = Vec::new();
         for stack in store.list_stacks(name).await? {
-            let config = store.list_config(name, stack.name.as_str()).await?;
+            let config = match store.list_config(name, stack.name.as_str()).await {
+                Ok(config) => config,
+                Err(StoreError::FailedPrecondition(e)) => {
+                    let kept = previous
+                        .and_then(|p| p.environments.iter().find(|d| d.environment == env.name))
+                        .and_then(|d| d.stacks.iter().find(|s| s.name == stack.name));
+                    tracing::error!(
+                        rack = %rack.name,
+                        environment = name,
+                        stack = %stack.name,
+                        error = %e,
+                        kept_previous = kept.is_some(),
+                        "the stack's config cannot be read; the rack's other stacks are sent as usual"
+                    );
+                    if let Some(kept) = kept {
+                        stacks.push(kept.clone());
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let docs = services
                 .iter()
                 .filter(|s| s.stack == stack.name)
@@ -133,3 +166,7 @@ pub fn digest(state: &DesiredState) -> String {
     let bytes = serde_json::to_vec(state).unwrap_or_default();
     hex::encode(Sha256::digest(&bytes))
 }
+
+#[cfg(test)]
+#[path = "desired/tests.rs"]
+mod tests;

@@ -13,7 +13,7 @@ use mesh_types::ErrorCode;
 use mesh_types::Name;
 use mesh_types::agent::{LogAck, LogBatch, RegisterServer, StatusReport};
 use mesh_types::api::{Rack, Role, Server, ServerState};
-use mesh_types::desired::WatchEvent;
+use mesh_types::desired::{DesiredState, WatchEvent};
 
 use super::desired;
 use crate::api::JsonBody;
@@ -112,6 +112,8 @@ struct Watch {
     changes: tokio::sync::watch::Receiver<u64>,
     tasks: tokio::sync::broadcast::Receiver<mesh_types::agent::Task>,
     last: Option<String>,
+    /// The document sent last, for stacks whose config cannot be read now.
+    previous: Option<DesiredState>,
 }
 
 impl Watch {
@@ -133,11 +135,12 @@ impl Watch {
                 }
                 quiet += started.elapsed();
             }
-            match desired::for_rack(self.state.store(), &self.rack).await {
+            match desired::for_rack(self.state.store(), &self.rack, self.previous.as_ref()).await {
                 Ok(doc) => {
                     let digest = desired::digest(&doc);
                     if self.last.as_deref() != Some(digest.as_str()) {
                         self.last = Some(digest.clone());
+                        self.previous = Some(doc.clone());
                         return Some(WatchEvent::Snapshot { digest, state: doc });
                     }
                 }
@@ -167,6 +170,7 @@ pub async fn watch(
         changes,
         tasks,
         last: None,
+        previous: None,
     };
     let body = stream::unfold(w, |mut w| async move {
         w.next().await.map(|ev| (ndjson::line(&ev), w))

@@ -2,6 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
+use mesh_store::StoreError;
 use mesh_types::Name;
 use mesh_types::config::{
     ConfigChange, ConfigScope, ConfigVar, MAX_VARS_PER_SCOPE, ResolvedConfig, ResolvedVar,
@@ -110,17 +111,24 @@ async fn apply(
             )));
         }
     }
-    let current = state.store().list_config(env, stack).await?;
-    let in_scope = current.iter().filter(|v| v.scope == scope).count();
-    let added = req
-        .set
-        .keys()
-        .filter(|k| !current.iter().any(|v| v.scope == scope && &&v.key == k))
-        .count();
-    if in_scope + added > MAX_VARS_PER_SCOPE {
-        return Err(ApiError::invalid(format!(
-            "a scope holds at most {MAX_VARS_PER_SCOPE} variables"
-        )));
+    match state.store().list_config(env, stack).await {
+        Ok(current) => {
+            let in_scope = current.iter().filter(|v| v.scope == scope).count();
+            let added = req
+                .set
+                .keys()
+                .filter(|k| !current.iter().any(|v| v.scope == scope && &&v.key == k))
+                .count();
+            if in_scope + added > MAX_VARS_PER_SCOPE {
+                return Err(ApiError::invalid(format!(
+                    "a scope holds at most {MAX_VARS_PER_SCOPE} variables"
+                )));
+            }
+        }
+        // A value that does not open (sealed for another owner) must still be replaceable or
+        // removable; the store checks the count itself, in the change's transaction.
+        Err(StoreError::FailedPrecondition(_)) => {}
+        Err(e) => return Err(e.into()),
     }
     let vars = state
         .store()

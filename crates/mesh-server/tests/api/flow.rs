@@ -2,6 +2,7 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use sqlx::Connection;
 
 use super::*;
 
@@ -834,4 +835,95 @@ async fn certificates_upload_list_delete() {
     );
     let list: Vec<Value> = s.get_ok(&format!("{ENV}/certificates")).await;
     assert!(list.is_empty());
+}
+
+/// A config ciphertext copied in the database from one environment's row to another's does not
+/// open there: reading that stack's config answers 409 naming the key, other stacks read, and
+/// setting the value again repairs it.
+#[tokio::test]
+async fn a_config_value_copied_to_another_environment_does_not_open() {
+    let s = TestServer::start().await;
+    shop_with_app(&s).await;
+    ok::<Value>(
+        s.post("/v1/environments", json!({"name": "bank"})).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    ok::<Value>(
+        s.post("/v1/environments/bank/stacks", json!({"name": "app"}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    const BANK: &str = "/v1/environments/bank/stacks/app";
+    for (path, value) in [(APP, "shop-secret"), (BANK, "bank-secret")] {
+        ok::<Value>(
+            s.patch(
+                &format!("{path}/config"),
+                json!({"set": {"SECRET": value, "OTHER": "other"}}),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+    }
+
+    sqlx::any::install_default_drivers();
+    let db = format!("sqlite://{}", s.dir.join("widemesh.db").display());
+    let mut conn = sqlx::AnyConnection::connect(&db).await.unwrap();
+    let of = |env: &str| {
+        format!(
+            "(SELECT c.id FROM config_vars c JOIN stacks st ON st.id = c.stack_id \
+             JOIN environments e ON e.id = st.environment_id \
+             WHERE e.name = '{env}' AND c.key = 'SECRET')"
+        )
+    };
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE config_vars SET value = (SELECT value FROM config_vars WHERE id = {}) \
+         WHERE id = {}",
+        of("shop"),
+        of("bank")
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let message = err(
+        s.get(&format!("{BANK}/config")).await,
+        StatusCode::CONFLICT,
+        "failed_precondition",
+        "config variable \"SECRET\" of environment \"bank\", stack \"app\" (stack) cannot be \
+         opened: its value was sealed for a different owner",
+    )
+    .await;
+    assert!(
+        message.contains("`mesh config set SECRET=...`"),
+        "{message}"
+    );
+    assert!(!message.contains("shop-secret"), "{message}");
+    // The environment it came from reads as before.
+    let shop: Vec<Value> = s.get_ok(&format!("{APP}/config")).await;
+    assert!(
+        shop.iter()
+            .any(|v| v["key"] == "SECRET" && v["value"] == "shop-secret"),
+        "{shop:?}"
+    );
+    // Setting the value again repairs it.
+    ok::<Value>(
+        s.patch(
+            &format!("{BANK}/config"),
+            json!({"set": {"SECRET": "bank-secret-2"}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let bank: Vec<Value> = s.get_ok(&format!("{BANK}/config")).await;
+    assert_eq!(bank.len(), 2, "{bank:?}");
+    assert!(
+        bank.iter()
+            .any(|v| v["key"] == "SECRET" && v["value"] == "bank-secret-2"),
+        "{bank:?}"
+    );
 }

@@ -1,4 +1,7 @@
-//! Config variables of a stack, in every scope. Values are sealed before they are written.
+//! Config variables of a stack, in every scope. Values are sealed before they are written, bound
+//! to their owner (environment, stack, scope and key): a value copied to another row does not
+//! open there, and reading that stack's config then fails with an error naming the key, while
+//! every other stack reads as before.
 //!
 //! A scope's optional parts are matched as `COALESCE(service_id, 0)`, `COALESCE(region, '')`
 //! and `COALESCE(rack, '')`, the same expressions as the unique index, because NULL never
@@ -12,7 +15,7 @@ use sqlx::AnyConnection;
 
 use super::rows::{OrExists, blob, corrupt, int, opt_name, text};
 use super::{SqlStore, lookup};
-use crate::crypto::Purpose;
+use crate::crypto::{OpenError, Owner};
 use crate::{StoreError, StoreResult};
 
 macro_rules! scope_match {
@@ -22,9 +25,64 @@ macro_rules! scope_match {
     };
 }
 
+/// The owner a config value of this row is sealed for.
+pub(crate) fn owner(env: &str, stack: &str, scope: &ConfigScope, key: &str) -> Owner {
+    Owner::config(
+        env,
+        stack,
+        scope.service.as_ref().map(|s| s.as_str()),
+        scope.region.as_ref().map(|r| r.as_str()),
+        scope.rack.as_ref().map(|r| r.as_str()),
+        key,
+    )
+}
+
+/// The error for a value of `key` in `scope` that did not open.
+pub(crate) fn open_error(
+    e: OpenError,
+    env: &str,
+    stack: &str,
+    scope: &ConfigScope,
+    key: &str,
+) -> StoreError {
+    let flags = match (&scope.region, &scope.rack) {
+        (Some(r), _) => format!(" --region {r}"),
+        (None, Some(r)) => format!(" --rack {r}"),
+        (None, None) => String::new(),
+    };
+    let (set, unset) = match &scope.service {
+        Some(svc) => (
+            format!("mesh svc config set {svc}{flags} {key}=..."),
+            format!("mesh svc config unset {svc}{flags} {key}"),
+        ),
+        None => (
+            format!("mesh config set{flags} {key}=..."),
+            format!("mesh config unset{flags} {key}"),
+        ),
+    };
+    let what = format!(
+        "config variable {key:?} of environment {env:?}, stack {stack:?} ({})",
+        scope.describe()
+    );
+    match e {
+        OpenError::WrongKey => StoreError::Crypto,
+        OpenError::OtherOwner => StoreError::FailedPrecondition(format!(
+            "{what} cannot be opened: its value was sealed for a different owner (another \
+             environment, stack, scope or key; it was copied from another row) or is damaged; \
+             set it again with `{set}` or remove it with `{unset}`"
+        )),
+        OpenError::Unbound => StoreError::FailedPrecondition(format!(
+            "{what} is sealed in the old format that does not name its owner (written by a mesh \
+             older than schema version 2); set it again with `{set}` or remove it with `{unset}`"
+        )),
+    }
+}
+
 async fn load(
     store: &SqlStore,
     conn: &mut AnyConnection,
+    env: &str,
+    stack: &str,
     stack_id: i64,
 ) -> StoreResult<Vec<ConfigVar>> {
     let rows = sqlx::query(
@@ -38,16 +96,19 @@ async fn load(
         .iter()
         .map(|row| {
             let key = text(row, "key")?;
+            let scope = ConfigScope {
+                service: opt_name(row, "service")?,
+                region: opt_name(row, "region")?,
+                rack: opt_name(row, "rack")?,
+            };
+            let value = store
+                .key()
+                .open_str_for(&owner(env, stack, &scope, &key), &blob(row, "value")?)
+                .map_err(|e| open_error(e, env, stack, &scope, &key))?;
             Ok(ConfigVar {
                 key: ConfigKey::parse(&key).map_err(|e| corrupt(e.to_string()))?,
-                value: store
-                    .key()
-                    .open_str(Purpose::Config, &blob(row, "value")?)?,
-                scope: ConfigScope {
-                    service: opt_name(row, "service")?,
-                    region: opt_name(row, "region")?,
-                    rack: opt_name(row, "rack")?,
-                },
+                value,
+                scope,
                 updated_at: int(row, "updated_at")?,
             })
         })
@@ -59,7 +120,7 @@ async fn load(
 pub(crate) async fn list(store: &SqlStore, env: &str, stack: &str) -> StoreResult<Vec<ConfigVar>> {
     let mut tx = store.read().await?;
     let (_, stack_id) = lookup::stack(&mut tx, env, stack).await?;
-    load(store, &mut tx, stack_id).await
+    load(store, &mut tx, env, stack, stack_id).await
 }
 
 pub(crate) async fn change(
@@ -119,7 +180,9 @@ pub(crate) async fn change(
     }
 
     for (key, value) in set {
-        let sealed = store.key().seal_str(Purpose::Config, value)?;
+        let sealed = store
+            .key()
+            .seal_str_for(&owner(env, stack, scope, key.as_str()), value)?;
         let updated = sqlx::query(concat!(
             "UPDATE config_vars SET value = $6, updated_at = $7 WHERE ",
             scope_match!(),
@@ -176,7 +239,7 @@ pub(crate) async fn change(
             where_()
         )));
     }
-    let vars = load(store, w.conn(), stack_id).await?;
+    let vars = load(store, w.conn(), env, stack, stack_id).await?;
     w.commit().await?;
     Ok(vars)
 }

@@ -9,22 +9,42 @@ use sqlx::{AnyConnection, AnyPool, Executor};
 
 use super::rows::{int, opt_int};
 use super::{Dialect, now_ms};
-use crate::{StoreError, StoreResult};
+use crate::{MasterKey, StoreError, StoreResult};
 
 struct Migration {
     version: i64,
-    sql: &'static str,
+    step: Step,
 }
 
-const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../../migrations/sqlite/0001_init.sql"),
-}];
+/// What a migration does: SQL, or, where SQL cannot (sealing needs the master key), a step in
+/// Rust that runs the same way, in the migration's transaction.
+enum Step {
+    Sql(&'static str),
+    /// Reseals config values bound to their owner (`sql/reseal.rs`).
+    ResealConfig,
+}
 
-const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../../migrations/postgres/0001_init.sql"),
-}];
+const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        step: Step::Sql(include_str!("../../migrations/sqlite/0001_init.sql")),
+    },
+    Migration {
+        version: 2,
+        step: Step::ResealConfig,
+    },
+];
+
+const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        step: Step::Sql(include_str!("../../migrations/postgres/0001_init.sql")),
+    },
+    Migration {
+        version: 2,
+        step: Step::ResealConfig,
+    },
+];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (\
     version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)";
@@ -33,7 +53,7 @@ const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (\
 const PG_LOCK_KEY: i64 = 0x6d65_7368;
 
 /// Applies the migrations this database lacks.
-pub(crate) async fn run(pool: &AnyPool, dialect: Dialect) -> StoreResult<()> {
+pub(crate) async fn run(pool: &AnyPool, dialect: Dialect, key: &MasterKey) -> StoreResult<()> {
     let migrations = match dialect {
         Dialect::Sqlite => SQLITE,
         Dialect::Postgres => POSTGRES,
@@ -71,7 +91,14 @@ pub(crate) async fn run(pool: &AnyPool, dialect: Dialect) -> StoreResult<()> {
         if applied {
             continue;
         }
-        tx.execute(sqlx::raw_sql(m.sql)).await?;
+        match m.step {
+            Step::Sql(sql) => {
+                tx.execute(sqlx::raw_sql(sql)).await?;
+            }
+            Step::ResealConfig => {
+                super::reseal::config_values(&mut tx, key).await?;
+            }
+        }
         sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
             .bind(m.version)
             .bind(now_ms())
