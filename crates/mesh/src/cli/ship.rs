@@ -20,6 +20,7 @@ use mesh_types::{ErrorCode, Name, Version};
 use super::Ctx;
 use super::stack::FormulaArgs;
 use crate::output::{print, print_json};
+use crate::sanitize::Mode;
 use crate::target;
 
 #[derive(Debug, Args)]
@@ -36,6 +37,10 @@ pub struct DeployArgs {
     /// Start the deployment and return without following it
     #[arg(long)]
     detach: bool,
+    /// Print the build's and release's control characters (escape sequences) as sent, not
+    /// escaped
+    #[arg(long)]
+    raw: bool,
 }
 
 #[derive(Debug, Args)]
@@ -46,6 +51,9 @@ pub struct RollbackArgs {
     /// Start the rollback and return without following it
     #[arg(long)]
     detach: bool,
+    /// Print the release's control characters (escape sequences) as sent, not escaped
+    #[arg(long)]
+    raw: bool,
 }
 
 fn not_found(e: &mesh_client::Error) -> bool {
@@ -249,7 +257,16 @@ pub async fn deploy(ctx: &Ctx, args: DeployArgs) -> Result<()> {
             );
         }
     }
-    follow(ctx, &client, &env, &stack, d, args.detach).await
+    follow(
+        ctx,
+        &client,
+        &env,
+        &stack,
+        d,
+        args.detach,
+        Mode::from_raw_flag(args.raw),
+    )
+    .await
 }
 
 pub async fn rollback(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
@@ -258,10 +275,20 @@ pub async fn rollback(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
     let version = args.to.as_deref().map(Version::parse).transpose()?;
     let client = ctx.client()?;
     let d = client.rollback(env, stack, version).await?;
-    follow(ctx, &client, env, stack, d, args.detach).await
+    follow(
+        ctx,
+        &client,
+        env,
+        stack,
+        d,
+        args.detach,
+        Mode::from_raw_flag(args.raw),
+    )
+    .await
 }
 
-/// Prints the deployment's log as it is written, then how it ended; an error if it failed.
+/// Prints the deployment's log as it is written (its control characters escaped unless `mode`
+/// is raw), then how it ended; an error if it failed.
 pub async fn follow(
     ctx: &Ctx,
     client: &Client,
@@ -269,6 +296,7 @@ pub async fn follow(
     stack: &str,
     d: Deployment,
     detach: bool,
+    mode: Mode,
 ) -> Result<()> {
     let started = Instant::now();
     if detach {
@@ -285,12 +313,14 @@ pub async fn follow(
     if !ctx.json() {
         eprintln!(
             "deployment {} of {env}/{stack}: {}",
-            d.version, d.description
+            d.version,
+            mode.apply(&d.description)
         );
     }
     let mut log = client.follow_deployment_log(env, stack, d.version).await?;
     let mut tail: Vec<String> = Vec::new();
     while let Some(line) = log.next_line().await? {
+        let line = mode.apply(&line);
         if !ctx.json() {
             print(&line);
         }
@@ -322,7 +352,7 @@ pub async fn follow(
                 .find(|s| s.status == "failed")
                 .map(|s| s.name.as_str())
                 .unwrap_or("deployment");
-            let why = end.message.unwrap_or_default();
+            let why = mode.apply(&end.message.unwrap_or_default());
             if ctx.json() {
                 bail!("deployment {} {}: {why}", end.version, status.as_str());
             }
