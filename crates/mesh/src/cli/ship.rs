@@ -154,7 +154,7 @@ async fn upload(
         Ok::<_, std::io::Error>(c)
     }));
     let body = reqwest::Body::wrap_stream(stream);
-    let up = client.upload(digest, kind, body).await?;
+    let up = client.upload(digest, kind, total as u64, body).await?;
     if human {
         if tty {
             eprint!("\r");
