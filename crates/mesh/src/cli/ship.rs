@@ -129,7 +129,11 @@ async fn resolve_target(ctx: &Ctx, client: &Client, dir: &Path) -> Result<(Strin
     Ok((env, stack, linked))
 }
 
-/// Uploads `bytes` as `kind`, showing progress on a terminal.
+/// Tries an upload this many times while the control plane is busy with others (429).
+const BUSY_TRIES: u32 = 6;
+
+/// Uploads `bytes` as `kind`, showing progress on a terminal; while the control plane is busy
+/// receiving other uploads, tries again a few times, 5 s apart.
 async fn upload(
     client: &Client,
     bytes: Vec<u8>,
@@ -140,21 +144,33 @@ async fn upload(
     let total = bytes.len();
     let tty = human && std::io::stderr().is_terminal();
     let started = Instant::now();
-    let chunks: Vec<Vec<u8>> = bytes.chunks(256 * 1024).map(|c| c.to_vec()).collect();
-    let mut sent = 0usize;
-    let stream = futures_util::stream::iter(chunks.into_iter().map(move |c| {
-        sent += c.len();
-        if tty {
-            eprint!(
-                "\ruploading {} of {}",
-                size(sent as u64),
-                size(total as u64)
-            );
+    let mut attempt = 1;
+    let up = loop {
+        let chunks: Vec<Vec<u8>> = bytes.chunks(256 * 1024).map(|c| c.to_vec()).collect();
+        let mut sent = 0usize;
+        let stream = futures_util::stream::iter(chunks.into_iter().map(move |c| {
+            sent += c.len();
+            if tty {
+                eprint!(
+                    "\ruploading {} of {}",
+                    size(sent as u64),
+                    size(total as u64)
+                );
+            }
+            Ok::<_, std::io::Error>(c)
+        }));
+        let body = reqwest::Body::wrap_stream(stream);
+        match client.upload(digest, kind, total as u64, body).await {
+            Err(e) if e.code() == Some(ErrorCode::ResourceExhausted) && attempt < BUSY_TRIES => {
+                if human {
+                    eprintln!("{e}; trying again in 5s");
+                }
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+            r => break r?,
         }
-        Ok::<_, std::io::Error>(c)
-    }));
-    let body = reqwest::Body::wrap_stream(stream);
-    let up = client.upload(digest, kind, total as u64, body).await?;
+    };
     if human {
         if tty {
             eprint!("\r");
