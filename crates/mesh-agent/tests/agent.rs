@@ -42,6 +42,7 @@ impl Platform {
                 )),
             )),
             max_upload_bytes: 64 * 1024 * 1024,
+            uploads: mesh_server::UploadLimits::default(),
             listener: None,
         };
         let server = mesh_server::start(opts).await.unwrap();

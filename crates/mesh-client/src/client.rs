@@ -264,6 +264,7 @@ fn code_for_status(status: StatusCode) -> ErrorCode {
         404 => ErrorCode::NotFound,
         409 => ErrorCode::FailedPrecondition,
         413 => ErrorCode::PayloadTooLarge,
+        429 => ErrorCode::ResourceExhausted,
         501 => ErrorCode::NotImplemented,
         502..=504 => ErrorCode::Unavailable,
         _ => ErrorCode::Internal,

@@ -158,17 +158,19 @@ impl Client {
     }
 
     /// `PUT /v1/sources/{digest}`: uploads a source archive (`kind` `source`) or an image
-    /// archive (`image`), stored under its SHA-256 digest.
+    /// archive (`image`) of `size` bytes, stored under its SHA-256 digest.
     pub async fn upload(
         &self,
         digest: &str,
         kind: &str,
+        size: u64,
         body: impl Into<reqwest::Body>,
     ) -> Result<SourceUploaded> {
+        let size = size.to_string();
         let resp = self
             .send(
                 self.request(reqwest::Method::PUT, &["v1", "sources", digest])
-                    .map(|r| r.query(&[("kind", kind)]).body(body)),
+                    .map(|r| r.query(&[("kind", kind), ("size", &size)]).body(body)),
             )
             .await?;
         self.decode(resp).await

@@ -17,10 +17,12 @@ mod run;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use mesh_build::BlobDir;
 use mesh_build::builder::Builder;
 use mesh_types::Version;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -28,6 +30,33 @@ pub use run::{Job, Source, start};
 
 /// Default largest source or image archive accepted: 512 MiB.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 512 * 1024 * 1024;
+
+/// How many uploads this control plane receives and checks at once, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadLimits {
+    /// Uploads received and checked at the same time; more are answered 429 with `Retry-After`.
+    pub slots: usize,
+    /// An upload that sends nothing for this long is refused, and its slot given back.
+    pub idle_timeout: Duration,
+    /// The longest an upload may take to arrive, however steadily it trickles in.
+    pub max_duration: Duration,
+    /// The `Retry-After` of a 429.
+    pub retry_after: Duration,
+    /// Largest total size a source archive may unpack to (the upload check and builds alike).
+    pub max_unpacked_bytes: u64,
+}
+
+impl Default for UploadLimits {
+    fn default() -> Self {
+        Self {
+            slots: 4,
+            idle_timeout: Duration::from_secs(15),
+            max_duration: Duration::from_secs(600),
+            retry_after: Duration::from_secs(5),
+            max_unpacked_bytes: 1024 * 1024 * 1024,
+        }
+    }
+}
 
 /// How deployments are done on this control plane.
 #[derive(Clone)]
@@ -40,6 +69,7 @@ pub struct DeployOptions {
     /// Scratch space for unpacked sources.
     pub work_dir: PathBuf,
     pub max_upload_bytes: u64,
+    pub uploads: UploadLimits,
 }
 
 impl std::fmt::Debug for DeployOptions {
@@ -49,23 +79,41 @@ impl std::fmt::Debug for DeployOptions {
             .field("blobs", &self.blobs)
             .field("work_dir", &self.work_dir)
             .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("uploads", &self.uploads)
             .finish()
     }
 }
 
-/// The deployments this control plane is running, so a stack runs one at a time.
-#[derive(Default)]
+/// The deployments this control plane is running, so a stack runs one at a time, and the
+/// upload slots.
 pub struct Deploys {
     options: Option<DeployOptions>,
     running: Mutex<HashSet<(String, String)>>,
+    upload_slots: Arc<Semaphore>,
+}
+
+impl Default for Deploys {
+    fn default() -> Self {
+        Self::new(None)
+    }
 }
 
 impl Deploys {
     pub fn new(options: Option<DeployOptions>) -> Self {
+        let slots = options
+            .as_ref()
+            .map(|o| o.uploads.slots)
+            .unwrap_or(UploadLimits::default().slots);
         Self {
             options,
             running: Mutex::new(HashSet::new()),
+            upload_slots: Arc::new(Semaphore::new(slots)),
         }
+    }
+
+    /// A slot to receive and check one upload in; `None` while all are taken.
+    pub(crate) fn upload_slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.upload_slots.clone().try_acquire_owned().ok()
     }
 
     pub fn options(&self) -> Option<&DeployOptions> {

@@ -32,7 +32,7 @@ use tokio::task::JoinHandle;
 pub use acme::AcmeOptions;
 pub use app::AppState;
 pub use clock::{Clock, SystemClock};
-pub use deploy::{DEFAULT_MAX_UPLOAD_BYTES, DeployOptions};
+pub use deploy::{DEFAULT_MAX_UPLOAD_BYTES, DeployOptions, UploadLimits};
 pub use error::ApiError;
 pub use mesh_build::builder::Builder;
 pub use routes::{ROUTES, app_router};
@@ -54,6 +54,8 @@ pub struct ServerOptions {
     pub builder: Option<Arc<dyn Builder>>,
     /// Largest source or image archive accepted.
     pub max_upload_bytes: u64,
+    /// How many uploads are received and checked at once, and for how long.
+    pub uploads: UploadLimits,
     /// Serve on this already-listening socket instead of binding `listen` (one handed over by
     /// the process this one replaces, with the connections queued on it).
     pub listener: Option<Arc<std::net::TcpListener>>,
@@ -166,6 +168,7 @@ pub async fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
         blobs: mesh_build::BlobDir::new(opts.data_dir.join("blobs")),
         work_dir: opts.data_dir.join("deploys"),
         max_upload_bytes: opts.max_upload_bytes,
+        uploads: opts.uploads.clone(),
     };
     // A deployment a stopped control plane left half done is over: say so, so the stack can
     // deploy again.

@@ -8,6 +8,7 @@ use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -35,6 +36,8 @@ pub struct Metrics {
     /// Instance output lines shipped by agents: kept, or dropped as resends.
     pub(crate) log_lines: Counter,
     pub(crate) log_duplicates: Counter,
+    /// Uploads being received and checked now (each holds one upload slot).
+    pub(crate) upload_checks: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -70,8 +73,15 @@ impl Metrics {
             "Instance output lines agents sent again (dropped)",
             log_duplicates.clone(),
         );
+        let upload_checks = Gauge::default();
+        registry.register(
+            "upload_checks",
+            "Uploads being received and checked now, each holding an upload slot",
+            upload_checks.clone(),
+        );
         Self {
             registry,
+            upload_checks,
             requests,
             log_lines,
             log_duplicates,

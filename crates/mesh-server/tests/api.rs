@@ -12,10 +12,12 @@ mod flow;
 mod openapi;
 #[path = "api/postgres.rs"]
 mod postgres;
+#[path = "api/uploads.rs"]
+mod uploads;
 
 use std::path::PathBuf;
 
-use mesh_server::{RunningServer, ServerOptions};
+use mesh_server::{RunningServer, ServerOptions, UploadLimits};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -45,7 +47,25 @@ impl TestServer {
         s
     }
 
+    /// `mesh up`'s control plane with these upload limits.
+    pub async fn start_with_uploads(uploads: UploadLimits) -> Self {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("data");
+        let mut s = Self::start_opts(dir, None, true, uploads).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
     pub async fn start_in(dir: PathBuf, database_url: Option<String>, local_rack: bool) -> Self {
+        Self::start_opts(dir, database_url, local_rack, UploadLimits::default()).await
+    }
+
+    async fn start_opts(
+        dir: PathBuf,
+        database_url: Option<String>,
+        local_rack: bool,
+        uploads: UploadLimits,
+    ) -> Self {
         init();
         let opts = ServerOptions {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -59,6 +79,7 @@ impl TestServer {
                 )),
             )),
             max_upload_bytes: 64 * 1024 * 1024,
+            uploads,
             listener: None,
         };
         let running = mesh_server::start(opts)

@@ -17,6 +17,8 @@ pub enum ErrorCode {
     /// The request is valid but the current state forbids it (deleting a rack still in use, ...).
     FailedPrecondition,
     PayloadTooLarge,
+    /// Too many such requests at once: try again later (the answer's `Retry-After` says when).
+    ResourceExhausted,
     /// The capability exists in the API but is not available yet on this platform.
     NotImplemented,
     Unavailable,
@@ -33,6 +35,7 @@ impl ErrorCode {
             ErrorCode::AlreadyExists => 409,
             ErrorCode::FailedPrecondition => 409,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::ResourceExhausted => 429,
             ErrorCode::NotImplemented => 501,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
@@ -48,6 +51,7 @@ impl ErrorCode {
             ErrorCode::AlreadyExists => "already_exists",
             ErrorCode::FailedPrecondition => "failed_precondition",
             ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::ResourceExhausted => "resource_exhausted",
             ErrorCode::NotImplemented => "not_implemented",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",

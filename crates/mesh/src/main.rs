@@ -6,6 +6,7 @@ mod failure;
 mod kv;
 mod output;
 mod role;
+mod sanitize;
 mod settings;
 mod target;
 

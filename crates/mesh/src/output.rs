@@ -61,9 +61,10 @@ pub fn fields(pairs: &[(&str, String)]) -> String {
         .join("\n")
 }
 
-/// A value shown in a table cell: one line, at most `max` characters.
+/// A value shown in a table cell: one line, at most `max` characters, control characters
+/// escaped (see [`crate::sanitize`]).
 pub fn cell(value: &str, max: usize) -> String {
-    let one = value.replace('\r', "").replace('\n', "\\n");
+    let one = crate::sanitize::clean(&value.replace('\r', "").replace('\n', "\\n"));
     if one.chars().count() <= max {
         return one;
     }

@@ -257,6 +257,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
         acme: args.acme.options(),
         builder: args.build.builder(&data_dir)?,
         max_upload_bytes: args.build.max_upload_bytes(),
+        uploads: mesh_server::UploadLimits::default(),
         listener: api_listener,
     };
     let running = start(opts, "widemesh").await?;
@@ -625,6 +626,7 @@ pub async fn server(args: ServerArgs) -> Result<()> {
         acme: args.acme.options(),
         builder: args.build.builder(&data_dir)?,
         max_upload_bytes: args.build.max_upload_bytes(),
+        uploads: mesh_server::UploadLimits::default(),
         listener: None,
     };
     let running = start(opts, "the widemesh control plane").await?;

@@ -105,6 +105,7 @@ async fn platform(dir: &Path) -> crate::AppState {
         acme: None,
         builder: None,
         max_upload_bytes: 64 * 1024 * 1024,
+        uploads: crate::UploadLimits::default(),
         listener: None,
     };
     crate::bootstrap::bootstrap(store.as_ref(), &Fixed, &opts)

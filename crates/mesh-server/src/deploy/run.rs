@@ -198,6 +198,7 @@ async fn build(
     let _ = std::fs::create_dir_all(&dir);
     let limits = mesh_build::Limits {
         max_archive_bytes: opts.max_upload_bytes,
+        max_unpacked_bytes: opts.uploads.max_unpacked_bytes,
         ..mesh_build::Limits::default()
     };
     let unpacked = {

@@ -1332,6 +1332,7 @@ fn the_enum_schemas_list_every_variant() {
             AlreadyExists,
             FailedPrecondition,
             PayloadTooLarge,
+            ResourceExhausted,
             NotImplemented,
             Unavailable,
             Internal,

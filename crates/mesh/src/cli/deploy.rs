@@ -9,6 +9,7 @@ use mesh_types::api::{Deployment, InstanceState};
 
 use super::Ctx;
 use crate::output::{cell, datetime, or_dash, print, print_json, table};
+use crate::sanitize::{self, Mode};
 
 #[derive(Debug, Subcommand)]
 pub enum DeploymentsCmd {
@@ -21,6 +22,9 @@ pub enum DeploymentsCmd {
         /// v0, v1, ...
         #[arg(value_name = "VERSION")]
         vn: String,
+        /// Print the log's control characters (escape sequences) as sent, not escaped
+        #[arg(long)]
+        raw: bool,
     },
 }
 
@@ -38,6 +42,9 @@ pub struct LogsArgs {
     /// Only this instance's output
     #[arg(long, value_name = "ID")]
     instance: Option<String>,
+    /// Print control characters (escape sequences) as the app sent them, not escaped
+    #[arg(long)]
+    raw: bool,
 }
 
 fn status_word(d: &Deployment) -> &'static str {
@@ -90,21 +97,22 @@ pub async fn deployments(ctx: &Ctx, cmd: DeploymentsCmd) -> Result<()> {
                 ));
             }
         }
-        DeploymentsCmd::Show { vn } => {
+        DeploymentsCmd::Show { vn, raw } => {
+            let mode = Mode::from_raw_flag(raw);
             let v = Version::parse(&vn)?;
             let d = client.deployment(env, stack, v).await?;
             if ctx.json() {
                 print_json(&d);
             } else if !d.status.is_finished() {
                 // A live deployment: follow it to its end.
-                return super::ship::follow(ctx, &client, env, stack, d, false).await;
+                return super::ship::follow(ctx, &client, env, stack, d, false, mode).await;
             } else {
                 let log = client.deployment_log(env, stack, v).await?;
                 print(format!(
                     "deployment {v} of {env}/{stack}: {} {}, by {} at {}",
-                    d.description,
+                    mode.apply(&d.description),
                     status_word(&d),
-                    d.created_by,
+                    mode.apply(&d.created_by),
                     datetime(d.created_at)
                 ));
                 for s in &d.steps {
@@ -118,10 +126,10 @@ pub async fn deployments(ctx: &Ctx, cmd: DeploymentsCmd) -> Result<()> {
                     ));
                 }
                 if let Some(m) = &d.message {
-                    print(format!("  {m}"));
+                    print(format!("  {}", mode.apply(m)));
                 }
                 if !log.is_empty() {
-                    print(log.trim_end_matches('\n'));
+                    print(mode.apply(log.trim_end_matches('\n')));
                 }
             }
         }
@@ -129,8 +137,9 @@ pub async fn deployments(ctx: &Ctx, cmd: DeploymentsCmd) -> Result<()> {
     Ok(())
 }
 
-/// One log line as people read it: `2025-03-01 14:05:09 app-web[ab12cd] text`.
-pub fn log_line(l: &LogLine) -> String {
+/// One log line as people read it: `2025-03-01 14:05:09 app-web[ab12cd] text`, its control
+/// characters escaped unless `mode` is raw.
+pub fn log_line(l: &LogLine, mode: Mode) -> String {
     let marker = match l.stream {
         LogStream::Stdout => "",
         LogStream::Stderr => " (stderr)",
@@ -141,8 +150,8 @@ pub fn log_line(l: &LogLine) -> String {
         datetime(l.at),
         l.stack,
         l.service,
-        l.instance,
-        l.text.trim_end_matches(['\r', '\n'])
+        mode.apply(&l.instance),
+        mode.apply(l.text.trim_end_matches(['\r', '\n']))
     )
 }
 
@@ -160,15 +169,19 @@ pub async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<()> {
         instance: args.instance,
         follow: args.follow,
     };
+    let mode = Mode::from_raw_flag(args.raw);
     let mut lines = ctx.client()?.logs(env, &query).await?;
-    while let Some(raw) = lines.next_line().await? {
+    while let Some(line) = lines.next_line().await? {
         if ctx.json() {
-            print(&raw);
+            print(match mode {
+                Mode::Raw => line,
+                Mode::Escaped => sanitize::json_line(&line),
+            });
             continue;
         }
-        match serde_json::from_str::<LogLine>(&raw) {
-            Ok(l) => print(log_line(&l)),
-            Err(_) => print(&raw),
+        match serde_json::from_str::<LogLine>(&line) {
+            Ok(l) => print(log_line(&l, mode)),
+            Err(_) => print(mode.apply(&line)),
         }
     }
     Ok(())

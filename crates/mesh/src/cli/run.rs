@@ -10,6 +10,7 @@ use mesh_types::{InstanceSize, Name};
 
 use super::Ctx;
 use crate::output::print_json;
+use crate::sanitize::{self, Mode};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -19,6 +20,9 @@ pub struct RunArgs {
     /// The instance size (nano, micro, small, medium, large, xlarge) [default: small]
     #[arg(long, value_name = "SIZE")]
     size: Option<InstanceSize>,
+    /// Print the command's control characters (escape sequences) as sent, not escaped
+    #[arg(long)]
+    raw: bool,
     /// The command, run through /bin/sh -c
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,
@@ -29,6 +33,9 @@ pub struct ExecArgs {
     /// The instance (see `mesh instances`)
     #[arg(value_name = "INSTANCE")]
     instance: String,
+    /// Print the command's control characters (escape sequences) as sent, not escaped
+    #[arg(long)]
+    raw: bool,
     /// The command and its arguments, run as given (no shell)
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,
@@ -50,17 +57,21 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
         service,
         size: args.size,
     };
+    let mode = Mode::from_raw_flag(args.raw);
     let mut lines = ctx.client()?.run(env, stack, &req).await?;
     while let Some(line) = lines.next_line().await? {
         let event: RunEvent = serde_json::from_str(&line)
             .map_err(|e| anyhow!("unexpected answer from the API: {e}"))?;
         if ctx.json() {
-            println!("{line}");
+            match mode {
+                Mode::Raw => println!("{line}"),
+                Mode::Escaped => println!("{}", sanitize::json_line(&line)),
+            }
         }
         match event {
             RunEvent::Started { instance } => {
                 if !ctx.json() {
-                    eprintln!("running as instance {instance}");
+                    eprintln!("running as instance {}", mode.apply(&instance));
                 }
             }
             RunEvent::Output { line } => {
@@ -68,14 +79,14 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
                     continue;
                 }
                 match line.stream {
-                    LogStream::Stdout => println!("{}", line.text),
-                    LogStream::Stderr => eprintln!("{}", line.text),
+                    LogStream::Stdout => println!("{}", mode.apply(&line.text)),
+                    LogStream::Stderr => eprintln!("{}", mode.apply(&line.text)),
                     LogStream::System => {}
                 }
             }
             RunEvent::Exit { code, error } => {
                 if let Some(e) = error {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", mode.apply(&e));
                 }
                 exit_with(code);
             }
@@ -102,10 +113,11 @@ pub async fn exec(ctx: &Ctx, args: ExecArgs) -> Result<()> {
         print_json(&result);
         return Ok(());
     }
-    print!("{}", result.stdout);
-    eprint!("{}", result.stderr);
+    let mode = Mode::from_raw_flag(args.raw);
+    print!("{}", mode.apply(&result.stdout));
+    eprint!("{}", mode.apply(&result.stderr));
     if let Some(e) = result.error {
-        bail!("{e}");
+        bail!("{}", mode.apply(&e));
     }
     exit_with(result.exit_code)
 }

@@ -20,6 +20,7 @@ use mesh_types::{ErrorCode, Name, Version};
 use super::Ctx;
 use super::stack::FormulaArgs;
 use crate::output::{print, print_json};
+use crate::sanitize::Mode;
 use crate::target;
 
 #[derive(Debug, Args)]
@@ -36,6 +37,10 @@ pub struct DeployArgs {
     /// Start the deployment and return without following it
     #[arg(long)]
     detach: bool,
+    /// Print the build's and release's control characters (escape sequences) as sent, not
+    /// escaped
+    #[arg(long)]
+    raw: bool,
 }
 
 #[derive(Debug, Args)]
@@ -46,6 +51,9 @@ pub struct RollbackArgs {
     /// Start the rollback and return without following it
     #[arg(long)]
     detach: bool,
+    /// Print the release's control characters (escape sequences) as sent, not escaped
+    #[arg(long)]
+    raw: bool,
 }
 
 fn not_found(e: &mesh_client::Error) -> bool {
@@ -121,7 +129,11 @@ async fn resolve_target(ctx: &Ctx, client: &Client, dir: &Path) -> Result<(Strin
     Ok((env, stack, linked))
 }
 
-/// Uploads `bytes` as `kind`, showing progress on a terminal.
+/// Tries an upload this many times while the control plane is busy with others (429).
+const BUSY_TRIES: u32 = 6;
+
+/// Uploads `bytes` as `kind`, showing progress on a terminal; while the control plane is busy
+/// receiving other uploads, tries again a few times, 5 s apart.
 async fn upload(
     client: &Client,
     bytes: Vec<u8>,
@@ -132,21 +144,33 @@ async fn upload(
     let total = bytes.len();
     let tty = human && std::io::stderr().is_terminal();
     let started = Instant::now();
-    let chunks: Vec<Vec<u8>> = bytes.chunks(256 * 1024).map(|c| c.to_vec()).collect();
-    let mut sent = 0usize;
-    let stream = futures_util::stream::iter(chunks.into_iter().map(move |c| {
-        sent += c.len();
-        if tty {
-            eprint!(
-                "\ruploading {} of {}",
-                size(sent as u64),
-                size(total as u64)
-            );
+    let mut attempt = 1;
+    let up = loop {
+        let chunks: Vec<Vec<u8>> = bytes.chunks(256 * 1024).map(|c| c.to_vec()).collect();
+        let mut sent = 0usize;
+        let stream = futures_util::stream::iter(chunks.into_iter().map(move |c| {
+            sent += c.len();
+            if tty {
+                eprint!(
+                    "\ruploading {} of {}",
+                    size(sent as u64),
+                    size(total as u64)
+                );
+            }
+            Ok::<_, std::io::Error>(c)
+        }));
+        let body = reqwest::Body::wrap_stream(stream);
+        match client.upload(digest, kind, total as u64, body).await {
+            Err(e) if e.code() == Some(ErrorCode::ResourceExhausted) && attempt < BUSY_TRIES => {
+                if human {
+                    eprintln!("{e}; trying again in 5s");
+                }
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+            r => break r?,
         }
-        Ok::<_, std::io::Error>(c)
-    }));
-    let body = reqwest::Body::wrap_stream(stream);
-    let up = client.upload(digest, kind, body).await?;
+    };
     if human {
         if tty {
             eprint!("\r");
@@ -249,7 +273,16 @@ pub async fn deploy(ctx: &Ctx, args: DeployArgs) -> Result<()> {
             );
         }
     }
-    follow(ctx, &client, &env, &stack, d, args.detach).await
+    follow(
+        ctx,
+        &client,
+        &env,
+        &stack,
+        d,
+        args.detach,
+        Mode::from_raw_flag(args.raw),
+    )
+    .await
 }
 
 pub async fn rollback(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
@@ -258,10 +291,20 @@ pub async fn rollback(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
     let version = args.to.as_deref().map(Version::parse).transpose()?;
     let client = ctx.client()?;
     let d = client.rollback(env, stack, version).await?;
-    follow(ctx, &client, env, stack, d, args.detach).await
+    follow(
+        ctx,
+        &client,
+        env,
+        stack,
+        d,
+        args.detach,
+        Mode::from_raw_flag(args.raw),
+    )
+    .await
 }
 
-/// Prints the deployment's log as it is written, then how it ended; an error if it failed.
+/// Prints the deployment's log as it is written (its control characters escaped unless `mode`
+/// is raw), then how it ended; an error if it failed.
 pub async fn follow(
     ctx: &Ctx,
     client: &Client,
@@ -269,6 +312,7 @@ pub async fn follow(
     stack: &str,
     d: Deployment,
     detach: bool,
+    mode: Mode,
 ) -> Result<()> {
     let started = Instant::now();
     if detach {
@@ -285,12 +329,14 @@ pub async fn follow(
     if !ctx.json() {
         eprintln!(
             "deployment {} of {env}/{stack}: {}",
-            d.version, d.description
+            d.version,
+            mode.apply(&d.description)
         );
     }
     let mut log = client.follow_deployment_log(env, stack, d.version).await?;
     let mut tail: Vec<String> = Vec::new();
     while let Some(line) = log.next_line().await? {
+        let line = mode.apply(&line);
         if !ctx.json() {
             print(&line);
         }
@@ -322,7 +368,7 @@ pub async fn follow(
                 .find(|s| s.status == "failed")
                 .map(|s| s.name.as_str())
                 .unwrap_or("deployment");
-            let why = end.message.unwrap_or_default();
+            let why = mode.apply(&end.message.unwrap_or_default());
             if ctx.json() {
                 bail!("deployment {} {}: {why}", end.version, status.as_str());
             }

@@ -94,7 +94,8 @@ fn services_run_as_isolated_supervised_instances() {
                     "--size",
                     "nano",
                     "--",
-                    "echo \"greeting=$GREETING\"; exec sleep 1000",
+                    // An escape sequence (red, then reset) in its output, too.
+                    "echo \"greeting=$GREETING\"; printf 'esc=\\033[31mred\\033[0m\\n'; exec sleep 1000",
                 ],
                 vec![
                     "svc",
@@ -348,6 +349,26 @@ fn services_run_as_isolated_supervised_instances() {
         |o| o.stdout.contains("tick-ran"),
     );
     assert!(logs(&["--service", "web"]).stdout.contains("started at"));
+    // An app's escape sequences print escaped, or as sent with --raw.
+    let escaped = logs(&["--service", "worker"]).ok();
+    assert!(
+        escaped.stdout.contains("esc=\\x1b[31mred\\x1b[0m"),
+        "{}",
+        escaped.stdout
+    );
+    assert!(!escaped.stdout.contains('\x1b'), "{}", escaped.stdout);
+    let raw = logs(&["--service", "worker", "--raw"]).ok();
+    assert!(
+        raw.stdout.contains("esc=\x1b[31mred\x1b[0m"),
+        "{}",
+        raw.stdout
+    );
+    let json = logs(&["--service", "worker", "--json"]).ok();
+    assert!(
+        json.stdout.contains(r"esc=\u001b[31mred\u001b[0m"),
+        "{}",
+        json.stdout
+    );
 
     // A one-off command with the stack's config, and its exit code.
     let one = p.mesh(&[
@@ -369,6 +390,33 @@ fn services_run_as_isolated_supervised_instances() {
             one.stdout
         );
     }
+    // A window-title sequence and a C1 CSI from `mesh run`, escaped unless --raw.
+    let title = "printf 'out=\\033]0;owned\\007\\n'; printf 'csi=\\302\\233;2J\\n'";
+    let run = |raw: bool| {
+        let mut args = vec!["run", "--env", "shop", "--stack", "app"];
+        if raw {
+            args.push("--raw");
+        }
+        args.extend(["--", title]);
+        p.mesh(&args).ok()
+    };
+    let escaped = run(false);
+    assert!(
+        escaped.stdout.contains("out=\\x1b]0;owned\\x07"),
+        "{}",
+        escaped.stdout
+    );
+    assert!(
+        escaped.stdout.contains("csi=\\u{9b};2J"),
+        "{}",
+        escaped.stdout
+    );
+    let raw = run(true);
+    assert!(
+        raw.stdout.contains("out=\x1b]0;owned\x07"),
+        "{}",
+        raw.stdout
+    );
 
     // `mesh up` restarts (its agent with it): instances keep running and are adopted.
     p.stop();

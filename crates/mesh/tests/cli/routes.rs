@@ -137,6 +137,7 @@ async fn call_everything(c: &Client) {
     reach!(c.upload(
         "sha256:0000000000000000000000000000000000000000000000000000000000000000",
         "source",
+        0,
         Vec::<u8>::new()
     ));
     reach!(c.deployment(e, s, Version(1)));
