@@ -7,7 +7,11 @@ use mesh_types::api::Role;
 
 use crate::support::*;
 
-both!(tokens_are_found_by_hash, events_list_newest_first);
+both!(
+    tokens_are_found_by_hash,
+    scoped_tokens_name_their_environments_and_expiry,
+    events_list_newest_first
+);
 
 async fn tokens_are_found_by_hash(store: Arc<dyn Store>) {
     world(store.as_ref()).await;
@@ -67,6 +71,43 @@ async fn tokens_are_found_by_hash(store: Arc<dyn Store>) {
     store.delete_token("ci").await.unwrap();
     not_found(store.delete_token("ci").await, "token \"ci\"");
     assert!(store.token_by_hash("hash-ci").await.unwrap().is_none());
+}
+
+async fn scoped_tokens_name_their_environments_and_expiry(store: Arc<dyn Store>) {
+    world(store.as_ref()).await;
+    environment(store.as_ref(), "staging").await;
+    let dev = store
+        .create_scoped_token(
+            "dev",
+            Role::Developer,
+            &[name("staging"), name("shop"), name("shop")],
+            Some(T + 1000),
+            "hash-dev",
+        )
+        .await
+        .unwrap();
+    assert_eq!(dev.role, Role::Developer);
+    assert_eq!(dev.environments, [name("shop"), name("staging")]);
+    assert_eq!(dev.expires_at, Some(T + 1000));
+    assert_eq!(dev.rack, None);
+    let found = store.token_by_hash("hash-dev").await.unwrap().unwrap();
+    assert_eq!(found.token, dev);
+    not_found(
+        store
+            .create_scoped_token("v", Role::Viewer, &[name("nope")], None, "hash-v")
+            .await,
+        "environment \"nope\"",
+    );
+    assert!(
+        store.token_by_hash("hash-v").await.unwrap().is_none(),
+        "a failed create leaves nothing behind"
+    );
+    // Deleting an environment takes it out of every token's reach.
+    store.delete_environment("staging").await.unwrap();
+    let listed = store.list_tokens().await.unwrap();
+    let dev = listed.iter().find(|t| t.name == "dev").unwrap();
+    assert_eq!(dev.environments, [name("shop")]);
+    assert_eq!(dev.expires_at, Some(T + 1000));
 }
 
 async fn events_list_newest_first(store: Arc<dyn Store>) {

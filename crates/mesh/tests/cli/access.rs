@@ -16,7 +16,13 @@ fn whoami_tokens_and_events() {
     );
     assert_eq!(p.mesh(&["whoami", "--json"]).ok().json()["role"], "admin");
 
-    let out = p.mesh(&["token", "create", "ci"]).ok();
+    let out = p.mesh(&["token", "create", "ci"]).fails();
+    assert!(out.error().contains("say which role"), "{out:#?}");
+    let out = p
+        .mesh(&["token", "create", "ci", "--role", "viewer"])
+        .fails();
+    assert!(out.error().contains("at least one environment"), "{out:#?}");
+    let out = p.mesh(&["token", "create", "ci", "--role", "admin"]).ok();
     let secret = out
         .stdout
         .lines()
@@ -26,8 +32,14 @@ fn whoami_tokens_and_events() {
     assert!(out.stdout.contains("shown only once"), "{out:#?}");
     let out = p.mesh(&["token", "list"]).ok();
     assert!(out.stdout.lines().any(|l| l.starts_with("ci ")), "{out:#?}");
+    assert!(
+        out.stdout.contains("SCOPE") && out.stdout.contains("EXPIRES"),
+        "{out:#?}"
+    );
     assert!(!out.stdout.contains(&secret), "{out:#?}");
-    let out = p.mesh(&["token", "create", "ci"]).fails();
+    let out = p
+        .mesh(&["token", "create", "ci", "--role", "admin"])
+        .fails();
     assert!(out.error().contains("already exists"), "{out:#?}");
 
     // Another user logs in with the new token.
