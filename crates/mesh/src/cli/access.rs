@@ -14,7 +14,7 @@ use crate::settings::{self, Settings};
 pub struct LoginArgs {
     /// The control plane's API, such as http://mesh.example.com:7440
     url: String,
-    /// An admin token (`mesh token create`, or the admin-token file of the server's data dir)
+    /// A token (`mesh token create`, or the admin-token file of the server's data dir)
     #[arg(long, env = "MESH_TOKEN", hide_env_values = true)]
     token: String,
 }
@@ -38,9 +38,6 @@ pub struct CreateTokenArgs {
     /// required, so an admin token is made only on request
     #[arg(long)]
     role: Option<String>,
-    /// An environment a developer or viewer token reaches (repeat for several)
-    #[arg(long = "env", value_name = "ENV")]
-    envs: Vec<String>,
     /// How long the token works, such as 30d or 12h; without it, until deleted
     #[arg(long, value_name = "DURATION")]
     expires: Option<String>,
@@ -57,7 +54,8 @@ fn role(r: Role) -> &'static str {
     r.as_str()
 }
 
-fn create_request(args: CreateTokenArgs) -> Result<CreateToken> {
+/// `envs`: the global `--env`, given once for each environment the token reaches.
+fn create_request(args: CreateTokenArgs, envs: &[String]) -> Result<CreateToken> {
     let Some(r) = args.role else {
         anyhow::bail!(
             "say which role the token has: --role developer --env ENV, --role viewer --env ENV, \
@@ -68,11 +66,16 @@ fn create_request(args: CreateTokenArgs) -> Result<CreateToken> {
     if role == Role::Agent {
         anyhow::bail!("agent tokens come with their rack (`mesh rack create`)");
     }
-    let environments = args
-        .envs
+    let environments = envs
         .iter()
+        .filter(|e| !e.is_empty())
         .map(|e| Name::parse_as("environment name", e))
         .collect::<Result<Vec<_>, _>>()?;
+    if role == Role::Admin && !environments.is_empty() {
+        anyhow::bail!(
+            "an admin token reaches every environment: drop --env (and unset MESH_ENV if it is set)"
+        );
+    }
     let expires_in_secs = match args.expires.as_deref() {
         None => None,
         Some(d) => {
@@ -143,8 +146,17 @@ pub async fn whoami(ctx: &Ctx) -> Result<()> {
     if ctx.json() {
         print_json(&me);
     } else {
+        let of = if me.environments.is_empty() {
+            String::new()
+        } else {
+            format!(" of {}", join(&me.environments))
+        };
+        let until = me
+            .expires_at
+            .map(|at| format!(", expires {}", datetime(at)))
+            .unwrap_or_default();
         print(format!(
-            "{} (role {}) at {}, server {}",
+            "{} (role {}{of}{until}) at {}, server {}",
             me.token,
             role(me.role),
             settings.api_url,
@@ -158,7 +170,7 @@ pub async fn token(ctx: &Ctx, cmd: TokenCmd) -> Result<()> {
     let client = ctx.client()?;
     match cmd {
         TokenCmd::Create(args) => {
-            let req = create_request(args)?;
+            let req = create_request(args, &ctx.global.env)?;
             let created = client.create_token(&req).await?;
             if ctx.json() {
                 print_json(&created);

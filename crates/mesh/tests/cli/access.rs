@@ -87,6 +87,76 @@ fn whoami_tokens_and_events() {
 }
 
 #[test]
+fn a_developer_token_reaches_only_its_environments() {
+    let p = Platform::start();
+    p.mesh(&["env", "create", "shop"]).ok();
+    p.mesh(&["env", "create", "bank"]).ok();
+    let out = p
+        .mesh(&[
+            "token",
+            "create",
+            "alice",
+            "--role",
+            "developer",
+            "--env",
+            "shop",
+            "--expires",
+            "30d",
+        ])
+        .ok();
+    assert!(
+        out.stdout
+            .starts_with("created developer token alice of shop, expires "),
+        "{out:#?}"
+    );
+    let secret = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("secret: "))
+        .unwrap()
+        .to_string();
+    let out = p.mesh(&["token", "list"]).ok();
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("alice "))
+        .unwrap();
+    assert!(row.contains("developer") && row.contains("shop"), "{row}");
+
+    let alice = Home::new();
+    run_in(&alice, &["login", &p.url, "--token", &secret], None).ok();
+    let out = run_in(&alice, &["whoami"], None).ok();
+    assert!(
+        out.stdout
+            .starts_with("alice (role developer of shop, expires "),
+        "{out:#?}"
+    );
+    let out = run_in(&alice, &["env", "ls"], None).ok();
+    assert!(
+        out.stdout.contains("shop") && !out.stdout.contains("bank"),
+        "{out:#?}"
+    );
+    let out = run_in(
+        &alice,
+        &["--env", "bank", "--stack", "app", "stack", "config", "list"],
+        None,
+    )
+    .fails();
+    assert!(
+        out.error().contains("does not reach environment \"bank\""),
+        "{out:#?}"
+    );
+    let out = run_in(
+        &alice,
+        &["token", "create", "mine", "--role", "admin"],
+        None,
+    )
+    .fails();
+    assert!(out.error().contains("needs an admin token"), "{out:#?}");
+    assert!(out.hint().unwrap().contains("--role"), "{out:#?}");
+}
+
+#[test]
 fn wrong_tokens_and_unreachable_apis_are_explained() {
     let p = Platform::start();
     let other = Home::new();
