@@ -103,9 +103,17 @@ pub async fn delete_token(
         .iter()
         .find(|t| t.name == name)
         .ok_or_else(|| ApiError::not_found(format!("token {name:?}")))?;
-    if target.role == Role::Admin && all.iter().filter(|t| t.role == Role::Admin).count() == 1 {
+    // An expired admin token cannot stand in for the last working one.
+    let now = state.now();
+    let working_admins = all
+        .iter()
+        .filter(|t| t.role == Role::Admin && t.expires_at.is_none_or(|at| at > now))
+        .count();
+    let target_works = target.expires_at.is_none_or(|at| at > now);
+    if target.role == Role::Admin && target_works && working_admins == 1 {
         return Err(ApiError::precondition(format!(
-            "token {name:?} is the last admin token; create another with `mesh token create` first"
+            "token {name:?} is the last admin token that works; create another with `mesh token \
+             create NAME --role admin` first"
         )));
     }
     state.store().delete_token(&name).await?;

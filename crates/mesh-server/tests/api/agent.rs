@@ -422,9 +422,23 @@ async fn large_log_batches_are_taken_and_counted() {
 #[tokio::test]
 async fn a_join_token_acts_only_for_its_rack() {
     let s = TestServer::start().await;
-    world(&s).await;
+    join_token_scope(&s).await;
+}
+
+#[tokio::test]
+async fn a_join_token_acts_only_for_its_rack_on_postgres() {
+    let (url, db) = super::postgres::fresh_database().await;
+    let tmp = tempfile::TempDir::new().unwrap();
+    let mut s = TestServer::start_in(tmp.path().join("data"), Some(url), true).await;
+    join_token_scope(&s).await;
+    s.stop().await;
+    super::postgres::drop_database(&db).await;
+}
+
+async fn join_token_scope(s: &TestServer) {
+    world(s).await;
     ok::<Value>(
-        as_agent(&s, "/v1/agent/register", register_body()).await,
+        as_agent(s, "/v1/agent/register", register_body()).await,
         StatusCode::OK,
     )
     .await;
@@ -438,7 +452,7 @@ async fn a_join_token_acts_only_for_its_rack() {
     };
     err(
         as_agent(
-            &s,
+            s,
             "/v1/agent/status",
             serde_json::to_value(&report).unwrap(),
         )
@@ -459,7 +473,7 @@ async fn a_join_token_acts_only_for_its_rack() {
     foreign.environment = n("bank");
     err(
         as_agent(
-            &s,
+            s,
             "/v1/agent/logs",
             serde_json::to_value(LogBatch {
                 lines: vec![foreign],
@@ -475,7 +489,7 @@ async fn a_join_token_acts_only_for_its_rack() {
     for offset in [0, (1u64 << 50) + 1, u64::MAX - 1] {
         err(
             as_agent(
-                &s,
+                s,
                 "/v1/agent/logs",
                 serde_json::to_value(LogBatch {
                     lines: vec![log(offset, "web", "huge")],
@@ -490,7 +504,7 @@ async fn a_join_token_acts_only_for_its_rack() {
         .await;
     }
     // The refused huge offset did not hide later real lines.
-    let ack = ship(&s, vec![log(10, "web", "real")]).await;
+    let ack = ship(s, vec![log(10, "web", "real")]).await;
     assert_eq!(ack["accepted"], 1, "{ack}");
     let out = s
         .get("/v1/environments/shop/logs")
@@ -515,7 +529,7 @@ async fn a_join_token_acts_only_for_its_rack() {
     let get_blob = |d: String| {
         s.http
             .get(format!("{}/v1/agent/blobs/{d}", s.url))
-            .bearer_auth(join_token(&s))
+            .bearer_auth(join_token(s))
             .send()
     };
     err(
