@@ -2,10 +2,13 @@
 
 use std::sync::Arc;
 
+use mesh_store::SqlStore;
 use mesh_store::Store;
 use mesh_types::api::Role;
 
 use crate::support::*;
+
+both_fixture!(tokens_made_before_scopes_keep_working);
 
 both!(
     tokens_are_found_by_hash,
@@ -128,4 +131,33 @@ async fn events_list_newest_first(store: Arc<dyn Store>) {
     assert_eq!(events[0].detail, "{}");
     assert_eq!(store.list_events(100).await.unwrap().len(), 5);
     assert!(store.list_events(0).await.unwrap().is_empty());
+}
+
+/// A database of before migration 2 (no scopes, no expiry) is migrated with its tokens intact.
+async fn tokens_made_before_scopes_keep_working(fixture: Arc<Fixture>) {
+    let store = fixture.open(key()).await.unwrap();
+    world(&store).await;
+    store
+        .create_token("old", Role::Admin, None, "hash-old")
+        .await
+        .unwrap();
+    store.close().await;
+    for sql in [
+        "DROP TABLE token_environments",
+        "ALTER TABLE tokens DROP COLUMN expires_at",
+        "DELETE FROM schema_migrations WHERE version = 2",
+    ] {
+        fixture.execute(sql).await;
+    }
+    let store: SqlStore = fixture.open(key()).await.unwrap();
+    let found = store.token_by_hash("hash-old").await.unwrap().unwrap();
+    assert_eq!(found.token.role, Role::Admin);
+    assert!(found.token.environments.is_empty());
+    assert_eq!(found.token.expires_at, None);
+    let dev = store
+        .create_scoped_token("dev", Role::Developer, &[name("shop")], None, "hash-dev")
+        .await
+        .unwrap();
+    assert_eq!(dev.environments, [name("shop")]);
+    store.close().await;
 }
