@@ -2,3 +2,4 @@
 
 pub mod desired;
 pub mod gateway;
+pub mod scope;

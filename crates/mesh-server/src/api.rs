@@ -8,6 +8,7 @@ pub mod endpoints;
 pub mod environments;
 mod extract;
 pub mod platform;
+pub mod policy;
 pub mod runs;
 pub mod services;
 pub mod sources;

@@ -7,13 +7,14 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use mesh_types::api::Role;
 use mesh_types::{ErrorCode, Name, UnixMs};
 use subtle::ConstantTimeEq;
 
+use crate::api::policy;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::tokens;
@@ -31,6 +32,20 @@ pub struct Caller {
     pub name: String,
     pub role: Role,
     pub rack: Option<Name>,
+    /// The environments a developer or viewer token reaches.
+    pub environments: Vec<Name>,
+    pub expires_at: Option<UnixMs>,
+}
+
+impl Caller {
+    /// Whether this caller may see environment `env` at all.
+    pub fn reaches(&self, env: &str) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::Developer | Role::Viewer => self.environments.iter().any(|e| e.as_str() == env),
+            Role::Agent => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +97,41 @@ fn bearer(req: &Request) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// Applies the route's [`policy`] to the caller. Requests that matched no route go on to the
+/// 404/405 fallbacks, which reveal nothing.
+fn authorize(req: &Request, caller: &Caller) -> Result<(), Box<Response>> {
+    let Some(matched) = req.extensions().get::<MatchedPath>() else {
+        if caller.role == Role::Agent && !req.uri().path().starts_with("/v1/agent/") {
+            return Err(Box::new(denied(
+                "this token is an agent's join token; it may only use /v1/agent",
+            )));
+        }
+        return Ok(());
+    };
+    let template = matched.as_str();
+    let Some(policy) = policy::of(req.method(), template) else {
+        // A route is being served with no policy: refuse rather than guess.
+        if crate::routes::ROUTES
+            .iter()
+            .any(|(m, p)| m == req.method() && p == template)
+        {
+            tracing::error!(route = template, "a route has no access policy; refused");
+            return Err(Box::new(denied("this route has no access policy; refused")));
+        }
+        return Ok(());
+    };
+    let env = policy::env_of(template, req.uri().path());
+    let who = policy::Who {
+        role: caller.role,
+        environments: &caller.environments,
+    };
+    policy::check(policy, who, env.as_deref()).map_err(|m| Box::new(denied(&m)))
+}
+
+fn denied(message: &str) -> Response {
+    ApiError::new(ErrorCode::PermissionDenied, message).into_response()
+}
+
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let Some(token) = bearer(&req) else {
         return unauthenticated(
@@ -111,6 +161,8 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                     name: record.token.name,
                     role: record.token.role,
                     rack: record.token.rack,
+                    environments: record.token.environments,
+                    expires_at: record.token.expires_at,
                 },
                 verified_at: now,
                 touched_at: record.token.last_used_at.unwrap_or(0),
@@ -119,12 +171,17 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             c
         }
     };
-    if cached.caller.role != Role::Admin && !req.uri().path().starts_with("/v1/agent/") {
-        return ApiError::new(
-            ErrorCode::PermissionDenied,
-            "this token is an agent's join token; it may only use /v1/agent",
-        )
-        .into_response();
+    if let Some(at) = cached.caller.expires_at
+        && now >= at
+    {
+        return unauthenticated(&format!(
+            "the bearer token {:?} expired at {} (Unix ms); ask an admin for a new one \
+             (`mesh token create`)",
+            cached.caller.name, at
+        ));
+    }
+    if let Err(resp) = authorize(&req, &cached.caller) {
+        return *resp;
     }
     if now - cached.touched_at >= TOUCH_EVERY_MS {
         let mut c = cached.clone();

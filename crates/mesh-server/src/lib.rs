@@ -30,6 +30,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use acme::AcmeOptions;
+pub use api::policy;
 pub use app::AppState;
 pub use clock::{Clock, SystemClock};
 pub use deploy::{DEFAULT_MAX_UPLOAD_BYTES, DeployOptions, UploadLimits};

@@ -1,5 +1,7 @@
 //! The control plane's HTTP API, exercised over loopback against a real store.
 
+#[path = "api/access.rs"]
+mod access;
 #[path = "api/agent.rs"]
 mod agent;
 #[path = "api/auth.rs"]

@@ -68,6 +68,16 @@ pub trait Store: Send + Sync + 'static {
         rack: Option<&Name>,
         hash: &str,
     ) -> StoreResult<Token>;
+    /// A developer or viewer token reaching `environments` (each must exist), or an admin token
+    /// (no environments); `expires_at`: when it stops working.
+    async fn create_scoped_token(
+        &self,
+        name: &str,
+        role: Role,
+        environments: &[Name],
+        expires_at: Option<UnixMs>,
+        hash: &str,
+    ) -> StoreResult<Token>;
     async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
     async fn list_tokens(&self) -> StoreResult<Vec<Token>>;
     async fn delete_token(&self, name: &str) -> StoreResult<()>;

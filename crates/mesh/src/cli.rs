@@ -38,15 +38,17 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Args)]
 pub struct Global {
-    /// Environment to act on [default: the one in .mesh/link.toml]
+    /// Environment to act on [default: the one in .mesh/link.toml]; `mesh token create` takes it
+    /// once for each environment the token reaches
     #[arg(
         short = 'e',
         long = "env",
         env = "MESH_ENV",
         global = true,
-        value_name = "ENV"
+        value_name = "ENV",
+        action = clap::ArgAction::Append
     )]
-    pub env: Option<String>,
+    pub env: Vec<String>,
     /// Stack to act on [default: the one in .mesh/link.toml]
     #[arg(
         short = 's',
@@ -161,6 +163,22 @@ fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+impl Global {
+    /// The one `--env` of a command that acts on one environment.
+    pub fn env_flag(&self) -> Result<Option<String>> {
+        let given: Vec<&String> = self.env.iter().filter(|s| !s.is_empty()).collect();
+        match given.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one.to_string())),
+            _ => anyhow::bail!(
+                "--env was given {} times; this command acts on one environment (only `mesh \
+                 token create` takes several)",
+                given.len()
+            ),
+        }
+    }
+}
+
 impl Ctx {
     pub fn json(&self) -> bool {
         self.global.json
@@ -178,7 +196,7 @@ impl Ctx {
     pub fn target(&self) -> Result<Target> {
         let link = target::find_link(&self.cwd)?.map(|(_, l)| l);
         Ok(Target {
-            env_flag: self.global.env.clone().filter(|s| !s.is_empty()),
+            env_flag: self.global.env_flag()?,
             stack_flag: self.global.stack.clone().filter(|s| !s.is_empty()),
             link,
         })
@@ -228,17 +246,12 @@ pub async fn run(cli: Cli) -> Result<()> {
 
 /// `mesh link`: checks the environment (and stack) exist, then writes the link file here.
 async fn link(ctx: &Ctx) -> Result<()> {
-    let env = ctx
-        .global
-        .env
-        .clone()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            crate::failure::hinted(
-                "`mesh link` needs an environment: pass --env ENV",
-                "list environments with `mesh env ls`",
-            )
-        })?;
+    let env = ctx.global.env_flag()?.ok_or_else(|| {
+        crate::failure::hinted(
+            "`mesh link` needs an environment: pass --env ENV",
+            "list environments with `mesh env ls`",
+        )
+    })?;
     let stack = ctx.global.stack.clone().filter(|s| !s.is_empty());
     let client = ctx.client()?;
     let details = client.environment(&env).await?;

@@ -60,7 +60,7 @@ pub fn api_hint(err: &ApiError) -> Option<String> {
             "log in again with `mesh login URL --token TOKEN` (or set MESH_TOKEN); on the machine running `mesh up`, restarting it rewrites the CLI config".into(),
         ),
         ErrorCode::PermissionDenied => {
-            Some("use an admin token: create one with `mesh token create NAME`".into())
+            Some("use a token that may do this: an admin makes one with `mesh token create NAME --role admin` (or `--role developer --env ENV`)".into())
         }
         _ => None,
     }

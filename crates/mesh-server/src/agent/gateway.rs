@@ -16,6 +16,7 @@ use mesh_types::api::{Rack, Role, Server, ServerState};
 use mesh_types::desired::{DesiredState, WatchEvent};
 
 use super::desired;
+use super::scope::{RackScope, Refused};
 use crate::api::JsonBody;
 use crate::app::AppState;
 use crate::auth::Caller;
@@ -64,6 +65,56 @@ pub async fn register(
     Ok(Json(state.store().upsert_server(&server).await?))
 }
 
+fn refused(r: Refused) -> ApiError {
+    match r {
+        Refused::Invalid(m) => ApiError::invalid(m),
+        Refused::Forbidden(m) => ApiError::new(ErrorCode::PermissionDenied, m),
+    }
+}
+
+/// What the store says about `rack`, for [`scope`]'s decisions: its environments and servers,
+/// and if asked, the instances known in those environments and the layers it may fetch.
+async fn rack_scope(
+    state: &AppState,
+    rack: &Rack,
+    instances: bool,
+    blobs: bool,
+) -> ApiResult<RackScope> {
+    let store = state.store();
+    let mut scope = RackScope {
+        rack: rack.name.to_string(),
+        ..Default::default()
+    };
+    for s in store.list_servers(rack.name.as_str()).await? {
+        scope.servers.insert(s.name.to_string());
+    }
+    if blobs {
+        let doc = desired::for_rack(store, rack).await?;
+        scope.allow_desired(&doc);
+    }
+    for env in store.list_environments().await? {
+        if !env.racks.contains(&rack.name) {
+            continue;
+        }
+        let name = env.name.as_str();
+        scope.environments.insert(name.to_string());
+        if instances {
+            scope.know_instances(&store.list_instances(name).await?);
+        }
+        if blobs {
+            // A release command or a rollout runs a deployment before it is current.
+            for stack in store.list_stacks(name).await? {
+                for d in store.list_deployments(name, stack.name.as_str()).await? {
+                    if let Some(image) = &d.image {
+                        scope.allow_image(image);
+                    }
+                }
+            }
+        }
+    }
+    Ok(scope)
+}
+
 async fn own_server(state: &AppState, rack: &Rack, server: &Name) -> ApiResult<()> {
     let servers = state.store().list_servers(rack.name.as_str()).await?;
     if !servers.iter().any(|s| &s.name == server) {
@@ -82,6 +133,10 @@ pub async fn status(
 ) -> ApiResult<Json<serde_json::Value>> {
     let rack = caller_rack(&state, &caller).await?;
     own_server(&state, &rack, &report.server).await?;
+    rack_scope(&state, &rack, false, false)
+        .await?
+        .check_status(&report.instances)
+        .map_err(refused)?;
     for i in &mut report.instances {
         i.server = Some(report.server.clone());
     }
@@ -99,7 +154,11 @@ pub async fn logs(
     Extension(caller): Extension<Caller>,
     JsonBody(batch): JsonBody<LogBatch>,
 ) -> ApiResult<Json<LogAck>> {
-    caller_rack(&state, &caller).await?;
+    let rack = caller_rack(&state, &caller).await?;
+    rack_scope(&state, &rack, true, false)
+        .await?
+        .check_logs(&batch.lines)
+        .map_err(refused)?;
     let ack = state.logs().ingest(batch.lines, state.now());
     state.metrics().log_lines.inc_by(ack.accepted);
     state.metrics().log_duplicates.inc_by(ack.duplicates);
@@ -194,15 +253,24 @@ pub async fn task_result(
     }
 }
 
-/// `GET /v1/agent/blobs/{digest}`: an image layer, streamed. Any agent may read any blob: a
-/// blob is named by its content's digest, which only a desired-state document tells.
+/// `GET /v1/agent/blobs/{digest}`: an image layer, streamed; only a layer of an image the
+/// caller's rack runs or may run (see [`super::scope`]). Source archives are never served here.
 pub async fn blob(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     axum::extract::Path(digest): axum::extract::Path<String>,
 ) -> ApiResult<Response> {
     use tokio::io::AsyncReadExt;
-    caller_rack(&state, &caller).await?;
+    let rack = caller_rack(&state, &caller).await?;
+    if mesh_build::blobs::digest_hex(&digest).is_none() {
+        return Err(ApiError::invalid(format!(
+            "{digest:?} is not a sha256:<hex> digest"
+        )));
+    }
+    rack_scope(&state, &rack, false, true)
+        .await?
+        .check_blob(&digest)
+        .map_err(refused)?;
     let opts = state
         .deploys()
         .options()

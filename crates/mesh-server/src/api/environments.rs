@@ -58,8 +58,14 @@ async fn placement(state: &AppState, env: &Name, racks: &[Name]) -> ApiResult<Ve
     Ok(aliases)
 }
 
-pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Environment>>> {
-    Ok(Json(state.store().list_environments().await?))
+/// Every environment for an admin; a developer or viewer sees only those its token reaches.
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Vec<Environment>>> {
+    let mut envs = state.store().list_environments().await?;
+    envs.retain(|e| caller.reaches(e.name.as_str()));
+    Ok(Json(envs))
 }
 
 pub async fn get(

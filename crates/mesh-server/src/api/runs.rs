@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::Response;
+use axum::{Extension, Json};
 use futures_util::stream;
 use mesh_types::agent::{Task, TaskResult};
 use mesh_types::api::{
@@ -15,8 +15,9 @@ use mesh_types::config::resolve;
 use mesh_types::{ErrorCode, Name};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::JsonBody;
+use super::{JsonBody, audit};
 use crate::app::AppState;
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::ndjson;
 use crate::tasks::new_id;
@@ -45,8 +46,15 @@ pub(crate) async fn place(
     Ok((rack, server.name))
 }
 
+/// The program a command runs, for the audit log: its first word only, as the rest may hold
+/// secrets typed on a command line.
+fn program(command: &str) -> &str {
+    command.split_whitespace().next().unwrap_or_default()
+}
+
 pub async fn run(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((env, stack)): Path<(String, String)>,
     JsonBody(req): JsonBody<RunRequest>,
 ) -> ApiResult<Response> {
@@ -86,6 +94,7 @@ pub async fn run(
     vars.insert("PORT".into(), port.to_string());
     let id = new_id();
     let instance = mesh_types::agent::oneoff_instance_id(stack.name.as_str(), "run", &id);
+    let detail = serde_json::json!({"instance": instance, "program": program(&req.command)});
     let task = Task::Run {
         id: id.clone(),
         server,
@@ -103,6 +112,8 @@ pub async fn run(
         .tasks()
         .send(rack.name.as_str(), task)
         .map_err(unavailable)?;
+    let target = format!("{env}/{}", stack.name);
+    audit(&state, &caller, "run.start", &target, &detail.to_string()).await;
     let started = stream::iter([ndjson::line(&RunEvent::Started {
         instance: instance.clone(),
     })]);
@@ -156,6 +167,7 @@ pub async fn run(
 
 pub async fn exec(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((env, instance)): Path<(String, String)>,
     JsonBody(req): JsonBody<ExecRequest>,
 ) -> ApiResult<Json<TaskResult>> {
@@ -194,6 +206,8 @@ pub async fn exec(
             "server {server} of instance {instance} is not in the environment's racks"
         ))
     })?;
+    let detail = serde_json::json!({"program": req.command.first().map(|c| program(c))});
+    let target = format!("{env}/{instance}");
     let id = new_id();
     let task = Task::Exec {
         id: id.clone(),
@@ -206,6 +220,14 @@ pub async fn exec(
         .tasks()
         .send(rack.as_str(), task)
         .map_err(unavailable)?;
+    audit(
+        &state,
+        &caller,
+        "instance.exec",
+        &target,
+        &detail.to_string(),
+    )
+    .await;
     match tokio::time::timeout(EXEC_TIMEOUT, done).await {
         Ok(Ok(result)) => Ok(Json(result)),
         Ok(Err(_)) => Err(unavailable(

@@ -418,3 +418,142 @@ async fn large_log_batches_are_taken_and_counted() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_join_token_acts_only_for_its_rack() {
+    let s = TestServer::start().await;
+    join_token_scope(&s).await;
+}
+
+#[tokio::test]
+async fn a_join_token_acts_only_for_its_rack_on_postgres() {
+    let (url, db) = super::postgres::fresh_database().await;
+    let tmp = tempfile::TempDir::new().unwrap();
+    let mut s = TestServer::start_in(tmp.path().join("data"), Some(url), true).await;
+    join_token_scope(&s).await;
+    s.stop().await;
+    super::postgres::drop_database(&db).await;
+}
+
+async fn join_token_scope(s: &TestServer) {
+    world(s).await;
+    ok::<Value>(
+        as_agent(s, "/v1/agent/register", register_body()).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    // Status: only instances of environments placed on the rack.
+    let mut stranger = instance("bank-1", InstanceState::Healthy);
+    stranger.environment = n("bank");
+    let report = StatusReport {
+        server: n("box-1"),
+        instances: vec![instance("web-a", InstanceState::Healthy), stranger],
+    };
+    err(
+        as_agent(
+            s,
+            "/v1/agent/status",
+            serde_json::to_value(&report).unwrap(),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "permission_denied",
+        "environment \"bank\", which is not placed on rack \"local\"",
+    )
+    .await;
+    let list: Vec<Value> = s.get_ok("/v1/environments/shop/instances").await;
+    assert!(
+        list.is_empty(),
+        "a refused report changes nothing: {list:?}"
+    );
+
+    // Logs: only the rack's environments, offsets 1 to 2^50.
+    let mut foreign = log(5, "web", "not mine");
+    foreign.environment = n("bank");
+    err(
+        as_agent(
+            s,
+            "/v1/agent/logs",
+            serde_json::to_value(LogBatch {
+                lines: vec![foreign],
+            })
+            .unwrap(),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "permission_denied",
+        "not placed on rack \"local\"",
+    )
+    .await;
+    for offset in [0, (1u64 << 50) + 1, u64::MAX - 1] {
+        err(
+            as_agent(
+                s,
+                "/v1/agent/logs",
+                serde_json::to_value(LogBatch {
+                    lines: vec![log(offset, "web", "huge")],
+                })
+                .unwrap(),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            "offsets are 1 to",
+        )
+        .await;
+    }
+    // The refused huge offset did not hide later real lines.
+    let ack = ship(s, vec![log(10, "web", "real")]).await;
+    assert_eq!(ack["accepted"], 1, "{ack}");
+    let out = s
+        .get("/v1/environments/shop/logs")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(out.contains("real") && !out.contains("huge"), "{out}");
+
+    // Blobs: never a source archive, nor anything the rack's images do not name.
+    let tree = tempfile::TempDir::new().unwrap();
+    std::fs::write(tree.path().join("secret.txt"), "the source\n").unwrap();
+    let packed = mesh_build::pack(tree.path()).unwrap();
+    let digest = format!("sha256:{}", packed.digest);
+    let r = s
+        .req(reqwest::Method::PUT, &format!("/v1/sources/{digest}"))
+        .body(packed.bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let get_blob = |d: String| {
+        s.http
+            .get(format!("{}/v1/agent/blobs/{d}", s.url))
+            .bearer_auth(join_token(s))
+            .send()
+    };
+    err(
+        get_blob(digest.clone()).await.unwrap(),
+        StatusCode::FORBIDDEN,
+        "permission_denied",
+        "not a layer of any image rack \"local\" runs",
+    )
+    .await;
+    err(
+        get_blob(format!("sha256:{}", "0".repeat(64)))
+            .await
+            .unwrap(),
+        StatusCode::FORBIDDEN,
+        "permission_denied",
+        "join token fetches only its own rack's image layers",
+    )
+    .await;
+    // An admin token is not an agent's.
+    err(
+        s.post("/v1/agent/logs", json!({"lines": []})).await,
+        StatusCode::FORBIDDEN,
+        "permission_denied",
+        "only a rack's join token",
+    )
+    .await;
+}

@@ -101,7 +101,8 @@ async fn an_agent_join_token_only_reaches_the_agent_gateway() {
 async fn tokens_are_shown_once_stored_hashed_and_revoked_at_once() {
     let s = TestServer::start().await;
     let created: Value = ok(
-        s.post("/v1/tokens", json!({"name": "ci"})).await,
+        s.post("/v1/tokens", json!({"name": "ci", "role": "admin"}))
+            .await,
         StatusCode::CREATED,
     )
     .await;
@@ -148,7 +149,8 @@ async fn tokens_are_shown_once_stored_hashed_and_revoked_at_once() {
     )
     .await;
     err(
-        s.post("/v1/tokens", json!({"name": "admin"})).await,
+        s.post("/v1/tokens", json!({"name": "admin", "role": "admin"}))
+            .await,
         StatusCode::CONFLICT,
         "already_exists",
         "admin",

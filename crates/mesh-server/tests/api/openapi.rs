@@ -79,6 +79,23 @@ fn list(failures: &[String]) -> String {
 // (a) The routes
 
 #[test]
+fn every_operation_documents_the_policy_the_server_applies() {
+    let doc = doc();
+    let mut failures = Vec::new();
+    for (method, path, op) in operations(&doc) {
+        let m: Method = method.parse().unwrap();
+        let served = mesh_server::policy::of(&m, &path).map(|p| p.as_str());
+        let documented = op.get("x-policy").and_then(Value::as_str);
+        if served != documented {
+            failures.push(format!(
+                "{method} {path}: x-policy {documented:?}, the server applies {served:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", list(&failures));
+}
+
+#[test]
 fn the_document_has_exactly_the_routes_of_the_route_table() {
     let doc = doc();
     let mut documented: Vec<(String, String)> = operations(&doc)
@@ -495,8 +512,10 @@ fn rack() -> Rack {
 fn token(agent: bool) -> Token {
     Token {
         name: if agent { "rack-fra1-join" } else { "ci" }.to_string(),
-        role: if agent { Role::Agent } else { Role::Admin },
+        role: if agent { Role::Agent } else { Role::Developer },
         rack: agent.then(|| name("fra1")),
+        environments: if agent { vec![] } else { vec![name("shop")] },
+        expires_at: (!agent).then_some(T0 + 86_400_000),
         created_at: T0,
         last_used_at: agent.then_some(T0 + 60_000),
     }
@@ -690,7 +709,15 @@ fn samples() -> Vec<(&'static str, Value)> {
         // Access
         sample("Token", token(false)),
         sample("Token", token(true)),
-        sample("CreateToken", CreateToken { name: name("ci") }),
+        sample(
+            "CreateToken",
+            CreateToken {
+                name: name("ci"),
+                role: Some(Role::Developer),
+                environments: vec![name("shop")],
+                expires_in_secs: Some(86_400),
+            },
+        ),
         sample(
             "CreatedToken",
             CreatedToken {
@@ -703,6 +730,8 @@ fn samples() -> Vec<(&'static str, Value)> {
             WhoAmI {
                 token: "admin".into(),
                 role: Role::Admin,
+                environments: vec![],
+                expires_at: None,
                 server_version: "0.1.0".into(),
             },
         ),
@@ -1318,7 +1347,12 @@ fn the_enum_schemas_list_every_variant() {
             Draining,
             Lost
         }),
-        variants!(Role { Admin, Agent }),
+        variants!(Role {
+            Admin,
+            Developer,
+            Viewer,
+            Agent
+        }),
         variants!(LogStream {
             Stdout,
             Stderr,
@@ -1865,7 +1899,7 @@ async fn a_live_control_plane_answers_every_operation_as_documented() {
         M::POST,
         tokens,
         tokens,
-        Some(json!({"name": "ci"})),
+        Some(json!({"name": "ci", "role": "admin"})),
         S::CREATED,
     )
     .await;
@@ -1873,7 +1907,7 @@ async fn a_live_control_plane_answers_every_operation_as_documented() {
         M::POST,
         tokens,
         tokens,
-        Some(json!({"name": "ci"})),
+        Some(json!({"name": "ci", "role": "admin"})),
         S::CONFLICT,
     )
     .await;
@@ -2323,8 +2357,12 @@ async fn a_live_control_plane_answers_every_operation_as_documented() {
     let bytes = api.call_as(agent, M::GET, blob, &layer, None, S::OK).await;
     assert!(!bytes.as_str().unwrap().is_empty());
     api.call(M::GET, blob, &layer, None, S::FORBIDDEN).await;
+    // A source archive is never served to agents, nor a blob no image of the rack names.
+    let archive = format!("/v1/agent/blobs/{source}");
+    api.call_as(agent, M::GET, blob, &archive, None, S::FORBIDDEN)
+        .await;
     let missing = format!("/v1/agent/blobs/{zeros}");
-    api.call_as(agent, M::GET, blob, &missing, None, S::NOT_FOUND)
+    api.call_as(agent, M::GET, blob, &missing, None, S::FORBIDDEN)
         .await;
     let malformed = "/v1/agent/blobs/latest";
     api.call_as(agent, M::GET, blob, malformed, None, S::BAD_REQUEST)

@@ -7,7 +7,7 @@ use sqlx::Connection;
 use super::*;
 
 /// A fresh database on the test PostgreSQL server; dropped by `drop_database`.
-async fn fresh_database() -> (String, String) {
+pub async fn fresh_database() -> (String, String) {
     let admin = std::env::var("MESH_TEST_POSTGRES_URL")
         .expect("MESH_TEST_POSTGRES_URL is not set: run the tests through scripts/test (or scripts/with-postgres)");
     let mut b = [0u8; 6];
@@ -39,7 +39,7 @@ fn getrandom_name(b: &mut [u8]) {
     }
 }
 
-async fn drop_database(name: &str) {
+pub async fn drop_database(name: &str) {
     let admin = std::env::var("MESH_TEST_POSTGRES_URL").unwrap();
     let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!(

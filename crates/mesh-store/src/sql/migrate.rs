@@ -33,6 +33,10 @@ const SQLITE: &[Migration] = &[
         version: 2,
         step: Step::ResealConfig,
     },
+    Migration {
+        version: 3,
+        step: Step::Sql(include_str!("../../migrations/sqlite/0003_token_scopes.sql")),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -43,6 +47,10 @@ const POSTGRES: &[Migration] = &[
     Migration {
         version: 2,
         step: Step::ResealConfig,
+    },
+    Migration {
+        version: 3,
+        step: Step::Sql(include_str!("../../migrations/postgres/0003_token_scopes.sql")),
     },
 ];
 

@@ -29,6 +29,17 @@ impl Store for SqlStore {
         tokens::create(self, name, role, rack, hash).await
     }
 
+    async fn create_scoped_token(
+        &self,
+        name: &str,
+        role: Role,
+        environments: &[Name],
+        expires_at: Option<UnixMs>,
+        hash: &str,
+    ) -> StoreResult<Token> {
+        tokens::create_scoped(self, name, role, None, environments, expires_at, hash).await
+    }
+
     async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
         tokens::by_hash(self, hash).await
     }

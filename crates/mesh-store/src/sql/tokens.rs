@@ -1,27 +1,41 @@
 //! API tokens, stored only as SHA-256 hashes. An agent token belongs to a rack and is deleted
-//! with it, so a removed rack's join token stops working.
+//! with it, so a removed rack's join token stops working. A developer or viewer token names the
+//! environments it reaches; deleting an environment drops it from every token's list.
 
 use mesh_types::api::{Role, Token};
 use mesh_types::{Name, UnixMs};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
-use super::rows::{OrExists, enum_of, int, opt_int, opt_name, text, wire};
+use super::rows::{OrExists, enum_of, int, name, opt_int, opt_name, text, wire};
 use super::{SqlStore, lookup, now_ms};
 use crate::{StoreError, StoreResult, TokenRecord};
 
 macro_rules! select {
     () => {
-        "SELECT t.name, t.role, r.name AS rack, t.hash, t.created_at, t.last_used_at \
+        "SELECT t.id, t.name, t.role, r.name AS rack, t.hash, t.expires_at, t.created_at, \
+         t.last_used_at \
          FROM tokens t LEFT JOIN racks r ON r.id = t.rack_id"
     };
 }
 
-fn token(row: &AnyRow) -> StoreResult<Token> {
+async fn token(conn: &mut AnyConnection, row: &AnyRow) -> StoreResult<Token> {
+    let envs = sqlx::query(
+        "SELECT e.name FROM token_environments te JOIN environments e ON e.id = te.environment_id \
+         WHERE te.token_id = $1 ORDER BY e.name",
+    )
+    .bind(int(row, "id")?)
+    .fetch_all(&mut *conn)
+    .await?;
     Ok(Token {
         name: text(row, "name")?,
         role: enum_of(row, "role")?,
         rack: opt_name(row, "rack")?,
+        environments: envs
+            .iter()
+            .map(|r| name(r, "name"))
+            .collect::<StoreResult<_>>()?,
+        expires_at: opt_int(row, "expires_at")?,
         created_at: int(row, "created_at")?,
         last_used_at: opt_int(row, "last_used_at")?,
     })
@@ -30,10 +44,10 @@ fn token(row: &AnyRow) -> StoreResult<Token> {
 async fn by_name(conn: &mut AnyConnection, name: &str) -> StoreResult<Token> {
     let row = sqlx::query(concat!(select!(), " WHERE t.name = $1"))
         .bind(name)
-        .fetch_optional(conn)
+        .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("token {name:?}")))?;
-    token(&row)
+    token(conn, &row).await
 }
 
 pub(crate) async fn create(
@@ -43,12 +57,31 @@ pub(crate) async fn create(
     rack: Option<&Name>,
     hash: &str,
 ) -> StoreResult<Token> {
+    create_scoped(store, name, role, rack, &[], None, hash).await
+}
+
+pub(crate) async fn create_scoped(
+    store: &SqlStore,
+    name: &str,
+    role: Role,
+    rack: Option<&Name>,
+    environments: &[Name],
+    expires_at: Option<UnixMs>,
+    hash: &str,
+) -> StoreResult<Token> {
     let at = now_ms();
     let mut w = store.write().await?;
     let rack_id = match rack {
         Some(r) => Some(lookup::rack(w.conn(), r.as_str()).await?),
         None => None,
     };
+    let mut env_ids = Vec::with_capacity(environments.len());
+    for env in environments {
+        let id = lookup::environment(w.conn(), env.as_str()).await?;
+        if !env_ids.contains(&id) {
+            env_ids.push(id);
+        }
+    }
     let taken = sqlx::query("SELECT name FROM tokens WHERE name = $1")
         .bind(name)
         .fetch_optional(w.conn())
@@ -59,16 +92,28 @@ pub(crate) async fn create(
         )));
     }
     sqlx::query(
-        "INSERT INTO tokens (name, role, rack_id, hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO tokens (name, role, rack_id, hash, expires_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(name)
     .bind(wire(&role)?)
     .bind(rack_id)
     .bind(hash)
+    .bind(expires_at)
     .bind(at)
     .execute(w.conn())
     .await
     .or_exists(|| format!("token {name:?} or one with the same secret already exists"))?;
+    for env_id in env_ids {
+        sqlx::query(
+            "INSERT INTO token_environments (token_id, environment_id) \
+             SELECT id, $2 FROM tokens WHERE name = $1",
+        )
+        .bind(name)
+        .bind(env_id)
+        .execute(w.conn())
+        .await?;
+    }
     let created = by_name(w.conn(), name).await?;
     w.commit().await?;
     Ok(created)
@@ -80,19 +125,22 @@ pub(crate) async fn by_hash(store: &SqlStore, hash: &str) -> StoreResult<Option<
         .bind(hash)
         .fetch_optional(&mut *conn)
         .await?;
-    row.map(|row| {
-        Ok(TokenRecord {
-            token: token(&row)?,
+    match row {
+        Some(row) => Ok(Some(TokenRecord {
+            token: token(&mut conn, &row).await?,
             hash: text(&row, "hash")?,
-        })
-    })
-    .transpose()
+        })),
+        None => Ok(None),
+    }
 }
 
 pub(crate) async fn list(store: &SqlStore) -> StoreResult<Vec<Token>> {
     let mut conn = store.read().await?;
     let rows = sqlx::query(select!()).fetch_all(&mut *conn).await?;
-    let mut tokens = rows.iter().map(token).collect::<StoreResult<Vec<_>>>()?;
+    let mut tokens = Vec::with_capacity(rows.len());
+    for row in &rows {
+        tokens.push(token(&mut conn, row).await?);
+    }
     tokens.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(tokens)
 }

@@ -155,7 +155,7 @@ async fn reopening_keeps_data_and_migrations(fixture: Arc<Fixture>) {
     world(&store).await;
     store.close().await;
     let applied = fixture.migrations().await;
-    assert_eq!(applied.iter().map(|m| m.0).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(applied.iter().map(|m| m.0).collect::<Vec<_>>(), [1, 2, 3]);
 
     let again = fixture.open(key()).await.unwrap();
     assert_eq!(

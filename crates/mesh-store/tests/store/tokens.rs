@@ -2,12 +2,19 @@
 
 use std::sync::Arc;
 
+use mesh_store::SqlStore;
 use mesh_store::Store;
 use mesh_types::api::Role;
 
 use crate::support::*;
 
-both!(tokens_are_found_by_hash, events_list_newest_first);
+both_fixture!(tokens_made_before_scopes_keep_working);
+
+both!(
+    tokens_are_found_by_hash,
+    scoped_tokens_name_their_environments_and_expiry,
+    events_list_newest_first
+);
 
 async fn tokens_are_found_by_hash(store: Arc<dyn Store>) {
     world(store.as_ref()).await;
@@ -69,6 +76,43 @@ async fn tokens_are_found_by_hash(store: Arc<dyn Store>) {
     assert!(store.token_by_hash("hash-ci").await.unwrap().is_none());
 }
 
+async fn scoped_tokens_name_their_environments_and_expiry(store: Arc<dyn Store>) {
+    world(store.as_ref()).await;
+    environment(store.as_ref(), "staging").await;
+    let dev = store
+        .create_scoped_token(
+            "dev",
+            Role::Developer,
+            &[name("staging"), name("shop"), name("shop")],
+            Some(T + 1000),
+            "hash-dev",
+        )
+        .await
+        .unwrap();
+    assert_eq!(dev.role, Role::Developer);
+    assert_eq!(dev.environments, [name("shop"), name("staging")]);
+    assert_eq!(dev.expires_at, Some(T + 1000));
+    assert_eq!(dev.rack, None);
+    let found = store.token_by_hash("hash-dev").await.unwrap().unwrap();
+    assert_eq!(found.token, dev);
+    not_found(
+        store
+            .create_scoped_token("v", Role::Viewer, &[name("nope")], None, "hash-v")
+            .await,
+        "environment \"nope\"",
+    );
+    assert!(
+        store.token_by_hash("hash-v").await.unwrap().is_none(),
+        "a failed create leaves nothing behind"
+    );
+    // Deleting an environment takes it out of every token's reach.
+    store.delete_environment("staging").await.unwrap();
+    let listed = store.list_tokens().await.unwrap();
+    let dev = listed.iter().find(|t| t.name == "dev").unwrap();
+    assert_eq!(dev.environments, [name("shop")]);
+    assert_eq!(dev.expires_at, Some(T + 1000));
+}
+
 async fn events_list_newest_first(store: Arc<dyn Store>) {
     assert!(store.list_events(10).await.unwrap().is_empty());
     for i in 0..5 {
@@ -87,4 +131,33 @@ async fn events_list_newest_first(store: Arc<dyn Store>) {
     assert_eq!(events[0].detail, "{}");
     assert_eq!(store.list_events(100).await.unwrap().len(), 5);
     assert!(store.list_events(0).await.unwrap().is_empty());
+}
+
+/// A database of before migration 3 (no scopes, no expiry) is migrated with its tokens intact.
+async fn tokens_made_before_scopes_keep_working(fixture: Arc<Fixture>) {
+    let store = fixture.open(key()).await.unwrap();
+    world(&store).await;
+    store
+        .create_token("old", Role::Admin, None, "hash-old")
+        .await
+        .unwrap();
+    store.close().await;
+    for sql in [
+        "DROP TABLE token_environments",
+        "ALTER TABLE tokens DROP COLUMN expires_at",
+        "DELETE FROM schema_migrations WHERE version = 3",
+    ] {
+        fixture.execute(sql).await;
+    }
+    let store: SqlStore = fixture.open(key()).await.unwrap();
+    let found = store.token_by_hash("hash-old").await.unwrap().unwrap();
+    assert_eq!(found.token.role, Role::Admin);
+    assert!(found.token.environments.is_empty());
+    assert_eq!(found.token.expires_at, None);
+    let dev = store
+        .create_scoped_token("dev", Role::Developer, &[name("shop")], None, "hash-dev")
+        .await
+        .unwrap();
+    assert_eq!(dev.environments, [name("shop")]);
+    store.close().await;
 }

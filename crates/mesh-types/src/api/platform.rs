@@ -135,22 +135,78 @@ pub struct Server {
 pub enum Role {
     /// Everything.
     Admin,
+    /// Deploys, config (secret values included), services, endpoints, certificates, logs and
+    /// `run`/`exec` in the environments the token names; nothing of the platform.
+    Developer,
+    /// Reads the environments the token names: no config values, no changes, no `run`/`exec`.
+    Viewer,
     /// A rack's agents: the agent gateway of that rack only.
     Agent,
 }
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Developer => "developer",
+            Role::Viewer => "viewer",
+            Role::Agent => "agent",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "developer" => Ok(Role::Developer),
+            "viewer" => Ok(Role::Viewer),
+            "agent" => Ok(Role::Agent),
+            _ => Err(format!(
+                "role {s:?} is unknown; use admin, developer or viewer"
+            )),
+        }
+    }
+}
+
+/// The longest a token may be made to last: ten years.
+pub const MAX_TOKEN_LIFETIME_SECS: u64 = 10 * 366 * 24 * 3600;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Token {
     pub name: String,
     pub role: Role,
     pub rack: Option<Name>,
+    /// The environments a developer or viewer token reaches (empty for admin and agent).
+    #[serde(default)]
+    pub environments: Vec<Name>,
+    /// When the token stops working; none: never.
+    #[serde(default)]
+    pub expires_at: Option<UnixMs>,
     pub created_at: UnixMs,
     pub last_used_at: Option<UnixMs>,
 }
 
+/// `POST /v1/tokens`. The role must be said: an admin token is made only on request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CreateToken {
     pub name: Name,
+    /// admin, developer or viewer; required.
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// The environments a developer or viewer token reaches; at least one, and none for admin.
+    #[serde(default)]
+    pub environments: Vec<Name>,
+    /// Seconds from now until the token stops working (1 to ten years); none: never.
+    #[serde(default)]
+    pub expires_in_secs: Option<u64>,
 }
 
 /// A new token; the secret is shown only once and stored only as a hash.
@@ -165,6 +221,10 @@ pub struct CreatedToken {
 pub struct WhoAmI {
     pub token: String,
     pub role: Role,
+    #[serde(default)]
+    pub environments: Vec<Name>,
+    #[serde(default)]
+    pub expires_at: Option<UnixMs>,
     pub server_version: String,
 }
 

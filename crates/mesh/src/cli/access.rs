@@ -14,20 +14,33 @@ use crate::settings::{self, Settings};
 pub struct LoginArgs {
     /// The control plane's API, such as http://mesh.example.com:7440
     url: String,
-    /// An admin token (`mesh token create`, or the admin-token file of the server's data dir)
+    /// A token (`mesh token create`, or the admin-token file of the server's data dir)
     #[arg(long, env = "MESH_TOKEN", hide_env_values = true)]
     token: String,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCmd {
-    /// Create an admin API token; its secret is shown only once
-    Create { name: String },
+    /// Create an API token; its secret is shown only once
+    Create(CreateTokenArgs),
     /// List API tokens
     #[command(visible_alias = "ls")]
     List,
     /// Delete an API token (not the last admin token)
     Delete { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateTokenArgs {
+    name: String,
+    /// admin (everything), developer (deploy, config, services, endpoints, logs, run/exec in
+    /// its environments) or viewer (reads its environments: no config values, no exec);
+    /// required, so an admin token is made only on request
+    #[arg(long)]
+    role: Option<String>,
+    /// How long the token works, such as 30d or 12h; without it, until deleted
+    #[arg(long, value_name = "DURATION")]
+    expires: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -38,10 +51,48 @@ pub struct EventsArgs {
 }
 
 fn role(r: Role) -> &'static str {
-    match r {
-        Role::Admin => "admin",
-        Role::Agent => "agent",
+    r.as_str()
+}
+
+/// `envs`: the global `--env`, given once for each environment the token reaches.
+fn create_request(args: CreateTokenArgs, envs: &[String]) -> Result<CreateToken> {
+    let Some(r) = args.role else {
+        anyhow::bail!(
+            "say which role the token has: --role developer --env ENV, --role viewer --env ENV, \
+             or --role admin"
+        );
+    };
+    let role: Role = r.parse().map_err(anyhow::Error::msg)?;
+    if role == Role::Agent {
+        anyhow::bail!("agent tokens come with their rack (`mesh rack create`)");
     }
+    let environments = envs
+        .iter()
+        .filter(|e| !e.is_empty())
+        .map(|e| Name::parse_as("environment name", e))
+        .collect::<Result<Vec<_>, _>>()?;
+    if role == Role::Admin && !environments.is_empty() {
+        anyhow::bail!(
+            "an admin token reaches every environment: drop --env (and unset MESH_ENV if it is set)"
+        );
+    }
+    let expires_in_secs = match args.expires.as_deref() {
+        None => None,
+        Some(d) => {
+            let secs = mesh_types::schedule::parse_duration(d)
+                .map_err(|e| anyhow::anyhow!("--expires: {e}"))?;
+            if secs == 0 {
+                anyhow::bail!("--expires {d:?} is no time at all; use such as 30d or 12h");
+            }
+            Some(secs)
+        }
+    };
+    Ok(CreateToken {
+        name: Name::parse_as("token name", &args.name)?,
+        role: Some(role),
+        environments,
+        expires_in_secs,
+    })
 }
 
 fn env_var(name: &str) -> Option<String> {
@@ -61,7 +112,7 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> Result<()> {
         Err(e @ mesh_client::Error::Api { .. }) => {
             return Err(hinted(
                 format!("{url} refused the token: {e}"),
-                "check the token: `mesh token create NAME` makes one, and `mesh up` keeps the first in <data-dir>/admin-token",
+                "check the token: `mesh token create NAME --role ROLE` makes one, and `mesh up` keeps the first in <data-dir>/admin-token",
             ));
         }
         Err(e) => return Err(e.into()),
@@ -95,8 +146,17 @@ pub async fn whoami(ctx: &Ctx) -> Result<()> {
     if ctx.json() {
         print_json(&me);
     } else {
+        let of = if me.environments.is_empty() {
+            String::new()
+        } else {
+            format!(" of {}", join(&me.environments))
+        };
+        let until = me
+            .expires_at
+            .map(|at| format!(", expires {}", datetime(at)))
+            .unwrap_or_default();
         print(format!(
-            "{} (role {}) at {}, server {}",
+            "{} (role {}{of}{until}) at {}, server {}",
             me.token,
             role(me.role),
             settings.api_url,
@@ -109,15 +169,27 @@ pub async fn whoami(ctx: &Ctx) -> Result<()> {
 pub async fn token(ctx: &Ctx, cmd: TokenCmd) -> Result<()> {
     let client = ctx.client()?;
     match cmd {
-        TokenCmd::Create { name } => {
-            let req = CreateToken {
-                name: Name::parse_as("token name", &name)?,
-            };
+        TokenCmd::Create(args) => {
+            let req = create_request(args, &ctx.global.env)?;
             let created = client.create_token(&req).await?;
             if ctx.json() {
                 print_json(&created);
             } else {
-                print(format!("created token {}", created.token.name));
+                let t = &created.token;
+                let reach = if t.environments.is_empty() {
+                    String::new()
+                } else {
+                    format!(" of {}", join(&t.environments))
+                };
+                let until = t
+                    .expires_at
+                    .map(|at| format!(", expires {}", datetime(at)))
+                    .unwrap_or_default();
+                print(format!(
+                    "created {} token {}{reach}{until}",
+                    role(t.role),
+                    t.name
+                ));
                 print(format!("secret: {}", created.secret));
                 print(
                     "the secret is shown only once: keep it safe (`mesh login URL --token SECRET` uses it)",
@@ -135,14 +207,15 @@ pub async fn token(ctx: &Ctx, cmd: TokenCmd) -> Result<()> {
                         vec![
                             t.name.clone(),
                             role(t.role).into(),
-                            or_dash(t.rack.as_ref()),
+                            scope(t),
+                            or_dash(t.expires_at.map(datetime)),
                             datetime(t.created_at),
                             or_dash(t.last_used_at.map(datetime)),
                         ]
                     })
                     .collect();
                 print(table(
-                    &["NAME", "ROLE", "RACK", "CREATED", "LAST USED"],
+                    &["NAME", "ROLE", "SCOPE", "EXPIRES", "CREATED", "LAST USED"],
                     rows,
                 ));
             }
@@ -155,6 +228,24 @@ pub async fn token(ctx: &Ctx, cmd: TokenCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn join(names: &[Name]) -> String {
+    names
+        .iter()
+        .map(|n| n.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// What a token reaches: every environment, some, or a rack's agent gateway.
+fn scope(t: &mesh_types::api::Token) -> String {
+    match (t.role, &t.rack) {
+        (Role::Admin, _) => "all".into(),
+        (Role::Agent, Some(rack)) => format!("rack {rack}"),
+        _ if t.environments.is_empty() => "none (its environments were deleted)".into(),
+        _ => join(&t.environments),
+    }
 }
 
 pub async fn events(ctx: &Ctx, args: EventsArgs) -> Result<()> {

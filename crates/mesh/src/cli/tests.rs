@@ -66,7 +66,8 @@ fn the_documented_commands_parse() {
         "rack upgrade my-rack",
         "rack resize my-rack --size s-2vcpu-4gb",
         "provider add p --kind ssh --secret-file private_key=/k --secret user=root",
-        "token create ci",
+        "token create ci --role admin",
+        "token create dev --role developer --env shop --env staging --expires 30d",
         "events --limit 5",
         "completions zsh",
         "link --env shop --stack app",
@@ -80,11 +81,17 @@ fn the_documented_commands_parse() {
 #[test]
 fn global_flags_go_anywhere() {
     let cli = parse("svc list --env shop -s app --json");
-    assert_eq!(cli.global.env.as_deref(), Some("shop"));
+    assert_eq!(cli.global.env_flag().unwrap().as_deref(), Some("shop"));
     assert_eq!(cli.global.stack.as_deref(), Some("app"));
     assert!(cli.global.json);
     let cli = parse("-e shop config list");
-    assert_eq!(cli.global.env.as_deref(), Some("shop"));
+    assert_eq!(cli.global.env_flag().unwrap().as_deref(), Some("shop"));
+    let cli = parse("token create dev --role developer --env shop -e staging");
+    assert_eq!(cli.global.env, ["shop", "staging"]);
+    assert!(
+        cli.global.env_flag().is_err(),
+        "one environment only elsewhere"
+    );
 }
 
 #[test]

@@ -16,7 +16,13 @@ fn whoami_tokens_and_events() {
     );
     assert_eq!(p.mesh(&["whoami", "--json"]).ok().json()["role"], "admin");
 
-    let out = p.mesh(&["token", "create", "ci"]).ok();
+    let out = p.mesh(&["token", "create", "ci"]).fails();
+    assert!(out.error().contains("say which role"), "{out:#?}");
+    let out = p
+        .mesh(&["token", "create", "ci", "--role", "viewer"])
+        .fails();
+    assert!(out.error().contains("at least one environment"), "{out:#?}");
+    let out = p.mesh(&["token", "create", "ci", "--role", "admin"]).ok();
     let secret = out
         .stdout
         .lines()
@@ -26,8 +32,14 @@ fn whoami_tokens_and_events() {
     assert!(out.stdout.contains("shown only once"), "{out:#?}");
     let out = p.mesh(&["token", "list"]).ok();
     assert!(out.stdout.lines().any(|l| l.starts_with("ci ")), "{out:#?}");
+    assert!(
+        out.stdout.contains("SCOPE") && out.stdout.contains("EXPIRES"),
+        "{out:#?}"
+    );
     assert!(!out.stdout.contains(&secret), "{out:#?}");
-    let out = p.mesh(&["token", "create", "ci"]).fails();
+    let out = p
+        .mesh(&["token", "create", "ci", "--role", "admin"])
+        .fails();
     assert!(out.error().contains("already exists"), "{out:#?}");
 
     // Another user logs in with the new token.
@@ -72,6 +84,76 @@ fn whoami_tokens_and_events() {
             .iter()
             .any(|e| e["action"] == "token.create")
     );
+}
+
+#[test]
+fn a_developer_token_reaches_only_its_environments() {
+    let p = Platform::start();
+    p.mesh(&["env", "create", "shop"]).ok();
+    p.mesh(&["env", "create", "bank"]).ok();
+    let out = p
+        .mesh(&[
+            "token",
+            "create",
+            "alice",
+            "--role",
+            "developer",
+            "--env",
+            "shop",
+            "--expires",
+            "30d",
+        ])
+        .ok();
+    assert!(
+        out.stdout
+            .starts_with("created developer token alice of shop, expires "),
+        "{out:#?}"
+    );
+    let secret = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("secret: "))
+        .unwrap()
+        .to_string();
+    let out = p.mesh(&["token", "list"]).ok();
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("alice "))
+        .unwrap();
+    assert!(row.contains("developer") && row.contains("shop"), "{row}");
+
+    let alice = Home::new();
+    run_in(&alice, &["login", &p.url, "--token", &secret], None).ok();
+    let out = run_in(&alice, &["whoami"], None).ok();
+    assert!(
+        out.stdout
+            .starts_with("alice (role developer of shop, expires "),
+        "{out:#?}"
+    );
+    let out = run_in(&alice, &["env", "ls"], None).ok();
+    assert!(
+        out.stdout.contains("shop") && !out.stdout.contains("bank"),
+        "{out:#?}"
+    );
+    let out = run_in(
+        &alice,
+        &["--env", "bank", "--stack", "app", "stack", "config", "list"],
+        None,
+    )
+    .fails();
+    assert!(
+        out.error().contains("does not reach environment \"bank\""),
+        "{out:#?}"
+    );
+    let out = run_in(
+        &alice,
+        &["token", "create", "mine", "--role", "admin"],
+        None,
+    )
+    .fails();
+    assert!(out.error().contains("needs an admin token"), "{out:#?}");
+    assert!(out.hint().unwrap().contains("--role"), "{out:#?}");
 }
 
 #[test]

@@ -215,6 +215,18 @@ fn services_run_as_isolated_supervised_instances() {
         .mesh(&["exec", "--env", "shop", &worker_id, "--", "id", "-u"])
         .ok();
     assert_eq!(who.stdout.trim(), "65534", "instances do not run as root");
+    let events = p.mesh(&["events", "--json", "--limit", "20"]).ok().json();
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "instance.exec"
+                && e["actor"] == "admin"
+                && e["target"] == format!("shop/{worker_id}").as_str()
+                && e["detail"].as_str().unwrap().contains("\"id\"")),
+        "the audit log names who exec'd what: {events:#}"
+    );
 
     // Under Docker's seccomp profile: no user namespaces (the service's process and exec alike).
     let filtered = "grep '^Seccomp:' /proc/self/status /proc/1/status; \

@@ -88,7 +88,12 @@ async fn call_everything(c: &Client) {
     reach!(c.openapi());
     reach!(c.whoami());
     reach!(c.list_tokens());
-    reach!(c.create_token(&CreateToken { name: n("ci") }));
+    reach!(c.create_token(&CreateToken {
+        name: n("ci"),
+        role: Some(mesh_types::api::Role::Admin),
+        environments: vec![],
+        expires_in_secs: None,
+    }));
     reach!(c.delete_token("ci"));
     reach!(c.list_events(None));
     reach!(c.list_providers());
