@@ -35,7 +35,9 @@ const SQLITE: &[Migration] = &[
     },
     Migration {
         version: 3,
-        step: Step::Sql(include_str!("../../migrations/sqlite/0003_token_scopes.sql")),
+        step: Step::Sql(include_str!(
+            "../../migrations/sqlite/0003_token_scopes.sql"
+        )),
     },
 ];
 
@@ -50,7 +52,9 @@ const POSTGRES: &[Migration] = &[
     },
     Migration {
         version: 3,
-        step: Step::Sql(include_str!("../../migrations/postgres/0003_token_scopes.sql")),
+        step: Step::Sql(include_str!(
+            "../../migrations/postgres/0003_token_scopes.sql"
+        )),
     },
 ];
 
