@@ -89,7 +89,9 @@ async fn rack_scope(
         scope.servers.insert(s.name.to_string());
     }
     if blobs {
-        let doc = desired::for_rack(store, rack).await?;
+        // Without a previous document, a stack whose config does not open is left out; its
+        // images are still allowed below through its deployments.
+        let doc = desired::for_rack(store, rack, None).await?;
         scope.allow_desired(&doc);
     }
     for env in store.list_environments().await? {
