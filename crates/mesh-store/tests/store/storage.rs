@@ -188,7 +188,7 @@ async fn concurrent_opens_migrate_once(fixture: Arc<Fixture>) {
     for open in opens {
         stores.push(open.await.unwrap().unwrap());
     }
-    assert_eq!(fixture.migrations().await.len(), 2);
+    assert_eq!(fixture.migrations().await.len(), 3);
     world(&stores[0]).await;
     assert_eq!(stores[3].list_environments().await.unwrap().len(), 1);
     for s in stores {
