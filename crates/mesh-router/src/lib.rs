@@ -22,6 +22,8 @@
 pub mod balance;
 pub mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod h1;
 pub mod handover;
 pub mod metrics;
