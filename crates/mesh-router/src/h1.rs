@@ -37,9 +37,9 @@ use crate::tracker::{self, Phase};
 
 mod body;
 mod buf;
-mod chunked;
+pub(crate) mod chunked;
 mod date;
-mod head;
+pub(crate) mod head;
 mod upstream;
 
 #[cfg(test)]

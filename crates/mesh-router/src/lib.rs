@@ -24,6 +24,8 @@ pub mod balance;
 pub mod config;
 pub mod error;
 mod forwarding;
+#[doc(hidden)]
+pub mod fuzzing;
 mod h1;
 pub mod handover;
 pub mod metrics;

@@ -33,6 +33,9 @@ struct CronFields {
 
 /// The shortest interval `@every` accepts.
 pub const MIN_EVERY_SECONDS: u64 = 1;
+/// The longest interval `@every` accepts: 3650 days (about ten years; `@yearly` is the usual
+/// way to run once a year). Keeps run times far from overflowing.
+pub const MAX_EVERY_SECONDS: u64 = 3650 * 86_400;
 
 const MONTHS: [&str; 12] = [
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
@@ -54,6 +57,12 @@ impl Schedule {
             if seconds < MIN_EVERY_SECONDS {
                 return Err(fail(format!(
                     "the interval must be at least {MIN_EVERY_SECONDS}s"
+                )));
+            }
+            if seconds > MAX_EVERY_SECONDS {
+                return Err(fail(format!(
+                    "the interval must be at most {}d",
+                    MAX_EVERY_SECONDS / 86_400
                 )));
             }
             return Ok(Self {
@@ -110,11 +119,12 @@ impl Schedule {
 
     /// The first time strictly after `after_ms` (Unix milliseconds, UTC) at which the schedule
     /// fires. For `@every`, runs are aligned to multiples of the interval since the epoch.
+    /// `None` when it never fires (`0 0 30 2 *`) or not before the end of `i64` time.
     pub fn next_after(&self, after_ms: i64) -> Option<i64> {
         match &self.kind {
             Kind::Every { seconds } => {
-                let step = (*seconds as i64) * 1000;
-                Some((after_ms.div_euclid(step) + 1) * step)
+                let step = i64::try_from(*seconds).ok()?.checked_mul(1000)?;
+                (after_ms.div_euclid(step) + 1).checked_mul(step)
             }
             Kind::Cron(c) => c.next_after(after_ms),
         }
@@ -155,7 +165,10 @@ impl CronFields {
             for minute_of_day in from..1440 {
                 let (h, m) = (minute_of_day / 60, minute_of_day % 60);
                 if self.hour & (1 << h) != 0 && self.minute & (1 << m) != 0 {
-                    return Some((day * 1440 + minute_of_day) * 60_000);
+                    return day
+                        .checked_mul(1440)?
+                        .checked_add(minute_of_day)?
+                        .checked_mul(60_000);
                 }
             }
         }
@@ -208,10 +221,15 @@ fn parse_field(field: &str, what: &str, lo: u32, hi: u32, names: &[&str]) -> Res
             // "5/15" means from 5 to the end, every 15.
             (a, if step > 1 { hi } else { a })
         };
+        // `b` is at most 59 and `step` at least 1, so this runs at most 60 times; a step
+        // beyond the range (`0/4000000000`) ends it instead of overflowing.
         let mut v = a;
         while v <= b {
             bits |= 1 << v;
-            v += step;
+            match v.checked_add(step) {
+                Some(next) => v = next,
+                None => break,
+            }
         }
     }
     Ok(bits)
@@ -237,9 +255,12 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
                 ));
             }
         };
+        if digits.is_empty() {
+            return Err(format!("duration {s:?} needs a number before {c:?}"));
+        }
         let n: u64 = digits
             .parse()
-            .map_err(|_| format!("duration {s:?} needs a number before {c:?}"))?;
+            .map_err(|_| format!("duration {s:?} is too large"))?;
         total = total.saturating_add(n.saturating_mul(unit));
         digits.clear();
     }

@@ -222,10 +222,13 @@ pub(crate) fn parse_request(
         (PathAndQuery::from_static("*"), None)
     } else {
         let uri = Uri::try_from(target).map_err(|_| invalid(400, "malformed target"))?;
-        let path = uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        // `http://host` and `http://host?q` have an empty path: origin-form makes it `/`.
+        let path = match uri.path_and_query() {
+            Some(p) if p.as_str().starts_with('/') => p.clone(),
+            Some(p) => PathAndQuery::try_from(format!("/{}", p.as_str()))
+                .map_err(|_| invalid(400, "malformed target"))?,
+            None => PathAndQuery::from_static("/"),
+        };
         (path, uri.authority().map(|a| a.as_str().to_owned()))
     };
     let headers = req.headers;
@@ -369,6 +372,10 @@ pub(crate) fn parse_request(
     if let Some(u) = upgrade {
         put_header(out, b"Upgrade", u);
         out.extend_from_slice(b"Connection: upgrade\r\n");
+    }
+    if header_lines(out) > MAX_HEADERS {
+        // The router's own headers would take the head past what the instance accepts.
+        return Err(invalid(431, "too many headers"));
     }
     out.extend_from_slice(b"\r\n");
 
@@ -521,9 +528,11 @@ pub(crate) fn parse_response(
         }
         put_header(out, name.as_bytes(), h.value);
     }
-    // One length, from the framing (`HEAD` and `304` keep the length they describe).
+    // One length, from the framing (`HEAD` and `304` keep the length they describe; `101`
+    // and `204` have none, RFC 9110 8.6).
     if te.is_none()
         && status != 204
+        && status != 101
         && let Some(n) = length
     {
         put_length(out, n);
@@ -549,6 +558,10 @@ pub(crate) fn parse_response(
         } else if x.client_minor == 0 {
             out.extend_from_slice(b"Connection: keep-alive\r\n");
         }
+    }
+    if header_lines(out) > MAX_HEADERS {
+        // The headers the router adds would take the head past what clients accept.
+        return Err(invalid(502, "too many headers"));
     }
     out.extend_from_slice(b"\r\n");
     Ok(Parsed::Complete(Response {
@@ -576,6 +589,15 @@ pub(crate) fn put_length(out: &mut Vec<u8>, mut n: u64) {
     }
     out.extend_from_slice(&digits[i..]);
     out.extend_from_slice(b"\r\n");
+}
+
+/// Header lines in a head written so far (start line written, final CRLF not yet): parsed
+/// names and values never hold a line feed, so each one after the start line ends a header.
+fn header_lines(out: &[u8]) -> usize {
+    out.iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        .saturating_sub(1)
 }
 
 fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

@@ -375,3 +375,87 @@ fn a_trusted_proxy_gets_a_bound_on_forwarded_for_lines() {
         Ok(_) => panic!("accepted"),
     }
 }
+
+// Found by the `h1_request` and `h1_response` fuzz targets (fuzz/).
+
+#[test]
+fn absolute_form_without_a_path_becomes_slash() {
+    let (r, out) = request("GET http://app.test?q=1 HTTP/1.1\r\n\r\n");
+    assert_eq!(r.path.as_str(), "/?q=1");
+    assert_eq!(r.host.as_deref(), Some("app.test"));
+    assert!(out.starts_with("GET /?q=1 HTTP/1.1\r\n"), "{out}");
+    let (r, _) = request("GET http://app.test HTTP/1.1\r\n\r\n");
+    assert_eq!(r.path.as_str(), "/");
+}
+
+/// `n` headers `X-N: v`.
+fn many_headers(n: usize) -> String {
+    (0..n).map(|i| format!("X-{i}: v\r\n")).collect()
+}
+
+fn header_count(head: &str) -> usize {
+    head.trim_end_matches("\r\n").lines().count() - 1
+}
+
+#[test]
+fn the_router_never_sends_more_headers_than_it_accepts() {
+    // A client's 100 headers plus the forwarding ones would be more than an instance takes.
+    let raw = format!("GET / HTTP/1.1\r\nHost: a\r\n{}\r\n", many_headers(99));
+    assert_eq!(refused(&raw), 431);
+    // The largest request that fits is sent with exactly MAX_HEADERS headers at most.
+    let mut fits = None;
+    for n in (0..=99).rev() {
+        let raw = format!("GET / HTTP/1.1\r\nHost: a\r\n{}\r\n", many_headers(n));
+        let mut out = Vec::new();
+        if head::parse_request(raw.as_bytes(), &client(), &mut out).is_ok() {
+            fits = Some(String::from_utf8(out).expect("utf-8"));
+            break;
+        }
+    }
+    let out = fits.expect("a request with few headers is accepted");
+    assert!(header_count(&out) <= head::MAX_HEADERS, "{out}");
+    assert!(header_count(&out) >= head::MAX_HEADERS - 1, "{out}");
+
+    // Likewise an instance's response, with the router's Date, X-Request-ID and length.
+    let id = http::HeaderValue::from_static("rid-1");
+    let x = Exchange {
+        head_request: false,
+        client_minor: 1,
+        close: false,
+        request_id: &id,
+    };
+    let raw = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n{}\r\n",
+        many_headers(99)
+    );
+    let e = head::parse_response(raw.as_bytes(), &x, &mut Vec::new()).err();
+    assert_eq!(
+        e.map(|e| (e.status, e.why)),
+        Some((502, "too many headers"))
+    );
+    let raw = format!(
+        "HTTP/1.1 200 OK\r\nDate: x\r\nX-Request-ID: r\r\n{}\r\n",
+        many_headers(97)
+    );
+    let (_, out) = response(&raw, false, 1);
+    assert_eq!(header_count(&out), head::MAX_HEADERS, "{out}");
+}
+
+#[test]
+fn switching_protocols_carries_no_body_length() {
+    let (r, out) = response(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\
+         Content-Length: 12\r\n\r\n",
+        false,
+        1,
+    );
+    assert_eq!(r.body, Framing::Empty);
+    assert!(
+        !out.to_ascii_lowercase().contains("content-length"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Upgrade: websocket\r\nConnection: upgrade\r\n"),
+        "{out}"
+    );
+}

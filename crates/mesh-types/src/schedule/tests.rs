@@ -83,3 +83,26 @@ fn schedules_serialize_as_text() {
     assert_eq!(serde_json::to_string(&s).unwrap(), "\"@every 90s\"");
     assert!(serde_json::from_str::<Schedule>("\"bad\"").is_err());
 }
+
+/// Found by the `cron` fuzz target: a step or interval far beyond the field overflowed.
+#[test]
+fn huge_steps_and_intervals_neither_overflow_nor_wrap() {
+    // A step past the end of the field means "the start value only".
+    let s = Schedule::parse("59/4294967295 23-23/4294967295 * * *").unwrap();
+    assert_eq!(s.next_after(WED), Some(WED + (23 * 60 + 59) * MIN));
+    for (bad, why) in [
+        ("@every 18446744073709551615s", "at most 3650d"),
+        ("@every 213503982334601d", "at most 3650d"),
+        ("@every 99999999999999999999d", "too large"),
+    ] {
+        let e = Schedule::parse(bad).unwrap_err();
+        assert!(e.contains(why), "{bad}: {e}");
+    }
+    assert!(Schedule::parse("@every 3650d").is_ok());
+    assert!(Schedule::parse("@every 3651d").is_err());
+    // Run times past the end of i64 time are None, not a wrapped time in the past.
+    let every = Schedule::parse("@every 3650d").unwrap();
+    assert_eq!(every.next_after(i64::MAX - 1), None);
+    let hourly = Schedule::parse("@hourly").unwrap();
+    assert_eq!(hourly.next_after(i64::MAX - 1), None);
+}
