@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use mesh_runtime::build::{BindMount, BuildNetwork, BuildSpec, run_build};
+use mesh_runtime::build::{BindMount, BuildSpec, run_build};
 use mesh_types::desired::ImageConfig;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -249,7 +249,7 @@ async fn run_step(
         env,
         cwd: "/app".into(),
         limits: b.limits,
-        network: BuildNetwork::Host,
+        network: b.network(),
     };
     run_build(&spec, lines.clone())
         .await
