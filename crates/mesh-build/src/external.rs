@@ -2,7 +2,10 @@
 //! optional `#ref`, fetched into a directory the build runs like a built-in one.
 //!
 //! Downloads go through `curl` and `git` subprocesses (both installed on build hosts), so no
-//! HTTP or git library is needed for what happens once per build.
+//! HTTP or git library is needed for what happens once per build. The builder sends them
+//! through an egress proxy with the builds' deny rules (`proxy`): a buildpack URL cannot make
+//! the host fetch from its own loopback, its addresses or private ranges, and only http(s)
+//! reaches out (git's other transports and `file://` are refused then).
 
 mod spec;
 
@@ -43,7 +46,9 @@ pub enum ExternalError {
 /// Fetches the buildpack `spec` into `dest`, which must not exist or be empty, and checks it has
 /// `bin/detect` and `bin/compile`; those and `bin/release` are made executable (tarballs made
 /// on other systems often lose the mode). A git checkout loses its `.git`.
-pub fn fetch_external(spec: &str, dest: &Path) -> Result<(), ExternalError> {
+///
+/// With `proxy` (`http://127.0.0.1:PORT`), URLs are fetched through it, over http(s) only.
+pub fn fetch_external(spec: &str, dest: &Path, proxy: Option<&str>) -> Result<(), ExternalError> {
     let parsed = BuildpackSpec::parse(spec).map_err(|reason| ExternalError::Spec {
         spec: spec.to_string(),
         reason,
@@ -62,8 +67,10 @@ pub fn fetch_external(spec: &str, dest: &Path) -> Result<(), ExternalError> {
     fs::create_dir_all(dest).map_err(io_err(dest))?;
     match &parsed {
         BuildpackSpec::Dir(dir) => copy_dir(spec, dir, dest)?,
-        BuildpackSpec::Tarball(url) => fetch_tarball(spec, url, dest)?,
-        BuildpackSpec::Git { url, reference } => clone(spec, url, reference.as_deref(), dest)?,
+        BuildpackSpec::Tarball(url) => fetch_tarball(spec, url, dest, proxy)?,
+        BuildpackSpec::Git { url, reference } => {
+            clone(spec, url, reference.as_deref(), dest, proxy)?
+        }
     }
     check_layout(spec, dest)
 }
@@ -114,23 +121,31 @@ fn copy_dir(spec: &str, dir: &Path, dest: &Path) -> Result<(), ExternalError> {
     )
 }
 
-fn fetch_tarball(spec: &str, url: &str, dest: &Path) -> Result<(), ExternalError> {
+fn fetch_tarball(
+    spec: &str,
+    url: &str,
+    dest: &Path,
+    proxy: Option<&str>,
+) -> Result<(), ExternalError> {
     let download = tempfile::NamedTempFile::new().map_err(|source| ExternalError::Io {
         spec: spec.to_string(),
         path: std::env::temp_dir(),
         source,
     })?;
-    run(
-        spec,
-        "download",
-        Command::new("curl")
-            .args(["-fsSL", "--proto", "=https,http,file", "--max-time"])
-            .arg(FETCH_TIMEOUT_SECS.to_string())
-            .arg("-o")
-            .arg(download.path())
-            .arg("--")
-            .arg(url),
-    )?;
+    let mut curl = Command::new("curl");
+    curl.args(["-fsSL", "--max-time"])
+        .arg(FETCH_TIMEOUT_SECS.to_string());
+    match proxy {
+        Some(p) => {
+            curl.args(["--proto", "=https,http", "--proto-redir", "=https,http"])
+                .args(["--noproxy", "", "--proxy", p]);
+        }
+        None => {
+            curl.args(["--proto", "=https,http,file"]);
+        }
+    }
+    curl.arg("-o").arg(download.path()).arg("--").arg(url);
+    run(spec, "download", &mut curl)?;
     let file = download.reopen().map_err(|source| ExternalError::Io {
         spec: spec.to_string(),
         path: download.path().to_path_buf(),
@@ -177,8 +192,24 @@ fn hoist_single_dir(spec: &str, dest: &Path) -> Result<(), ExternalError> {
     fs::remove_dir(&top).map_err(|e| io_err(&top, e))
 }
 
-fn clone(spec: &str, url: &str, reference: Option<&str>, dest: &Path) -> Result<(), ExternalError> {
+fn clone(
+    spec: &str,
+    url: &str,
+    reference: Option<&str>,
+    dest: &Path,
+    proxy: Option<&str>,
+) -> Result<(), ExternalError> {
     let mut git = Command::new("git");
+    if let Some(p) = proxy {
+        git.env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .env_remove("ALL_PROXY")
+            .env_remove("all_proxy")
+            .args(["-c", &format!("http.proxy={p}")])
+            .args(["-c", "protocol.allow=never"])
+            .args(["-c", "protocol.https.allow=always"])
+            .args(["-c", "protocol.http.allow=always"]);
+    }
     git.env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_HTTP_LOW_SPEED_LIMIT", "1000")
         .env("GIT_HTTP_LOW_SPEED_TIME", "60")

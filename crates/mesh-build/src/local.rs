@@ -11,7 +11,11 @@
 //! 4. the app layer: `/app` packed, owned by the instances' user;
 //! 5. the processes: the buildpack's defaults under the Procfile's.
 //!
-//! Dockerfile formula: buildah in its own cgroup with the same limits ([`crate::dockerfile`]).
+//! Dockerfile formula: buildah in its own cgroup and namespaces with the same limits, its
+//! storage (layer cache) per environment ([`crate::dockerfile`]).
+//!
+//! Every step's network is its own namespace whose only way out is the egress proxy
+//! ([`mesh_runtime::build::netns`]): registries on the internet, nothing of the platform.
 
 mod buildpack;
 mod runtime;
@@ -21,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use mesh_runtime::build::BuildLimits;
+use mesh_runtime::build::{BuildLimits, BuildNetwork, EgressConfig};
 use mesh_types::api::Formula;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -35,19 +39,32 @@ pub struct LocalBuilder {
     root: PathBuf,
     blobs: BlobDir,
     limits: BuildLimits,
+    /// Every build step's network: its own namespace, out only through the egress proxy.
+    network: Arc<EgressConfig>,
     /// One runtime layer is made at a time: two builds needing the same one wait for it.
     runtime_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl LocalBuilder {
     /// `root` holds the base image, runtime layers, build caches and buildah's storage.
-    pub fn new(root: impl Into<PathBuf>, blobs: BlobDir, limits: BuildLimits) -> Self {
+    pub fn new(
+        root: impl Into<PathBuf>,
+        blobs: BlobDir,
+        limits: BuildLimits,
+        network: EgressConfig,
+    ) -> Self {
         Self {
             root: root.into(),
             blobs,
             limits,
+            network: Arc::new(network),
             runtime_lock: Arc::default(),
         }
+    }
+
+    /// The network of every build container.
+    fn network(&self) -> BuildNetwork {
+        BuildNetwork::Egress(self.network.clone())
     }
 
     fn cache_dir(&self, job: &BuildJob) -> PathBuf {
@@ -118,8 +135,10 @@ async fn dockerfile(
         dockerfile: file,
         config: job.config.clone(),
         id: LocalBuilder::build_id(job, "docker"),
-        storage: b.root.join("buildah"),
+        // Per environment: no environment reuses (or poisons) another's cached layers.
+        storage: b.root.join("buildah").join(&job.environment),
         limits: b.limits,
+        network: Some(b.network.clone()),
     };
     let image = crate::dockerfile::build_dockerfile(&build, &b.blobs, lines)
         .await

@@ -10,7 +10,7 @@ use mesh_build::blobs::BlobDir;
 use mesh_build::dockerfile::{DockerfileBuild, DockerfileError, build_dockerfile};
 use mesh_build::layer::unpack_layer;
 use mesh_build::oci::import_archive;
-use mesh_runtime::build::BuildLimits;
+use mesh_runtime::build::{BuildLimits, EgressConfig};
 use mesh_types::desired::BuiltImage;
 use tokio::sync::mpsc::unbounded_channel;
 
@@ -70,6 +70,7 @@ impl Fixture {
             id: format!("mbt-{}-{name}", std::process::id()),
             storage: self.dir.path().join("storage"),
             limits: BuildLimits::default(),
+            network: None,
         }
     }
 
@@ -259,4 +260,81 @@ async fn archives_pushed_by_buildah_import() {
         assert_eq!(image.config.cmd, ["/busybox", "httpd", "-f", "-p", "8080"]);
         assert_has_busybox(&image, &f.blobs, f.dir.path());
     }
+}
+
+/// A hostile Dockerfile, tried: its `RUN` step lists `/proc` (only the build's own few
+/// processes), tries a service on every host address (directly, through the host side of its
+/// veth and through the proxy), and reads its build argument from its environment while the
+/// secret is on no command line. A reserved name is not passed; `RUN --mount` is refused
+/// before buildah runs.
+#[tokio::test]
+async fn a_dockerfile_run_step_sees_only_its_build_and_reaches_only_the_proxy() {
+    if !usable() || find("nft").is_none() {
+        return;
+    }
+    let service = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    service.set_nonblocking(true).unwrap();
+    let port = service.local_addr().unwrap().port();
+    let probe = format!(
+        "export PATH=/bin; /busybox mkdir -p /bin && /busybox --install -s /bin\n\
+         echo procs $(ls /proc | grep -c '^[0-9]')\n\
+         for f in /proc/[0-9]*/cmdline; do c=$(tr '\\0' ' ' < $f); case \"$c\" in *s3cr3t*) echo cmdline-has-secret $f: $c;; esac; done\n\
+         gw=${{HTTP_PROXY#http://}}; gw=${{gw%:*}}; echo proxy $gw\n\
+         for a in 127.0.0.1 $gw; do\n\
+           if echo x | nc -w 2 $a {port} >/dev/null 2>&1; then echo reached $a; else echo refused $a; fi\n\
+         done\n\
+         echo get $(printf 'GET http://127.0.0.1:{port}/ HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' | nc -w 3 $gw 3128 | head -1)\n\
+         echo secret-len ${{#SECRET}}\n"
+    );
+    let f = fixture(
+        "FROM scratch\nARG SECRET\nARG LD_PRELOAD\nCOPY busybox probe.sh /\n\
+         RUN [\"/busybox\", \"sh\", \"/probe.sh\"]\n",
+    );
+    std::fs::write(f.context.join("probe.sh"), probe).unwrap();
+    let mut b = f.build(
+        "hostile",
+        &[("SECRET", "s3cr3t-value"), ("LD_PRELOAD", "/tmp/evil.so")],
+    );
+    b.network = Some(std::sync::Arc::new(EgressConfig {
+        subnet: "10.228.0.0/16".parse().unwrap(),
+        ..EgressConfig::default()
+    }));
+    let (tx, mut rx) = unbounded_channel();
+    let result = build_dockerfile(&b, &f.blobs, tx).await;
+    let mut lines = Vec::new();
+    while let Ok(l) = rx.try_recv() {
+        lines.push(l);
+    }
+    let text = lines.join("\n");
+    result.unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let procs: usize = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("procs "))
+        .unwrap_or_else(|| panic!("{text}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(procs <= 8, "the RUN step sees {procs} processes:\n{text}");
+    assert!(!text.contains("cmdline-has-secret"), "{text}");
+    assert!(text.contains("secret-len 12"), "{text}");
+    let gw = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("proxy "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(gw.starts_with("10.228."), "{text}");
+    assert!(text.contains("refused 127.0.0.1"), "{text}");
+    assert!(text.contains(&format!("refused {gw}")), "{text}");
+    assert!(!text.contains("reached"), "{text}");
+    assert!(text.contains("get HTTP/1.1 403"), "{text}");
+    assert!(text.contains("Not passing LD_PRELOAD"), "{text}");
+    assert!(service.accept().is_err(), "the host's service was reached");
+    assert_no_cgroup(&b.id);
+
+    let f = fixture("FROM scratch\nRUN --mount=type=bind,from=x,source=/,target=/h true\n");
+    let (tx, _rx) = unbounded_channel();
+    let err = build_dockerfile(&f.build("mount", &[]), &f.blobs, tx)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DockerfileError::Refused(_)), "{err}");
+    assert!(err.to_string().contains("RUN --mount"), "{err}");
 }

@@ -14,12 +14,12 @@
 //!   gaining privileges through setuid bits or file capabilities);
 //! - its own mount, PID, IPC, UTS and cgroup namespaces; `/proc`, a minimal `/dev` (runc's
 //!   default devices, everything else denied), a read-only `/sys`, a tmpfs `/tmp`;
-//! - the network of [`BuildNetwork`]: `Host` shares the host's network namespace so package
-//!   registries are reachable through the host's resolver (a copy of the host's
-//!   `/etc/resolv.conf` is bind-mounted read-only). **Known trade-off:** a build on the host
-//!   network can reach every address the host can, including instances on their bridges and
-//!   services bound to the host's loopback; it cannot change the host's network configuration
-//!   (no `NET_ADMIN`). `None` gives a fresh namespace with only loopback;
+//! - the network of [`BuildNetwork`]: `Egress` (what the builder uses) gives the build its own
+//!   network namespace whose only way out is the egress proxy on the host side of its veth
+//!   ([`netns`], [`egress`]): package registries on the internet are reachable through
+//!   `HTTP(S)_PROXY`, the host's loopback and addresses, instances and private ranges are not.
+//!   `None` gives a fresh namespace with only loopback; `Host` (tests only) shares the host's
+//!   network namespace;
 //! - its own cgroup `/widemesh_build/<id>` under every hierarchy (v1 here, v2 elsewhere) with
 //!   the memory (no swap), CPU quota, PID limits of [`BuildLimits`], a low CPU weight and a high
 //!   `oom_score_adj`, so a build that runs out of memory or spins is killed or throttled alone;
@@ -36,11 +36,15 @@ use std::time::Duration;
 mod cgroups;
 mod config;
 mod container;
+pub mod egress;
 mod limited;
 mod lines;
+pub mod netns;
 
 pub use container::run_build;
+pub use egress::{Cidr, EgressPolicy, ProxyLimits};
 pub use limited::run_limited;
+pub use netns::{BuildNet, EgressConfig};
 
 /// The parent cgroup of every build, under each hierarchy; apart from instances' `widemesh`.
 pub const CGROUP_PARENT: &str = "widemesh_build";
@@ -99,14 +103,17 @@ impl Default for BuildLimits {
 }
 
 /// The network a build container gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum BuildNetwork {
-    /// The host's network namespace: registries are reachable; see the module docs for the
-    /// trade-off.
-    #[default]
+    /// The host's network namespace: everything the host reaches, the host's loopback
+    /// included. Only for tests of the container itself; builds use `Egress`.
     Host,
     /// A fresh network namespace with only loopback.
+    #[default]
     None,
+    /// A network namespace of its own whose only way out is the egress proxy ([`netns`]); the
+    /// build's environment gets the proxy variables.
+    Egress(std::sync::Arc<EgressConfig>),
 }
 
 /// How a build ended (not an error: a build that fails is an outcome).

@@ -249,6 +249,14 @@ pub async fn up(args: UpArgs) -> Result<()> {
     if taken.is_some() {
         tracing::info!("taking over from the mesh up serving this data directory");
     }
+    if let Ok(pool) = args.net.subnet_pool.parse::<mesh_runtime::Ipv4Net>()
+        && pool.overlaps(&args.build.build_subnet)
+    {
+        anyhow::bail!(
+            "--build-subnet {} overlaps --subnet-pool {pool}: builds and instances need separate address ranges",
+            args.build.build_subnet
+        );
+    }
     let opts = ServerOptions {
         listen: args.listen,
         data_dir: data_dir.clone(),

@@ -8,6 +8,8 @@ mod harness;
 mod access;
 #[path = "cli/agent.rs"]
 mod agent;
+#[path = "cli/builds.rs"]
+mod builds;
 #[path = "cli/config.rs"]
 mod config;
 #[path = "cli/deploys.rs"]

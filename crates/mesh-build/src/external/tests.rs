@@ -46,7 +46,7 @@ fn fetches_a_directory() {
     buildpack(src.path(), true);
     let dest = tempfile::tempdir().unwrap();
     let spec = src.path().to_str().unwrap();
-    fetch_external(spec, dest.path()).unwrap();
+    fetch_external(spec, dest.path(), None).unwrap();
     assert_fetched(dest.path());
 }
 
@@ -55,19 +55,19 @@ fn refuses_a_buildpack_without_compile() {
     let src = tempfile::tempdir().unwrap();
     buildpack(src.path(), false);
     let dest = tempfile::tempdir().unwrap();
-    let err = fetch_external(src.path().to_str().unwrap(), dest.path()).unwrap_err();
+    let err = fetch_external(src.path().to_str().unwrap(), dest.path(), None).unwrap_err();
     assert!(err.to_string().contains("no bin/compile"), "{err}");
 }
 
 #[test]
 fn refuses_a_missing_directory_and_a_full_destination() {
     let dest = tempfile::tempdir().unwrap();
-    let err = fetch_external("/nonexistent/buildpack", dest.path()).unwrap_err();
+    let err = fetch_external("/nonexistent/buildpack", dest.path(), None).unwrap_err();
     assert!(err.to_string().contains("no such directory"), "{err}");
     fs::write(dest.path().join("x"), "").unwrap();
     let src = tempfile::tempdir().unwrap();
     buildpack(src.path(), true);
-    let err = fetch_external(src.path().to_str().unwrap(), dest.path()).unwrap_err();
+    let err = fetch_external(src.path().to_str().unwrap(), dest.path(), None).unwrap_err();
     assert!(err.to_string().contains("not empty"), "{err}");
 }
 
@@ -85,7 +85,7 @@ fn fetches_a_tarball_by_file_url_and_hoists_its_top_directory() {
     let tgz = work.path().join("demo.tgz");
     tarball(src.path(), &tgz);
     let dest = work.path().join("dest");
-    fetch_external(&format!("file://{}", tgz.display()), &dest).unwrap();
+    fetch_external(&format!("file://{}", tgz.display()), &dest, None).unwrap();
     assert_fetched(&dest);
     assert!(!dest.join("demo-buildpack-1.0").exists());
 }
@@ -113,7 +113,7 @@ fn fetches_a_tarball_over_http() {
         conn.write_all(&body).unwrap();
     });
     let dest = work.path().join("dest");
-    fetch_external(&format!("http://{addr}/demo.tgz"), &dest).unwrap();
+    fetch_external(&format!("http://{addr}/demo.tgz"), &dest, None).unwrap();
     server.join().unwrap();
     assert_fetched(&dest);
 }
@@ -122,7 +122,7 @@ fn fetches_a_tarball_over_http() {
 fn a_failed_download_says_so() {
     let work = tempfile::tempdir().unwrap();
     let url = format!("file://{}/missing.tgz", work.path().display());
-    let err = fetch_external(&url, &work.path().join("dest")).unwrap_err();
+    let err = fetch_external(&url, &work.path().join("dest"), None).unwrap_err();
     assert!(err.to_string().contains("download failed"), "{err}");
 }
 
@@ -160,13 +160,13 @@ fn clones_a_git_repository_at_a_tag() {
     let url = format!("file://{}", bare.display());
 
     let dest = work.path().join("at-tag");
-    fetch_external(&format!("{url}#v1"), &dest).unwrap();
+    fetch_external(&format!("{url}#v1"), &dest, None).unwrap();
     assert_fetched(&dest);
     assert!(!dest.join(".git").exists());
 
-    let err = fetch_external(&url, &work.path().join("head")).unwrap_err();
+    let err = fetch_external(&url, &work.path().join("head"), None).unwrap_err();
     assert!(err.to_string().contains("no bin/compile"), "{err}");
-    let err = fetch_external(&format!("{url}#v9"), &work.path().join("v9")).unwrap_err();
+    let err = fetch_external(&format!("{url}#v9"), &work.path().join("v9"), None).unwrap_err();
     assert!(err.to_string().contains("git clone failed"), "{err}");
 }
 
@@ -230,4 +230,57 @@ fn nonsense_specs_are_refused_with_a_reason() {
         let err = validate_buildpack_spec(spec).unwrap_err();
         assert!(err.contains(reason), "{spec:?}: {err}");
     }
+}
+
+/// Through the builds' egress proxy, a buildpack URL on the host's loopback is refused (the
+/// service there sees no request), and so are `file://` and git's non-http transports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_proxy_a_buildpack_url_cannot_reach_the_host() {
+    use mesh_runtime::build::egress::{EgressPolicy, ProxyLimits, serve};
+    let target = TcpListener::bind("127.0.0.1:0").unwrap();
+    target.set_nonblocking(true).unwrap();
+    let addr = target.local_addr().unwrap();
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let policy = EgressPolicy {
+        host_addresses: vec!["192.0.2.2".parse().unwrap()],
+        deny: Vec::new(),
+        allow: Vec::new(),
+    };
+    let task = tokio::spawn(serve(
+        proxy,
+        "127.0.0.1".parse().unwrap(),
+        std::sync::Arc::new(policy),
+        ProxyLimits::default(),
+        None,
+    ));
+    let work = tempfile::tempdir().unwrap();
+    let tgz = work.path().join("demo.tgz");
+    fs::write(&tgz, b"not really").unwrap();
+    let cases = [
+        format!("http://{addr}/demo.tgz"),
+        format!("http://localhost:{}/demo.tgz", addr.port()),
+        "http://169.254.169.254/latest.tgz".to_string(),
+        format!("file://{}", tgz.display()),
+        format!("http://{addr}/repo.git"),
+        "git://127.0.0.1/repo.git".to_string(),
+    ];
+    for (i, spec) in cases.iter().enumerate() {
+        let dest = work.path().join(format!("dest-{i}"));
+        let (spec2, p) = (spec.clone(), proxy_url.clone());
+        let err = tokio::task::spawn_blocking(move || fetch_external(&spec2, &dest, Some(&p)))
+            .await
+            .unwrap()
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("failed"), "{spec}: {msg}");
+        if spec.starts_with("http") {
+            assert!(msg.contains("403"), "refused by the proxy: {spec}: {msg}");
+        }
+    }
+    assert!(
+        target.accept().is_err(),
+        "a buildpack URL reached the host's loopback"
+    );
+    task.abort();
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use mesh_runtime::build::{BindMount, BuildNetwork, BuildSpec, run_build};
+use mesh_runtime::build::{BindMount, BuildSpec, run_build};
 use mesh_types::desired::ImageConfig;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -64,14 +64,19 @@ pub async fn build(
             dir,
         });
     } else {
+        // URLs are fetched through a proxy with the builds' deny rules, on the host's
+        // loopback for as long as the fetches take.
+        let proxy = FetchProxy::start(b).await?;
         for (i, spec) in job.buildpacks.iter().enumerate() {
             say(format!("-----> Fetching buildpack {spec}"));
             let dir = work.path().join(format!("buildpack-{i}"));
-            let (spec2, dir2) = (spec.clone(), dir.clone());
-            tokio::task::spawn_blocking(move || crate::external::fetch_external(&spec2, &dir2))
-                .await
-                .map_err(|e| BuildFailure(e.to_string()))?
-                .map_err(|e| BuildFailure(e.to_string()))?;
+            let (spec2, dir2, url) = (spec.clone(), dir.clone(), proxy.url.clone());
+            tokio::task::spawn_blocking(move || {
+                crate::external::fetch_external(&spec2, &dir2, Some(&url))
+            })
+            .await
+            .map_err(|e| BuildFailure(e.to_string()))?
+            .map_err(|e| BuildFailure(e.to_string()))?;
             packs.push(Pack {
                 name: spec.clone(),
                 dir,
@@ -249,7 +254,7 @@ async fn run_step(
         env,
         cwd: "/app".into(),
         limits: b.limits,
-        network: BuildNetwork::Host,
+        network: b.network(),
     };
     run_build(&spec, lines.clone())
         .await
@@ -283,3 +288,46 @@ pub fn host_ca(env: &mut Vec<(String, String)>) -> Option<BindMount> {
 }
 
 const HOST_CA: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The egress proxy on the host's loopback, for fetching external buildpacks; stopped on drop.
+struct FetchProxy {
+    url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FetchProxy {
+    async fn start(b: &LocalBuilder) -> Result<FetchProxy, BuildFailure> {
+        use mesh_runtime::build::egress::{EgressPolicy, serve};
+        let cfg = &b.network;
+        let policy = EgressPolicy::with_host_addresses(cfg.deny.clone(), cfg.allow.clone())
+            .await
+            .map_err(|e| {
+                BuildFailure(format!(
+                    "reading the host's addresses for the build proxy: {e}"
+                ))
+            })?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| BuildFailure(format!("starting the buildpack fetch proxy: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| BuildFailure(format!("starting the buildpack fetch proxy: {e}")))?;
+        let task = tokio::spawn(serve(
+            listener,
+            addr.ip(),
+            std::sync::Arc::new(policy),
+            cfg.limits,
+            None,
+        ));
+        Ok(FetchProxy {
+            url: format!("http://{addr}"),
+            task,
+        })
+    }
+}
+
+impl Drop for FetchProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

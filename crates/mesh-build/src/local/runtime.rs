@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mesh_runtime::build::{BuildNetwork, BuildSpec, run_build, upper_dir};
+use mesh_runtime::build::{BuildSpec, run_build, upper_dir};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::LocalBuilder;
@@ -92,7 +92,7 @@ pub async fn layer(
         env,
         cwd: "/".into(),
         limits: b.limits,
-        network: BuildNetwork::Host,
+        network: b.network(),
     };
     let outcome = run_build(&spec, lines.clone())
         .await

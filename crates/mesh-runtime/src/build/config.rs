@@ -12,6 +12,8 @@ use crate::oci::{
 };
 
 use super::cgroups::{CPU_PERIOD_US, CPU_SHARES};
+use super::egress::is_proxy_var;
+use super::netns::BuildNet;
 use super::{BuildNetwork, BuildSpec};
 
 /// Docker's default capabilities without `NET_RAW` (see the module docs of `build`).
@@ -38,7 +40,13 @@ pub(crate) const OOM_SCORE_ADJ: i32 = 500;
 const TMP_SIZE: &str = "size=1g";
 
 /// `resolv` is the copy of the host's resolver file, for [`BuildNetwork::Host`].
-pub(crate) fn config(spec: &BuildSpec, cgroups_path: &str, resolv: &Path, nofile: u64) -> Value {
+pub(crate) fn config(
+    spec: &BuildSpec,
+    cgroups_path: &str,
+    resolv: &Path,
+    nofile: u64,
+    net: Option<&BuildNet>,
+) -> Value {
     let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let caps = strings(&BUILD_CAPABILITIES);
     let mut env: Vec<String> = Vec::new();
@@ -49,7 +57,20 @@ pub(crate) fn config(spec: &BuildSpec, cgroups_path: &str, resolv: &Path, nofile
     if !has("HOME") {
         env.push("HOME=/root".into());
     }
-    env.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
+    match net {
+        // The proxy's variables win over the build's own: a build cannot point itself past it
+        // (it could not get anywhere else anyway; this keeps its tools from trying).
+        Some(n) => {
+            env.extend(
+                spec.env
+                    .iter()
+                    .filter(|(k, _)| !is_proxy_var(k))
+                    .map(|(k, v)| format!("{k}={v}")),
+            );
+            env.extend(n.env().into_iter().map(|(k, v)| format!("{k}={v}")));
+        }
+        None => env.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}"))),
+    }
     let mut mounts = system_mounts();
     mounts.push(mount(
         "/tmp",
@@ -79,8 +100,13 @@ pub(crate) fn config(spec: &BuildSpec, cgroups_path: &str, resolv: &Path, nofile
         path: None,
     };
     let mut namespaces = vec![ns("pid"), ns("ipc"), ns("uts"), ns("mount"), ns("cgroup")];
-    if spec.network == BuildNetwork::None {
-        namespaces.push(ns("network"));
+    match (&spec.network, net) {
+        (BuildNetwork::Host, _) => {}
+        (BuildNetwork::Egress(_), Some(n)) => namespaces.push(Namespace {
+            kind: "network".into(),
+            path: Some(n.netns_path().to_string_lossy().into_owned()),
+        }),
+        _ => namespaces.push(ns("network")),
     }
     let memory = i64::try_from(spec.limits.memory_bytes).unwrap_or(i64::MAX);
     let config = Config {

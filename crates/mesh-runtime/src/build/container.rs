@@ -19,6 +19,7 @@ use crate::host::{RealSys, Sys};
 
 use super::cgroups::{self, Active};
 use super::lines::{drain, pipe, pump};
+use super::netns::BuildNet;
 use super::{BuildNetwork, BuildOutcome, BuildSpec, check_id, config::config, upper_dir};
 
 /// How long runc gets to return once the container was killed.
@@ -39,6 +40,12 @@ pub async fn run_build(spec: &BuildSpec, lines: UnboundedSender<String>) -> Resu
         program: "runc".into(),
     })?;
     let _active = Active::enter();
+    let mut net = match &spec.network {
+        BuildNetwork::Egress(cfg) => {
+            Some(BuildNet::create(cfg, &spec.id, Some(lines.clone())).await?)
+        }
+        _ => None,
+    };
     let mut container = Container {
         runc,
         state: spec.scratch.join("runc"),
@@ -48,13 +55,17 @@ pub async fn run_build(spec: &BuildSpec, lines: UnboundedSender<String>) -> Resu
         mounts: cgroups::mounts()?,
         armed: true,
     };
-    let result = match prepare(spec, &container) {
+    let result = match prepare(spec, &container, net.as_ref()) {
         Ok(()) => container.run(spec, lines).await,
         Err(e) => Err(e),
     };
     let cleaned = tokio::task::spawn_blocking(move || container.cleanup())
         .await
-        .map_err(|e| Error::invalid("build cleanup", e.to_string()))?;
+        .map_err(|e| Error::invalid("build cleanup", e.to_string()));
+    if let Some(n) = net.as_mut() {
+        n.remove().await;
+    }
+    let cleaned = cleaned?;
     let outcome = result?;
     cleaned?;
     Ok(outcome)
@@ -117,7 +128,7 @@ pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
 }
 
 /// Directories, the mount-point layer, the overlay and `config.json`.
-fn prepare(spec: &BuildSpec, c: &Container) -> Result<()> {
+fn prepare(spec: &BuildSpec, c: &Container, net: Option<&BuildNet>) -> Result<()> {
     let s = &spec.scratch;
     let mkdir =
         |p: &Path| std::fs::create_dir_all(p).context(|| format!("creating {}", p.display()));
@@ -183,7 +194,7 @@ fn prepare(spec: &BuildSpec, c: &Container) -> Result<()> {
     let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map(|(_, hard)| hard)
         .unwrap_or(NOFILE);
-    let cfg = config(spec, &c.cgroups_path, &resolv, NOFILE.min(hard));
+    let cfg = config(spec, &c.cgroups_path, &resolv, NOFILE.min(hard), net);
     let path = s.join("bundle").join("config.json");
     let bytes = serde_json::to_vec_pretty(&cfg).context(|| "encoding config.json".to_string())?;
     std::fs::write(&path, bytes).context(|| format!("writing {}", path.display()))

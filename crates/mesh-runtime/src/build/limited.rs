@@ -1,4 +1,8 @@
-//! [`run_limited`]: a host program (buildah) in a fresh cgroup of its own.
+//! [`run_limited`]: a host program (buildah) in a fresh cgroup of its own, in a sandbox of
+//! namespaces: its own PID namespace with a fresh `/proc` (it and its children see only each
+//! other), mount (private propagation), IPC and UTS namespaces, and either the network
+//! namespace of a [`BuildNet`](super::BuildNet) or a fresh one with only loopback; and
+//! no_new_privs.
 //!
 //! The program is started through `/bin/sh`, which first writes its own pid into every
 //! `cgroup.procs` of the new cgroup and only then `exec`s the program, so the program and
@@ -33,9 +37,11 @@ exec "$@""#;
 /// Output (stdout and stderr merged) goes to `lines`. The outcome says whether it succeeded,
 /// was OOM-killed or timed out; `Err` means it could not be started at all.
 ///
-/// This limits resources but does not isolate: the program sees the host's filesystem and
-/// network. It is meant for builders that isolate themselves (buildah with
-/// `--isolation chroot`).
+/// The program runs through `unshare` in its own PID (fresh `/proc`), mount, IPC and UTS
+/// namespaces, and in the network namespace at `netns` (a fresh one with only loopback when
+/// `None`). It still sees the host's filesystem (in its own mount namespace): it is meant for
+/// builders that confine their steps themselves (buildah with `--isolation chroot`).
+#[allow(clippy::too_many_arguments)]
 pub async fn run_limited(
     program: &str,
     args: &[String],
@@ -43,6 +49,7 @@ pub async fn run_limited(
     cwd: &Path,
     id: &str,
     limits: &BuildLimits,
+    netns: Option<&Path>,
     lines: UnboundedSender<String>,
 ) -> Result<BuildOutcome> {
     check_id(id)?;
@@ -57,6 +64,7 @@ pub async fn run_limited(
         .arg(OOM_SCORE_ADJ.to_string())
         .args(cg.procs_files())
         .arg("--")
+        .args(sandbox(netns))
         .arg(program)
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
@@ -90,4 +98,38 @@ pub async fn run_limited(
         timed_out,
         limits: *limits,
     })
+}
+
+/// `nsenter` into the build's network namespace (when it has one) and `unshare` with the
+/// sandbox's other namespaces, up to the program. (`unshare --net=FILE` would make a new
+/// namespace and pin it at FILE, not join it: joining is `nsenter`'s.)
+pub(crate) fn sandbox(netns: Option<&Path>) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(p) = netns {
+        out.extend([
+            "nsenter".to_string(),
+            format!("--net={}", p.display()),
+            "--".into(),
+        ]);
+    }
+    out.extend(
+        [
+            "unshare",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--mount-proc",
+            "--propagation",
+            "private",
+            "--ipc",
+            "--uts",
+        ]
+        .map(String::from),
+    );
+    if netns.is_none() {
+        out.push("--net".into());
+    }
+    // No execve in the sandbox gains privileges (setuid bits, file capabilities).
+    out.extend(["--", "setpriv", "--no-new-privs", "--"].map(String::from));
+    out
 }

@@ -84,6 +84,7 @@ fn host_network_builds_share_the_hosts_namespace_and_resolver() {
         "/widemesh_build/b-1",
         "/scratch/resolv.conf".as_ref(),
         1024,
+        None,
     );
     let ns: Vec<&str> = c["linux"]["namespaces"]
         .as_array()
@@ -120,6 +121,7 @@ fn builds_run_as_root_with_limits_and_no_raw_sockets() {
         "/widemesh_build/b-1",
         "/r".as_ref(),
         1024,
+        None,
     );
     assert!(
         c["linux"]["namespaces"]

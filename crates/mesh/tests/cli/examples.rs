@@ -272,8 +272,9 @@ fn every_example_deploys_with_one_command_and_answers() {
     envs.push("cron".into());
 
     // The Dockerfile example, from a Debian base imported into the builder's buildah storage
-    // (no registry is reachable here) and named through its declared BASE argument.
-    let storage = data.join("builds/buildah");
+    // (no registry is reachable here) and named through its declared BASE argument. buildah's
+    // storage is per environment.
+    let storage = data.join("builds/buildah/dockerfile");
     let base = PathBuf::from(mesh_runtime::image::MACHINE_CACHE).join("base-bookworm/rootfs");
     assert!(base.is_dir(), "the base image was made by the builds above");
     image_from_dir(

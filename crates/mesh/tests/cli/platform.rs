@@ -1,6 +1,6 @@
 //! Racks, providers, deployments, and logs and instances before anything runs.
 
-use crate::harness::Platform;
+use crate::harness::{Home, Platform, run_in};
 
 #[test]
 fn racks_and_providers() {
@@ -222,5 +222,40 @@ fn deployments_logs_and_instances() {
     assert_eq!(
         p.mesh(&["instances", "--json"]).ok().json(),
         serde_json::json!([])
+    );
+}
+
+/// The build network's flags are checked before anything starts: a subnet overlapping the
+/// instances' pool and a deny rule that is no CIDR are refused with what is wrong.
+#[test]
+fn build_network_flags_are_checked() {
+    let home = Home::new();
+    let out = run_in(
+        &home,
+        &[
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--build-subnet",
+            "10.231.0.0/16",
+        ],
+        None,
+    );
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr
+            .contains("--build-subnet 10.231.0.0/16 overlaps --subnet-pool"),
+        "{}",
+        out.stderr
+    );
+    let out = run_in(&home, &["up", "--build-deny", "10.0.0.0/33"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("longer than /32"), "{}", out.stderr);
+    let out = run_in(&home, &["up", "--build-allow", "registry.local"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("is not an address or CIDR"),
+        "{}",
+        out.stderr
     );
 }

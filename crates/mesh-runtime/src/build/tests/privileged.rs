@@ -238,6 +238,7 @@ async fn limited_host_processes_stream_time_out_and_run_out_of_memory() {
         "/".as_ref(),
         &id("ok"),
         &limits,
+        None,
         tx,
     )
     .await
@@ -263,6 +264,7 @@ async fn limited_host_processes_stream_time_out_and_run_out_of_memory() {
         "/".as_ref(),
         &id("hang"),
         &short,
+        None,
         tx,
     )
     .await
@@ -284,10 +286,134 @@ async fn limited_host_processes_stream_time_out_and_run_out_of_memory() {
         "/".as_ref(),
         &id("oom"),
         &small,
+        None,
         tx,
     )
     .await
     .unwrap();
     assert!(out.oom_killed, "{out:?}");
     assert_no_leftovers(&id("oom"), Path::new("/nonexistent"));
+}
+
+/// A host program run limited is in its own PID namespace (a fresh /proc lists only its own
+/// processes), its own UTS namespace, and a network namespace with nothing but loopback.
+#[tokio::test]
+async fn limited_host_programs_see_only_their_own_processes_and_no_network() {
+    if !usable() {
+        return;
+    }
+    let id = format!("mrl-{}-sbx", std::process::id());
+    let (tx, rx) = unbounded_channel();
+    let script = "ls /proc | grep -c '^[0-9]'; hostname sandboxed && hostname; \
+                  ip -o link | grep -c -v ' lo:'; cat /proc/1/cmdline | tr '\\0' ' '; echo; \
+                  grep NoNewPrivs /proc/self/status";
+    let out = run_limited(
+        "sh",
+        &["-c".to_string(), script.to_string()],
+        &[],
+        "/".as_ref(),
+        &id,
+        &BuildLimits::default(),
+        None,
+        tx,
+    )
+    .await
+    .unwrap();
+    let lines = collect(rx);
+    assert!(out.success(), "{out} {lines:?}");
+    let pids: usize = lines[0].trim().parse().unwrap();
+    assert!(pids <= 5, "the sandbox sees {pids} processes: {lines:?}");
+    assert_eq!(lines[1], "sandboxed");
+    assert_eq!(lines[2].trim(), "0", "interfaces other than lo: {lines:?}");
+    assert!(
+        lines[3].starts_with("sh -c"),
+        "pid 1 is the program: {lines:?}"
+    );
+    assert_eq!(
+        lines[4].split_whitespace().collect::<Vec<_>>(),
+        ["NoNewPrivs:", "1"]
+    );
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_ne!(host_name.trim(), "sandboxed");
+    assert_no_leftovers(&id, Path::new("/nonexistent"));
+}
+
+/// A build on the egress network, tried from inside: it sees only its own processes, reaches
+/// neither a service listening on every host address (through the host side of its veth, the
+/// host's loopback or the host's own address) nor, through the proxy, the host's loopback;
+/// only the proxy's port answers it. Its namespace, veth and table are gone afterwards.
+#[tokio::test]
+async fn an_egress_build_reaches_only_the_proxy_and_the_proxy_refuses_the_host() {
+    if !usable() || find_program("nft").is_none() {
+        return;
+    }
+    let f = fixture().await;
+    let service = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = service.local_addr().unwrap().port();
+    service.set_nonblocking(true).unwrap();
+    let host_addr = crate::build::egress::host_addresses()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.is_ipv4() && !a.is_loopback())
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let script = format!(
+        "echo procs $(ls /proc | grep -c '^[0-9]'); \
+         gw=${{HTTP_PROXY#http://}}; gw=${{gw%:*}}; echo proxy $gw; \
+         for a in 127.0.0.1 $gw {host_addr}; do \
+           if echo x | nc -w 2 $a {port} >/dev/null 2>&1; then echo reached $a; else echo refused $a; fi; \
+         done; \
+         echo get $(printf 'GET http://127.0.0.1:{port}/ HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' | nc -w 3 $gw 3128 | head -1); \
+         echo connect $(printf 'CONNECT 10.1.2.3:443 HTTP/1.1\\r\\n\\r\\n' | nc -w 3 $gw 3128 | head -1)"
+    );
+    let mut spec = f.spec("egress", &["/bin/sh", "-c", &script]);
+    let cfg = EgressConfig {
+        subnet: "10.229.0.0/16".parse().unwrap(),
+        ..EgressConfig::default()
+    };
+    spec.network = BuildNetwork::Egress(std::sync::Arc::new(cfg));
+    let (tx, rx) = unbounded_channel();
+    let out = run_build(&spec, tx).await.unwrap();
+    let lines = collect(rx);
+    assert!(out.success(), "{out}: {lines:?}");
+    let procs: usize = lines[0].strip_prefix("procs ").unwrap().parse().unwrap();
+    assert!(procs <= 6, "{lines:?}");
+    let gw = lines[1].strip_prefix("proxy ").unwrap().to_string();
+    assert!(gw.starts_with("10.229."), "{lines:?}");
+    for a in ["127.0.0.1", gw.as_str(), host_addr.as_str()] {
+        assert!(lines.contains(&format!("refused {a}")), "{a}: {lines:?}");
+    }
+    assert!(
+        lines.iter().any(|l| l.starts_with("get HTTP/1.1 403")),
+        "GET through the proxy to loopback: {lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("connect HTTP/1.1 403")),
+        "CONNECT to a private address: {lines:?}"
+    );
+    assert!(service.accept().is_err(), "the host's service was reached");
+    assert_no_leftovers(&spec.id, &spec.scratch);
+    let addrs = std::process::Command::new("ip")
+        .args(["-o", "addr"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&addrs.stdout).contains(&format!(" {gw}/30")),
+        "the veth is left"
+    );
+    assert!(
+        !Path::new("/run/netns")
+            .join(format!("wmb-{}", spec.id))
+            .exists(),
+        "the namespace is left"
+    );
+    let ruleset = std::process::Command::new("nft")
+        .args(["list", "ruleset"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&ruleset.stdout).contains(&format!("ip daddr {gw} ")),
+        "the table is left"
+    );
 }
