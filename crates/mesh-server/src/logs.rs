@@ -1,14 +1,16 @@
 //! Instance output, kept per environment in memory for up to [`MAX_AGE_MS`] and [`MAX_BYTES`]
 //! (whichever comes first, oldest dropped), with followers fed as lines arrive.
 //!
-//! Agents resend after a restart; each line carries its offset in the instance's output and lines
-//! at or below the highest offset kept for that instance are dropped as duplicates.
+//! Agents resend after a restart; each line carries its offset in the instance's output on its
+//! stream (stdout, stderr and the platform's lines are separate files, each counted from 0), and
+//! lines at or below the highest offset kept for that instance and stream are dropped as
+//! duplicates.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use mesh_types::UnixMs;
-use mesh_types::agent::{LogAck, LogLine};
+use mesh_types::agent::{LogAck, LogLine, LogStream};
 use tokio::sync::broadcast;
 
 pub const MAX_AGE_MS: UnixMs = 60 * 60 * 1000;
@@ -40,8 +42,8 @@ impl LogFilter {
 struct EnvLogs {
     lines: VecDeque<LogLine>,
     bytes: usize,
-    /// Highest offset kept per instance.
-    seen: HashMap<String, u64>,
+    /// Highest offset kept per instance and stream.
+    seen: HashMap<(String, LogStream), u64>,
     followers: broadcast::Sender<LogLine>,
 }
 
@@ -68,7 +70,7 @@ impl EnvLogs {
         if self.seen.len() > 4 * 1024 {
             let live: std::collections::HashSet<&str> =
                 self.lines.iter().map(|l| l.instance.as_str()).collect();
-            self.seen.retain(|k, _| live.contains(k.as_str()));
+            self.seen.retain(|(k, _), _| live.contains(k.as_str()));
         }
     }
 }
@@ -107,7 +109,10 @@ impl LogStore {
             let env = envs
                 .entry(line.environment.to_string())
                 .or_insert_with(EnvLogs::new);
-            let seen = env.seen.entry(line.instance.clone()).or_insert(0);
+            let seen = env
+                .seen
+                .entry((line.instance.clone(), line.stream))
+                .or_insert(0);
             if line.offset <= *seen {
                 ack.duplicates += 1;
                 continue;

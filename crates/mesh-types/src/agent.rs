@@ -25,7 +25,7 @@ pub struct StatusReport {
     pub instances: Vec<Instance>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogStream {
     Stdout,
@@ -44,9 +44,10 @@ pub struct LogLine {
     pub instance: String,
     pub stream: LogStream,
     pub text: String,
-    /// Byte position just past the line in its instance's output (so at least 1), increasing:
-    /// the control plane drops lines at or below the last position it kept, so an agent may
-    /// resend after a restart without duplicating anything.
+    /// Byte position just past the line in its instance's output on this stream (so at least
+    /// 1), increasing per instance and stream: the control plane drops lines at or below the
+    /// last position it kept for that instance and stream, so an agent may resend after a
+    /// restart without duplicating anything.
     pub offset: u64,
 }
 

@@ -55,6 +55,49 @@ fn resent_lines_are_dropped_once_kept() {
 }
 
 #[test]
+fn each_stream_of_an_instance_counts_its_own_offsets() {
+    // stdout and stderr are separate files: stderr's first line has a smaller offset than
+    // stdout's last, and must not be taken for a resend.
+    let logs = LogStore::default();
+    let mut err = line("shop", "w1", 4, 12, "oops");
+    err.stream = LogStream::Stderr;
+    let mut sys = line("shop", "w1", 3, 13, "started");
+    sys.stream = LogStream::System;
+    let batch = vec![
+        line("shop", "w1", 10, 10, "out one"),
+        line("shop", "w1", 20, 11, "out two"),
+        err.clone(),
+        sys.clone(),
+    ];
+    assert_eq!(
+        logs.ingest(batch, 20),
+        LogAck {
+            accepted: 4,
+            duplicates: 0
+        }
+    );
+    // A resend of stderr is still a duplicate, and a later stderr line is kept.
+    let mut err2 = line("shop", "w1", 9, 14, "oops again");
+    err2.stream = LogStream::Stderr;
+    assert_eq!(
+        logs.ingest(vec![err, err2], 20),
+        LogAck {
+            accepted: 1,
+            duplicates: 1
+        }
+    );
+    let texts: Vec<_> = logs
+        .query("shop", 0, &LogFilter::default())
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    assert_eq!(
+        texts,
+        ["out one", "out two", "oops", "started", "oops again"]
+    );
+}
+
+#[test]
 fn since_and_filters_select_lines() {
     let logs = LogStore::default();
     logs.ingest(

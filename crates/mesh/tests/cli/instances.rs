@@ -391,10 +391,12 @@ fn services_run_as_isolated_supervised_instances() {
         "app",
         "--",
         "echo \"once $GREETING\"; grep '^Seccomp:' /proc/self/status; \
-         unshare -U true || echo userns-denied; exit 4",
+         unshare -U true || echo userns-denied; echo run-stderr >&2; exit 4",
     ]);
     assert_eq!(one.code, 4, "{}", one.stderr);
     assert!(one.stdout.contains("once hello"), "{}", one.stdout);
+    // stderr has its own offsets: its lines are not taken for resends of stdout's.
+    assert!(one.stderr.contains("run-stderr"), "{}", one.stderr);
     for line in ["Seccomp:\t2", "userns-denied"] {
         assert!(
             one.stdout.lines().any(|l| l == line),
