@@ -6,7 +6,6 @@
 //! A build's own network namespace can reach nothing but the proxy's port on the host side of
 //! its veth (see [`super::netns`]), so every connection out of a build goes through here.
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -18,68 +17,9 @@ use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
 
-/// An IPv4 or IPv6 network in CIDR form (`10.0.0.0/8`, `fc00::/7`); a bare address is a /32 or
-/// /128.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    pub fn new(addr: IpAddr, prefix: u8) -> std::result::Result<Self, String> {
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        if prefix > max {
-            return Err(format!("prefix /{prefix} is longer than /{max}"));
-        }
-        Ok(Cidr { addr, prefix })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-impl FromStr for Cidr {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let (a, p) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let addr: IpAddr = a
-            .parse()
-            .map_err(|_| format!("{s:?} is not an address or CIDR (like 10.0.0.0/8)"))?;
-        let prefix = match p {
-            Some(p) => p
-                .parse::<u8>()
-                .map_err(|_| format!("{s:?}: the prefix length is not a number"))?,
-            None if addr.is_ipv4() => 32,
-            None => 128,
-        };
-        Cidr::new(addr, prefix).map_err(|e| format!("{s:?}: {e}"))
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
+/// The one address-range type of the platform (also the router's trusted proxies): it refuses
+/// host bits past the prefix with a hint, and matches IPv4-mapped IPv6 addresses as IPv4.
+pub use mesh_types::Cidr;
 
 /// Ranges no build reaches unless the operator allows them (`--build-allow`), with the reason
 /// a refusal gives.

@@ -33,7 +33,7 @@ pub struct BuildArgs {
 }
 
 fn parse_cidr(s: &str) -> Result<mesh_runtime::build::Cidr, String> {
-    s.parse()
+    s.parse().map_err(|e: mesh_types::CidrError| e.to_string())
 }
 
 impl BuildArgs {

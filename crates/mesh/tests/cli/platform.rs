@@ -250,11 +250,24 @@ fn build_network_flags_are_checked() {
     );
     let out = run_in(&home, &["up", "--build-deny", "10.0.0.0/33"], None);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("longer than /32"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("prefix length '33' is not a number from 0 to 32"),
+        "{}",
+        out.stderr
+    );
+    let out = run_in(&home, &["up", "--build-deny", "10.1.2.3/8"], None);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("did you mean 10.0.0.0/8?"),
+        "{}",
+        out.stderr
+    );
     let out = run_in(&home, &["up", "--build-allow", "registry.local"], None);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
-        out.stderr.contains("is not an address or CIDR"),
+        out.stderr
+            .contains("'registry.local' is not an IPv4 or IPv6 address"),
         "{}",
         out.stderr
     );
