@@ -3,7 +3,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use mesh_types::api::{CreateStack, Stack, UpdateStack, check_command};
+use mesh_types::ErrorCode;
+use mesh_types::api::{CreateStack, Role, Stack, UpdateStack, check_command};
 use mesh_types::desired::ImageRef;
 
 use super::{Created, JsonBody, audit, created};
@@ -69,6 +70,29 @@ fn check_buildpack(b: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether a buildpack is read from the build host's own disk (a directory or `file://`), which
+/// a tenant must not be able to point at: only an operator (an admin token) may.
+fn on_build_host(b: &str) -> bool {
+    b.starts_with('/') || b.starts_with("file://")
+}
+
+/// Buildpacks on the build host's disk are the operator's to name, not a tenant's.
+fn check_buildpack_source(req: &UpdateStack, caller: &Caller) -> ApiResult<()> {
+    if caller.role == Role::Admin {
+        return Ok(());
+    }
+    match req.buildpacks.iter().flatten().find(|b| on_build_host(b)) {
+        Some(b) => Err(ApiError::new(
+            ErrorCode::PermissionDenied,
+            format!(
+                "buildpack {b:?} is on the build host's disk: only an admin token may set one; \
+                 give an http(s) URL of a .tgz or a git URL"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn check_update(req: &UpdateStack) -> ApiResult<()> {
     if let Some(cmd) = req.release_command.as_deref().filter(|c| !c.is_empty()) {
         check_command("release command", cmd).map_err(ApiError::invalid)?;
@@ -114,6 +138,7 @@ pub async fn update(
     JsonBody(req): JsonBody<UpdateStack>,
 ) -> ApiResult<Json<Stack>> {
     check_update(&req)?;
+    check_buildpack_source(&req, &caller)?;
     let updated = state
         .store()
         .update_stack(&env, &stack, &req, state.now())

@@ -306,6 +306,45 @@ async fn scoped_tokens(s: &TestServer) {
         StatusCode::OK,
     )
     .await;
+    // A buildpack on the build host's disk is the operator's to name: a developer pointing one
+    // at a host directory or a file:// URL would have the build host copy it.
+    for hostile in ["/etc", "/var/lib/widemesh", "file:///root/bp.tgz"] {
+        err(
+            as_token(
+                s,
+                &dev,
+                Method::PATCH,
+                "/v1/environments/shop/stacks/app",
+                json!({"buildpacks": [hostile]}),
+            )
+            .await,
+            StatusCode::FORBIDDEN,
+            "permission_denied",
+            "is on the build host's disk: only an admin token may set one",
+        )
+        .await;
+    }
+    ok::<Value>(
+        as_token(
+            s,
+            &dev,
+            Method::PATCH,
+            "/v1/environments/shop/stacks/app",
+            json!({"buildpacks": ["https://example.com/bp.tgz"]}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    ok::<Value>(
+        s.patch(
+            "/v1/environments/shop/stacks/app",
+            json!({"buildpacks": ["/srv/buildpacks/mine"]}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
     let events: Vec<Value> = s.get_ok("/v1/events?limit=20").await;
     assert!(
         events.iter().any(|e| e["actor"] == "dev2"
