@@ -207,7 +207,8 @@ impl MasterKey {
         Ok(Self(arr))
     }
 
-    pub(crate) fn seal(&self, purpose: Purpose, plaintext: &[u8]) -> StoreResult<Vec<u8>> {
+    /// A fresh random nonce and `plaintext` encrypted under it with `aad`.
+    fn encrypt(&self, aad: &[u8], plaintext: &[u8]) -> StoreResult<([u8; NONCE_LEN], Vec<u8>)> {
         let mut nonce = [0u8; NONCE_LEN];
         fill_random(&mut nonce)?;
         let ciphertext = self
@@ -216,10 +217,15 @@ impl MasterKey {
                 XNonce::from_slice(&nonce),
                 Payload {
                     msg: plaintext,
-                    aad: purpose.aad(),
+                    aad,
                 },
             )
             .map_err(|_| StoreError::Crypto)?;
+        Ok((nonce, ciphertext))
+    }
+
+    pub(crate) fn seal(&self, purpose: Purpose, plaintext: &[u8]) -> StoreResult<Vec<u8>> {
+        let (nonce, ciphertext) = self.encrypt(purpose.aad(), plaintext)?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
         out.push(FORMAT_V1);
         out.extend_from_slice(&nonce);
@@ -259,18 +265,7 @@ impl MasterKey {
 
     /// Seals `plaintext` in format 2, bound to `owner`.
     pub(crate) fn seal_for(&self, owner: &Owner, plaintext: &[u8]) -> StoreResult<Vec<u8>> {
-        let mut nonce = [0u8; NONCE_LEN];
-        fill_random(&mut nonce)?;
-        let ciphertext = self
-            .cipher()
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: owner.bytes(),
-                },
-            )
-            .map_err(|_| StoreError::Crypto)?;
+        let (nonce, ciphertext) = self.encrypt(owner.bytes(), plaintext)?;
         let mut out = Vec::with_capacity(1 + KEY_ID_LEN + NONCE_LEN + ciphertext.len());
         out.push(FORMAT_V2);
         out.extend_from_slice(&self.id());
