@@ -224,6 +224,21 @@ impl MasterKey {
         Ok((nonce, ciphertext))
     }
 
+    /// `nonce || ciphertext+tag` decrypted with `aad`; `None` if the tag does not verify. The
+    /// caller has checked `sealed` holds at least a nonce.
+    fn decrypt(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        self.cipher()
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad,
+                },
+            )
+            .ok()
+    }
+
     pub(crate) fn seal(&self, purpose: Purpose, plaintext: &[u8]) -> StoreResult<Vec<u8>> {
         let (nonce, ciphertext) = self.encrypt(purpose.aad(), plaintext)?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
@@ -238,16 +253,7 @@ impl MasterKey {
             Some((&FORMAT_V1, rest)) if rest.len() >= NONCE_LEN => rest,
             _ => return Err(StoreError::Crypto),
         };
-        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
-        self.cipher()
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: purpose.aad(),
-                },
-            )
-            .map_err(|_| StoreError::Crypto)
+        self.decrypt(purpose.aad(), rest).ok_or(StoreError::Crypto)
     }
 
     pub(crate) fn seal_str(&self, purpose: Purpose, plaintext: &str) -> StoreResult<Vec<u8>> {
@@ -285,16 +291,8 @@ impl MasterKey {
         if id != self.id() {
             return Err(OpenError::WrongKey);
         }
-        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
-        self.cipher()
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: owner.bytes(),
-                },
-            )
-            .map_err(|_| OpenError::OtherOwner)
+        self.decrypt(owner.bytes(), rest)
+            .ok_or(OpenError::OtherOwner)
     }
 
     pub(crate) fn seal_str_for(&self, owner: &Owner, plaintext: &str) -> StoreResult<Vec<u8>> {
