@@ -9,6 +9,7 @@ mod env;
 mod provider;
 mod rack;
 mod run;
+mod scope;
 mod ship;
 mod stack;
 mod svc;
@@ -22,6 +23,9 @@ use mesh_client::Client;
 use crate::role;
 use crate::settings;
 use crate::target::{self, Target};
+
+pub use scope::{EnvTarget, StackTarget};
+use scope::{Flags, Given, Scope};
 
 /// Widemesh: deploy and run apps on servers you own.
 ///
@@ -38,29 +42,29 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Args)]
 pub struct Global {
-    /// Environment to act on [default: the one in .mesh/link.toml]; `mesh token create` takes it
-    /// once for each environment the token reaches
-    #[arg(
-        short = 'e',
-        long = "env",
-        env = "MESH_ENV",
-        global = true,
-        value_name = "ENV",
-        action = clap::ArgAction::Append
-    )]
-    pub env: Vec<String>,
-    /// Stack to act on [default: the one in .mesh/link.toml]
-    #[arg(
-        short = 's',
-        long = "stack",
-        env = "MESH_STACK",
-        global = true,
-        value_name = "STACK"
-    )]
-    pub stack: Option<String>,
     /// Print the API's JSON instead of tables and text
     #[arg(long, global = true)]
     pub json: bool,
+    /// `mesh -e ENV COMMAND`: --env before the command, still accepted for the commands that
+    /// take it (see `scope`); hidden so that only those commands show it
+    #[arg(
+        short = 'e',
+        long = "env",
+        id = "env_before",
+        hide = true,
+        value_name = "ENV",
+        action = clap::ArgAction::Append
+    )]
+    pub env_before: Vec<String>,
+    /// `mesh -s STACK COMMAND`: --stack before the command, as --env above
+    #[arg(
+        short = 's',
+        long = "stack",
+        id = "stack_before",
+        hide = true,
+        value_name = "STACK"
+    )]
+    pub stack_before: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,31 +86,64 @@ pub enum Command {
     /// `mesh link --env ENV --stack STACK` writes .mesh/link.toml here; commands run in this
     /// directory or below use it when --env / --stack (MESH_ENV / MESH_STACK) are not given.
     /// The first successful `mesh deploy` writes it too.
-    Link,
+    Link {
+        #[command(flatten)]
+        target: StackTarget,
+    },
     /// Environments: network-isolated groups of stacks
     #[command(subcommand)]
     Env(env::EnvCmd),
     /// Create things (`mesh create stack`)
-    #[command(subcommand)]
-    Create(stack::CreateCmd),
+    Create {
+        #[command(flatten)]
+        target: StackTarget,
+        #[command(subcommand)]
+        cmd: stack::CreateCmd,
+    },
     /// Stacks: one version of source code plus shared config
-    #[command(subcommand)]
-    Stack(stack::StackCmd),
+    Stack {
+        #[command(flatten)]
+        target: StackTarget,
+        #[command(subcommand)]
+        cmd: stack::StackCmd,
+    },
     /// Config variables of the chosen stack (same as `mesh stack config`)
-    #[command(subcommand)]
-    Config(config::ConfigCmd),
+    Config {
+        #[command(flatten)]
+        target: StackTarget,
+        #[command(subcommand)]
+        cmd: config::ConfigCmd,
+    },
     /// Services: web services, workers and cron jobs of a stack
-    #[command(subcommand, visible_alias = "service")]
-    Svc(svc::SvcCmd),
+    #[command(visible_alias = "service")]
+    Svc {
+        #[command(flatten)]
+        target: StackTarget,
+        #[command(subcommand)]
+        cmd: svc::SvcCmd,
+    },
     /// Services of the environment and their status
-    #[command(subcommand)]
-    Services(svc::ServicesCmd),
+    Services {
+        #[command(flatten)]
+        target: StackTarget,
+        #[command(subcommand)]
+        cmd: svc::ServicesCmd,
+    },
     /// Endpoints: platform aliases and custom domains routing to services
-    #[command(subcommand)]
-    Endpoint(endpoint::EndpointCmd),
+    Endpoint {
+        #[command(flatten)]
+        target: StackTarget,
+        #[command(subcommand)]
+        cmd: endpoint::EndpointCmd,
+    },
     /// TLS certificates of the environment's endpoints
-    #[command(subcommand, visible_alias = "cert")]
-    Certificate(cert::CertCmd),
+    #[command(visible_alias = "cert")]
+    Certificate {
+        #[command(flatten)]
+        target: EnvTarget,
+        #[command(subcommand)]
+        cmd: cert::CertCmd,
+    },
     /// Racks: groups of same-size servers of one provider in one region
     #[command(subcommand)]
     Rack(rack::RackCmd),
@@ -114,22 +151,54 @@ pub enum Command {
     #[command(subcommand)]
     Provider(provider::ProviderCmd),
     /// Deployments of the chosen stack: v0, v1, ...
-    #[command(subcommand)]
-    Deployments(deploy::DeploymentsCmd),
+    Deployments {
+        #[command(flatten)]
+        target: StackTarget,
+        #[command(subcommand)]
+        cmd: deploy::DeploymentsCmd,
+    },
     /// Build and release this directory to the chosen stack (created, with its environment,
     /// on a first deploy) and follow it until it answers
-    Deploy(ship::DeployArgs),
+    Deploy {
+        #[command(flatten)]
+        target: StackTarget,
+        #[command(flatten)]
+        args: ship::DeployArgs,
+    },
     /// Return the stack to an earlier deployment's image, as a new deployment
-    Rollback(ship::RollbackArgs),
+    Rollback {
+        #[command(flatten)]
+        target: StackTarget,
+        #[command(flatten)]
+        args: ship::RollbackArgs,
+    },
     /// Show the output of the environment's instances
-    Logs(deploy::LogsArgs),
+    Logs {
+        #[command(flatten)]
+        target: StackTarget,
+        #[command(flatten)]
+        args: deploy::LogsArgs,
+    },
     /// List the running instances of the environment
-    Instances,
+    Instances {
+        #[command(flatten)]
+        target: StackTarget,
+    },
     /// Run a command in a new one-off instance of the stack, with its config; exits with the
     /// command's exit code
-    Run(run::RunArgs),
+    Run {
+        #[command(flatten)]
+        target: StackTarget,
+        #[command(flatten)]
+        args: run::RunArgs,
+    },
     /// Run a command inside a running instance; exits with the command's exit code
-    Exec(run::ExecArgs),
+    Exec {
+        #[command(flatten)]
+        target: StackTarget,
+        #[command(flatten)]
+        args: run::ExecArgs,
+    },
     /// API tokens
     #[command(subcommand)]
     Token(access::TokenCmd),
@@ -152,10 +221,60 @@ impl Command {
     }
 }
 
+impl Command {
+    /// The command's name for messages, which of `--env` / `--stack` it takes and what it was
+    /// given. The one place that says which commands act on an environment or a stack.
+    fn scope(&self) -> (&'static str, Scope, Given) {
+        let stack = |name, t: &StackTarget| (name, Scope::EnvStack, Given::from(t));
+        let env = |name, t: &EnvTarget| (name, Scope::Env, Given::from(t));
+        let none = |name| (name, Scope::None, Given::default());
+        match self {
+            Command::Up(_) => none("up"),
+            Command::Server(_) => none("server"),
+            Command::Agent(_) => none("agent"),
+            Command::Router(_) => none("router"),
+            Command::Login(_) => none("login"),
+            Command::Whoami => none("whoami"),
+            Command::Link { target } => stack("link", target),
+            Command::Env(env::EnvCmd::Show { target, .. }) => env("env show", target),
+            Command::Env(_) => none("env"),
+            Command::Create { target, .. } => stack("create", target),
+            Command::Stack { target, .. } => stack("stack", target),
+            Command::Config { target, .. } => stack("config", target),
+            Command::Svc { target, .. } => stack("svc", target),
+            Command::Services { target, .. } => stack("services", target),
+            Command::Endpoint { target, .. } => stack("endpoint", target),
+            Command::Certificate { target, .. } => env("certificate", target),
+            Command::Rack(_) => none("rack"),
+            Command::Provider(_) => none("provider"),
+            Command::Deployments { target, .. } => stack("deployments", target),
+            Command::Deploy { target, .. } => stack("deploy", target),
+            Command::Rollback { target, .. } => stack("rollback", target),
+            Command::Logs { target, .. } => stack("logs", target),
+            Command::Instances { target } => stack("instances", target),
+            Command::Run { target, .. } => stack("run", target),
+            Command::Exec { target, .. } => stack("exec", target),
+            Command::Token(access::TokenCmd::Create(args)) => (
+                "token create",
+                Scope::Env,
+                Given {
+                    env: args.env.clone(),
+                    stack: None,
+                },
+            ),
+            Command::Token(_) => none("token"),
+            Command::Events(_) => none("events"),
+            Command::Completions { .. } => none("completions"),
+        }
+    }
+}
+
 /// What every client command needs, loaded on first use.
 #[derive(Debug)]
 pub struct Ctx {
     pub global: Global,
+    /// `--env` / `--stack` as the command took them (see `scope`).
+    pub flags: Flags,
     pub cwd: PathBuf,
 }
 
@@ -163,19 +282,15 @@ fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-impl Global {
-    /// The one `--env` of a command that acts on one environment.
-    pub fn env_flag(&self) -> Result<Option<String>> {
-        let given: Vec<&String> = self.env.iter().filter(|s| !s.is_empty()).collect();
-        match given.as_slice() {
-            [] => Ok(None),
-            [one] => Ok(Some(one.to_string())),
-            _ => anyhow::bail!(
-                "--env was given {} times; this command acts on one environment (only `mesh \
-                 token create` takes several)",
-                given.len()
-            ),
-        }
+impl Cli {
+    /// The command's `--env` / `--stack`, merged with those given before it and the variables.
+    pub fn flags(&self) -> Result<Flags> {
+        let (name, scope, after) = self.command.scope();
+        let before = Given {
+            env: self.global.env_before.clone(),
+            stack: self.global.stack_before.clone(),
+        };
+        scope::merge(name, scope, after, before, &env_var)
     }
 }
 
@@ -196,8 +311,8 @@ impl Ctx {
     pub fn target(&self) -> Result<Target> {
         let link = target::find_link(&self.cwd)?.map(|(_, l)| l);
         Ok(Target {
-            env_flag: self.global.env_flag()?,
-            stack_flag: self.global.stack.clone().filter(|s| !s.is_empty()),
+            env_flag: self.flags.one_env()?,
+            stack_flag: self.flags.stack.clone(),
             link,
         })
     }
@@ -205,8 +320,10 @@ impl Ctx {
 
 pub async fn run(cli: Cli) -> Result<()> {
     let cwd = std::env::current_dir().context("cannot tell the current directory")?;
+    let flags = cli.flags()?;
     let ctx = Ctx {
         global: cli.global,
+        flags,
         cwd,
     };
     match cli.command {
@@ -216,24 +333,24 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Router(args) => role::router(args).await,
         Command::Login(args) => access::login(&ctx, args).await,
         Command::Whoami => access::whoami(&ctx).await,
-        Command::Link => link(&ctx).await,
+        Command::Link { .. } => link(&ctx).await,
         Command::Env(cmd) => env::run(&ctx, cmd).await,
-        Command::Create(cmd) => stack::create(&ctx, cmd).await,
-        Command::Stack(cmd) => stack::run(&ctx, cmd).await,
-        Command::Config(cmd) => config::run(&ctx, cmd).await,
-        Command::Svc(cmd) => svc::run(&ctx, cmd).await,
-        Command::Services(cmd) => svc::services(&ctx, cmd).await,
-        Command::Endpoint(cmd) => endpoint::run(&ctx, cmd).await,
-        Command::Certificate(cmd) => cert::run(&ctx, cmd).await,
+        Command::Create { cmd, .. } => stack::create(&ctx, cmd).await,
+        Command::Stack { cmd, .. } => stack::run(&ctx, cmd).await,
+        Command::Config { cmd, .. } => config::run(&ctx, cmd).await,
+        Command::Svc { cmd, .. } => svc::run(&ctx, cmd).await,
+        Command::Services { cmd, .. } => svc::services(&ctx, cmd).await,
+        Command::Endpoint { cmd, .. } => endpoint::run(&ctx, cmd).await,
+        Command::Certificate { cmd, .. } => cert::run(&ctx, cmd).await,
         Command::Rack(cmd) => rack::run(&ctx, cmd).await,
         Command::Provider(cmd) => provider::run(&ctx, cmd).await,
-        Command::Deployments(cmd) => deploy::deployments(&ctx, cmd).await,
-        Command::Deploy(args) => ship::deploy(&ctx, args).await,
-        Command::Rollback(args) => ship::rollback(&ctx, args).await,
-        Command::Logs(args) => deploy::logs(&ctx, args).await,
-        Command::Instances => deploy::instances(&ctx).await,
-        Command::Run(args) => run::run(&ctx, args).await,
-        Command::Exec(args) => run::exec(&ctx, args).await,
+        Command::Deployments { cmd, .. } => deploy::deployments(&ctx, cmd).await,
+        Command::Deploy { args, .. } => ship::deploy(&ctx, args).await,
+        Command::Rollback { args, .. } => ship::rollback(&ctx, args).await,
+        Command::Logs { args, .. } => deploy::logs(&ctx, args).await,
+        Command::Instances { .. } => deploy::instances(&ctx).await,
+        Command::Run { args, .. } => run::run(&ctx, args).await,
+        Command::Exec { args, .. } => run::exec(&ctx, args).await,
         Command::Token(cmd) => access::token(&ctx, cmd).await,
         Command::Events(args) => access::events(&ctx, args).await,
         Command::Completions { shell } => {
@@ -246,13 +363,13 @@ pub async fn run(cli: Cli) -> Result<()> {
 
 /// `mesh link`: checks the environment (and stack) exist, then writes the link file here.
 async fn link(ctx: &Ctx) -> Result<()> {
-    let env = ctx.global.env_flag()?.ok_or_else(|| {
+    let env = ctx.flags.one_env()?.ok_or_else(|| {
         crate::failure::hinted(
             "`mesh link` needs an environment: pass --env ENV",
             "list environments with `mesh env ls`",
         )
     })?;
-    let stack = ctx.global.stack.clone().filter(|s| !s.is_empty());
+    let stack = ctx.flags.stack.clone();
     let client = ctx.client()?;
     let details = client.environment(&env).await?;
     let path = target::write_link(

@@ -41,6 +41,9 @@ pub struct CreateTokenArgs {
     /// How long the token works, such as 30d or 12h; without it, until deleted
     #[arg(long, value_name = "DURATION")]
     expires: Option<String>,
+    /// An environment the token reaches (developer and viewer tokens); once for each
+    #[arg(short = 'e', long = "env", value_name = "ENV", action = clap::ArgAction::Append)]
+    pub env: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -54,7 +57,7 @@ fn role(r: Role) -> &'static str {
     r.as_str()
 }
 
-/// `envs`: the global `--env`, given once for each environment the token reaches.
+/// `envs`: `--env`, given once for each environment the token reaches.
 fn create_request(args: CreateTokenArgs, envs: &[String]) -> Result<CreateToken> {
     let Some(r) = args.role else {
         anyhow::bail!(
@@ -170,7 +173,7 @@ pub async fn token(ctx: &Ctx, cmd: TokenCmd) -> Result<()> {
     let client = ctx.client()?;
     match cmd {
         TokenCmd::Create(args) => {
-            let req = create_request(args, &ctx.global.env)?;
+            let req = create_request(args, &ctx.flags.env)?;
             let created = client.create_token(&req).await?;
             if ctx.json() {
                 print_json(&created);

@@ -28,6 +28,8 @@ pub enum EnvCmd {
     Show {
         /// [default: the chosen environment]
         name: Option<String>,
+        #[command(flatten)]
+        target: super::EnvTarget,
     },
     /// Delete an environment and everything in it
     Delete {
@@ -93,7 +95,7 @@ pub async fn run(ctx: &Ctx, cmd: EnvCmd) -> Result<()> {
                 print(env_table(&envs));
             }
         }
-        EnvCmd::Show { name } => {
+        EnvCmd::Show { name, .. } => {
             let name = match name {
                 Some(n) => n,
                 None => ctx.target()?.env()?.to_string(),

@@ -78,20 +78,80 @@ fn the_documented_commands_parse() {
     }
 }
 
+fn flags(line: &str) -> anyhow::Result<super::Flags> {
+    parse(line).flags()
+}
+
 #[test]
-fn global_flags_go_anywhere() {
+fn target_flags_go_anywhere_after_the_command_and_before_it() {
     let cli = parse("svc list --env shop -s app --json");
-    assert_eq!(cli.global.env_flag().unwrap().as_deref(), Some("shop"));
-    assert_eq!(cli.global.stack.as_deref(), Some("app"));
+    let f = cli.flags().unwrap();
+    assert_eq!(f.one_env().unwrap().as_deref(), Some("shop"));
+    assert_eq!(f.stack.as_deref(), Some("app"));
     assert!(cli.global.json);
-    let cli = parse("-e shop config list");
-    assert_eq!(cli.global.env_flag().unwrap().as_deref(), Some("shop"));
-    let cli = parse("token create dev --role developer --env shop -e staging");
-    assert_eq!(cli.global.env, ["shop", "staging"]);
-    assert!(
-        cli.global.env_flag().is_err(),
-        "one environment only elsewhere"
-    );
+    let f = flags("svc --env shop list").unwrap();
+    assert_eq!(f.one_env().unwrap().as_deref(), Some("shop"));
+    let f = flags("-e shop config list").unwrap();
+    assert_eq!(f.one_env().unwrap().as_deref(), Some("shop"));
+    let f = flags("-e shop -s app stack config list").unwrap();
+    assert_eq!(f.stack.as_deref(), Some("app"));
+    let f = flags("token create dev --role developer --env shop -e staging").unwrap();
+    assert_eq!(f.env, ["shop", "staging"]);
+    assert!(f.one_env().is_err(), "one environment only elsewhere");
+    usage_error("config list --env a --env b");
+}
+
+/// The `--help` text of `mesh <line>`.
+fn help(line: &str) -> String {
+    let mut cmd = Cli::command();
+    cmd.build(); // propagates the flags of `svc` to `svc create` and so on
+    let mut sub = &mut cmd;
+    for name in line.split(' ') {
+        sub = sub
+            .find_subcommand_mut(name)
+            .unwrap_or_else(|| panic!("no subcommand {name} in `mesh {line}`"));
+    }
+    sub.render_long_help().to_string()
+}
+
+#[test]
+fn env_and_stack_are_offered_only_where_they_mean_something() {
+    for line in [
+        "up", "server", "agent", "router", "login", "whoami", "rack", "rack list", "provider",
+        "token list", "token delete", "events", "env ls", "env create", "env delete",
+    ] {
+        let h = help(line);
+        assert!(!h.contains("--env"), "`mesh {line} --help` offers --env:\n{h}");
+        assert!(!h.contains("--stack"), "`mesh {line} --help` offers --stack:\n{h}");
+    }
+    for line in ["certificate list", "env show", "token create"] {
+        let h = help(line);
+        assert!(h.contains("--env"), "`mesh {line} --help` lacks --env:\n{h}");
+        assert!(!h.contains("--stack"), "`mesh {line} --help` offers --stack:\n{h}");
+    }
+    for line in [
+        "deploy", "rollback", "config set", "stack config list", "svc create", "services list",
+        "endpoint publish", "deployments list", "logs", "instances", "run", "exec", "link",
+        "create stack",
+    ] {
+        let h = help(line);
+        assert!(h.contains("--env"), "`mesh {line} --help` lacks --env:\n{h}");
+        assert!(h.contains("--stack"), "`mesh {line} --help` lacks --stack:\n{h}");
+    }
+    let top = help("deploy");
+    assert!(top.contains("--json"), "--json stays global");
+}
+
+#[test]
+fn target_flags_are_refused_where_they_mean_nothing() {
+    usage_error("up --env shop");
+    usage_error("rack list --stack app");
+    usage_error("certificate list --stack app");
+    usage_error("token list --env shop");
+    let err = flags("-e shop up").unwrap_err();
+    assert!(err.to_string().contains("`mesh up` takes no --env"), "{err}");
+    let err = flags("-s app certificate list").unwrap_err();
+    assert!(err.to_string().contains("no --stack"), "{err}");
 }
 
 #[test]
@@ -111,7 +171,10 @@ fn roles_are_told_apart() {
     assert!(parse("up").command.is_role());
     assert!(parse("server").command.is_role());
     assert!(!parse("env ls").command.is_role());
-    assert!(matches!(parse("instances").command, Command::Instances));
+    assert!(matches!(
+        parse("instances").command,
+        Command::Instances { .. }
+    ));
 }
 
 #[test]
