@@ -234,7 +234,7 @@ async fn a_deadline_moved_later_leaves_its_timer_alone_and_fires_at_the_last_tim
 
 #[test]
 fn a_head_may_end_only_at_an_empty_line() {
-    use super::head_may_end;
+    use super::read::head_may_end;
     assert!(head_may_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
     assert!(head_may_end(b"GET / HTTP/1.1\nHost: a\n\n"));
     assert!(head_may_end(b"\n\r\n"));
