@@ -106,7 +106,7 @@ where
 
 /// An instance not tried yet, with a pooled or new connection to it. The access record
 /// counts each attempt, holds the instance's in-flight count, and keeps the last connect
-/// failure (the error of a 502 once no instance is left).
+/// failure (the error of a 502 once no instance is left), cleared once an instance takes it.
 async fn pick(state: &ProxyState, upstream: &Upstream, access: &mut Access) -> Result<Sent, Fault> {
     let mut tried = Tried::new();
     loop {
@@ -121,6 +121,7 @@ async fn pick(state: &ProxyState, upstream: &Upstream, access: &mut Access) -> R
         access.in_flight = Some(instance.in_flight.start());
         let addr = instance.addr;
         if let Some(conn) = state.h1_pool.take(addr) {
+            access.error = None; // an earlier instance's refusal is not this request's error
             return Ok(Sent {
                 conn,
                 addr,
@@ -134,6 +135,7 @@ async fn pick(state: &ProxyState, upstream: &Upstream, access: &mut Access) -> R
         );
         match state.h1_pool.connect(addr).await {
             Ok(conn) => {
+                access.error = None;
                 return Ok(Sent {
                     conn,
                     addr,
