@@ -26,9 +26,9 @@
 //!   (which must not exist) and renamed into place at the end, so a refusal, an error or a crash
 //!   never leaves half a tree at the destination. Directory modes are applied last, deepest
 //!   first, so a read-only directory does not stop its own children from being written.
-//! - **Only known types.** Pax global headers carry no file and are skipped; sparse files,
-//!   contiguous-file oddities aside (read as regular files), and anything else unknown are
-//!   refused.
+//! - **Only known types.** Regular (and contiguous) files, directories, symlinks, and what the
+//!   rules below allow. Pax global headers carry no file and are skipped; sparse files and
+//!   anything else are refused, naming the type.
 //!
 //! # What differs by kind ([`Rules`])
 //!

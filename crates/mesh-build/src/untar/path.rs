@@ -39,7 +39,7 @@ pub(crate) fn entry_path(raw: &Path) -> Result<Option<PathBuf>, String> {
 }
 
 /// The first of `rel`'s parent directories that `is_link` says is a symlink.
-pub(crate) fn link_above<'p>(rel: &'p Path, is_link: impl Fn(&Path) -> bool) -> Option<&'p Path> {
+pub(crate) fn link_above(rel: &Path, is_link: impl Fn(&Path) -> bool) -> Option<&Path> {
     rel.ancestors().skip(1).find(|a| is_link(a))
 }
 
