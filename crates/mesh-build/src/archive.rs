@@ -6,7 +6,6 @@
 
 mod error;
 mod pack;
-mod path;
 mod unpack;
 
 pub use error::ArchiveError;
@@ -32,7 +31,7 @@ pub struct PackedSource {
     pub size: u64,
 }
 
-/// Bounds on what [`unpack`] accepts.
+/// Bounds on what [`unpack`] accepts; the path rules and the other limits are [`crate::untar`]'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest compressed archive accepted, checked before anything is read.
@@ -41,6 +40,15 @@ pub struct Limits {
     pub max_unpacked_bytes: u64,
     /// Most entries (files, directories and symlinks together).
     pub max_files: u64,
+}
+
+impl From<&Limits> for crate::untar::Limits {
+    fn from(l: &Limits) -> Self {
+        crate::untar::Limits {
+            max_bytes: l.max_unpacked_bytes,
+            max_entries: l.max_files,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -63,10 +71,21 @@ pub struct UnpackStats {
     pub bytes: u64,
 }
 
+impl From<crate::untar::Stats> for UnpackStats {
+    fn from(s: crate::untar::Stats) -> Self {
+        UnpackStats {
+            files: s.files,
+            dirs: s.dirs,
+            symlinks: s.symlinks,
+            bytes: s.bytes,
+        }
+    }
+}
+
 /// Permission bits stored and restored: only whether a file is executable survives, so that the
 /// packer's umask and ownership never leak into the digest or the build.
 pub(crate) fn normalized_mode(mode: u32) -> u32 {
-    if mode & 0o111 != 0 { 0o755 } else { 0o644 }
+    crate::untar::file_mode(crate::untar::Modes::Executable, mode)
 }
 
 #[cfg(test)]

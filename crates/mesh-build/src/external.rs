@@ -15,13 +15,24 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use flate2::read::GzDecoder;
 use thiserror::Error;
 
 pub use spec::{BuildpackSpec, validate_buildpack_spec};
 
+use crate::untar::{self, Input, Limits, Rules, UntarError};
+
 /// How long one download or clone may take.
 const FETCH_TIMEOUT_SECS: u32 = 300;
+
+/// Largest buildpack tarball downloaded: the compressed size a source archive may have by
+/// default; buildpacks are scripts and fetch their tools when they run.
+const MAX_TARBALL_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Bounds on what a buildpack tarball unpacks to: those of an app's source archive by default.
+const TARBALL_LIMITS: Limits = Limits {
+    max_bytes: 1024 * 1024 * 1024,
+    max_entries: 100_000,
+};
 
 #[derive(Debug, Error)]
 pub enum ExternalError {
@@ -41,11 +52,17 @@ pub enum ExternalError {
         path: PathBuf,
         source: io::Error,
     },
+    #[error("buildpack {spec}: unpacking the tarball: {source}")]
+    Unpack { spec: String, source: UntarError },
 }
 
 /// Fetches the buildpack `spec` into `dest`, which must not exist or be empty, and checks it has
 /// `bin/detect` and `bin/compile`; those and `bin/release` are made executable (tarballs made
 /// on other systems often lose the mode). A git checkout loses its `.git`.
+///
+/// A tarball is downloaded up to [`MAX_TARBALL_BYTES`] and unpacked by [`crate::untar`] under
+/// [`Rules::BUILDPACK`] and [`TARBALL_LIMITS`]: paths stay inside `dest`, symlinks point inside
+/// it, setuid bits are dropped.
 ///
 /// With `proxy` (`http://127.0.0.1:PORT`), URLs are fetched through it, over http(s) only.
 pub fn fetch_external(spec: &str, dest: &Path, proxy: Option<&str>) -> Result<(), ExternalError> {
@@ -134,7 +151,9 @@ fn fetch_tarball(
     })?;
     let mut curl = Command::new("curl");
     curl.args(["-fsSL", "--max-time"])
-        .arg(FETCH_TIMEOUT_SECS.to_string());
+        .arg(FETCH_TIMEOUT_SECS.to_string())
+        .arg("--max-filesize")
+        .arg(MAX_TARBALL_BYTES.to_string());
     match proxy {
         Some(p) => {
             curl.args(["--proto", "=https,http", "--proto-redir", "=https,http"])
@@ -146,17 +165,22 @@ fn fetch_tarball(
     }
     curl.arg("-o").arg(download.path()).arg("--").arg(url);
     run(spec, "download", &mut curl)?;
-    let file = download.reopen().map_err(|source| ExternalError::Io {
+    // `dest` is empty; the reader makes it anew, all or nothing.
+    fs::remove_dir(dest).map_err(|source| ExternalError::Io {
         spec: spec.to_string(),
-        path: download.path().to_path_buf(),
+        path: dest.to_path_buf(),
         source,
     })?;
-    let mut archive = tar::Archive::new(GzDecoder::new(file));
-    archive.set_preserve_permissions(true);
-    // tar refuses entries that would land outside `dest`.
-    archive
-        .unpack(dest)
-        .map_err(|e| fetch_error(spec, "unpacking", e))?;
+    untar::unpack(
+        &Input::File(download.path()),
+        dest,
+        &Rules::BUILDPACK,
+        &TARBALL_LIMITS,
+    )
+    .map_err(|source| ExternalError::Unpack {
+        spec: spec.to_string(),
+        source,
+    })?;
     hoist_single_dir(spec, dest)
 }
 

@@ -5,12 +5,15 @@
 //! header, so an unchanged tree gives the same digest and agents reuse what they fetched.
 //! [`unpack_layer`] turns a layer blob from anywhere (an imported image) into a directory that
 //! overlayfs can stack: OCI whiteouts become overlayfs whiteouts, and anything that could write
-//! outside the directory is refused; device nodes are left out.
+//! outside the directory is refused; device nodes are left out. The reading itself, limits and
+//! path checks included, is [`crate::untar`]'s under [`Rules::LAYER`](crate::untar::Rules::LAYER).
 
 use std::io;
 use std::path::PathBuf;
 
 use thiserror::Error;
+
+use crate::untar::UntarError;
 
 mod pack;
 mod unpack;
@@ -59,36 +62,25 @@ impl Default for UnpackLimits {
     }
 }
 
-/// What [`unpack_layer`] wrote.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LayerStats {
-    pub files: u64,
-    pub dirs: u64,
-    pub symlinks: u64,
-    pub hardlinks: u64,
-    /// Whiteouts and opaque markers.
-    pub whiteouts: u64,
-    /// Device nodes and fifos left out (an image's `/dev/console`, say): instances get their own
-    /// `/dev` from the runtime, and a device node from an image must not reach the host's.
-    pub skipped: u64,
-    /// Total size of regular files.
-    pub bytes: u64,
+impl From<&UnpackLimits> for crate::untar::Limits {
+    fn from(l: &UnpackLimits) -> Self {
+        crate::untar::Limits {
+            max_bytes: l.max_bytes,
+            max_entries: l.max_entries,
+        }
+    }
 }
+
+/// What [`unpack_layer`] wrote.
+pub type LayerStats = crate::untar::Stats;
 
 #[derive(Debug, Error)]
 pub enum LayerError {
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
-    #[error("layer entry {entry:?} refused: {reason}")]
-    Refused { entry: String, reason: String },
-    #[error("layer unpacks to more than {max} bytes")]
-    TooLarge { max: u64 },
-    #[error("layer has more than {max} entries")]
-    TooManyEntries { max: u64 },
-    #[error("layer is damaged: {0}")]
-    Corrupt(io::Error),
-    #[error("destination {} already exists", .0.display())]
-    DestinationExists(PathBuf),
+    /// Unpacking refused the layer: which entry, which rule or limit.
+    #[error(transparent)]
+    Unpack(#[from] UntarError),
     #[error("invalid pack option: {0}")]
     InvalidOption(String),
     #[error("storing the layer: {0}")]
@@ -99,13 +91,6 @@ impl LayerError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
         move |source| LayerError::Io { path, source }
-    }
-
-    pub(crate) fn refused(entry: &str, reason: impl Into<String>) -> Self {
-        LayerError::Refused {
-            entry: entry.to_string(),
-            reason: reason.into(),
-        }
     }
 }
 

@@ -7,10 +7,11 @@
 //! - [`archive`]: the source archive the CLI uploads and the builder unpacks.
 //! - [`procfile`]: process types declared by the app.
 //! - [`detect`]: which formula a deployment uses and which built-in buildpack fits the source.
+//! - [`untar`]: the one hardened tar reader behind source archives, layers, buildpack tarballs
+//!   and image archives.
 
 pub mod archive;
 pub mod blobs;
-mod bounded;
 pub mod builder;
 pub mod buildpacks;
 pub mod detect;
@@ -21,6 +22,7 @@ pub mod layer;
 pub mod local;
 pub mod oci;
 pub mod procfile;
+pub mod untar;
 
 pub use archive::{ArchiveError, Limits, PackedSource, UnpackStats, pack, unpack};
 pub use blobs::{BlobDir, digest_of};

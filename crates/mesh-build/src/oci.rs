@@ -53,6 +53,9 @@ pub enum OciError {
     Unsupported(String),
     #[error("storing a layer: {0}")]
     Store(io::Error),
+    /// The archive's tar broke a rule or limit of [`crate::untar`]: which entry, which one.
+    #[error(transparent)]
+    Refused(#[from] crate::untar::UntarError),
 }
 
 impl OciError {

@@ -8,8 +8,8 @@ use ignore::WalkBuilder;
 use sha2::{Digest, Sha256};
 use tar::{EntryType, Header};
 
-use super::path::check_link;
 use super::{ALWAYS_EXCLUDED, ArchiveError, MESHIGNORE, PackedSource, normalized_mode};
+use crate::untar::path::check_link;
 
 enum Kind {
     Dir,

@@ -369,7 +369,13 @@ fn unpack_refuses_an_existing_destination() {
     let packed = pack(sample_tree().path()).unwrap();
     let out = tempfile::tempdir().unwrap();
     let err = unpack(&packed.bytes, out.path(), &limits()).unwrap_err();
-    assert!(matches!(err, ArchiveError::DestinationExists(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            ArchiveError::Unpack(crate::untar::UntarError::DestinationExists(_))
+        ),
+        "{err}"
+    );
 }
 
 #[test]

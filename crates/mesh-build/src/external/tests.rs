@@ -119,6 +119,38 @@ fn fetches_a_tarball_over_http() {
 }
 
 #[test]
+fn a_tarball_cannot_write_outside_its_destination() {
+    let work = tempfile::tempdir().unwrap();
+    let tgz = work.path().join("evil.tgz");
+    {
+        let gz = flate2::write::GzEncoder::new(
+            fs::File::create(&tgz).unwrap(),
+            flate2::Compression::fast(),
+        );
+        let mut b = tar::Builder::new(gz);
+        let mut h = tar::Header::new_gnu();
+        let name = b"bp/../../escaped";
+        h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name);
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append(&h, &b"x"[..]).unwrap();
+        b.into_inner().unwrap().finish().unwrap();
+    }
+    let dest = work.path().join("dest");
+    let err = fetch_external(&format!("file://{}", tgz.display()), &dest, None).unwrap_err();
+    assert!(matches!(err, ExternalError::Unpack { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("unpacking the tarball: tarball entry \"bp/../../escaped\" refused")
+            && msg.contains("\"..\""),
+        "{msg}"
+    );
+    assert!(!work.path().join("escaped").exists());
+    assert!(!dest.exists(), "nothing is left at the destination");
+}
+
+#[test]
 fn a_failed_download_says_so() {
     let work = tempfile::tempdir().unwrap();
     let url = format!("file://{}/missing.tgz", work.path().display());

@@ -6,6 +6,7 @@ use tar::{EntryType, Header};
 
 use super::*;
 use crate::blobs::BlobDir;
+use crate::untar::UntarError;
 
 fn is_root() -> bool {
     fs::read_to_string("/proc/self/status")
@@ -165,7 +166,7 @@ fn a_packed_tree_unpacks_to_the_same_tree() {
     // A destination that exists is never overwritten.
     assert!(matches!(
         unpack_layer(&blobs.path(&d).unwrap(), &out),
-        Err(LayerError::DestinationExists(_))
+        Err(LayerError::Unpack(UntarError::DestinationExists(_)))
     ));
 }
 
@@ -271,7 +272,10 @@ fn size_bombs_stop_at_the_limit() {
     let big = vec![0u8; 4096];
     let (_d, r) = unpack_bytes(&tar_of(&[("f", EntryType::Regular, &big, "")]), &limits);
     assert!(
-        matches!(r, Err(LayerError::TooLarge { max: 1000 })),
+        matches!(
+            r,
+            Err(LayerError::Unpack(UntarError::TooLarge { max: 1000, .. }))
+        ),
         "{r:?}"
     );
     // Compressed well, it is still inflated only up to the cap.
@@ -282,7 +286,10 @@ fn size_bombs_stop_at_the_limit() {
     )
     .unwrap();
     let (_d, r) = unpack_bytes(&gz.finish().unwrap(), &limits);
-    assert!(matches!(r, Err(LayerError::TooLarge { .. })), "{r:?}");
+    assert!(
+        matches!(r, Err(LayerError::Unpack(UntarError::TooLarge { .. }))),
+        "{r:?}"
+    );
     let many: Vec<(String, EntryType, &[u8], &str)> = (0..20)
         .map(|i| (format!("f{i}"), EntryType::Regular, &b""[..], ""))
         .collect();
@@ -292,11 +299,20 @@ fn size_bombs_stop_at_the_limit() {
         .collect();
     let (_d, r) = unpack_bytes(&tar_of(&many), &limits);
     assert!(
-        matches!(r, Err(LayerError::TooManyEntries { max: 10 })),
+        matches!(
+            r,
+            Err(LayerError::Unpack(UntarError::TooManyEntries {
+                max: 10,
+                ..
+            }))
+        ),
         "{r:?}"
     );
     let (_d, r) = unpack_bytes(b"\x1f\x8bnot really gzip", &limits);
-    assert!(matches!(r, Err(LayerError::Corrupt(_))), "{r:?}");
+    assert!(
+        matches!(r, Err(LayerError::Unpack(UntarError::Corrupt { .. }))),
+        "{r:?}"
+    );
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //!
 //! A tar is indexed once (name → offset and size of the data, or a symlink's target) and files
 //! are then read in place by seeking, so a multi-gigabyte archive is never unpacked to disk.
-//! Names are clean relative paths; a name that tries to leave the archive is refused.
+//! The index is read by [`crate::untar`]'s reader, under [`ARCHIVE_LIMITS`] and its path rules:
+//! an entry whose name tries to leave the archive refuses the archive. Names asked for are
+//! cleaned by the same rules.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -12,9 +14,23 @@ use std::path::{Component, Path, PathBuf};
 use flate2::read::GzDecoder;
 
 use super::{MAX_JSON_BYTES, OciError};
+use crate::untar::path::entry_path;
+use crate::untar::{self, Input, Limits, UntarError};
 
 /// Most symlinks followed for one name (docker-archive links `<id>/layer.tar` to the layer).
 const MAX_HOPS: usize = 8;
+
+/// Bounds on an image archive's tar. Bytes: eight layers as large as layer unpacking accepts
+/// by default (8 GiB each), far above real images; it also bounds what a compression bomb can
+/// write into the decompressed copy. Entries: an archive holds a few per layer, so a hundred
+/// thousand is far above any image and keeps the index small.
+pub(crate) const ARCHIVE_LIMITS: Limits = Limits {
+    max_bytes: 64 << 30,
+    max_entries: 100_000,
+};
+
+/// How an image archive is named in the reader's messages.
+const WHAT: &str = "image archive";
 
 #[derive(Debug)]
 pub(crate) enum Item {
@@ -33,17 +49,10 @@ pub(crate) enum Source {
     },
 }
 
-/// `a/./b` → `a/b`; `None` for absolute paths and `..`.
+/// `a/./b` → `a/b`; `None` for the root and for names the reader refuses (absolute, `..`).
 fn clean(name: &str) -> Option<String> {
-    let mut parts = Vec::new();
-    for c in Path::new(name).components() {
-        match c {
-            Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
-            Component::CurDir => {}
-            _ => return None,
-        }
-    }
-    (!parts.is_empty()).then(|| parts.join("/"))
+    let rel = entry_path(Path::new(name)).ok()??;
+    Some(rel.to_string_lossy().into_owned())
 }
 
 impl Source {
@@ -57,18 +66,30 @@ impl Source {
         let gz = f.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
         let (file, tmp) = if gz {
             let mut tmp = tempfile::NamedTempFile::new().map_err(OciError::io(path))?;
-            let mut dec = GzDecoder::new(File::open(path).map_err(OciError::io(path))?);
-            io::copy(&mut dec, tmp.as_file_mut()).map_err(|e| OciError::NotAnImage {
-                path: path.to_path_buf(),
-                reason: format!("it looks gzip'd but does not decompress: {e}"),
-            })?;
+            let dec = GzDecoder::new(File::open(path).map_err(OciError::io(path))?);
+            let cap = ARCHIVE_LIMITS.stream_cap();
+            let copied = io::copy(&mut dec.take(cap.saturating_add(1)), tmp.as_file_mut())
+                .map_err(|e| OciError::NotAnImage {
+                    path: path.to_path_buf(),
+                    reason: format!("it looks gzip'd but does not decompress: {e}"),
+                })?;
+            if copied > cap {
+                return Err(UntarError::TooLarge {
+                    what: WHAT,
+                    max: ARCHIVE_LIMITS.max_bytes,
+                }
+                .into());
+            }
             (tmp.path().to_path_buf(), Some(tmp))
         } else {
             (path.to_path_buf(), None)
         };
-        let items = index(&file).map_err(|e| OciError::NotAnImage {
-            path: path.to_path_buf(),
-            reason: format!("it is not a tar archive ({e})"),
+        let items = index(&file).map_err(|e| match e {
+            UntarError::Corrupt { source, .. } => OciError::NotAnImage {
+                path: path.to_path_buf(),
+                reason: format!("it is not a tar archive ({source})"),
+            },
+            e => OciError::Refused(e),
         })?;
         if items.is_empty() {
             return Err(OciError::NotAnImage {
@@ -162,14 +183,14 @@ fn normalize(p: &Path) -> Option<String> {
     Some(parts.join("/"))
 }
 
-fn index(file: &Path) -> io::Result<HashMap<String, Item>> {
-    let mut archive = tar::Archive::new(File::open(file)?);
+/// Names of the plain tar at `file` → where their data is, or where they link.
+fn index(file: &Path) -> Result<HashMap<String, Item>, UntarError> {
     let mut items = HashMap::new();
-    for entry in archive.entries()? {
-        let entry = entry?;
-        let Some(name) = clean(&entry.path()?.to_string_lossy()) else {
-            continue;
+    untar::walk(&Input::Tar(file), WHAT, &ARCHIVE_LIMITS, |entry, item| {
+        let Some(rel) = &item.rel else {
+            return Ok(());
         };
+        let name = rel.to_string_lossy().into_owned();
         let kind = entry.header().entry_type();
         if kind.is_file() {
             items.insert(
@@ -180,10 +201,13 @@ fn index(file: &Path) -> io::Result<HashMap<String, Item>> {
                 },
             );
         } else if kind.is_symlink()
-            && let Some(target) = entry.link_name()?
+            && let Some(target) = entry
+                .link_name()
+                .map_err(|source| UntarError::Corrupt { what: WHAT, source })?
         {
             items.insert(name, Item::Link(target.to_string_lossy().into_owned()));
         }
-    }
+        Ok(())
+    })?;
     Ok(items)
 }

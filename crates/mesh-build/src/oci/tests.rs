@@ -159,3 +159,28 @@ fn a_docker_archive_checks_its_diff_ids() {
     let err = import_archive(&dir, &blobs).unwrap_err();
     assert!(matches!(err, OciError::DigestMismatch { .. }), "{err}");
 }
+
+#[test]
+fn an_image_archive_with_an_entry_leaving_it_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let archive = t.path().join("evil.tar");
+    let mut b = tar::Builder::new(fs::File::create(&archive).unwrap());
+    for name in ["index.json", "../escape"] {
+        let mut h = tar::Header::new_gnu();
+        h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_size(2);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append(&h, &b"{}"[..]).unwrap();
+    }
+    b.finish().unwrap();
+    drop(b);
+    let blobs = BlobDir::new(t.path().join("store"));
+    let err = import_archive(&archive, &blobs).unwrap_err();
+    assert!(matches!(err, OciError::Refused(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("image archive entry \"../escape\" refused: path contains \"..\""),
+        "{err}"
+    );
+}
