@@ -1,61 +1,7 @@
-use std::collections::BTreeMap;
+use mesh_types::Schedule;
 
-use mesh_types::api::{HealthCheck, ServiceKind};
-use mesh_types::desired::{DesiredState, EnvironmentDoc, ImageRef, ServiceDoc, StackDoc};
-use mesh_types::{InstanceSize, Name, Schedule};
-
+use super::fixtures::{seen, service, state};
 use super::*;
-
-fn n(s: &str) -> Name {
-    Name::parse(s).unwrap()
-}
-
-fn service(name: &str, instances: u32, command: &str) -> ServiceDoc {
-    ServiceDoc {
-        name: n(name),
-        kind: ServiceKind::Web,
-        hostname: format!("app-{name}"),
-        command: Some(command.into()),
-        schedule: None,
-        port: 5000,
-        instances,
-        size: InstanceSize::Nano,
-        limits: InstanceSize::Nano.limits(),
-        health: HealthCheck::default(),
-        env: BTreeMap::from([("PORT".to_string(), "5000".to_string())]),
-    }
-}
-
-fn state(services: Vec<ServiceDoc>, image: Option<&str>) -> DesiredState {
-    DesiredState {
-        rack: n("local"),
-        region: n("local"),
-        environments: vec![EnvironmentDoc {
-            environment: n("shop"),
-            stacks: vec![StackDoc {
-                name: n("app"),
-                deployment: None,
-                image: image.map(|i| ImageRef::Builtin { name: i.into() }),
-                services,
-            }],
-            routes: vec![],
-            https_redirects: vec![],
-            certificates: vec![],
-            acme_challenges: vec![],
-        }],
-    }
-}
-
-fn seen(w: &Wanted, running: bool, healthy: bool) -> Observed {
-    Observed {
-        id: w.id.clone(),
-        environment: "shop".into(),
-        hostname: w.hostname.clone(),
-        running,
-        healthy,
-        restart_at: None,
-    }
-}
 
 #[test]
 fn ids_are_readable_labels_with_a_generation() {
