@@ -1,7 +1,12 @@
+use std::collections::{BTreeSet, HashMap};
+use std::net::Ipv4Addr;
+
+use mesh_runtime::HostEntry;
 use mesh_types::Schedule;
 
-use super::fixtures::{seen, service, state};
+use super::fixtures::{listed, listed_as, seen, service, state};
 use super::*;
+use crate::supervise::Record;
 
 #[test]
 fn ids_are_readable_labels_with_a_generation() {
@@ -142,5 +147,57 @@ fn instances_of_deleted_services_go_and_finished_runs_are_left_to_the_scheduler(
         vec![Action::Delete {
             id: "app-old-0123abcd-0".into()
         }]
+    );
+}
+
+#[test]
+fn peers_are_named_once_in_hosts_and_dns_answers_only_healthy_ones() {
+    let (w, _) = wanted(&state(vec![service("web", 2, "httpd")], Some("busybox")));
+    let mut healthy = Record::new(&w[1], false);
+    healthy.healthy = true;
+    let records = HashMap::from([
+        (w[0].id.clone(), Record::new(&w[0], false)),
+        (w[1].id.clone(), healthy),
+    ]);
+    let list = vec![
+        listed_as(&w[0], true),
+        listed(&w[1].id, &w[1].hostname, true, 3),
+        listed("app-run-x0a1b2c3d", "app-run", true, 8),
+        listed("app-job-0123abcd-r5", "app-job", true, 9),
+        listed("app-old-0123abcd-0", "app-old", false, 7),
+    ];
+    let got = names(&list, &records);
+    assert_eq!(
+        got.hosts["shop"],
+        vec![HostEntry::new(
+            w[0].hostname.clone(),
+            Ipv4Addr::new(10, 0, 0, 2)
+        )],
+        "one line per name; runs, one-offs and ended instances have none"
+    );
+    assert_eq!(
+        got.dns["shop"],
+        std::collections::BTreeMap::from([(
+            w[0].hostname.clone(),
+            vec![Ipv4Addr::new(10, 0, 0, 3)]
+        )])
+    );
+}
+
+#[test]
+fn a_network_goes_once_nothing_places_uses_or_pins_it() {
+    let assigned = vec![
+        "shop".to_string(),
+        "gone".to_string(),
+        "busy".to_string(),
+        "run".to_string(),
+    ];
+    let envs = BTreeSet::from(["shop".to_string()]);
+    let mut stopping = listed("app-web-0123abcd-0", "app-web", false, 2);
+    stopping.environment = "busy".into();
+    let pinned = HashMap::from([("run".to_string(), 1)]);
+    assert_eq!(
+        unused_networks(&assigned, &envs, &[stopping], &pinned),
+        vec!["gone".to_string()]
     );
 }
