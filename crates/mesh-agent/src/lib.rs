@@ -2,8 +2,8 @@
 //! the rack's join token, watches the rack's desired state, keeps it on disk, and reconciles it
 //! into instances through a [`mesh_runtime::Runtime`], supervising them and reporting their state.
 //!
-//! - [`agent`]: the loop (watch, cache, reconcile, report);
-//! - [`plan`]: reconcile as a pure function, from desired and observed to actions;
+//! - [`agent`]: the controller (runner: watch, cache, requeue; reconcile: observe and act; report);
+//! - [`plan`]: reconcile's decisions as pure functions, from desired and observed to actions;
 //! - [`supervise`]: restarts with backoff, health, and what state an instance is in;
 //! - [`logship`]: output files to the control plane, resumable, never twice;
 //! - [`dns`]: `<stack>-<service>` answered on each environment's gateway.

@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 use mesh_types::agent::{LogLine, LogStream};
 use mesh_types::{Name, UnixMs};
 
-use crate::agent::lock;
-
 /// The most read from one file per pass, so one noisy instance cannot starve the others.
 const MAX_READ: u64 = 1024 * 1024;
 /// Longest line kept whole; longer ones are cut (and the rest goes on the next line).
@@ -142,7 +140,7 @@ pub async fn run(
             return;
         }
         behind = false;
-        let sources = lock(&agent.log_sources).clone();
+        let sources = agent.state().log_sources.clone();
         let now = crate::agent::now_ms();
         let mut batch = Vec::new();
         let mut upto: Vec<(usize, u64)> = Vec::new();

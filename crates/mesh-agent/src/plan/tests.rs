@@ -1,61 +1,12 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeSet, HashMap};
+use std::net::Ipv4Addr;
 
-use mesh_types::api::{HealthCheck, ServiceKind};
-use mesh_types::desired::{DesiredState, EnvironmentDoc, ImageRef, ServiceDoc, StackDoc};
-use mesh_types::{InstanceSize, Name, Schedule};
+use mesh_runtime::HostEntry;
+use mesh_types::Schedule;
 
+use super::fixtures::{listed, listed_as, seen, service, state};
 use super::*;
-
-fn n(s: &str) -> Name {
-    Name::parse(s).unwrap()
-}
-
-fn service(name: &str, instances: u32, command: &str) -> ServiceDoc {
-    ServiceDoc {
-        name: n(name),
-        kind: ServiceKind::Web,
-        hostname: format!("app-{name}"),
-        command: Some(command.into()),
-        schedule: None,
-        port: 5000,
-        instances,
-        size: InstanceSize::Nano,
-        limits: InstanceSize::Nano.limits(),
-        health: HealthCheck::default(),
-        env: BTreeMap::from([("PORT".to_string(), "5000".to_string())]),
-    }
-}
-
-fn state(services: Vec<ServiceDoc>, image: Option<&str>) -> DesiredState {
-    DesiredState {
-        rack: n("local"),
-        region: n("local"),
-        environments: vec![EnvironmentDoc {
-            environment: n("shop"),
-            stacks: vec![StackDoc {
-                name: n("app"),
-                deployment: None,
-                image: image.map(|i| ImageRef::Builtin { name: i.into() }),
-                services,
-            }],
-            routes: vec![],
-            https_redirects: vec![],
-            certificates: vec![],
-            acme_challenges: vec![],
-        }],
-    }
-}
-
-fn seen(w: &Wanted, running: bool, healthy: bool) -> Observed {
-    Observed {
-        id: w.id.clone(),
-        environment: "shop".into(),
-        hostname: w.hostname.clone(),
-        running,
-        healthy,
-        restart_at: None,
-    }
-}
+use crate::supervise::Record;
 
 #[test]
 fn ids_are_readable_labels_with_a_generation() {
@@ -196,5 +147,57 @@ fn instances_of_deleted_services_go_and_finished_runs_are_left_to_the_scheduler(
         vec![Action::Delete {
             id: "app-old-0123abcd-0".into()
         }]
+    );
+}
+
+#[test]
+fn peers_are_named_once_in_hosts_and_dns_answers_only_healthy_ones() {
+    let (w, _) = wanted(&state(vec![service("web", 2, "httpd")], Some("busybox")));
+    let mut healthy = Record::new(&w[1], false);
+    healthy.healthy = true;
+    let records = HashMap::from([
+        (w[0].id.clone(), Record::new(&w[0], false)),
+        (w[1].id.clone(), healthy),
+    ]);
+    let list = vec![
+        listed_as(&w[0], true),
+        listed(&w[1].id, &w[1].hostname, true, 3),
+        listed("app-run-x0a1b2c3d", "app-run", true, 8),
+        listed("app-job-0123abcd-r5", "app-job", true, 9),
+        listed("app-old-0123abcd-0", "app-old", false, 7),
+    ];
+    let got = names(&list, &records);
+    assert_eq!(
+        got.hosts["shop"],
+        vec![HostEntry::new(
+            w[0].hostname.clone(),
+            Ipv4Addr::new(10, 0, 0, 2)
+        )],
+        "one line per name; runs, one-offs and ended instances have none"
+    );
+    assert_eq!(
+        got.dns["shop"],
+        std::collections::BTreeMap::from([(
+            w[0].hostname.clone(),
+            vec![Ipv4Addr::new(10, 0, 0, 3)]
+        )])
+    );
+}
+
+#[test]
+fn a_network_goes_once_nothing_places_uses_or_pins_it() {
+    let assigned = vec![
+        "shop".to_string(),
+        "gone".to_string(),
+        "busy".to_string(),
+        "run".to_string(),
+    ];
+    let envs = BTreeSet::from(["shop".to_string()]);
+    let mut stopping = listed("app-web-0123abcd-0", "app-web", false, 2);
+    stopping.environment = "busy".into();
+    let pinned = HashMap::from([("run".to_string(), 1)]);
+    assert_eq!(
+        unused_networks(&assigned, &envs, &[stopping], &pinned),
+        vec!["gone".to_string()]
     );
 }
