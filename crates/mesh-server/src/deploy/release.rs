@@ -13,6 +13,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::log::DeployLog;
 use crate::app::AppState;
+use crate::domain::placement::place;
 use crate::tasks::new_id;
 
 /// Longest a release command may run.
@@ -31,9 +32,9 @@ pub async fn run(
         .get_environment(env)
         .await
         .map_err(|e| e.to_string())?;
-    let (rack, server) = crate::api::runs::place(state, &environment.racks)
+    let (rack, server) = place(store, &environment.racks)
         .await
-        .map_err(|e| e.message)?;
+        .map_err(|e| e.to_string())?;
     let config = store
         .list_config(env, stack)
         .await

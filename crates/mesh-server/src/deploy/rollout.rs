@@ -23,8 +23,8 @@ use mesh_types::agent::is_oneoff_instance;
 
 use super::log::DeployLog;
 use super::run::Job;
-use crate::api::services::spec_of;
 use crate::app::AppState;
+use crate::domain::services::spec_of;
 use crate::logs::LogFilter;
 
 const POLL: Duration = Duration::from_millis(200);
