@@ -7,6 +7,7 @@ use crate::deploy::DeployError;
 use crate::domain::placement::PlaceError;
 use crate::domain::racks::RackError;
 use crate::error::ApiError;
+use crate::tasks::TaskError;
 
 impl From<DeployError> for ApiError {
     fn from(e: DeployError) -> Self {
@@ -26,6 +27,13 @@ impl From<PlaceError> for ApiError {
             }
             PlaceError::Store(e) => e.into(),
         }
+    }
+}
+
+impl From<TaskError> for ApiError {
+    /// The rack's agents are not there now: worth trying again.
+    fn from(e: TaskError) -> Self {
+        ApiError::new(ErrorCode::Unavailable, e.to_string())
     }
 }
 
@@ -91,6 +99,19 @@ mod tests {
         );
         let e: ApiError = PlaceError::Store(StoreError::NotFound("rack \"x\"".into())).into();
         assert_eq!(e, ApiError::from(StoreError::NotFound("rack \"x\"".into())));
+    }
+
+    #[test]
+    fn a_task_no_agent_takes_is_unavailable() {
+        assert_eq!(
+            answer(TaskError::NoAgent {
+                rack: "local".into()
+            }),
+            (
+                503,
+                "no agent of rack local is connected to this control plane".to_string()
+            )
+        );
     }
 
     #[test]

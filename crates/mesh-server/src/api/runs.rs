@@ -90,10 +90,7 @@ pub async fn run(
     };
     // Follow the environment's output before the run starts, so no line is missed.
     let logs = state.logs().follow(environment.name.as_str());
-    let done = state
-        .tasks()
-        .send(rack.name.as_str(), task)
-        .map_err(unavailable)?;
+    let done = state.tasks().send(rack.name.as_str(), task)?;
     let target = format!("{env}/{}", stack.name);
     audit(&state, &caller, "run.start", &target, &detail.to_string()).await;
     let started = stream::iter([ndjson::line(&RunEvent::Started {
@@ -198,10 +195,7 @@ pub async fn exec(
         instance,
         command: req.command,
     };
-    let done = state
-        .tasks()
-        .send(rack.as_str(), task)
-        .map_err(unavailable)?;
+    let done = state.tasks().send(rack.as_str(), task)?;
     audit(
         &state,
         &caller,
