@@ -126,7 +126,7 @@ fn authorize(req: &Request, caller: &Caller) -> Result<(), Box<Response>> {
         role: caller.role,
         environments: &caller.environments,
     };
-    policy::check(policy, who, env.as_deref()).map_err(|m| Box::new(denied(&m)))
+    policy::check(policy, who, env.as_deref()).map_err(|m| Box::new(denied(&m.to_string())))
 }
 
 fn denied(message: &str) -> Response {
