@@ -128,3 +128,18 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
         .observe(started.elapsed().as_secs_f64());
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn config_redeploy_errors_are_exported_as_mesh_api_config_redeploy_errors() {
+        let m = super::Metrics::new();
+        m.config_redeploy_errors.inc();
+        let text = m.encode();
+        assert!(
+            text.lines()
+                .any(|l| l == "mesh_api_config_redeploy_errors_total 1"),
+            "{text}"
+        );
+    }
+}
