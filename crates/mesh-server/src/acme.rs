@@ -30,7 +30,7 @@ use mesh_types::{Name, UnixMs};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub(crate) use client::{Ca, IssuedCert, Publisher};
+pub(crate) use client::{Ca, IssuedCert, PublishError, Publisher};
 use plan::Next;
 
 /// Where to order certificates.
@@ -250,7 +250,7 @@ impl Manager {
             wait: self.publish_wait,
         };
         let result = match tokio::time::timeout(ORDER_TIMEOUT, ca.issue(domain, &publisher)).await {
-            Ok(r) => r,
+            Ok(r) => r.map_err(|e| e.to_string()),
             Err(_) => Err(format!(
                 "the order took longer than {} s",
                 ORDER_TIMEOUT.as_secs()
@@ -445,7 +445,7 @@ struct StorePublisher {
 
 #[async_trait]
 impl Publisher for StorePublisher {
-    async fn publish(&self, challenges: &[AcmeChallengeDoc]) -> Result<(), String> {
+    async fn publish(&self, challenges: &[AcmeChallengeDoc]) -> Result<(), PublishError> {
         set_pending(
             &self.state,
             &self.env,
@@ -454,8 +454,7 @@ impl Publisher for StorePublisher {
             "validating: the HTTP-01 challenge is published to the routers",
             challenges,
         )
-        .await
-        .map_err(|e| format!("cannot publish the challenge: {e}"))?;
+        .await?;
         tokio::time::sleep(self.wait).await;
         Ok(())
     }

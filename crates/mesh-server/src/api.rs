@@ -1,21 +1,20 @@
 //! Request handlers, one module per resource.
 
 pub mod access;
+mod answer;
 pub mod certificates;
 pub mod config;
 pub mod deployments;
 pub mod endpoints;
 pub mod environments;
-mod extract;
 pub mod platform;
-pub mod policy;
 pub mod runs;
 pub mod services;
 pub mod sources;
 pub mod stacks;
 pub mod system;
 
-pub use extract::{JsonBody, QueryArgs};
+pub use crate::extract::{JsonBody, QueryArgs};
 
 use axum::Json;
 use axum::http::StatusCode;

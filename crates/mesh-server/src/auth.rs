@@ -4,6 +4,8 @@
 //! store; deleting a token evicts it here at once, and other control planes sharing the database
 //! forget it within [`CACHE_TTL_MS`].
 
+pub mod policy;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -14,7 +16,6 @@ use mesh_types::api::Role;
 use mesh_types::{ErrorCode, Name, UnixMs};
 use subtle::ConstantTimeEq;
 
-use crate::api::policy;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::tokens;
@@ -125,7 +126,7 @@ fn authorize(req: &Request, caller: &Caller) -> Result<(), Box<Response>> {
         role: caller.role,
         environments: &caller.environments,
     };
-    policy::check(policy, who, env.as_deref()).map_err(|m| Box::new(denied(&m)))
+    policy::check(policy, who, env.as_deref()).map_err(|m| Box::new(denied(&m.to_string())))
 }
 
 fn denied(message: &str) -> Response {

@@ -8,8 +8,8 @@ use mesh_store::{Store, StoreError};
 use mesh_types::Name;
 use mesh_types::api::{CreateProvider, CreateRack, ProviderKind, Role};
 
-use crate::api::platform::{join_token_name, rack_from_request};
 use crate::clock::Clock;
+use crate::domain::racks::{join_token_name, rack_from_request};
 use crate::{ServerOptions, StartError, tokens};
 
 /// The file in the data directory that holds the admin token made at first start.
@@ -57,7 +57,7 @@ pub async fn bootstrap(
                     address: None,
                 };
                 let rack = rack_from_request(&req, ProviderKind::Local, now)
-                    .map_err(|e| StoreError::Invalid(e.message))?;
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
                 store.create_rack(&rack).await?;
                 // The file first: a crash between the two leaves a token file without a token,
                 // which the next start replaces, never a token nobody can read.

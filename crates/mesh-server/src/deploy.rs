@@ -8,6 +8,7 @@
 //! - [`release`]: the release command in a one-off instance.
 //! - [`rollout`]: promoting the new version and watching it become healthy, or rolling back.
 
+mod error;
 mod import;
 mod log;
 mod release;
@@ -24,8 +25,7 @@ use mesh_build::builder::Builder;
 use mesh_types::Version;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::{ApiError, ApiResult};
-
+pub use error::DeployError;
 pub use run::{Job, Source, start};
 
 /// Default largest source or image archive accepted: 512 MiB.
@@ -204,33 +204,42 @@ pub async fn stack_image(
     Ok(stack.image.as_deref().and_then(|i| ImageRef::parse(i).ok()))
 }
 
+/// What a config change did to the stack's deployments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redeploy {
+    /// A new deployment with the new config is rolling out.
+    Started(Version),
+    /// The stack runs no built image, so there is nothing to deploy again.
+    NoImage,
+    /// A deployment is already running; its rollout picks up the new config.
+    AlreadyRunning,
+}
+
 /// After a config change: a stack running a deployment gets a new one with the same image and
 /// the new config, rolled out as any other (a release without a build). It is made current
 /// here, before agents hear of the change, so instances are replaced once, not twice. Nothing
 /// happens when the stack runs no built image or a deployment is already running (its rollout
-/// picks up the new config).
+/// picks up the new config). An error means no deployment with the new config started.
 pub async fn config_changed(
     state: &crate::AppState,
     who: &str,
     env: &str,
     stack: &str,
     what: &str,
-) {
+) -> Result<Redeploy, DeployError> {
     let store = state.store();
-    let Ok(st) = store.get_stack(env, stack).await else {
-        return;
-    };
+    let st = store.get_stack(env, stack).await?;
     let Some(current) = st.current_deployment else {
-        return;
+        return Ok(Redeploy::NoImage);
     };
-    let Ok(d) = store.get_deployment(env, stack, current).await else {
-        return;
-    };
+    let d = store.get_deployment(env, stack, current).await?;
     let Some(image) = d.image else {
-        return;
+        return Ok(Redeploy::NoImage);
     };
-    let Ok(claim) = claim(state, env, stack).await else {
-        return;
+    let claim = match claim(state, env, stack).await {
+        Ok(claim) => claim,
+        Err(DeployError::Busy { .. }) => return Ok(Redeploy::AlreadyRunning),
+        Err(e) => return Err(e),
     };
     let new = mesh_types::api::NewDeployment {
         formula: d.formula,
@@ -242,18 +251,15 @@ pub async fn config_changed(
         release_command: d.release_command,
     };
     let now = state.now();
-    let created = match store.create_deployment(env, stack, &new, now).await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(%env, %stack, error = %e, "could not record a config change deployment");
-            return;
-        }
-    };
+    let created = store.create_deployment(env, stack, &new, now).await?;
+    // Made current early only so instances are replaced once; the rollout makes it current
+    // anyway. So a failure here must not stop the deployment: it is logged and counted.
     if let Err(e) = store
         .set_current_deployment(env, stack, Some(created.version), now)
         .await
     {
-        tracing::warn!(%env, %stack, error = %e, "could not promote a config change deployment");
+        tracing::warn!(%env, %stack, error = %e, "could not promote a config change deployment early; its rollout will");
+        state.metrics().config_redeploy_errors.inc();
     }
     let job = Job {
         env: env.to_string(),
@@ -264,21 +270,21 @@ pub async fn config_changed(
         previous: Some(current),
     };
     start(state.clone(), job, claim);
-}
-
-fn busy(env: &str, stack: &str) -> ApiError {
-    ApiError::precondition(format!(
-        "a deployment of {env}/{stack} is already running; follow it with `mesh deployments show` or wait for it to end"
-    ))
+    Ok(Redeploy::Started(created.version))
 }
 
 /// Claims the stack for a new deployment, also against other control planes: a deployment
 /// still building, releasing or rolling out in the store keeps it.
-pub(crate) async fn claim(state: &crate::AppState, env: &str, stack: &str) -> ApiResult<Claim> {
-    let claim = state
-        .deploys()
-        .claim(env, stack)
-        .ok_or_else(|| busy(env, stack))?;
+pub(crate) async fn claim(
+    state: &crate::AppState,
+    env: &str,
+    stack: &str,
+) -> Result<Claim, DeployError> {
+    let busy = || DeployError::Busy {
+        env: env.to_string(),
+        stack: stack.to_string(),
+    };
+    let claim = state.deploys().claim(env, stack).ok_or_else(busy)?;
     let running = state
         .store()
         .list_deployments(env, stack)
@@ -286,7 +292,11 @@ pub(crate) async fn claim(state: &crate::AppState, env: &str, stack: &str) -> Ap
         .into_iter()
         .any(|d| !d.status.is_finished());
     if running {
-        return Err(busy(env, stack));
+        return Err(busy());
     }
     Ok(claim)
 }
+
+#[cfg(test)]
+#[path = "deploy/tests.rs"]
+mod tests;

@@ -12,7 +12,11 @@ mod bootstrap;
 mod certs;
 mod clock;
 mod deploy;
+mod domain;
 mod error;
+mod extract;
+#[cfg(test)]
+mod layering;
 mod logs;
 mod metrics;
 mod ndjson;
@@ -30,8 +34,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use acme::AcmeOptions;
-pub use api::policy;
 pub use app::AppState;
+pub use auth::policy;
 pub use clock::{Clock, SystemClock};
 pub use deploy::{DEFAULT_MAX_UPLOAD_BYTES, DeployOptions, UploadLimits};
 pub use error::ApiError;

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub(crate) log_duplicates: Counter,
     /// Uploads being received and checked now (each holds one upload slot).
     pub(crate) upload_checks: Gauge,
+    /// Config changes stored whose redeployment failed in part or could not start.
+    pub(crate) config_redeploy_errors: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -79,9 +81,16 @@ impl Metrics {
             "Uploads being received and checked now, each holding an upload slot",
             upload_checks.clone(),
         );
+        let config_redeploy_errors = Counter::default();
+        registry.register(
+            "config_redeploy_errors",
+            "Config changes stored whose redeployment failed in part or could not start (see the log)",
+            config_redeploy_errors.clone(),
+        );
         Self {
             registry,
             upload_checks,
+            config_redeploy_errors,
             requests,
             log_lines,
             log_duplicates,
@@ -118,4 +127,19 @@ pub async fn record(State(state): State<AppState>, req: Request, next: Next) -> 
         .get_or_create(&RouteLabels { method, route })
         .observe(started.elapsed().as_secs_f64());
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn config_redeploy_errors_are_exported_as_mesh_api_config_redeploy_errors() {
+        let m = super::Metrics::new();
+        m.config_redeploy_errors.inc();
+        let text = m.encode();
+        assert!(
+            text.lines()
+                .any(|l| l == "mesh_api_config_redeploy_errors_total 1"),
+            "{text}"
+        );
+    }
 }

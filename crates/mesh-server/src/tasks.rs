@@ -12,6 +12,13 @@ use std::sync::Mutex;
 use mesh_types::agent::{Task, TaskResult};
 use tokio::sync::{broadcast, oneshot};
 
+/// Why a task could not be handed to an agent.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TaskError {
+    #[error("no agent of rack {rack} is connected to this control plane")]
+    NoAgent { rack: String },
+}
+
 #[derive(Default)]
 pub struct TaskHub {
     racks: Mutex<HashMap<String, broadcast::Sender<Task>>>,
@@ -33,7 +40,7 @@ impl TaskHub {
     }
 
     /// Hands a task to the rack's agents; the receiver gets its result.
-    pub fn send(&self, rack: &str, task: Task) -> Result<oneshot::Receiver<TaskResult>, String> {
+    pub fn send(&self, rack: &str, task: Task) -> Result<oneshot::Receiver<TaskResult>, TaskError> {
         let (tx, rx) = oneshot::channel();
         let id = task.id().to_string();
         self.waiting
@@ -45,9 +52,9 @@ impl TaskHub {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&id);
-            return Err(format!(
-                "no agent of rack {rack} is connected to this control plane"
-            ));
+            return Err(TaskError::NoAgent {
+                rack: rack.to_string(),
+            });
         }
         Ok(rx)
     }
@@ -79,4 +86,40 @@ pub fn new_id() -> String {
     let mut b = [0u8; 8];
     let _ = getrandom::fill(&mut b);
     hex::encode(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exec(id: &str) -> Task {
+        Task::Exec {
+            id: id.into(),
+            server: "s1".parse().unwrap(),
+            environment: "shop".parse().unwrap(),
+            instance: "app-web-1".into(),
+            command: vec!["ls".into()],
+        }
+    }
+
+    #[test]
+    fn a_task_for_a_rack_without_agents_is_refused_and_forgotten() {
+        let hub = TaskHub::default();
+        let e = hub.send("local", exec("t1")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no agent of rack local is connected to this control plane"
+        );
+        assert!(!hub.complete("t1", TaskResult::default()));
+    }
+
+    #[test]
+    fn a_connected_agent_gets_the_task_and_the_asker_its_result() {
+        let hub = TaskHub::default();
+        let mut agent = hub.subscribe("local");
+        let done = hub.send("local", exec("t1")).unwrap();
+        assert_eq!(agent.try_recv().unwrap().id(), "t1");
+        assert!(hub.complete("t1", TaskResult::default()));
+        assert!(done.blocking_recv().is_ok());
+    }
 }

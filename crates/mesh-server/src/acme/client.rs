@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use mesh_store::StoreError;
+
 use async_trait::async_trait;
 use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
@@ -20,16 +22,63 @@ pub(crate) struct IssuedCert {
     pub key_pem: String,
 }
 
+/// Why the HTTP-01 answers could not be made reachable.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot publish the challenge: {0}")]
+pub(crate) struct PublishError(#[from] pub StoreError);
+
+/// Why the CA gave no certificate, in words for the certificate's pending message.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CaError {
+    #[error("--acme-ca-file {}: {source}", .path.display())]
+    CaFile {
+        path: PathBuf,
+        source: instant_acme::Error,
+    },
+    #[error("ACME HTTP client: {0}")]
+    Client(instant_acme::Error),
+    #[error("ACME account: {0}")]
+    Account(instant_acme::Error),
+    #[error("cannot register with the ACME directory {directory}: {source}")]
+    Register {
+        directory: String,
+        source: instant_acme::Error,
+    },
+    /// Talking to the CA failed at this step of the order.
+    #[error("{step}: {source}")]
+    Order {
+        step: &'static str,
+        source: instant_acme::Error,
+    },
+    /// The authorization's status, as the CA gave it.
+    #[error("the authorization is {0}")]
+    Authorization(String),
+    #[error("the CA offers no HTTP-01 challenge")]
+    NoHttp01,
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// The order became invalid and its challenges say nothing of why.
+    #[error("the CA refused the order")]
+    Refused,
+    /// The order became invalid: its challenges' errors.
+    #[error("validation failed: {}", .0.join("; "))]
+    Validation(Vec<String>),
+    #[error("key: {0}")]
+    Key(rcgen::Error),
+    #[error("certificate request: {0}")]
+    Request(rcgen::Error),
+}
+
 /// Makes HTTP-01 answers reachable, and returns once the routers should have them.
 #[async_trait]
 pub(crate) trait Publisher: Send + Sync {
-    async fn publish(&self, challenges: &[AcmeChallengeDoc]) -> Result<(), String>;
+    async fn publish(&self, challenges: &[AcmeChallengeDoc]) -> Result<(), PublishError>;
 }
 
 /// A certificate authority: one call, one certificate for one domain.
 #[async_trait]
 pub(crate) trait Ca: Send + Sync {
-    async fn issue(&self, domain: &str, publish: &dyn Publisher) -> Result<IssuedCert, String>;
+    async fn issue(&self, domain: &str, publish: &dyn Publisher) -> Result<IssuedCert, CaError>;
 }
 
 /// The account, kept in the data directory so restarts do not register new ones.
@@ -54,7 +103,7 @@ impl AcmeCa {
         }
     }
 
-    async fn account(&self) -> Result<Account, String> {
+    async fn account(&self) -> Result<Account, CaError> {
         let mut cached = self.account.lock().await;
         if let Some(a) = cached.as_ref() {
             return Ok(a.clone());
@@ -62,9 +111,11 @@ impl AcmeCa {
         // The HTTP client builds a rustls config from the process default provider.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let builder = || match &self.opts.ca_file {
-            Some(path) => Account::builder_with_root(path)
-                .map_err(|e| format!("--acme-ca-file {}: {e}", path.display())),
-            None => Account::builder().map_err(|e| format!("ACME HTTP client: {e}")),
+            Some(path) => Account::builder_with_root(path).map_err(|source| CaError::CaFile {
+                path: path.clone(),
+                source,
+            }),
+            None => Account::builder().map_err(CaError::Client),
         };
         let saved = std::fs::read(&self.account_file)
             .ok()
@@ -74,7 +125,7 @@ impl AcmeCa {
             Some(s) => builder()?
                 .from_credentials(s.credentials)
                 .await
-                .map_err(|e| format!("ACME account: {e}"))?,
+                .map_err(CaError::Account)?,
             None => {
                 let (account, credentials) = builder()?
                     .create(
@@ -87,11 +138,9 @@ impl AcmeCa {
                         None,
                     )
                     .await
-                    .map_err(|e| {
-                        format!(
-                            "cannot register with the ACME directory {}: {e}",
-                            self.opts.directory_url
-                        )
+                    .map_err(|source| CaError::Register {
+                        directory: self.opts.directory_url.clone(),
+                        source,
                     })?;
                 let saved = SavedAccount {
                     directory_url: self.opts.directory_url.clone(),
@@ -125,13 +174,13 @@ fn save_private(path: &std::path::Path, saved: &SavedAccount) -> std::io::Result
     std::fs::rename(&tmp, path)
 }
 
-fn acme_err(what: &str) -> impl Fn(instant_acme::Error) -> String + '_ {
-    move |e| format!("{what}: {e}")
+fn acme_err(step: &'static str) -> impl Fn(instant_acme::Error) -> CaError {
+    move |source| CaError::Order { step, source }
 }
 
 #[async_trait]
 impl Ca for AcmeCa {
-    async fn issue(&self, domain: &str, publish: &dyn Publisher) -> Result<IssuedCert, String> {
+    async fn issue(&self, domain: &str, publish: &dyn Publisher) -> Result<IssuedCert, CaError> {
         let account = self.account().await?;
         let identifiers = [Identifier::Dns(domain.to_string())];
         let mut order = account
@@ -149,11 +198,11 @@ impl Ca for AcmeCa {
                 match authz.status {
                     AuthorizationStatus::Pending => {}
                     AuthorizationStatus::Valid => continue,
-                    other => return Err(format!("the authorization is {other:?}")),
+                    other => return Err(CaError::Authorization(format!("{other:?}"))),
                 }
                 let challenge = authz
                     .challenge(ChallengeType::Http01)
-                    .ok_or("the CA offers no HTTP-01 challenge")?;
+                    .ok_or(CaError::NoHttp01)?;
                 challenges.push(AcmeChallengeDoc {
                     token: challenge.token.clone(),
                     key_authorization: challenge.key_authorization().as_str().to_string(),
@@ -171,7 +220,7 @@ impl Ca for AcmeCa {
                 }
                 let mut challenge = authz
                     .challenge(ChallengeType::Http01)
-                    .ok_or("the CA offers no HTTP-01 challenge")?;
+                    .ok_or(CaError::NoHttp01)?;
                 challenge.set_ready().await.map_err(acme_err("challenge"))?;
             }
         }
@@ -185,10 +234,10 @@ impl Ca for AcmeCa {
             return Err(validation_failure(&mut order).await);
         }
 
-        let key = rcgen::KeyPair::generate().map_err(|e| format!("key: {e}"))?;
+        let key = rcgen::KeyPair::generate().map_err(CaError::Key)?;
         let csr = rcgen::CertificateParams::new(vec![domain.to_string()])
             .and_then(|p| p.serialize_request(&key))
-            .map_err(|e| format!("certificate request: {e}"))?;
+            .map_err(CaError::Request)?;
         order
             .finalize_csr(csr.der())
             .await
@@ -205,7 +254,7 @@ impl Ca for AcmeCa {
 }
 
 /// Why an order became invalid, from its challenges' errors.
-async fn validation_failure(order: &mut instant_acme::Order) -> String {
+async fn validation_failure(order: &mut instant_acme::Order) -> CaError {
     let mut reasons = Vec::new();
     let mut authorizations = order.authorizations();
     while let Some(Ok(authz)) = authorizations.next().await {
@@ -216,8 +265,8 @@ async fn validation_failure(order: &mut instant_acme::Order) -> String {
         }
     }
     if reasons.is_empty() {
-        "the CA refused the order".to_string()
+        CaError::Refused
     } else {
-        format!("validation failed: {}", reasons.join("; "))
+        CaError::Validation(reasons)
     }
 }

@@ -5,6 +5,7 @@ use mesh_store::{MasterKey, SqlStore};
 use mesh_types::Domain;
 use rcgen::{CertificateParams, KeyPair, date_time_ymd};
 
+use super::client::CaError;
 use super::*;
 use crate::clock::Clock;
 
@@ -149,7 +150,7 @@ struct FakeCa {
 
 #[async_trait]
 impl Ca for FakeCa {
-    async fn issue(&self, domain: &str, publish: &dyn Publisher) -> Result<IssuedCert, String> {
+    async fn issue(&self, domain: &str, publish: &dyn Publisher) -> Result<IssuedCert, CaError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let challenge = AcmeChallengeDoc {
             token: format!("tok-{}", self.calls.load(Ordering::SeqCst)),
@@ -159,7 +160,7 @@ impl Ca for FakeCa {
         let doc = desired(&self.state).await;
         self.seen.lock().unwrap().extend(doc.acme_challenges);
         if self.fail {
-            return Err("validation failed: connection refused".into());
+            return Err(CaError::Validation(vec!["connection refused".into()]));
         }
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(vec![domain.to_string()]).unwrap();
@@ -324,4 +325,30 @@ fn custom_domains_and_real_aliases_get_certificates_localhost_ones_do_not() {
         "shop.localhost",
         EndpointKind::Alias
     )));
+}
+
+#[test]
+fn ca_errors_read_as_the_pending_message_always_did() {
+    let said = |e: CaError| e.to_string();
+    assert_eq!(said(CaError::Refused), "the CA refused the order");
+    assert_eq!(
+        said(CaError::Validation(vec![
+            "timeout".into(),
+            "refused".into()
+        ])),
+        "validation failed: timeout; refused"
+    );
+    assert_eq!(
+        said(CaError::NoHttp01),
+        "the CA offers no HTTP-01 challenge"
+    );
+    assert_eq!(
+        said(CaError::Authorization("Revoked".into())),
+        "the authorization is Revoked"
+    );
+    let publish = PublishError(StoreError::Invalid("bad".into()));
+    assert_eq!(
+        said(CaError::Publish(publish)),
+        "cannot publish the challenge: bad"
+    );
 }

@@ -17,10 +17,10 @@ use mesh_types::desired::{DesiredState, WatchEvent};
 
 use super::desired;
 use super::scope::{RackScope, Refused};
-use crate::api::JsonBody;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::JsonBody;
 use crate::ndjson;
 
 /// How often a watch stream recomputes even without a local change: another control plane

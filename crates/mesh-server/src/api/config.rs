@@ -151,7 +151,13 @@ async fn apply(
         &detail,
     )
     .await;
-    crate::deploy::config_changed(state, &caller.name, env, stack, &detail).await;
+    // The change is stored and audited: failing the request now would say it was not. So a
+    // redeployment that cannot start is logged and counted instead, and the stack's next
+    // deployment applies the config.
+    if let Err(e) = crate::deploy::config_changed(state, &caller.name, env, stack, &detail).await {
+        tracing::warn!(%env, %stack, error = %e, "config changed, but no deployment with it could start; deploy the stack again to apply it");
+        state.metrics().config_redeploy_errors.inc();
+    }
     Ok(vars)
 }
 

@@ -3,15 +3,14 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use mesh_types::Domain;
 use mesh_types::api::{
-    CreateProvider, CreateRack, CreatedRack, Provider, ProviderKind, Rack, RackState, ResizeRack,
-    Role, Server,
+    CreateProvider, CreateRack, CreatedRack, Provider, ProviderKind, Rack, ResizeRack, Role, Server,
 };
 
 use super::{Created, JsonBody, audit, created};
 use crate::app::AppState;
 use crate::auth::Caller;
+use crate::domain::racks::{check_size, join_token_name, rack_from_request};
 use crate::error::{ApiError, ApiResult};
 use crate::tokens;
 
@@ -87,75 +86,6 @@ pub async fn get_rack(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Rack>> {
     Ok(Json(state.store().get_rack(&name).await?))
-}
-
-fn check_size(size: &str) -> ApiResult<()> {
-    if size.is_empty()
-        || size.len() > 64
-        || !size
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        return Err(ApiError::invalid(format!(
-            "rack size {size:?} is invalid: use the provider's size name, such as s-2vcpu-4gb"
-        )));
-    }
-    Ok(())
-}
-
-/// Builds the rack a request asks for, with the defaults of its provider's kind.
-pub fn rack_from_request(req: &CreateRack, kind: ProviderKind, now: i64) -> ApiResult<Rack> {
-    let local = kind == ProviderKind::Local;
-    let size = match (&req.size, local) {
-        (Some(s), _) => s.clone(),
-        (None, true) => "local".to_string(),
-        (None, false) => {
-            return Err(ApiError::invalid(
-                "--size is required for racks of this provider",
-            ));
-        }
-    };
-    check_size(&size)?;
-    let domain = match (&req.domain, local) {
-        (Some(d), _) => d.clone(),
-        (None, true) => Domain::parse("localhost")?,
-        (None, false) => {
-            return Err(ApiError::invalid(
-                "--domain is required: the base domain of the rack's platform aliases (a wildcard DNS record must point at the rack)",
-            ));
-        }
-    };
-    let address = match (&req.address, local) {
-        (Some(a), _) => a.trim().to_string(),
-        (None, true) => "127.0.0.1".to_string(),
-        (None, false) => {
-            return Err(ApiError::invalid(
-                "--address is required: the rack's public IP address or hostname",
-            ));
-        }
-    };
-    if address.is_empty()
-        || address.parse::<std::net::IpAddr>().is_err() && Domain::parse(&address).is_err()
-    {
-        return Err(ApiError::invalid(format!(
-            "rack address {address:?} is neither an IP address nor a hostname"
-        )));
-    }
-    Ok(Rack {
-        name: req.name.clone(),
-        provider: req.provider.clone(),
-        region: req.region.clone(),
-        size,
-        domain,
-        address,
-        state: RackState::Ready,
-        created_at: now,
-    })
-}
-
-/// The name of the token a rack's agents join with.
-pub fn join_token_name(rack: &str) -> String {
-    format!("rack-{rack}-join")
 }
 
 pub async fn create_rack(

@@ -7,17 +7,16 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::{Extension, Json};
 use futures_util::stream;
+use mesh_types::ErrorCode;
 use mesh_types::agent::{Task, TaskResult};
-use mesh_types::api::{
-    DEFAULT_PORT, ExecRequest, Instance, RunEvent, RunRequest, ServerState, check_command,
-};
+use mesh_types::api::{DEFAULT_PORT, ExecRequest, Instance, RunEvent, RunRequest, check_command};
 use mesh_types::config::resolve;
-use mesh_types::{ErrorCode, Name};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{JsonBody, audit};
 use crate::app::AppState;
 use crate::auth::Caller;
+use crate::domain::placement::place;
 use crate::error::{ApiError, ApiResult};
 use crate::ndjson;
 use crate::tasks::new_id;
@@ -27,23 +26,6 @@ const EXEC_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn unavailable(message: String) -> ApiError {
     ApiError::new(ErrorCode::Unavailable, message)
-}
-
-/// The rack and server an environment's one-off work goes to: its first rack, first ready server.
-pub(crate) async fn place(
-    state: &AppState,
-    racks: &[Name],
-) -> ApiResult<(mesh_types::api::Rack, Name)> {
-    let rack_name = racks
-        .first()
-        .ok_or_else(|| ApiError::precondition("the environment is on no rack"))?;
-    let rack = state.store().get_rack(rack_name.as_str()).await?;
-    let servers = state.store().list_servers(rack_name.as_str()).await?;
-    let server = servers
-        .into_iter()
-        .find(|s| s.state == ServerState::Ready)
-        .ok_or_else(|| unavailable(format!("no server of rack {rack_name} has an agent registered; is `mesh up` or `mesh agent` running?")))?;
-    Ok((rack, server.name))
 }
 
 /// The program a command runs, for the audit log: its first word only, as the rest may hold
@@ -79,7 +61,7 @@ pub async fn run(
         }
         None => DEFAULT_PORT,
     };
-    let (rack, server) = place(&state, &environment.racks).await?;
+    let (rack, server) = place(state.store(), &environment.racks).await?;
     let config = state.store().list_config(&env, stack.name.as_str()).await?;
     let service = req
         .service
@@ -108,10 +90,7 @@ pub async fn run(
     };
     // Follow the environment's output before the run starts, so no line is missed.
     let logs = state.logs().follow(environment.name.as_str());
-    let done = state
-        .tasks()
-        .send(rack.name.as_str(), task)
-        .map_err(unavailable)?;
+    let done = state.tasks().send(rack.name.as_str(), task)?;
     let target = format!("{env}/{}", stack.name);
     audit(&state, &caller, "run.start", &target, &detail.to_string()).await;
     let started = stream::iter([ndjson::line(&RunEvent::Started {
@@ -216,10 +195,7 @@ pub async fn exec(
         instance,
         command: req.command,
     };
-    let done = state
-        .tasks()
-        .send(rack.as_str(), task)
-        .map_err(unavailable)?;
+    let done = state.tasks().send(rack.as_str(), task)?;
     audit(
         &state,
         &caller,

@@ -14,6 +14,7 @@ use mesh_types::{InstanceSize, Schedule};
 use super::{Created, JsonBody, audit, created};
 use crate::app::AppState;
 use crate::auth::Caller;
+use crate::domain::services::spec_of;
 use crate::error::{ApiError, ApiResult};
 
 pub async fn list(
@@ -141,18 +142,6 @@ pub async fn create(
     )
     .await;
     Ok(created(service))
-}
-
-pub(crate) fn spec_of(service: &Service) -> ServiceSpec {
-    ServiceSpec {
-        name: service.name.clone(),
-        command: service.command.clone(),
-        schedule: service.schedule.clone(),
-        port: service.port,
-        instances: service.instances,
-        size: service.size,
-        health: service.health.clone(),
-    }
 }
 
 /// An empty string clears an optional field; anything else replaces it.

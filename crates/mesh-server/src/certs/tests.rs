@@ -59,16 +59,22 @@ fn every_documented_layout_is_accepted() {
 #[test]
 fn the_key_must_come_last() {
     let p = pki(&["app.example.com"], 2030);
-    let e = parse_upload(&[p.leaf_key.clone(), p.leaf_pem.clone()], NOW).unwrap_err();
+    let e = parse_upload(&[p.leaf_key.clone(), p.leaf_pem.clone()], NOW)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("must come last"), "{e}");
-    let e = parse_upload(std::slice::from_ref(&p.leaf_pem), NOW).unwrap_err();
+    let e = parse_upload(std::slice::from_ref(&p.leaf_pem), NOW)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no private key"), "{e}");
 }
 
 #[test]
 fn a_key_of_another_certificate_is_refused() {
     let (a, b) = (pki(&["a.example.com"], 2030), pki(&["b.example.com"], 2030));
-    let e = parse_upload(&[a.leaf_pem, b.leaf_key], NOW).unwrap_err();
+    let e = parse_upload(&[a.leaf_pem, b.leaf_key], NOW)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("does not match"), "{e}");
 }
 
@@ -79,20 +85,25 @@ fn chains_out_of_order_are_refused() {
         &[p.ca_pem.clone(), p.leaf_pem.clone(), p.leaf_key.clone()],
         NOW,
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("leaf first"), "{e}");
 }
 
 #[test]
 fn expired_certificates_are_refused() {
     let p = pki(&["old.example.com"], 2026);
-    let e = parse_upload(&[p.leaf_pem, p.leaf_key], NOW).unwrap_err();
+    let e = parse_upload(&[p.leaf_pem, p.leaf_key], NOW)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("expired"), "{e}");
 }
 
 #[test]
 fn garbage_is_refused_clearly() {
-    let e = parse_upload(&["hello".to_string()], NOW).unwrap_err();
+    let e = parse_upload(&["hello".to_string()], NOW)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no PEM block"), "{e}");
     let e = parse_upload(
         &[
@@ -102,6 +113,28 @@ fn garbage_is_refused_clearly() {
         NOW,
     )
     .unwrap_err();
-    assert!(!e.is_empty());
-    assert!(parse_upload(&[], NOW).is_err());
+    assert_eq!(e, CertError::NoBlock(2));
+    assert_eq!(e.to_string(), "file 2 holds no PEM block");
+    assert_eq!(parse_upload(&[], NOW), Err(CertError::FileCount));
+}
+
+#[test]
+fn every_refusal_says_what_to_do_as_before() {
+    let p = pki(&["app.example.com"], 2030);
+    let e = parse_upload(&[p.leaf_key.clone(), p.leaf_pem.clone()], NOW).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the private key must come last: list the certificate files first, then the key"
+    );
+    let e = parse_upload(
+        &[p.ca_pem.clone(), p.leaf_pem.clone(), p.leaf_key.clone()],
+        NOW,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "certificate 1 (CN=Test CA) was not issued by certificate 2 (CN=app.example.com): put the chain in order, leaf first"
+    );
+    let e = parse_upload(&["-----BEGIN CERTIFICATE-----\nx".to_string()], NOW).unwrap_err();
+    assert_eq!(e.to_string(), "the PEM block CERTIFICATE has no END line");
 }

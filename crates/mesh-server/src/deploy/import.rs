@@ -4,8 +4,9 @@
 use std::path::Path;
 
 use mesh_build::BlobDir;
+use mesh_build::oci::OciError;
 use mesh_types::desired::BuiltImage;
 
-pub fn archive(path: &Path, blobs: &BlobDir) -> Result<BuiltImage, String> {
-    mesh_build::oci::import_archive(path, blobs).map_err(|e| e.to_string())
+pub fn archive(path: &Path, blobs: &BlobDir) -> Result<BuiltImage, OciError> {
+    mesh_build::oci::import_archive(path, blobs)
 }

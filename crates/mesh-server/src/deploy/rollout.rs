@@ -12,19 +12,19 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use mesh_store::ServiceSpec;
+use mesh_store::{ServiceSpec, StoreError};
 use mesh_types::api::{
     DEFAULT_PORT, DeploymentBuild, EndpointKind, HealthCheck, Instance, InstanceState, Route,
     Service,
 };
-use mesh_types::{Name, UnixMs, Version};
+use mesh_types::{Name, NameError, UnixMs, Version};
 
 use mesh_types::agent::is_oneoff_instance;
 
 use super::log::DeployLog;
 use super::run::Job;
-use crate::api::services::spec_of;
 use crate::app::AppState;
+use crate::domain::services::spec_of;
 use crate::logs::LogFilter;
 
 const POLL: Duration = Duration::from_millis(200);
@@ -36,6 +36,39 @@ const DRAIN_MS: i64 = 120_000;
 const CRASHES: u32 = 2;
 /// First lines of each service shown at the end of a deployment.
 const FIRST_LINES: usize = 5;
+
+/// Why a rollout ended without the new version serving, and what runs instead.
+#[derive(Debug, thiserror::Error)]
+pub enum RolloutError {
+    /// Promoting the new version failed part way; what it changed stays.
+    #[error("promoting {version} failed: {source}")]
+    Promote { version: Version, source: StepError },
+    /// The new version did not take over; the previous one was put back.
+    #[error("{reason}; {}", rolled_back_to(*.previous))]
+    RolledBack {
+        reason: String,
+        previous: Option<Version>,
+    },
+    /// The new version did not take over, and putting the previous one back failed too.
+    #[error("{reason}; rolling back failed: {source}")]
+    Undo { reason: String, source: StepError },
+}
+
+fn rolled_back_to(previous: Option<Version>) -> String {
+    match previous {
+        Some(v) => format!("rolled back to {v}, which keeps serving"),
+        None => "nothing ran before, so nothing runs now".to_string(),
+    }
+}
+
+/// A change to the stack's services, routes or current deployment that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Name(#[from] NameError),
+}
 
 /// What promotion changed, so a rollback can undo exactly that.
 #[derive(Debug, Default)]
@@ -51,11 +84,11 @@ pub async fn run(
     job: &Job,
     build: &DeploymentBuild,
     log: &DeployLog,
-) -> Result<String, String> {
+) -> Result<String, RolloutError> {
     let (env, stack, version) = (job.env.as_str(), job.stack.as_str(), job.version);
     let promotion = promote(state, job, build, log)
         .await
-        .map_err(|e| format!("promoting {version} failed: {e}"))?;
+        .map_err(|source| RolloutError::Promote { version, source })?;
     match watch(state, env, stack, version, log).await {
         Ok(()) => {
             first_lines(state, env, stack, version, log).await;
@@ -63,14 +96,12 @@ pub async fn run(
         }
         Err(reason) => {
             log.line(format!("       {reason}"));
-            let back = undo(state, env, stack, &promotion).await;
-            let to = match promotion.previous {
-                Some(v) => format!("rolled back to {v}, which keeps serving"),
-                None => "nothing ran before, so nothing runs now".to_string(),
-            };
-            match back {
-                Ok(()) => Err(format!("{reason}; {to}")),
-                Err(e) => Err(format!("{reason}; rolling back failed: {e}")),
+            match undo(state, env, stack, &promotion).await {
+                Ok(()) => Err(RolloutError::RolledBack {
+                    reason,
+                    previous: promotion.previous,
+                }),
+                Err(source) => Err(RolloutError::Undo { reason, source }),
             }
         }
     }
@@ -85,17 +116,14 @@ async fn promote(
     job: &Job,
     build: &DeploymentBuild,
     log: &DeployLog,
-) -> Result<Promotion, String> {
+) -> Result<Promotion, StepError> {
     let (env, stack, version) = (job.env.as_str(), job.stack.as_str(), job.version);
     let store = state.store();
     let mut promotion = Promotion {
         previous: job.previous,
         ..Promotion::default()
     };
-    let services = store
-        .list_services(env, Some(stack))
-        .await
-        .map_err(|e| e.to_string())?;
+    let services = store.list_services(env, Some(stack)).await?;
     let by_name: HashMap<String, &Service> =
         services.iter().map(|s| (s.name.to_string(), s)).collect();
     let mut wanted: Vec<(Name, Option<String>)> = build
@@ -106,7 +134,7 @@ async fn promote(
         .collect();
     // An image with no Procfile runs its own command as `web` on a fresh stack.
     if wanted.is_empty() && services.is_empty() {
-        wanted.push(("web".parse().expect("a valid name"), None));
+        wanted.push(("web".parse()?, None));
     }
     let now = state.now();
     for (name, command) in wanted {
@@ -120,10 +148,7 @@ async fn promote(
                     command: command.clone(),
                     ..spec_of(s)
                 };
-                store
-                    .update_service(env, stack, &spec, now)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                store.update_service(env, stack, &spec, now).await?;
                 log.line(format!(
                     "       service {name}: {}",
                     command.as_deref().unwrap_or("(the image's command)")
@@ -139,10 +164,7 @@ async fn promote(
                     size: Default::default(),
                     health: HealthCheck::default(),
                 };
-                store
-                    .create_service(env, stack, &spec, now)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                store.create_service(env, stack, &spec, now).await?;
                 promotion.created.push(name.to_string());
                 log.line(format!(
                     "       new service {name}: {}",
@@ -156,8 +178,7 @@ async fn promote(
     }
     store
         .set_current_deployment(env, stack, Some(version), now)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     state.notify_change();
     Ok(promotion)
 }
@@ -168,23 +189,20 @@ async fn publish_web(
     env: &str,
     stack: &str,
     log: &DeployLog,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, StepError> {
     let store = state.store();
     let mut published = Vec::new();
-    for ep in store.list_endpoints(env).await.map_err(|e| e.to_string())? {
+    for ep in store.list_endpoints(env).await? {
         if ep.kind != EndpointKind::Alias || ep.routes.iter().any(|r| r.path == "/") {
             continue;
         }
         let mut routes = ep.routes.clone();
         routes.push(Route {
             path: "/".into(),
-            stack: stack.parse().map_err(|e| format!("{e}"))?,
-            service: "web".parse().expect("a valid name"),
+            stack: stack.parse()?,
+            service: "web".parse()?,
         });
-        store
-            .set_routes(env, ep.domain.as_str(), &routes)
-            .await
-            .map_err(|e| e.to_string())?;
+        store.set_routes(env, ep.domain.as_str(), &routes).await?;
         log.line(format!("       web published on http://{}/", ep.domain));
         published.push(ep.domain.to_string());
     }
@@ -192,23 +210,19 @@ async fn publish_web(
 }
 
 /// Puts back what [`promote`] changed.
-async fn undo(state: &AppState, env: &str, stack: &str, p: &Promotion) -> Result<(), String> {
+async fn undo(state: &AppState, env: &str, stack: &str, p: &Promotion) -> Result<(), StepError> {
     let store = state.store();
     let now = state.now();
     store
         .set_current_deployment(env, stack, p.previous, now)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     for (name, command) in &p.previous_commands {
         if let Ok(s) = store.get_service(env, stack, name).await {
             let spec = ServiceSpec {
                 command: command.clone(),
                 ..spec_of(&s)
             };
-            store
-                .update_service(env, stack, &spec, now)
-                .await
-                .map_err(|e| e.to_string())?;
+            store.update_service(env, stack, &spec, now).await?;
         }
     }
     for domain in &p.published {
@@ -402,5 +416,43 @@ async fn success_message(state: &AppState, env: &str, stack: &str, version: Vers
     match urls.first() {
         Some(url) => format!("{version} is live; web answers at {url}"),
         None => format!("{version} is live"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_rollout_says_why_and_what_runs_now() {
+        let e = RolloutError::RolledBack {
+            reason: "the new instances of web did not become healthy within 30s: failed".into(),
+            previous: Some(Version(2)),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the new instances of web did not become healthy within 30s: failed; rolled back to v2, which keeps serving"
+        );
+        let e = RolloutError::RolledBack {
+            reason: "no new instance".into(),
+            previous: None,
+        };
+        assert_eq!(
+            e.to_string(),
+            "no new instance; nothing ran before, so nothing runs now"
+        );
+        let e = RolloutError::Undo {
+            reason: "no new instance".into(),
+            source: StepError::Store(StoreError::Invalid("bad".into())),
+        };
+        assert_eq!(e.to_string(), "no new instance; rolling back failed: bad");
+        let e = RolloutError::Promote {
+            version: Version(3),
+            source: StepError::Store(StoreError::NotFound("stack \"app\"".into())),
+        };
+        assert_eq!(
+            e.to_string(),
+            "promoting v3 failed: stack \"app\" not found"
+        );
     }
 }

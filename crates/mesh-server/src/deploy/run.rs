@@ -162,9 +162,9 @@ async fn run(
     log.line("-----> Rolling out");
     rollout::run(state, job, &build, log)
         .await
-        .map_err(|reason| Failure {
+        .map_err(|e| Failure {
             status: DeploymentStatus::RolledBack,
-            message: reason,
+            message: e.to_string(),
         })
 }
 

@@ -1,4 +1,5 @@
-//! Extractors whose rejections use the API's error body instead of axum's plain text.
+//! Extractors whose rejections use the API's error body instead of axum's plain text, for the
+//! handlers of `api/` and of the agent gateway alike.
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};

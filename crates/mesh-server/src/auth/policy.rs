@@ -102,7 +102,31 @@ pub struct Who<'a> {
 }
 
 /// Why a call was refused, in words for the caller.
-pub type Denied = String;
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    #[error("this token is an agent's join token; it may only use /v1/agent")]
+    AgentToken,
+    #[error("only a rack's join token may use the agent gateway")]
+    AgentGateway,
+    /// A developer or viewer token of other environments; `reaches` lists them.
+    #[error("this {role} token does not reach environment {env:?}; it reaches {reaches}")]
+    OutOfReach {
+        role: Role,
+        env: String,
+        reaches: String,
+    },
+    /// The token reaches the environment but its role may not do `what` there.
+    #[error("a {role} token may not {what}; ask an admin for a developer token of {env:?}")]
+    Role {
+        role: Role,
+        what: &'static str,
+        env: String,
+    },
+    #[error("this route needs an admin token; this one is a {role} token (of {reaches})")]
+    AdminOnly { role: Role, reaches: String },
+    #[error("a {role} token may not upload sources; that needs a developer or admin token")]
+    Upload { role: Role },
+}
 
 /// Whether `who` may call a route of `policy`, `env` being the environment in its path.
 pub fn check(policy: Policy, who: Who<'_>, env: Option<&str>) -> Result<(), Denied> {
@@ -111,47 +135,48 @@ pub fn check(policy: Policy, who: Who<'_>, env: Option<&str>) -> Result<(), Deni
     if role == Role::Agent {
         return match policy {
             Agent | AnyToken => Ok(()),
-            _ => Err("this token is an agent's join token; it may only use /v1/agent".into()),
+            _ => Err(Denied::AgentToken),
         };
     }
     if policy == Agent {
-        return Err("only a rack's join token may use the agent gateway".into());
+        return Err(Denied::AgentGateway);
     }
     if role == Role::Admin {
         return Ok(());
     }
     let reaches = |env: &str| who.environments.iter().any(|e| e.as_str() == env);
-    let scoped = |what: &str, allowed: bool| -> Result<(), Denied> {
+    let scoped = |what: &'static str, allowed: bool| -> Result<(), Denied> {
         let env = env.unwrap_or_default();
         if !reaches(env) {
-            return Err(format!(
-                "this {role} token does not reach environment {env:?}; it reaches {}",
-                list(who.environments)
-            ));
+            return Err(Denied::OutOfReach {
+                role,
+                env: env.to_string(),
+                reaches: list(who.environments),
+            });
         }
         if allowed {
             Ok(())
         } else {
-            Err(format!(
-                "a {role} token may not {what}; ask an admin for a developer token of {env:?}"
-            ))
+            Err(Denied::Role {
+                role,
+                what,
+                env: env.to_string(),
+            })
         }
     };
     let developer = role == Role::Developer;
     match policy {
         AnyToken | EnvList => Ok(()),
-        Admin => Err(format!(
-            "this route needs an admin token; this one is a {role} token (of {})",
-            list(who.environments)
-        )),
+        Admin => Err(Denied::AdminOnly {
+            role,
+            reaches: list(who.environments),
+        }),
         EnvRead => scoped("read", true),
         EnvSecretRead => scoped("read config values", developer),
         EnvWrite => scoped("change anything", developer),
         EnvExec => scoped("run or exec commands", developer),
         Upload if developer => Ok(()),
-        Upload => Err(format!(
-            "a {role} token may not upload sources; that needs a developer or admin token"
-        )),
+        Upload => Err(Denied::Upload { role }),
         Agent => unreachable!("handled above"),
     }
 }
@@ -183,6 +208,36 @@ mod tests {
     }
 
     #[test]
+    fn refusals_read_as_they_always_did() {
+        let envs = [n("shop"), n("bank")];
+        let viewer = Who {
+            role: Role::Viewer,
+            environments: &envs,
+        };
+        let said = |p, env| check(p, viewer, env).unwrap_err().to_string();
+        assert_eq!(
+            said(Policy::EnvRead, Some("other")),
+            "this viewer token does not reach environment \"other\"; it reaches shop, bank"
+        );
+        assert_eq!(
+            said(Policy::EnvWrite, Some("shop")),
+            "a viewer token may not change anything; ask an admin for a developer token of \"shop\""
+        );
+        assert_eq!(
+            said(Policy::Admin, None),
+            "this route needs an admin token; this one is a viewer token (of shop, bank)"
+        );
+        assert_eq!(
+            said(Policy::Upload, None),
+            "a viewer token may not upload sources; that needs a developer or admin token"
+        );
+        assert_eq!(
+            said(Policy::Agent, None),
+            "only a rack's join token may use the agent gateway"
+        );
+    }
+
+    #[test]
     fn developers_and_viewers_act_only_in_their_environments() {
         let envs = [n("shop")];
         let dev = Who {
@@ -200,13 +255,13 @@ mod tests {
             Policy::EnvExec,
         ] {
             assert!(check(p, dev, Some("shop")).is_ok(), "{p:?}");
-            let e = check(p, dev, Some("bank")).unwrap_err();
+            let e = check(p, dev, Some("bank")).unwrap_err().to_string();
             assert!(e.contains("does not reach environment \"bank\""), "{e}");
             assert!(check(p, viewer, Some("bank")).is_err());
         }
         assert!(check(Policy::EnvRead, viewer, Some("shop")).is_ok());
         for p in [Policy::EnvWrite, Policy::EnvSecretRead, Policy::EnvExec] {
-            let e = check(p, viewer, Some("shop")).unwrap_err();
+            let e = check(p, viewer, Some("shop")).unwrap_err().to_string();
             assert!(e.contains("a viewer token may not"), "{e}");
         }
         assert!(check(Policy::Admin, dev, None).is_err());
@@ -230,7 +285,7 @@ mod tests {
         assert!(check(Policy::Agent, admin, None).is_err());
         assert!(check(Policy::Agent, agent, None).is_ok());
         assert!(check(Policy::AnyToken, agent, None).is_ok());
-        let e = check(Policy::EnvList, agent, None).unwrap_err();
+        let e = check(Policy::EnvList, agent, None).unwrap_err().to_string();
         assert!(e.contains("join token"), "{e}");
     }
 
