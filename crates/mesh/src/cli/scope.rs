@@ -202,7 +202,10 @@ mod tests {
             &no_vars,
         )
         .unwrap_err();
-        assert!(err.to_string().contains("`mesh up` takes no --env"), "{err}");
+        assert!(
+            err.to_string().contains("`mesh up` takes no --env"),
+            "{err}"
+        );
         let f = merge("up", Scope::None, Given::default(), Given::default(), &vars).unwrap();
         assert_eq!(f, Flags::default(), "MESH_ENV means nothing to mesh up");
         let err = merge(
@@ -245,6 +248,10 @@ mod tests {
             &no_vars,
         )
         .unwrap();
-        assert_eq!(f.one_env().unwrap().as_deref(), Some("shop"), "empty flags ignored");
+        assert_eq!(
+            f.one_env().unwrap().as_deref(),
+            Some("shop"),
+            "empty flags ignored"
+        );
     }
 }

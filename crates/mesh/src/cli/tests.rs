@@ -117,26 +117,68 @@ fn help(line: &str) -> String {
 #[test]
 fn env_and_stack_are_offered_only_where_they_mean_something() {
     for line in [
-        "up", "server", "agent", "router", "login", "whoami", "rack", "rack list", "provider",
-        "token list", "token delete", "events", "env ls", "env create", "env delete",
+        "up",
+        "server",
+        "agent",
+        "router",
+        "login",
+        "whoami",
+        "rack",
+        "rack list",
+        "provider",
+        "token list",
+        "token delete",
+        "events",
+        "env ls",
+        "env create",
+        "env delete",
     ] {
         let h = help(line);
-        assert!(!h.contains("--env"), "`mesh {line} --help` offers --env:\n{h}");
-        assert!(!h.contains("--stack"), "`mesh {line} --help` offers --stack:\n{h}");
+        assert!(
+            !h.contains("--env"),
+            "`mesh {line} --help` offers --env:\n{h}"
+        );
+        assert!(
+            !h.contains("--stack"),
+            "`mesh {line} --help` offers --stack:\n{h}"
+        );
     }
     for line in ["certificate list", "env show", "token create"] {
         let h = help(line);
-        assert!(h.contains("--env"), "`mesh {line} --help` lacks --env:\n{h}");
-        assert!(!h.contains("--stack"), "`mesh {line} --help` offers --stack:\n{h}");
+        assert!(
+            h.contains("--env"),
+            "`mesh {line} --help` lacks --env:\n{h}"
+        );
+        assert!(
+            !h.contains("--stack"),
+            "`mesh {line} --help` offers --stack:\n{h}"
+        );
     }
     for line in [
-        "deploy", "rollback", "config set", "stack config list", "svc create", "services list",
-        "endpoint publish", "deployments list", "logs", "instances", "run", "exec", "link",
+        "deploy",
+        "rollback",
+        "config set",
+        "stack config list",
+        "svc create",
+        "services list",
+        "endpoint publish",
+        "deployments list",
+        "logs",
+        "instances",
+        "run",
+        "exec",
+        "link",
         "create stack",
     ] {
         let h = help(line);
-        assert!(h.contains("--env"), "`mesh {line} --help` lacks --env:\n{h}");
-        assert!(h.contains("--stack"), "`mesh {line} --help` lacks --stack:\n{h}");
+        assert!(
+            h.contains("--env"),
+            "`mesh {line} --help` lacks --env:\n{h}"
+        );
+        assert!(
+            h.contains("--stack"),
+            "`mesh {line} --help` lacks --stack:\n{h}"
+        );
     }
     let top = help("deploy");
     assert!(top.contains("--json"), "--json stays global");
@@ -149,7 +191,10 @@ fn target_flags_are_refused_where_they_mean_nothing() {
     usage_error("certificate list --stack app");
     usage_error("token list --env shop");
     let err = flags("-e shop up").unwrap_err();
-    assert!(err.to_string().contains("`mesh up` takes no --env"), "{err}");
+    assert!(
+        err.to_string().contains("`mesh up` takes no --env"),
+        "{err}"
+    );
     let err = flags("-s app certificate list").unwrap_err();
     assert!(err.to_string().contains("no --stack"), "{err}");
 }
