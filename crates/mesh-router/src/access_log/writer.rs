@@ -20,6 +20,12 @@ pub(crate) const QUEUE_LINES: usize = 8192;
 /// other writers of stderr for long.
 const BATCH_BYTES: usize = 64 * 1024;
 
+/// After a batch that emptied the queue, the writer waits this long before taking more: lines
+/// gather meanwhile, so one write carries many, and a request thread rarely finds the writer
+/// asleep (waking it is a system call on the request's thread). Lines reach the sink this much
+/// later at most.
+const GATHER: Duration = Duration::from_millis(5);
+
 /// Pause between attempts to queue the flush marker behind a full queue.
 const FLUSH_RETRY: Duration = Duration::from_millis(5);
 
@@ -101,6 +107,8 @@ fn run(rx: &Receiver<Msg>, mut sink: Box<dyn Write + Send>, dropped: &Counter) {
                 next = rx.try_recv().ok();
             }
         }
+        // Cut short by size: more is waiting, write it without a pause.
+        let more = batch.len() >= BATCH_BYTES;
         if !batch.is_empty() {
             match sink.write_all(&batch).and_then(|()| sink.flush()) {
                 Ok(()) => failing = false,
@@ -116,6 +124,9 @@ fn run(rx: &Receiver<Msg>, mut sink: Box<dyn Write + Send>, dropped: &Counter) {
         }
         for done in flushes.drain(..) {
             let _ = done.send(());
+        }
+        if !more {
+            std::thread::sleep(GATHER);
         }
     }
 }
