@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::Args;
-use mesh_router::{AccessLog, RouterOptions};
+use mesh_router::{AccessLog, RouterError, RouterOptions};
 use mesh_types::Cidr;
 
 #[derive(Debug, Clone, Args)]
@@ -62,6 +62,18 @@ pub fn access_log(flag: &AccessLog, shown: bool) -> AccessLog {
     }
 }
 
+/// What to do about a router that did not start because of its settings rather than its
+/// addresses (`None`: an address problem, the caller's hint applies). Such a router is not
+/// skipped with a warning even when its addresses were defaults: the setting was asked for.
+pub fn settings_hint(e: &RouterError) -> Option<&'static str> {
+    match e {
+        RouterError::AccessLog { .. } => {
+            Some("pass --access-log a file in an existing, writable directory, or stderr, or off")
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -76,5 +88,19 @@ mod tests {
         assert_eq!(access_log(&file, false), file);
         assert_eq!(access_log(&file, true), file);
         assert_eq!(access_log(&AccessLog::Off, true), AccessLog::Off);
+    }
+
+    #[test]
+    fn an_access_log_that_cannot_be_opened_has_its_own_hint() {
+        let e = RouterError::AccessLog {
+            path: PathBuf::from("/nope/access.log"),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert!(settings_hint(&e).is_some_and(|h| h.contains("--access-log")));
+        let e = RouterError::Bind {
+            addr: ([127, 0, 0, 1], 80).into(),
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        };
+        assert_eq!(settings_hint(&e), None);
     }
 }
