@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// A `RouterConfig` that cannot be applied; the previous table stays in force.
 #[derive(Debug, thiserror::Error)]
@@ -55,4 +56,10 @@ pub enum RouterError {
     /// A worker thread could not be started.
     #[error("starting a router worker thread: {0}")]
     Worker(io::Error),
+    /// The access log file could not be opened for appending.
+    #[error(
+        "cannot open the access log {}: {source}; give a file path whose directory exists and is writable, or `stderr`, or `off`",
+        path.display()
+    )]
+    AccessLog { path: PathBuf, source: io::Error },
 }

@@ -18,8 +18,10 @@
 //! Modules, in request order: `server` (listeners, connections, shutdown), `tls` (SNI),
 //! `proxy` (one request: route, balance, forward, stream back), `table` (routes), `balance`
 //! (instance choice, in-flight counts), `forwarding` (whose forwarding headers count, SNI
-//! against `Host`), `metrics`, `config` (the input document).
+//! against `Host`), `access_log` (one line per request, written off the request path),
+//! `metrics`, `config` (the input document).
 
+mod access_log;
 pub mod balance;
 pub mod config;
 pub mod error;
@@ -41,5 +43,5 @@ pub use config::{
 };
 pub use error::{CertificateError, ConfigError, RouterError};
 pub use metrics::{MetricsHandle, serve_metrics};
-pub use options::RouterOptions;
+pub use options::{AccessLog, AccessLogParseError, RouterOptions};
 pub use server::{Listeners, Router, ShutdownReport, UpdateReport};

@@ -12,6 +12,7 @@ use std::time::Duration;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
 use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 
 mod serve;
@@ -45,6 +46,8 @@ pub struct Metrics {
     registry: Registry,
     routes: Arc<RouteSet>,
     unmatched: Arc<RouteMetrics>,
+    /// `mesh_router_access_log_dropped_total`: access lines not written (see `crate::access_log`).
+    access_log_dropped: Counter,
 }
 
 /// Every route's handles by (endpoint, service), read at each scrape.
@@ -83,10 +86,17 @@ impl Metrics {
         });
         registry.register_collector(Box::new(RouteCollector(routes.clone())));
         let unmatched = routes.get(UNMATCHED, UNMATCHED);
+        let access_log_dropped = Counter::default();
+        registry.register(
+            "access_log_dropped",
+            "Access log lines not written: the writer was behind (its queue full) or the sink failed.",
+            access_log_dropped.clone(),
+        );
         Metrics {
             registry,
             routes,
             unmatched,
+            access_log_dropped,
         }
     }
 
@@ -98,6 +108,11 @@ impl Metrics {
     /// Handles for requests that matched no route.
     pub fn unmatched(&self) -> Arc<RouteMetrics> {
         self.unmatched.clone()
+    }
+
+    /// The counter of access log lines dropped (the same counter on every call).
+    pub(crate) fn access_log_dropped(&self) -> Counter {
+        self.access_log_dropped.clone()
     }
 
     /// The Prometheus text exposition of every router metric.

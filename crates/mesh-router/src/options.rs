@@ -1,8 +1,43 @@
 //! Listener and proxy settings fixed when the router starts.
 
+use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use mesh_types::Cidr;
+
+/// Where the router writes its access log, one line per request (format: `crate::access_log`).
+/// Lines are written by a thread of their own, never by the threads serving requests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AccessLog {
+    /// Nothing written and nothing formatted. The library's default: an embedder asks for a
+    /// log (`mesh` asks for `Stderr` unless told otherwise).
+    #[default]
+    Off,
+    /// The process's standard error.
+    Stderr,
+    /// Appended to this file, created with mode 0640 if missing.
+    File(PathBuf),
+}
+
+/// An `--access-log` value that names nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("empty access log setting: give `off`, `stderr` or a file path")]
+pub struct AccessLogParseError;
+
+impl FromStr for AccessLog {
+    type Err = AccessLogParseError;
+
+    /// `off`, `stderr`, or anything else as a file path.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "" => Err(AccessLogParseError),
+            "off" => Ok(AccessLog::Off),
+            "stderr" => Ok(AccessLog::Stderr),
+            path => Ok(AccessLog::File(PathBuf::from(path))),
+        }
+    }
+}
 
 /// Timeouts and limits, with defaults close to what mainstream proxies ship.
 #[derive(Clone, Debug)]
@@ -39,6 +74,8 @@ pub struct RouterOptions {
     /// `X-Forwarded-For` is appended to, `X-Forwarded-Proto`/`-Host`/`-Port`, `X-Real-Ip`
     /// and `Forwarded` pass. Anyone else's are replaced by what the router saw. Empty: no one.
     pub trusted_proxies: Vec<Cidr>,
+    /// Where one line per request goes; `Off` by default.
+    pub access_log: AccessLog,
 }
 
 impl RouterOptions {
@@ -67,6 +104,28 @@ impl Default for RouterOptions {
             https_redirect_port: None,
             workers: 0,
             trusted_proxies: Vec::new(),
+            access_log: AccessLog::Off,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_log_settings_parse() {
+        assert_eq!("off".parse(), Ok(AccessLog::Off));
+        assert_eq!("stderr".parse(), Ok(AccessLog::Stderr));
+        assert_eq!(
+            "/var/log/mesh/access.log".parse(),
+            Ok(AccessLog::File(PathBuf::from("/var/log/mesh/access.log")))
+        );
+        assert_eq!(
+            "access.log".parse(),
+            Ok(AccessLog::File(PathBuf::from("access.log")))
+        );
+        assert_eq!("".parse::<AccessLog>(), Err(AccessLogParseError));
+        assert_eq!(RouterOptions::default().access_log, AccessLog::Off);
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
+use crate::access_log;
 use crate::config::RouterConfig;
 use crate::error::{CertificateError, ConfigError, RouterError};
 use crate::metrics::MetricsHandle;
@@ -16,6 +17,10 @@ use crate::proxy::Shared;
 use crate::table::RouteTable;
 use crate::tls::{self, SniResolver};
 use crate::tracker::{Phase, Tracker};
+
+/// How long shutdown waits for queued access lines to be written: a reader stuck on the other
+/// end must not hold the process up for long, and lines still queued after it are lost.
+const ACCESS_LOG_FLUSH: Duration = Duration::from_secs(2);
 
 mod conn;
 mod listeners;
@@ -41,6 +46,8 @@ pub struct Router {
     listeners: Option<Listeners>,
     /// Ends (`None`) once every worker's accept loops have stopped.
     accepting: Option<mpsc::Receiver<()>>,
+    /// The access log's queue, for flushing it at shutdown (`None`: the log is off).
+    access_log: Option<access_log::Sender>,
 }
 
 impl std::fmt::Debug for Router {
@@ -133,11 +140,14 @@ impl Router {
         };
         let worker_count = options.worker_count();
         let builder = Arc::new(conn::builder(&options));
+        let access_log_setting = options.access_log.clone();
         let state = Arc::new(Shared::new(
             options,
             https_addr.map(|a| a.port()),
             Tracker::new(),
         ));
+        let access_log =
+            access_log::start(&access_log_setting, state.metrics.access_log_dropped())?;
         let (accepting, accept_done) = mpsc::channel(1);
         let (spread, inboxes) = spread::Spread::new(worker_count);
         let mut router = Router {
@@ -148,6 +158,7 @@ impl Router {
             https_addr,
             listeners: None,
             accepting: Some(accept_done),
+            access_log: access_log.clone(),
         };
         let report = config.map(|c| router.update(c)).transpose()?;
         for (index, inbox) in inboxes.into_iter().enumerate() {
@@ -159,6 +170,7 @@ impl Router {
                 builder: builder.clone(),
                 tls: tls.clone(),
                 accepting: accepting.clone(),
+                access_log: access_log.clone(),
             };
             // On error, dropping `router` stops the workers already started.
             worker.spawn(index)?;
@@ -230,7 +242,8 @@ impl Router {
     }
 
     /// Stops accepting, lets accepted requests (and open tunnels) finish, and closes what is
-    /// left when `deadline` passes.
+    /// left when `deadline` passes. Then waits (up to `ACCESS_LOG_FLUSH`) for the access lines
+    /// queued so far to be written.
     pub async fn shutdown(mut self, deadline: Duration) -> ShutdownReport {
         let tracker = self.state.tracker.clone();
         // The sockets close once every worker's accept loop has dropped its handles too.
@@ -244,6 +257,11 @@ impl Router {
         tracker.set_phase(Phase::Closing);
         // Closing is immediate; the bound only guards against a task that never yields.
         let _ = tokio::time::timeout(Duration::from_secs(5), tracker.idle()).await;
+        if let Some(log) = &self.access_log
+            && !log.flush(ACCESS_LOG_FLUSH).await
+        {
+            tracing::warn!("access log: lines still queued at shutdown were not written");
+        }
         tracing::info!(clean, forced, "router stopped");
         ShutdownReport { clean, forced }
     }

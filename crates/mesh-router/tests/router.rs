@@ -3,6 +3,8 @@
 #[path = "router/support.rs"]
 mod support;
 
+#[path = "router/access_log.rs"]
+mod access_log;
 #[path = "router/balance.rs"]
 mod balance;
 #[path = "router/drain.rs"]

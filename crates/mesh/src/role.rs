@@ -396,7 +396,7 @@ async fn up_router(
             agent.agent.set_in_flight(e.in_flight());
             Ok(Some(e))
         }
-        Err(e) if !asked => {
+        Err(e) if !asked && router_limits::settings_hint(&e).is_none() => {
             eprintln!(
                 "warning: the edge router is off: {e}; endpoints are not served (pass --http-listen and --https-listen with free addresses)"
             );
@@ -404,7 +404,9 @@ async fn up_router(
         }
         Err(e) => Err(hinted(
             format!("cannot start the edge router: {e}"),
-            "pass --http-listen and --https-listen with free addresses (port 0 picks one)",
+            router_limits::settings_hint(&e).unwrap_or(
+                "pass --http-listen and --https-listen with free addresses (port 0 picks one)",
+            ),
         )),
     }
 }
@@ -594,7 +596,8 @@ async fn run_agent(args: JoinArgs, router: Option<RouterListen>) -> Result<()> {
                     handle.stop().await;
                     return Err(hinted(
                         format!("cannot start the edge router: {e}"),
-                        "pass --http-listen and --https-listen with free addresses",
+                        router_limits::settings_hint(&e)
+                            .unwrap_or("pass --http-listen and --https-listen with free addresses"),
                     ));
                 }
             }

@@ -62,3 +62,15 @@ fn shards_of_every_worker_add_up() {
         r#"mesh_router_request_duration_seconds_sum{endpoint="shop.example.com",service="env/app/web"} 0.2"#
     ));
 }
+
+#[test]
+fn access_log_drops_are_exposed() {
+    let m = Metrics::new();
+    assert!(m.text().contains("mesh_router_access_log_dropped_total 0"));
+    m.access_log_dropped().inc_by(3);
+    let text = m.text();
+    assert!(
+        text.contains("mesh_router_access_log_dropped_total 3"),
+        "{text}"
+    );
+}

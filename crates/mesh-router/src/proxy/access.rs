@@ -1,5 +1,5 @@
-//! The access record of one request: one structured log line and the route's metrics, emitted
-//! when the response is over (last byte sent, client gone, or tunnel closed).
+//! The access record of one request: one access log line (`crate::access_log`) and the route's
+//! metrics, emitted when the response is over (last byte sent, client gone, or tunnel closed).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -7,6 +7,7 @@ use std::time::Instant;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method};
 
+use crate::access_log::{self, Record};
 use crate::balance::InFlightGuard;
 use crate::metrics::RouteMetrics;
 use crate::table::Route;
@@ -69,24 +70,25 @@ impl Drop for Access {
         if let Some(metrics) = route.map(|r| &r.metrics).or(self.unmatched.as_ref()) {
             metrics.record(self.status, elapsed);
         }
-        let instance = route
-            .zip(self.instance)
-            .and_then(|(r, i)| r.upstream.instances.get(i));
-        tracing::info!(
-            target: "mesh_router::access",
-            request_id = self.request_id.to_str().unwrap_or("-"),
-            method = self.method.as_ref().map_or("-", Method::as_str),
-            host = %self.host,
-            path = %self.path.as_ref().map_or("-", PathAndQuery::path),
-            endpoint = route.map_or("-", |r| &*r.host),
-            service = route.map_or("-", |r| &*r.upstream.name),
-            instance = instance.map_or("-", |i| &*i.id),
-            status = self.status,
-            bytes = self.bytes,
-            attempts = self.attempts,
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            error = self.error.as_deref(),
-            "request"
-        );
+        // Nothing below runs when the access log is off.
+        access_log::with_thread_log(|log| {
+            let instance = route
+                .zip(self.instance)
+                .and_then(|(r, i)| r.upstream.instances.get(i));
+            log.record(&Record {
+                request_id: self.request_id.to_str().unwrap_or("-"),
+                method: self.method.as_ref().map_or("-", Method::as_str),
+                host: &self.host,
+                path: self.path.as_ref().map_or("-", PathAndQuery::path),
+                endpoint: route.map_or("-", |r| &*r.host),
+                service: route.map_or("-", |r| &*r.upstream.name),
+                instance: instance.map_or("-", |i| &*i.id),
+                status: self.status,
+                bytes: self.bytes,
+                attempts: self.attempts,
+                duration_ms: elapsed.as_secs_f64() * 1000.0,
+                error: self.error.as_deref(),
+            });
+        });
     }
 }

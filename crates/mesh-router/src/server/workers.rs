@@ -15,6 +15,7 @@ use tokio_rustls::TlsAcceptor;
 use super::conn::{self, Builder, Ctx};
 use super::listeners::Listeners;
 use super::spread::{Handoff, Spread};
+use crate::access_log;
 use crate::error::RouterError;
 use crate::proxy::{ProxyState, Shared};
 use crate::tracker::{self, Phase};
@@ -33,6 +34,8 @@ pub(crate) struct Worker {
     pub spread: Arc<Spread>,
     /// Connections other workers accepted for this one.
     pub inbox: mpsc::UnboundedReceiver<Handoff>,
+    /// Where this worker's access records go (`None`: the access log is off).
+    pub access_log: Option<access_log::Sender>,
 }
 
 impl Worker {
@@ -44,6 +47,7 @@ impl Worker {
             .spawn(move || {
                 let _log = tracing::dispatcher::set_default(&dispatch);
                 crate::metrics::set_thread_shard(index);
+                access_log::set_thread_log(self.access_log.clone());
                 self.run(index);
             })
             .map(drop)

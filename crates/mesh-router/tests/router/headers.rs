@@ -1,6 +1,4 @@
-//! Forwarding headers, request ids, hop-by-hop removal, access log and metrics.
-
-use std::sync::{Arc, Mutex};
+//! Forwarding headers, request ids and hop-by-hop removal.
 
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -181,89 +179,4 @@ async fn strips_hop_by_hop_headers() {
     assert!(!e.headers.contains_key("x-hop"), "{e:?}");
     assert!(!e.headers.contains_key("proxy-authorization"));
     assert_eq!(e.header("x-end-to-end"), "passes");
-}
-
-/// Collects what the fmt subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-// current_thread: every task runs where the scoped subscriber is installed.
-#[tokio::test(flavor = "current_thread")]
-async fn access_log_and_metrics_describe_each_request() {
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || sink.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
-    let (_web, r) = echo_router().await;
-    let req = Request::get("/logged?secret=1")
-        .header("x-request-id", "log-me-7")
-        .body(empty())
-        .expect("request");
-    let reply = within("reply", send(&client(), r.http_addr(), "shop.test", req))
-        .await
-        .expect("send");
-    assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(
-        get(r.http_addr(), "nope.test", "/").await.status,
-        StatusCode::NOT_FOUND
-    );
-
-    eventually("the access line", || {
-        String::from_utf8_lossy(&captured.0.lock().expect("lock")).contains("log-me-7")
-    })
-    .await;
-    let log = String::from_utf8_lossy(&captured.0.lock().expect("lock")).into_owned();
-    let line = log
-        .lines()
-        .find(|l| l.contains("log-me-7"))
-        .expect("access line");
-    for field in [
-        "request_id=\"log-me-7\"",
-        "host=shop.test",
-        "path=/logged",
-        "endpoint=\"shop.test\"",
-        "service=\"shop/app/web\"",
-        "instance=\"web-1\"",
-        "status=200",
-        "bytes=",
-        "duration_ms=",
-    ] {
-        assert!(line.contains(field), "missing {field} in {line}");
-    }
-    assert!(
-        !line.contains("secret"),
-        "query strings stay out of logs: {line}"
-    );
-
-    // Counted on a router thread as the response ends, which may be just after the client has it.
-    let unmatched = r#"mesh_router_requests_total{endpoint="-",service="-",status_class="4xx"} 1"#;
-    eventually("the 404 counted", || r.metrics_text().contains(unmatched)).await;
-    let metrics = r.metrics_text();
-    assert!(
-        metrics.contains(
-            r#"mesh_router_requests_total{endpoint="shop.test",service="shop/app/web",status_class="2xx"} 1"#
-        ),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains(
-            r#"mesh_router_requests_total{endpoint="-",service="-",status_class="4xx"} 1"#
-        )
-    );
-    assert!(metrics.contains("mesh_router_request_duration_seconds_bucket"));
 }

@@ -300,3 +300,33 @@ fn trusted_proxies_reach_every_router_role() {
     usage_error("up --router-trusted-proxies");
     usage_error("up --router-response-timeout -1");
 }
+
+#[test]
+fn access_log_takes_off_stderr_or_a_file_on_every_router_role() {
+    use mesh_router::AccessLog;
+    let access_log = |line: &str| match parse(line).command {
+        Command::Up(up) => up.router_limits.access_log,
+        Command::Router(r) => r.router_limits.access_log,
+        Command::Agent(a) => a.router_limits.access_log,
+        _ => panic!("not a router role: {line}"),
+    };
+    assert_eq!(access_log("up"), AccessLog::Stderr, "stderr by default");
+    assert_eq!(access_log("up --access-log off"), AccessLog::Off);
+    assert_eq!(access_log("up --access-log stderr"), AccessLog::Stderr);
+    assert_eq!(
+        access_log("up --access-log /var/log/mesh/access.log"),
+        AccessLog::File("/var/log/mesh/access.log".into())
+    );
+    assert_eq!(
+        access_log("router --api-url http://x --token t --access-log off"),
+        AccessLog::Off
+    );
+    assert_eq!(
+        access_log(
+            "agent --api-url http://x --token t --http-listen 127.0.0.1:80 --access-log a.log"
+        ),
+        AccessLog::File("a.log".into())
+    );
+    usage_error("up --access-log");
+    usage_error("up --access-log=");
+}

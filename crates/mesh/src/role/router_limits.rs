@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::Args;
-use mesh_router::RouterOptions;
+use mesh_router::{AccessLog, RouterError, RouterOptions};
 use mesh_types::Cidr;
 
 #[derive(Debug, Clone, Args)]
@@ -28,6 +28,11 @@ pub struct RouterLimits {
     /// saw [default: none]
     #[arg(long, value_name = "CIDR", num_args = 1.., value_delimiter = ',')]
     pub router_trusted_proxies: Vec<Cidr>,
+    /// Where the edge router writes one line per request: `off`, `stderr`, or a file appended
+    /// to (created with mode 0640). On stderr the lines are INFO lines of target
+    /// mesh_router::access, so a MESH_LOG that hides those (such as `warn`) turns them off
+    #[arg(long, value_name = "off|stderr|FILE", default_value = "stderr")]
+    pub access_log: AccessLog,
 }
 
 impl RouterLimits {
@@ -38,7 +43,64 @@ impl RouterLimits {
             response_head_timeout: Duration::from_secs(self.router_response_timeout),
             client_timeout: Duration::from_secs(self.router_client_timeout),
             trusted_proxies: self.router_trusted_proxies.clone(),
+            access_log: access_log(
+                &self.access_log,
+                tracing::enabled!(target: "mesh_router::access", tracing::Level::INFO),
+            ),
             ..RouterOptions::default()
         }
+    }
+}
+
+/// The access log the router gets for `--access-log`: stderr lines were `tracing` INFO events of
+/// target `mesh_router::access` before they had a writer of their own, and a `MESH_LOG` that
+/// hides those (`shown` false) still turns them off. A file is written whatever `MESH_LOG` says.
+pub fn access_log(flag: &AccessLog, shown: bool) -> AccessLog {
+    match flag {
+        AccessLog::Stderr if !shown => AccessLog::Off,
+        other => other.clone(),
+    }
+}
+
+/// What to do about a router that did not start because of its settings rather than its
+/// addresses (`None`: an address problem, the caller's hint applies). Such a router is not
+/// skipped with a warning even when its addresses were defaults: the setting was asked for.
+pub fn settings_hint(e: &RouterError) -> Option<&'static str> {
+    match e {
+        RouterError::AccessLog { .. } => {
+            Some("pass --access-log a file in an existing, writable directory, or stderr, or off")
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn mesh_log_hides_stderr_lines_only() {
+        let file = AccessLog::File(PathBuf::from("/var/log/access.log"));
+        assert_eq!(access_log(&AccessLog::Stderr, true), AccessLog::Stderr);
+        assert_eq!(access_log(&AccessLog::Stderr, false), AccessLog::Off);
+        assert_eq!(access_log(&file, false), file);
+        assert_eq!(access_log(&file, true), file);
+        assert_eq!(access_log(&AccessLog::Off, true), AccessLog::Off);
+    }
+
+    #[test]
+    fn an_access_log_that_cannot_be_opened_has_its_own_hint() {
+        let e = RouterError::AccessLog {
+            path: PathBuf::from("/nope/access.log"),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert!(settings_hint(&e).is_some_and(|h| h.contains("--access-log")));
+        let e = RouterError::Bind {
+            addr: ([127, 0, 0, 1], 80).into(),
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        };
+        assert_eq!(settings_hint(&e), None);
     }
 }
