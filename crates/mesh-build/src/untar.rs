@@ -188,4 +188,4 @@ pub struct Stats {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

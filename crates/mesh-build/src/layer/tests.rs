@@ -7,27 +7,13 @@ use tar::{EntryType, Header};
 use super::*;
 use crate::blobs::BlobDir;
 use crate::untar::UntarError;
+use crate::untar::tests::raw;
 
 fn is_root() -> bool {
     fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
         .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-}
-
-/// A tar entry written byte for byte, so names `tar::Builder` would refuse can be made.
-fn raw(b: &mut tar::Builder<Vec<u8>>, name: &str, kind: EntryType, data: &[u8], link: &str) {
-    let mut h = Header::new_gnu();
-    h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
-    h.as_gnu_mut().unwrap().linkname[..link.len()].copy_from_slice(link.as_bytes());
-    h.set_entry_type(kind);
-    h.set_size(data.len() as u64);
-    h.set_mode(0o644);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    h.set_cksum();
-    b.append(&h, data).unwrap();
 }
 
 fn tar_of(entries: &[(&str, EntryType, &[u8], &str)]) -> Vec<u8> {
