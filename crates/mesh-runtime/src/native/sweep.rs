@@ -19,10 +19,7 @@ pub(super) async fn sweep(rt: &Inner) -> Result<Vec<Leftover>> {
     let mut removed = Vec::new();
     for l in leftovers(&rt.names, &rt.layout.instances(), &owned, &seen) {
         match remove(rt, &l).await {
-            Ok(()) => {
-                tracing::info!(removed = %l, "swept a leftover");
-                removed.push(l);
-            }
+            Ok(()) => removed.push(l),
             Err(e) => tracing::warn!(leftover = %l, error = %e, "cannot remove a leftover"),
         }
     }
