@@ -12,12 +12,14 @@ use async_trait::async_trait;
 use nix::sys::signal::Signal;
 
 use crate::error::{Error, Result};
+use crate::hostnet::HostNet;
 use crate::ipam::Ipam;
 use crate::runtime::Runtime;
 use crate::spec::{
     ExecOutput, ExitStatus, HostEntry, InstanceHandle, InstanceSpec, InstanceState, LogPaths,
     NetworkInfo, NetworkSpec, Status,
 };
+use crate::sweep::Leftover;
 
 #[derive(Debug)]
 struct Instance {
@@ -34,6 +36,8 @@ struct State {
     next_pid: u32,
     fail_next_create: Option<String>,
     exec_output: Option<ExecOutput>,
+    host_networks: Vec<HostNet>,
+    leftovers: Vec<Leftover>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -69,6 +73,16 @@ impl FakeRuntime {
     /// What `exec` returns (default: exit code 0, no output).
     pub fn set_exec_output(&self, out: ExecOutput) {
         self.lock().exec_output = Some(out);
+    }
+
+    /// What `host_networks` returns: routes and addresses a test pretends the host has.
+    pub fn set_host_networks(&self, nets: Vec<HostNet>) {
+        self.lock().host_networks = nets;
+    }
+
+    /// What the next `sweep` returns as removed.
+    pub fn set_leftovers(&self, leftovers: Vec<Leftover>) {
+        self.lock().leftovers = leftovers;
     }
 
     fn logs(id: &str) -> LogPaths {
@@ -267,6 +281,16 @@ impl Runtime for FakeRuntime {
 
     async fn list(&self) -> Result<Vec<InstanceState>> {
         Ok(self.lock().instances.values().map(view).collect())
+    }
+
+    async fn host_networks(&self) -> Result<Vec<HostNet>> {
+        Ok(self.lock().host_networks.clone())
+    }
+
+    async fn sweep(&self) -> Result<Vec<Leftover>> {
+        let mut st = self.lock();
+        Self::call(&mut st, "sweep".into());
+        Ok(std::mem::take(&mut st.leftovers))
     }
 }
 

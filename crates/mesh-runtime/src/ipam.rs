@@ -60,6 +60,11 @@ impl Ipam {
             .map(|(a, _)| *a)
     }
 
+    /// Every address handed out, with its owner.
+    pub fn allocations(&self) -> impl Iterator<Item = (Ipv4Addr, &str)> {
+        self.allocated.iter().map(|(a, o)| (*a, o.as_str()))
+    }
+
     pub fn allocate(&mut self, owner: &str) -> Result<Ipv4Addr, IpamError> {
         if let Some(a) = self.address_of(owner) {
             return Ok(a);

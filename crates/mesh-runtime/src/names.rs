@@ -101,23 +101,47 @@ impl Names {
     /// Whether an interface name is one of ours (exact shape, not just the prefix, so a runtime
     /// with prefix `wm` never claims the interfaces of one with prefix `wmb`).
     pub fn owns_link(&self, name: &str) -> bool {
-        let Some(rest) = name.strip_prefix(&self.prefix) else {
-            return false;
-        };
+        self.link_role(name).is_some()
+    }
+
+    /// What one of our interfaces would be, by its name's shape. A name can have both shapes
+    /// of two runtimes (prefix `wm`'s veth `wmv` + 9 hex is also prefix `wmv`'s bridge `wmvb` +
+    /// 8 hex), so whoever removes by name also checks the link's kind ([`LinkRole::kind`]).
+    pub fn link_role(&self, name: &str) -> Option<LinkRole> {
+        let rest = name.strip_prefix(&self.prefix)?;
         let is_hex = |s: &str| {
             s.chars()
                 .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
         };
         match (rest.strip_prefix('b'), rest.strip_prefix('v')) {
-            (Some(h), _) => h.len() == BRIDGE_HASH_LEN && is_hex(h),
-            (_, Some(h)) => h.len() == VETH_HASH_LEN && is_hex(h),
-            _ => false,
+            (Some(h), _) if h.len() == BRIDGE_HASH_LEN && is_hex(h) => Some(LinkRole::Bridge),
+            (_, Some(h)) if h.len() == VETH_HASH_LEN && is_hex(h) => Some(LinkRole::HostVeth),
+            _ => None,
         }
     }
 
     /// The instance id of one of our network namespaces.
     pub fn netns_instance<'a>(&self, netns: &'a str) -> Option<&'a str> {
         netns.strip_prefix(&self.prefix)?.strip_prefix('-')
+    }
+}
+
+/// The two kinds of interface the runtime makes in the host namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkRole {
+    /// An environment's bridge.
+    Bridge,
+    /// The host end of an instance's veth pair.
+    HostVeth,
+}
+
+impl LinkRole {
+    /// The kernel's link kind (`ip -d link`'s `info_kind`) an interface of this role has.
+    pub fn kind(self) -> &'static str {
+        match self {
+            LinkRole::Bridge => "bridge",
+            LinkRole::HostVeth => "veth",
+        }
     }
 }
 

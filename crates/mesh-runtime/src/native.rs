@@ -31,6 +31,7 @@ use crate::state::{InstanceDir, InstanceRecord, Layout, read_json};
 mod create;
 mod lifecycle;
 mod networks;
+mod sweep;
 mod teardown;
 
 /// Where the instance's writable layer lives.
@@ -271,6 +272,14 @@ impl Runtime for NativeRuntime {
 
     async fn list(&self) -> Result<Vec<InstanceState>> {
         lifecycle::list(&self.inner).await
+    }
+
+    async fn host_networks(&self) -> Result<Vec<crate::hostnet::HostNet>> {
+        crate::hostnet::read(self.inner.runner.as_ref()).await
+    }
+
+    async fn sweep(&self) -> Result<Vec<crate::sweep::Leftover>> {
+        sweep::sweep(&self.inner).await
     }
 }
 

@@ -143,6 +143,26 @@ pub async fn list_links(runner: &dyn CommandRunner) -> Result<Vec<String>> {
     Ok(json_names(&out.stdout_str(), "ifname"))
 }
 
+/// Interface names in the runtime's namespace with their kind (`bridge`, `veth`, ...; empty
+/// for a plain device such as `eth0`), from `ip -d`.
+pub async fn list_links_with_kind(runner: &dyn CommandRunner) -> Result<Vec<(String, String)>> {
+    let out = run_ok(runner, &Cmd::new("ip").args(["-j", "-d", "link", "show"])).await?;
+    Ok(links_with_kind(&out.stdout_str()))
+}
+
+/// `ip -j -d link show` output as (name, kind) pairs.
+pub fn links_with_kind(text: &str) -> Vec<(String, String)> {
+    serde_json::from_str::<Vec<serde_json::Value>>(text)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| {
+            let name = v["ifname"].as_str()?;
+            let kind = v["linkinfo"]["info_kind"].as_str().unwrap_or_default();
+            Some((name.to_string(), kind.to_string()))
+        })
+        .collect()
+}
+
 pub async fn list_netns(runner: &dyn CommandRunner) -> Result<Vec<String>> {
     let out = run_ok(runner, &Cmd::new("ip").args(["-j", "netns", "list"])).await?;
     Ok(json_names(&out.stdout_str(), "name"))

@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::Result;
+use crate::hostnet::HostNet;
 use crate::spec::{
     ExecOutput, ExitStatus, HostEntry, InstanceHandle, InstanceSpec, InstanceState, NetworkInfo,
     NetworkSpec,
@@ -54,4 +55,19 @@ pub trait Runtime: Send + Sync {
     /// Every instance this runtime's state directory knows, running or ended: what an agent
     /// re-adopts after a restart.
     async fn list(&self) -> Result<Vec<InstanceState>>;
+
+    /// The IPv4 routes and addresses the host already has (see [`crate::hostnet`]), so that a
+    /// new environment's subnet avoids them ([`crate::pool::choose`]). None by default: a
+    /// runtime that does not share the host's network has nothing to avoid.
+    async fn host_networks(&self) -> Result<Vec<HostNet>> {
+        Ok(Vec::new())
+    }
+
+    /// Removes what carries this runtime's names but none of its records owns: what a crashed
+    /// or killed agent (or an earlier platform with the same prefix) left behind. Everything the
+    /// records name stays, above all the running instances an agent adopts after a restart.
+    /// Call it once at start, before creating anything. Returns what was removed.
+    async fn sweep(&self) -> Result<Vec<crate::sweep::Leftover>> {
+        Ok(Vec::new())
+    }
 }

@@ -12,6 +12,7 @@ mod privileged {
     mod base_image;
     mod forward;
     mod fs;
+    mod host_overlap;
     mod lifecycle;
     mod limits;
     mod net;

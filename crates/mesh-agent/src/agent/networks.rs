@@ -13,16 +13,34 @@ use crate::plan;
 
 impl Agent {
     pub(crate) async fn ensure_network(&self, env: &str) -> Result<(), String> {
-        let subnet = {
-            let mut state = self.state();
+        let assigned = {
+            let state = self.state();
             if state.networks.contains(env) {
                 return Ok(());
             }
-            state
-                .subnets
-                .get_or_assign(env)
-                .map_err(|e| e.to_string())?
+            state.subnets.get(env)
         };
+        // Only a new subnet looks at the host: one an environment has stays (its instances
+        // and their peers' caches hold addresses in it).
+        let host = match assigned {
+            Some(_) => Vec::new(),
+            None => self.runtime.host_networks().await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read the host's routes and addresses; choosing a subnet without them");
+                Vec::new()
+            }),
+        };
+        let choice = self
+            .state()
+            .subnets
+            .get_or_assign(env, &host)
+            .map_err(|e| e.to_string())?;
+        for skipped in &choice.skipped {
+            tracing::warn!(environment = %env, "subnet {skipped} skipped: the host already uses it");
+        }
+        let subnet = choice.subnet;
+        if assigned.is_none() {
+            tracing::info!(environment = %env, %subnet, "environment subnet assigned");
+        }
         let mut spec = NetworkSpec::new(env, subnet);
         spec.egress = self.opts.egress;
         if self.opts.dns {

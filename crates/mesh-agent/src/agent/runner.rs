@@ -26,6 +26,9 @@ impl Agent {
             },
             _ = shutdown.changed() => return,
         };
+        // Before anything is created: what an earlier agent left half-made must go, and what
+        // the runtime's records name (the instances adopted below) must stay.
+        self.sweep().await;
         let cached = match self.cache.load() {
             Ok(c) => c,
             Err(e) => {
@@ -62,6 +65,20 @@ impl Agent {
         }
         let _ = watcher.await;
         let _ = shipper.await;
+    }
+
+    /// Removes what carries this server's prefix but no record of the runtime owns, saying so.
+    async fn sweep(&self) {
+        match self.runtime.sweep().await {
+            Ok(removed) => {
+                for leftover in &removed {
+                    tracing::info!(removed = %leftover, "removed a leftover of an earlier run");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look for leftovers of an earlier run; keeping everything")
+            }
+        }
     }
 
     /// Registers, then follows the watch stream, reconnecting with backoff; every snapshot is

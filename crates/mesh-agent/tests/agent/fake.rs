@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use mesh_runtime::hostnet::{HostNet, HostNetKind};
 use mesh_runtime::{ExitStatus, FakeRuntime, Ipv4Net, Runtime};
 use serde_json::{Value, json};
 
@@ -28,6 +29,13 @@ async fn the_agent_runs_what_is_asked_restarts_crashes_and_survives_restarts() {
     )
     .await;
     let fake = Arc::new(FakeRuntime::new());
+    // Something on the host (a leftover bridge, a VPN) already has the pool's first /24.
+    fake.set_host_networks(vec![HostNet {
+        network: std::net::Ipv4Addr::new(10, 250, 0, 1),
+        prefix: 24,
+        dev: "ncx9".into(),
+        kind: HostNetKind::Address,
+    }]);
     let runtime: Arc<dyn Runtime> = fake.clone();
     let agent = RunningAgent::start(&p, tmp.path().join("agent"), runtime.clone(), pool());
     // Without --egress, environments get no way out.
@@ -59,6 +67,18 @@ async fn the_agent_runs_what_is_asked_restarts_crashes_and_survives_restarts() {
         fake.calls().iter().any(|c| c == "ensure_network shop"),
         "{:?}",
         fake.calls()
+    );
+    assert_eq!(
+        fake.calls().first().map(String::as_str),
+        Some("sweep"),
+        "leftovers go before anything is created"
+    );
+    let listed = runtime.list().await.unwrap();
+    assert!(
+        listed
+            .iter()
+            .all(|i| i.address.octets()[..3] == [10, 250, 1]),
+        "the /24 the host has is skipped: {listed:?}"
     );
     let servers = p.get("/v1/racks/local/servers").await;
     assert_eq!(servers[0]["name"], "box-1");

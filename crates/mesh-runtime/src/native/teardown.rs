@@ -63,7 +63,7 @@ fn mountinfo(rt: &Inner) -> Result<String> {
         .context(|| "reading /proc/self/mountinfo".to_string())
 }
 
-fn remove_dir(rt: &Inner, dir: &Path) -> Result<()> {
+pub(super) fn remove_dir(rt: &Inner, dir: &Path) -> Result<()> {
     let left = mounts_under(&mountinfo(rt)?, dir);
     if !left.is_empty() {
         return Err(Error::Io {

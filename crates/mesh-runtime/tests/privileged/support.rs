@@ -3,7 +3,8 @@
 //! Slots (one per test, so tests in one process never share names or subnets):
 //! 1 run, 2 limits/oom, 3 limits/cgroup files, 4 security, 5 fs/ephemeral, 6 fs/tmpfs,
 //! 7 net, 8 lifecycle/exec, 9 lifecycle/term, 10 lifecycle/kill, 11 lifecycle/adopt,
-//! 12 teardown/delete, 13 teardown/purge, 14 forward, 15 base image.
+//! 12 teardown/delete, 13 teardown/purge, 14 forward, 15 base image, 16 host_overlap/subnet,
+//! 17 host_overlap/sweep.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
