@@ -196,6 +196,7 @@ fn instance_state(s: InstanceState) -> &'static str {
         InstanceState::BackingOff => "backing_off",
         InstanceState::Stopped => "stopped",
         InstanceState::OomKilled => "oom_killed",
+        InstanceState::Unknown => "unknown",
     }
 }
 
