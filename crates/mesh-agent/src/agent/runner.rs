@@ -98,6 +98,10 @@ impl Agent {
                 _ = shutdown.changed() => return,
                 r = session => match r {
                     Ok(()) => tracing::info!("watch stream ended; reconnecting"),
+                    // Another server holds the rack: the message says what to do.
+                    Err(e) if e.code() == Some(mesh_types::ErrorCode::FailedPrecondition) => {
+                        tracing::error!(error = %e, "the control plane refused this server; trying again")
+                    }
                     Err(e) => tracing::warn!(error = %e, "control plane unreachable; instances keep running"),
                 },
             }
