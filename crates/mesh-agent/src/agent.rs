@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use crate::gateway::Gateway;
 use crate::images::Images;
 use crate::networks::Subnets;
 
+mod heartbeat;
 mod instances;
 mod networks;
 pub mod policy;
@@ -95,6 +97,8 @@ pub struct Agent {
     routing: watch::Sender<crate::routing::Routing>,
     /// Everything else that changes; see [`Agent::state`].
     state: Mutex<State>,
+    /// When the control plane last took a heartbeat (registration or status report), in ms.
+    last_heartbeat: AtomicI64,
 }
 
 pub fn now_ms() -> UnixMs {
@@ -125,6 +129,7 @@ impl Agent {
             names: watch::channel(Names::new()).0,
             routing: watch::channel(crate::routing::Routing::default()).0,
             state: Mutex::new(State::new(subnets)),
+            last_heartbeat: AtomicI64::new(0),
             runtime,
             opts,
         }))

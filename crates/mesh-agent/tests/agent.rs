@@ -44,6 +44,7 @@ impl Platform {
             max_upload_bytes: 64 * 1024 * 1024,
             uploads: mesh_server::UploadLimits::default(),
             listener: None,
+            server_lost_after: mesh_server::DEFAULT_SERVER_LOST_AFTER,
         };
         let server = mesh_server::start(opts).await.unwrap();
         let listen = server.addr();

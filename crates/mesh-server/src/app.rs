@@ -1,6 +1,8 @@
 //! Shared state of every request handler.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 use mesh_store::Store;
 use mesh_types::UnixMs;
@@ -9,6 +11,7 @@ use tokio::sync::watch;
 use crate::auth::TokenCache;
 use crate::clock::Clock;
 use crate::deploy::{DeployOptions, Deploys};
+use crate::domain::servers::{DEFAULT_LOST_AFTER, Liveness};
 use crate::logs::LogStore;
 use crate::metrics::Metrics;
 use crate::tasks::TaskHub;
@@ -26,6 +29,8 @@ struct Inner {
     logs: LogStore,
     tasks: TaskHub,
     deploys: Arc<Deploys>,
+    /// How long a server may go without a heartbeat before it is lost, in milliseconds.
+    server_lost_after: AtomicI64,
     /// Bumped after every successful change through the API; wakes agents' watch streams.
     changes: watch::Sender<u64>,
     /// True once the server shuts down: long streams (watch, logs -f, runs) end, so the
@@ -43,6 +48,7 @@ impl AppState {
             logs: LogStore::default(),
             tasks: TaskHub::default(),
             deploys: Arc::new(Deploys::default()),
+            server_lost_after: AtomicI64::new(duration_ms(DEFAULT_LOST_AFTER)),
             changes: watch::channel(0).0,
             shutdown: watch::channel(false).0,
         };
@@ -57,6 +63,26 @@ impl AppState {
 
     pub fn now(&self) -> UnixMs {
         self.inner.clock.now_ms()
+    }
+
+    /// Now, and when servers count as lost.
+    pub(crate) fn liveness(&self) -> Liveness {
+        Liveness {
+            now: self.now(),
+            lost_after: self.server_lost_after(),
+        }
+    }
+
+    /// How long a server may go without a heartbeat before it is lost, in milliseconds.
+    pub(crate) fn server_lost_after(&self) -> UnixMs {
+        self.inner.server_lost_after.load(Ordering::Relaxed)
+    }
+
+    /// Servers without a heartbeat for longer than `after` are lost (default: 30 s).
+    pub fn set_server_lost_after(&self, after: Duration) {
+        self.inner
+            .server_lost_after
+            .store(duration_ms(after), Ordering::Relaxed);
     }
 
     pub(crate) fn metrics(&self) -> &Metrics {
@@ -110,4 +136,8 @@ impl AppState {
     pub(crate) fn subscribe_changes(&self) -> watch::Receiver<u64> {
         self.inner.changes.subscribe()
     }
+}
+
+fn duration_ms(d: Duration) -> UnixMs {
+    UnixMs::try_from(d.as_millis()).unwrap_or(UnixMs::MAX)
 }

@@ -6,8 +6,10 @@
 //!
 //! - [`placement`]: where an environment's one-off work runs.
 //! - [`racks`]: a rack from its request, with its provider's defaults.
+//! - [`servers`]: a rack's one server: who may register, when it is lost.
 //! - [`services`]: a service's spec, to change and store again.
 
 pub mod placement;
 pub mod racks;
+pub mod servers;
 pub mod services;

@@ -21,6 +21,7 @@ mod logs;
 mod metrics;
 mod ndjson;
 mod routes;
+mod sweeper;
 mod tasks;
 mod tokens;
 
@@ -38,6 +39,7 @@ pub use app::AppState;
 pub use auth::policy;
 pub use clock::{Clock, SystemClock};
 pub use deploy::{DEFAULT_MAX_UPLOAD_BYTES, DeployOptions, UploadLimits};
+pub use domain::servers::DEFAULT_LOST_AFTER as DEFAULT_SERVER_LOST_AFTER;
 pub use error::ApiError;
 pub use mesh_build::builder::Builder;
 pub use routes::{ROUTES, app_router};
@@ -64,6 +66,8 @@ pub struct ServerOptions {
     /// Serve on this already-listening socket instead of binding `listen` (one handed over by
     /// the process this one replaces, with the connections queued on it).
     pub listener: Option<Arc<std::net::TcpListener>>,
+    /// A server without a heartbeat for this long is lost ([`DEFAULT_SERVER_LOST_AFTER`]).
+    pub server_lost_after: std::time::Duration,
 }
 
 /// Why the control plane could not start.
@@ -179,9 +183,11 @@ pub async fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
     // deploy again.
     deploy::abandon_unfinished(store.as_ref(), clock.now_ms()).await?;
     let state = AppState::with_deploys(store, clock, Some(deploy));
+    state.set_server_lost_after(opts.server_lost_after);
     let app = app_router(state.clone());
     let (tx, mut rx) = watch::channel(false);
     let streams = state.clone();
+    sweeper::spawn(state.clone(), rx.clone());
     acme::spawn(state, opts.acme.clone(), &opts.data_dir, rx.clone());
     let task = tokio::spawn(async move {
         axum::serve(

@@ -14,6 +14,8 @@ mod flow;
 mod openapi;
 #[path = "api/postgres.rs"]
 mod postgres;
+#[path = "api/servers.rs"]
+mod servers;
 #[path = "api/uploads.rs"]
 mod uploads;
 
@@ -58,6 +60,15 @@ impl TestServer {
         s
     }
 
+    /// `mesh up`'s control plane, whose servers are lost after `after` without a heartbeat.
+    pub async fn start_with_lost_after(after: std::time::Duration) -> Self {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("data");
+        let mut s = Self::start_full(dir, None, true, UploadLimits::default(), after).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
     pub async fn start_in(dir: PathBuf, database_url: Option<String>, local_rack: bool) -> Self {
         Self::start_opts(dir, database_url, local_rack, UploadLimits::default()).await
     }
@@ -67,6 +78,17 @@ impl TestServer {
         database_url: Option<String>,
         local_rack: bool,
         uploads: UploadLimits,
+    ) -> Self {
+        let lost_after = mesh_server::DEFAULT_SERVER_LOST_AFTER;
+        Self::start_full(dir, database_url, local_rack, uploads, lost_after).await
+    }
+
+    async fn start_full(
+        dir: PathBuf,
+        database_url: Option<String>,
+        local_rack: bool,
+        uploads: UploadLimits,
+        server_lost_after: std::time::Duration,
     ) -> Self {
         init();
         let opts = ServerOptions {
@@ -83,6 +105,7 @@ impl TestServer {
             max_upload_bytes: 64 * 1024 * 1024,
             uploads,
             listener: None,
+            server_lost_after,
         };
         let running = mesh_server::start(opts)
             .await

@@ -17,6 +17,7 @@ mod migrate;
 mod platform;
 mod reseal;
 mod rows;
+mod servers;
 mod services;
 mod stacks;
 mod store_impl;

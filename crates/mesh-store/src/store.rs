@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use mesh_types::api::{
     Certificate, CreateProvider, CreateStack, Deployment, DeploymentBuild, DeploymentStatus,
     DeploymentStep, Endpoint, EndpointKind, Environment, Event, Instance, NewDeployment, Provider,
-    Rack, Route, Server, Service, Stack, Token, UpdateStack,
+    Rack, Route, Server, ServerState, Service, Stack, Token, UpdateStack,
 };
 use mesh_types::api::{HealthCheck, Role};
 use mesh_types::config::{ConfigScope, ConfigVar};
@@ -102,6 +102,24 @@ pub trait Store: Send + Sync + 'static {
     /// `FailedPrecondition` while environments are placed on it.
     async fn delete_rack(&self, name: &str) -> StoreResult<()>;
     async fn upsert_server(&self, server: &Server) -> StoreResult<Server>;
+    /// Upserts `server` as its rack's server after removing the servers named in `replacing`
+    /// and their instances, in one transaction; `FailedPrecondition` (nothing changed) unless
+    /// the rack's other servers are exactly `replacing`, i.e. they changed since the caller
+    /// read them. Claims of one rack are serialized, also across control planes.
+    async fn claim_server(&self, server: &Server, replacing: &[Name]) -> StoreResult<Server>;
+    /// Records a heartbeat of a server at `at`, leaving it in `state`; `NotFound` if the rack
+    /// has no such server.
+    async fn heartbeat_server(
+        &self,
+        rack: &str,
+        server: &str,
+        at: UnixMs,
+        state: ServerState,
+    ) -> StoreResult<()>;
+    /// Marks a server lost and its instances `unknown`, unless it is lost already or its last
+    /// heartbeat (its creation, without one) is no longer `seen`: true if this call marked it.
+    async fn mark_server_lost(&self, rack: &str, server: &str, seen: UnixMs) -> StoreResult<bool>;
+    /// With each server's instance count.
     async fn list_servers(&self, rack: &str) -> StoreResult<Vec<Server>>;
 
     // Environments. `aliases` are the alias endpoints it must have afterwards: the store adds

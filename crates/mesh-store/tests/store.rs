@@ -53,6 +53,8 @@ mod environments;
 mod platform;
 #[path = "store/sealing.rs"]
 mod sealing;
+#[path = "store/servers.rs"]
+mod servers;
 #[path = "store/services.rs"]
 mod services;
 #[path = "store/storage.rs"]

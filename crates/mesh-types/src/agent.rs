@@ -16,6 +16,9 @@ pub struct RegisterServer {
     pub address: String,
     pub cpus: f64,
     pub memory_mb: u64,
+    /// The mesh version the agent runs.
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 /// Every instance on one server, as observed now. Replaces the server's previous report.

@@ -54,6 +54,10 @@ pub struct UpArgs {
     pub net: NetArgs,
     #[command(flatten)]
     pub build: BuildArgs,
+    /// A server whose agent sends no heartbeat for this many seconds is lost: its instances
+    /// show as unknown and one-off work (release commands, `mesh run`) goes elsewhere
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub server_lost_after: u64,
 }
 
 /// Automatic certificates for custom domains.
@@ -189,6 +193,10 @@ pub struct ServerArgs {
     pub acme: AcmeArgs,
     #[command(flatten)]
     pub build: BuildArgs,
+    /// A server whose agent sends no heartbeat for this many seconds is lost: its instances
+    /// show as unknown and one-off work (release commands, `mesh run`) goes elsewhere
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub server_lost_after: u64,
 }
 
 fn env_var(name: &str) -> Option<String> {
@@ -267,6 +275,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
         max_upload_bytes: args.build.max_upload_bytes(),
         uploads: mesh_server::UploadLimits::default(),
         listener: api_listener,
+        server_lost_after: std::time::Duration::from_secs(args.server_lost_after),
     };
     let running = start(opts, "widemesh").await?;
     let api_url = local_url(running.addr());
@@ -639,6 +648,7 @@ pub async fn server(args: ServerArgs) -> Result<()> {
         max_upload_bytes: args.build.max_upload_bytes(),
         uploads: mesh_server::UploadLimits::default(),
         listener: None,
+        server_lost_after: std::time::Duration::from_secs(args.server_lost_after),
     };
     let running = start(opts, "the widemesh control plane").await?;
     let api_url = local_url(running.addr());

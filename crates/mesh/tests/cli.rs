@@ -34,6 +34,8 @@ mod restart;
 mod routes;
 #[path = "cli/server.rs"]
 mod server;
+#[path = "cli/servers.rs"]
+mod servers;
 #[path = "cli/services.rs"]
 mod services;
 #[path = "cli/web.rs"]

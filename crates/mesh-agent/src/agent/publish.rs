@@ -9,12 +9,10 @@ use mesh_types::agent::{LogStream, StatusReport};
 use mesh_types::api::Instance;
 use mesh_types::desired::DesiredState;
 
+use super::heartbeat::HEARTBEAT_MS;
 use super::{Agent, now_ms};
 use crate::plan;
 use crate::routing::{Backend, Routing, upstream_key};
-
-/// A status report goes out at least this often, changed or not.
-const HEARTBEAT_MS: UnixMs = 10_000;
 
 impl Agent {
     /// Publishes the routing with the `draining` instances marked so; whether any routed
@@ -83,8 +81,8 @@ impl Agent {
         state.log_sources = sources;
     }
 
-    /// Sends the instances' states when they changed, and at least every
-    /// [`HEARTBEAT_MS`].
+    /// Sends the instances' states when they changed, and at least every [`HEARTBEAT_MS`]: each
+    /// delivered report is the server's heartbeat.
     pub(super) async fn report(
         &self,
         last: Option<(Vec<Instance>, UnixMs)>,
@@ -127,7 +125,10 @@ impl Agent {
             instances: instances.clone(),
         };
         match self.gateway.status(&report).await {
-            Ok(()) => Some((instances, now)),
+            Ok(()) => {
+                self.heard(now);
+                Some((instances, now))
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "status report not delivered");
                 last

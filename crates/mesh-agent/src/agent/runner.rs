@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mesh_types::UnixMs;
-use mesh_types::agent::RegisterServer;
 use mesh_types::api::Instance;
 use mesh_types::desired::{DesiredState, WatchEvent};
 use tokio::sync::watch;
@@ -39,6 +38,7 @@ impl Agent {
         let (tx, mut rx) = watch::channel(cached);
         let watcher = tokio::spawn(self.clone().watch_loop(tx, shutdown.clone()));
         let shipper = tokio::spawn(crate::logship::run(self.clone(), shutdown.clone()));
+        let heartbeat = tokio::spawn(self.clone().heartbeat_loop(shutdown.clone()));
         let mut last_report: Option<(Vec<Instance>, UnixMs)> = None;
         loop {
             let desired = rx.borrow_and_update().clone();
@@ -65,6 +65,7 @@ impl Agent {
         }
         let _ = watcher.await;
         let _ = shipper.await;
+        let _ = heartbeat.await;
     }
 
     /// Removes what carries this server's prefix but no record of the runtime owns, saying so.
@@ -91,15 +92,8 @@ impl Agent {
         let mut backoff: Option<Duration> = None;
         loop {
             let session = async {
-                let reg = RegisterServer {
-                    name: self.opts.server_name.clone(),
-                    address: self.opts.address.clone(),
-                    cpus: std::thread::available_parallelism()
-                        .map(|n| n.get() as f64)
-                        .unwrap_or(1.0),
-                    memory_mb: memory_mb(),
-                };
-                self.gateway.register(&reg).await?;
+                self.gateway.register(&self.registration()).await?;
+                self.heard(super::now_ms());
                 let mut stream = self.gateway.watch().await?;
                 while let Some(event) = stream.next().await? {
                     match event {
@@ -121,6 +115,10 @@ impl Agent {
                 _ = shutdown.changed() => return,
                 r = session => match r {
                     Ok(()) => tracing::info!("watch stream ended; reconnecting"),
+                    // Another server holds the rack: the message says what to do.
+                    Err(e) if e.code() == Some(mesh_types::ErrorCode::FailedPrecondition) => {
+                        tracing::error!(error = %e, "the control plane refused this server; trying again")
+                    }
                     Err(e) => tracing::warn!(error = %e, "control plane unreachable; instances keep running"),
                 },
             }
@@ -132,16 +130,4 @@ impl Agent {
             }
         }
     }
-}
-
-fn memory_mb() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map(|kb| kb / 1024)
-        .unwrap_or(0)
 }

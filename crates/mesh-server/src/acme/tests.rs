@@ -108,6 +108,7 @@ async fn platform(dir: &Path) -> crate::AppState {
         max_upload_bytes: 64 * 1024 * 1024,
         uploads: crate::UploadLimits::default(),
         listener: None,
+        server_lost_after: crate::DEFAULT_SERVER_LOST_AFTER,
     };
     crate::bootstrap::bootstrap(store.as_ref(), &Fixed, &opts)
         .await

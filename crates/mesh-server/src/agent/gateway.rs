@@ -12,13 +12,14 @@ use futures_util::stream;
 use mesh_types::ErrorCode;
 use mesh_types::Name;
 use mesh_types::agent::{LogAck, LogBatch, RegisterServer, StatusReport};
-use mesh_types::api::{Rack, Role, Server, ServerState};
+use mesh_types::api::{Rack, Role, Server};
 use mesh_types::desired::{DesiredState, WatchEvent};
 
 use super::desired;
 use super::scope::{RackScope, Refused};
 use crate::app::AppState;
 use crate::auth::Caller;
+use crate::domain::servers;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::JsonBody;
 use crate::ndjson;
@@ -39,30 +40,16 @@ async fn caller_rack(state: &AppState, caller: &Caller) -> ApiResult<Rack> {
     }
 }
 
+/// Registers the agent's server, or records its heartbeat when it registers again. A rack has
+/// one server (see `domain::servers`): another agent is refused unless the server is lost.
 pub async fn register(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonBody(req): JsonBody<RegisterServer>,
 ) -> ApiResult<Json<Server>> {
     let rack = caller_rack(&state, &caller).await?;
-    let now = state.now();
-    let existing = state.store().list_servers(rack.name.as_str()).await?;
-    let created_at = existing
-        .iter()
-        .find(|s| s.name == req.name)
-        .map(|s| s.created_at)
-        .unwrap_or(now);
-    let server = Server {
-        name: req.name,
-        rack: rack.name,
-        address: req.address,
-        cpus: req.cpus,
-        memory_mb: req.memory_mb,
-        state: ServerState::Ready,
-        last_heartbeat: Some(now),
-        created_at,
-    };
-    Ok(Json(state.store().upsert_server(&server).await?))
+    let server = servers::register(state.store(), &rack, req, state.liveness()).await?;
+    Ok(Json(server))
 }
 
 fn refused(r: Refused) -> ApiError {
@@ -117,15 +104,18 @@ async fn rack_scope(
     Ok(scope)
 }
 
-async fn own_server(state: &AppState, rack: &Rack, server: &Name) -> ApiResult<()> {
+/// The reporting server, registered in the caller's rack.
+async fn own_server(state: &AppState, rack: &Rack, server: &Name) -> ApiResult<Server> {
     let servers = state.store().list_servers(rack.name.as_str()).await?;
-    if !servers.iter().any(|s| &s.name == server) {
-        return Err(ApiError::precondition(format!(
-            "server {server} is not registered in rack {}: register it first",
-            rack.name
-        )));
-    }
-    Ok(())
+    servers
+        .into_iter()
+        .find(|s| &s.name == server)
+        .ok_or_else(|| {
+            ApiError::precondition(format!(
+                "server {server} is not registered in rack {}: register it first",
+                rack.name
+            ))
+        })
 }
 
 pub async fn status(
@@ -134,7 +124,7 @@ pub async fn status(
     JsonBody(mut report): JsonBody<StatusReport>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let rack = caller_rack(&state, &caller).await?;
-    own_server(&state, &rack, &report.server).await?;
+    let server = own_server(&state, &rack, &report.server).await?;
     rack_scope(&state, &rack, false, false)
         .await?
         .check_status(&report.instances)
@@ -145,6 +135,16 @@ pub async fn status(
     state
         .store()
         .replace_server_instances(report.server.as_str(), &report.instances)
+        .await?;
+    // A status report is a heartbeat: a lost server is ready again.
+    state
+        .store()
+        .heartbeat_server(
+            rack.name.as_str(),
+            report.server.as_str(),
+            state.now(),
+            servers::after_heartbeat(server.state),
+        )
         .await?;
     Ok(Json(
         serde_json::json!({"instances": report.instances.len()}),

@@ -6,6 +6,7 @@ use mesh_types::ErrorCode;
 use crate::deploy::DeployError;
 use crate::domain::placement::PlaceError;
 use crate::domain::racks::RackError;
+use crate::domain::servers::ServerError;
 use crate::error::ApiError;
 use crate::tasks::TaskError;
 
@@ -22,10 +23,19 @@ impl From<PlaceError> for ApiError {
     fn from(e: PlaceError) -> Self {
         match e {
             PlaceError::NoRack => ApiError::precondition(e.to_string()),
-            PlaceError::NoReadyServer { .. } => {
+            PlaceError::NoReadyServer { .. } | PlaceError::ServerLost { .. } => {
                 ApiError::new(ErrorCode::Unavailable, e.to_string())
             }
             PlaceError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ServerError> for ApiError {
+    fn from(e: ServerError) -> Self {
+        match e {
+            ServerError::RackHasServer { .. } => ApiError::precondition(e.to_string()),
+            ServerError::Store(e) => e.into(),
         }
     }
 }
@@ -99,6 +109,29 @@ mod tests {
         );
         let e: ApiError = PlaceError::Store(StoreError::NotFound("rack \"x\"".into())).into();
         assert_eq!(e, ApiError::from(StoreError::NotFound("rack \"x\"".into())));
+        let lost = PlaceError::ServerLost {
+            rack: "local".parse().unwrap(),
+            server: "box-1".parse().unwrap(),
+            seen: "40s".into(),
+            lost_after: "30s".into(),
+        };
+        assert_eq!(answer(lost).0, 503);
+    }
+
+    #[test]
+    fn a_second_server_of_a_rack_is_a_failed_precondition() {
+        let e: ApiError = ServerError::RackHasServer {
+            rack: "local".parse().unwrap(),
+            server: "box-1".parse().unwrap(),
+            state: "ready",
+            seen: "1s".into(),
+            lost_after: "30s".into(),
+        }
+        .into();
+        assert_eq!(e.code, ErrorCode::FailedPrecondition);
+        assert!(e.message.starts_with("rack local already has server box-1"));
+        let e: ApiError = ServerError::Store(StoreError::Crypto).into();
+        assert_eq!(e.code, ErrorCode::Internal);
     }
 
     #[test]

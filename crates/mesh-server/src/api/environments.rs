@@ -18,6 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::{Created, JsonBody, QueryArgs, audit, created};
 use crate::app::AppState;
 use crate::auth::Caller;
+use crate::domain::servers;
 use crate::error::{ApiError, ApiResult};
 use crate::logs::LogFilter;
 use crate::ndjson;
@@ -235,8 +236,10 @@ pub async fn instances(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Vec<Instance>>> {
-    state.store().get_environment(&name).await?;
-    Ok(Json(state.store().list_instances(&name).await?))
+    let environment = state.store().get_environment(&name).await?;
+    let instances = state.store().list_instances(&name).await?;
+    let lost = servers::lost_servers(state.store(), &environment.racks, state.liveness()).await?;
+    Ok(Json(servers::instances_view(instances, &lost)))
 }
 
 fn join(names: &[Name]) -> String {

@@ -160,5 +160,6 @@ pub async fn list_servers(
     Path(rack): Path<String>,
 ) -> ApiResult<Json<Vec<Server>>> {
     state.store().get_rack(&rack).await?;
-    Ok(Json(state.store().list_servers(&rack).await?))
+    let servers = state.store().list_servers(&rack).await?;
+    Ok(Json(state.liveness().view(servers)))
 }

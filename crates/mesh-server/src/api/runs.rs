@@ -61,7 +61,7 @@ pub async fn run(
         }
         None => DEFAULT_PORT,
     };
-    let (rack, server) = place(state.store(), &environment.racks).await?;
+    let (rack, server) = place(state.store(), &environment.racks, state.liveness()).await?;
     let config = state.store().list_config(&env, stack.name.as_str()).await?;
     let service = req
         .service

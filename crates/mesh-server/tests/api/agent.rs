@@ -12,18 +12,18 @@ use serde_json::{Value, json};
 
 use super::*;
 
-fn n(s: &str) -> Name {
+pub(crate) fn n(s: &str) -> Name {
     Name::parse(s).unwrap()
 }
 
-fn join_token(s: &TestServer) -> String {
+pub(crate) fn join_token(s: &TestServer) -> String {
     std::fs::read_to_string(s.dir.join("local-join-token"))
         .unwrap()
         .trim()
         .to_string()
 }
 
-async fn as_agent(s: &TestServer, path: &str, body: Value) -> reqwest::Response {
+pub(crate) async fn as_agent(s: &TestServer, path: &str, body: Value) -> reqwest::Response {
     s.http
         .post(format!("{}{path}", s.url))
         .bearer_auth(join_token(s))
@@ -33,7 +33,7 @@ async fn as_agent(s: &TestServer, path: &str, body: Value) -> reqwest::Response 
         .unwrap()
 }
 
-async fn world(s: &TestServer) {
+pub(crate) async fn world(s: &TestServer) {
     ok::<Value>(
         s.post("/v1/environments", json!({"name": "shop"})).await,
         StatusCode::CREATED,
@@ -73,12 +73,13 @@ async fn world(s: &TestServer) {
     .await;
 }
 
-fn register_body() -> Value {
+pub(crate) fn register_body() -> Value {
     serde_json::to_value(RegisterServer {
         name: n("box-1"),
         address: "127.0.0.1".into(),
         cpus: 2.0,
         memory_mb: 24_000,
+        version: Some("0.1.0".into()),
     })
     .unwrap()
 }
@@ -194,7 +195,7 @@ async fn the_watch_stream_sends_the_resolved_state_and_every_change() {
     );
 }
 
-fn instance(id: &str, state: InstanceState) -> Instance {
+pub(crate) fn instance(id: &str, state: InstanceState) -> Instance {
     Instance {
         id: id.into(),
         environment: n("shop"),

@@ -659,6 +659,7 @@ fn samples() -> Vec<(&'static str, Value)> {
                 address: "10.0.0.2".into(),
                 cpus: 2.0,
                 memory_mb: 4096,
+                version: Some("0.1.0".into()),
             },
         ),
         sample(
@@ -833,6 +834,8 @@ fn samples() -> Vec<(&'static str, Value)> {
                 state: ServerState::Ready,
                 last_heartbeat: Some(T0),
                 created_at: T0,
+                version: Some("0.1.0".into()),
+                instances: 3,
             },
         ),
         sample(
@@ -846,6 +849,8 @@ fn samples() -> Vec<(&'static str, Value)> {
                 state: ServerState::Lost,
                 last_heartbeat: None,
                 created_at: T0,
+                version: None,
+                instances: 0,
             },
         ),
         // Environments and stacks
@@ -1317,7 +1322,8 @@ fn the_enum_schemas_list_every_variant() {
             Crashed,
             BackingOff,
             Stopped,
-            OomKilled
+            OomKilled,
+            Unknown
         }),
         variants!(DeploymentStatus {
             Pending,

@@ -39,6 +39,12 @@ const SQLITE: &[Migration] = &[
             "../../migrations/sqlite/0003_token_scopes.sql"
         )),
     },
+    Migration {
+        version: 4,
+        step: Step::Sql(include_str!(
+            "../../migrations/sqlite/0004_server_version.sql"
+        )),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -54,6 +60,12 @@ const POSTGRES: &[Migration] = &[
         version: 3,
         step: Step::Sql(include_str!(
             "../../migrations/postgres/0003_token_scopes.sql"
+        )),
+    },
+    Migration {
+        version: 4,
+        step: Step::Sql(include_str!(
+            "../../migrations/postgres/0004_server_version.sql"
         )),
     },
 ];

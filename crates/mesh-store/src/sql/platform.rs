@@ -1,15 +1,14 @@
-//! Providers, racks and servers: the infrastructure environments are placed on.
+//! Providers and racks: the infrastructure environments are placed on (servers: `servers.rs`).
 
 use std::collections::BTreeMap;
 
 use mesh_types::UnixMs;
-use mesh_types::api::{CreateProvider, Provider, Rack, Server};
+use mesh_types::api::{CreateProvider, Provider, Rack};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
 use super::rows::{
-    OrExists, blob, domain, enum_of, float, int, int_as, is_foreign_key_violation, name, opt_int,
-    text, to_i64, wire,
+    OrExists, blob, domain, enum_of, int, is_foreign_key_violation, name, text, wire,
 };
 use super::{SqlStore, lookup};
 use crate::crypto::Purpose;
@@ -22,13 +21,6 @@ macro_rules! select_rack {
     };
 }
 
-macro_rules! select_server {
-    () => {
-        "SELECT s.name, r.name AS rack, s.address, s.cpus, s.memory_mb, s.state, \
-         s.last_heartbeat, s.created_at FROM servers s JOIN racks r ON r.id = s.rack_id"
-    };
-}
-
 fn rack(row: &AnyRow) -> StoreResult<Rack> {
     Ok(Rack {
         name: name(row, "name")?,
@@ -38,19 +30,6 @@ fn rack(row: &AnyRow) -> StoreResult<Rack> {
         domain: domain(row, "domain")?,
         address: text(row, "address")?,
         state: enum_of(row, "state")?,
-        created_at: int(row, "created_at")?,
-    })
-}
-
-fn server(row: &AnyRow) -> StoreResult<Server> {
-    Ok(Server {
-        name: name(row, "name")?,
-        rack: name(row, "rack")?,
-        address: text(row, "address")?,
-        cpus: float(row, "cpus")?,
-        memory_mb: int_as(row, "memory_mb")?,
-        state: enum_of(row, "state")?,
-        last_heartbeat: opt_int(row, "last_heartbeat")?,
         created_at: int(row, "created_at")?,
     })
 }
@@ -281,51 +260,4 @@ fn in_use(e: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
     } else {
         StoreError::Database(e)
     }
-}
-
-pub(crate) async fn upsert_server(store: &SqlStore, s: &Server) -> StoreResult<Server> {
-    let mut w = store.write().await?;
-    let rack_id = lookup::rack(w.conn(), s.rack.as_str()).await?;
-    // created_at is kept from the first report.
-    sqlx::query(
-        "INSERT INTO servers \
-         (rack_id, name, address, cpus, memory_mb, state, last_heartbeat, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-         ON CONFLICT (rack_id, name) DO UPDATE SET address = excluded.address, \
-         cpus = excluded.cpus, memory_mb = excluded.memory_mb, state = excluded.state, \
-         last_heartbeat = excluded.last_heartbeat",
-    )
-    .bind(rack_id)
-    .bind(s.name.as_str())
-    .bind(s.address.as_str())
-    .bind(s.cpus)
-    .bind(to_i64("memory", s.memory_mb)?)
-    .bind(wire(&s.state)?)
-    .bind(s.last_heartbeat)
-    .bind(s.created_at)
-    .execute(w.conn())
-    .await?;
-    let row = sqlx::query(concat!(
-        select_server!(),
-        " WHERE s.rack_id = $1 AND s.name = $2"
-    ))
-    .bind(rack_id)
-    .bind(s.name.as_str())
-    .fetch_one(w.conn())
-    .await?;
-    let stored = server(&row)?;
-    w.commit().await?;
-    Ok(stored)
-}
-
-pub(crate) async fn list_servers(store: &SqlStore, rack_name: &str) -> StoreResult<Vec<Server>> {
-    let mut tx = store.read().await?;
-    let rack_id = lookup::rack(&mut tx, rack_name).await?;
-    let rows = sqlx::query(concat!(select_server!(), " WHERE s.rack_id = $1"))
-        .bind(rack_id)
-        .fetch_all(&mut *tx)
-        .await?;
-    let mut servers = rows.iter().map(server).collect::<StoreResult<Vec<_>>>()?;
-    servers.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(servers)
 }

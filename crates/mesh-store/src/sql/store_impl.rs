@@ -6,14 +6,14 @@ use async_trait::async_trait;
 use mesh_types::api::{
     Certificate, CreateProvider, CreateStack, Deployment, DeploymentBuild, DeploymentStatus,
     DeploymentStep, Endpoint, EndpointKind, Environment, Event, Instance, NewDeployment, Provider,
-    Rack, Role, Route, Server, Service, Stack, Token, UpdateStack,
+    Rack, Role, Route, Server, ServerState, Service, Stack, Token, UpdateStack,
 };
 use mesh_types::config::{ConfigScope, ConfigVar};
 use mesh_types::{ConfigKey, Domain, Name, UnixMs, Version};
 
 use super::{
     SqlStore, certificates, config, deployments, endpoints, environments, events, instances,
-    platform, services, stacks, tokens,
+    platform, servers, services, stacks, tokens,
 };
 use crate::{AliasSpec, CertificateRecord, ServiceSpec, Store, StoreResult, TokenRecord};
 
@@ -101,11 +101,29 @@ impl Store for SqlStore {
     }
 
     async fn upsert_server(&self, server: &Server) -> StoreResult<Server> {
-        platform::upsert_server(self, server).await
+        servers::upsert_server(self, server).await
+    }
+
+    async fn claim_server(&self, server: &Server, replacing: &[Name]) -> StoreResult<Server> {
+        servers::claim_server(self, server, replacing).await
+    }
+
+    async fn heartbeat_server(
+        &self,
+        rack: &str,
+        server: &str,
+        at: UnixMs,
+        state: ServerState,
+    ) -> StoreResult<()> {
+        servers::heartbeat_server(self, rack, server, at, state).await
+    }
+
+    async fn mark_server_lost(&self, rack: &str, server: &str, seen: UnixMs) -> StoreResult<bool> {
+        servers::mark_server_lost(self, rack, server, seen).await
     }
 
     async fn list_servers(&self, rack: &str) -> StoreResult<Vec<Server>> {
-        platform::list_servers(self, rack).await
+        servers::list_servers(self, rack).await
     }
 
     async fn create_environment(

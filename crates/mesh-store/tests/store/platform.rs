@@ -118,6 +118,8 @@ async fn racks_and_servers(store: Arc<dyn Store>) {
         state: ServerState::Ready,
         last_heartbeat: None,
         created_at: T,
+        version: Some("0.1.0".into()),
+        instances: 0,
     };
     assert_eq!(store.upsert_server(&server).await.unwrap(), server);
     // A later report updates the server but keeps when it first joined.

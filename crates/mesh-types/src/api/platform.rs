@@ -115,6 +115,8 @@ pub struct ResizeRack {
 pub enum ServerState {
     Ready,
     Draining,
+    /// No heartbeat for longer than the control plane's `--server-lost-after`: its instances
+    /// show as `unknown` and one-off work goes elsewhere; its next heartbeat makes it ready.
     Lost,
 }
 
@@ -126,8 +128,15 @@ pub struct Server {
     pub cpus: f64,
     pub memory_mb: u64,
     pub state: ServerState,
+    /// The last registration or status report of its agent.
     pub last_heartbeat: Option<UnixMs>,
     pub created_at: UnixMs,
+    /// The mesh version its agent runs, as it registered; none for agents older than that.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// How many instances its agent last reported.
+    #[serde(default)]
+    pub instances: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

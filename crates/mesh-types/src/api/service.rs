@@ -126,6 +126,8 @@ pub enum InstanceState {
     BackingOff,
     Stopped,
     OomKilled,
+    /// Its server is lost (no heartbeat): whether it still runs is not known.
+    Unknown,
 }
 
 /// One running copy of a service, as its agent reports it.

@@ -8,7 +8,7 @@ use mesh_types::agent::{LogLine, LogStream};
 use mesh_types::api::{Deployment, InstanceState};
 
 use super::Ctx;
-use crate::output::{cell, datetime, or_dash, print, print_json, table};
+use crate::output::{age, cell, datetime, now_ms, or_dash, print, print_json, table};
 use crate::sanitize::{self, Mode};
 
 #[derive(Debug, Subcommand)]
@@ -196,6 +196,7 @@ fn instance_state(s: InstanceState) -> &'static str {
         InstanceState::BackingOff => "backing_off",
         InstanceState::Stopped => "stopped",
         InstanceState::OomKilled => "oom_killed",
+        InstanceState::Unknown => "unknown",
     }
 }
 
@@ -204,10 +205,7 @@ pub async fn instances(ctx: &Ctx) -> Result<()> {
     let target = ctx.target()?;
     let env = target.env()?;
     let mut list = ctx.client()?.list_instances(env).await?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let now = now_ms();
     if let Some(stack) = target.stack_flag.as_deref() {
         list.retain(|i| i.stack.as_str() == stack);
     }
@@ -248,15 +246,4 @@ pub async fn instances(ctx: &Ctx) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// A short age such as `45s`, `12m`, `3h`, `2d`.
-fn age(ms: i64) -> String {
-    let s = (ms / 1000).max(0);
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m", s / 60),
-        3600..86_400 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86_400),
-    }
 }

@@ -2,12 +2,12 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use mesh_types::api::{CreateRack, Rack, RackState, ResizeRack, ServerState};
-use mesh_types::{Domain, Name};
+use mesh_types::api::{CreateRack, Rack, RackState, ResizeRack, Server, ServerState};
+use mesh_types::{Domain, Name, UnixMs};
 
 use super::Ctx;
 use crate::confirm;
-use crate::output::{datetime, fields, or_dash, print, print_json, table};
+use crate::output::{age, datetime, fields, now_ms, or_dash, print, print_json, table};
 
 #[derive(Debug, Subcommand)]
 pub enum RackCmd {
@@ -50,7 +50,7 @@ pub enum RackCmd {
         #[arg(long)]
         size: String,
     },
-    /// List the servers of a rack
+    /// List the servers of a rack: state, last heartbeat, version, CPUs, memory, instances
     Servers { name: String },
 }
 
@@ -68,6 +68,38 @@ fn server_state(s: ServerState) -> &'static str {
         ServerState::Draining => "draining",
         ServerState::Lost => "lost",
     }
+}
+
+/// `mesh rack servers`: one row per server, its last heartbeat as an age at `now`.
+fn servers_table(servers: &[Server], now: UnixMs) -> String {
+    let rows = servers
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.to_string(),
+                server_state(s.state).into(),
+                or_dash(s.last_heartbeat.map(|t| format!("{} ago", age(now - t)))),
+                or_dash(s.version.as_deref()),
+                format!("{}", s.cpus),
+                format!("{} MB", s.memory_mb),
+                s.instances.to_string(),
+                s.address.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "NAME",
+            "STATE",
+            "LAST SEEN",
+            "VERSION",
+            "CPUS",
+            "MEMORY",
+            "INSTANCES",
+            "ADDRESS",
+        ],
+        rows,
+    )
 }
 
 fn rack_fields(r: &Rack) -> String {
@@ -186,32 +218,52 @@ pub async fn run(ctx: &Ctx, cmd: RackCmd) -> Result<()> {
             } else if servers.is_empty() {
                 print(format!("rack {name} has no servers yet"));
             } else {
-                let rows = servers
-                    .iter()
-                    .map(|s| {
-                        vec![
-                            s.name.to_string(),
-                            s.address.clone(),
-                            format!("{}", s.cpus),
-                            format!("{} MB", s.memory_mb),
-                            server_state(s.state).into(),
-                            or_dash(s.last_heartbeat.map(datetime)),
-                        ]
-                    })
-                    .collect();
-                print(table(
-                    &[
-                        "NAME",
-                        "ADDRESS",
-                        "CPUS",
-                        "MEMORY",
-                        "STATE",
-                        "LAST HEARTBEAT",
-                    ],
-                    rows,
-                ));
+                print(servers_table(&servers, now_ms()));
             }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_show_state_age_version_and_instances() {
+        let server = Server {
+            name: "box-1".parse().unwrap(),
+            rack: "local".parse().unwrap(),
+            address: "127.0.0.1".into(),
+            cpus: 4.0,
+            memory_mb: 8192,
+            state: ServerState::Lost,
+            last_heartbeat: Some(1_000),
+            created_at: 1_000,
+            version: Some("0.1.0".into()),
+            instances: 3,
+        };
+        let t = servers_table(&[server], 96_000);
+        let lines: Vec<&str> = t.lines().collect();
+        let cols: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            cols,
+            [
+                "box-1",
+                "lost",
+                "1m",
+                "ago",
+                "0.1.0",
+                "4",
+                "8192",
+                "MB",
+                "3",
+                "127.0.0.1"
+            ]
+        );
+        assert!(
+            lines[0].starts_with("NAME   STATE  LAST SEEN  VERSION"),
+            "{t}"
+        );
+    }
 }

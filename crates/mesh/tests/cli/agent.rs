@@ -152,6 +152,7 @@ fn reported_instances_come_out_of_mesh_instances() {
             address: "127.0.0.1".into(),
             cpus: 2.0,
             memory_mb: 4096,
+            version: Some("9.9.9".into()),
         }))
         .unwrap();
     assert_eq!(server.rack.as_str(), "local");

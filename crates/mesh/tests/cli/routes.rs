@@ -181,6 +181,7 @@ async fn call_everything(c: &Client) {
         address: "127.0.0.1".into(),
         cpus: 1.0,
         memory_mb: 1,
+        version: None,
     }));
     reach!(c.watch());
     reach!(c.blob("sha256:0000000000000000000000000000000000000000000000000000000000000000"));
