@@ -222,49 +222,48 @@ impl Command {
 }
 
 impl Command {
-    /// The command's name for messages, which of `--env` / `--stack` it takes and what it was
-    /// given. The one place that says which commands act on an environment or a stack.
-    fn scope(&self) -> (&'static str, Scope, Given) {
-        let stack = |name, t: &StackTarget| (name, Scope::EnvStack, Given::from(t));
-        let env = |name, t: &EnvTarget| (name, Scope::Env, Given::from(t));
-        let none = |name| (name, Scope::None, Given::default());
+    /// Which of `--env` / `--stack` the command takes and what it was given. The one place that
+    /// says which commands act on an environment or a stack.
+    fn scope(&self) -> (Scope, Given) {
+        let stack = |t: &StackTarget| (Scope::EnvStack, Given::from(t));
+        let env = |t: &EnvTarget| (Scope::Env, Given::from(t));
+        let none = || (Scope::None, Given::default());
         match self {
-            Command::Up(_) => none("up"),
-            Command::Server(_) => none("server"),
-            Command::Agent(_) => none("agent"),
-            Command::Router(_) => none("router"),
-            Command::Login(_) => none("login"),
-            Command::Whoami => none("whoami"),
-            Command::Link { target } => stack("link", target),
-            Command::Env(env::EnvCmd::Show { target, .. }) => env("env show", target),
-            Command::Env(_) => none("env"),
-            Command::Create { target, .. } => stack("create", target),
-            Command::Stack { target, .. } => stack("stack", target),
-            Command::Config { target, .. } => stack("config", target),
-            Command::Svc { target, .. } => stack("svc", target),
-            Command::Services { target, .. } => stack("services", target),
-            Command::Endpoint { target, .. } => stack("endpoint", target),
-            Command::Certificate { target, .. } => env("certificate", target),
-            Command::Rack(_) => none("rack"),
-            Command::Provider(_) => none("provider"),
-            Command::Deployments { target, .. } => stack("deployments", target),
-            Command::Deploy { target, .. } => stack("deploy", target),
-            Command::Rollback { target, .. } => stack("rollback", target),
-            Command::Logs { target, .. } => stack("logs", target),
-            Command::Instances { target } => stack("instances", target),
-            Command::Run { target, .. } => stack("run", target),
-            Command::Exec { target, .. } => stack("exec", target),
+            Command::Up(_) => none(),
+            Command::Server(_) => none(),
+            Command::Agent(_) => none(),
+            Command::Router(_) => none(),
+            Command::Login(_) => none(),
+            Command::Whoami => none(),
+            Command::Link { target } => stack(target),
+            Command::Env(env::EnvCmd::Show { target, .. }) => env(target),
+            Command::Env(_) => none(),
+            Command::Create { target, .. } => stack(target),
+            Command::Stack { target, .. } => stack(target),
+            Command::Config { target, .. } => stack(target),
+            Command::Svc { target, .. } => stack(target),
+            Command::Services { target, .. } => stack(target),
+            Command::Endpoint { target, .. } => stack(target),
+            Command::Certificate { target, .. } => env(target),
+            Command::Rack(_) => none(),
+            Command::Provider(_) => none(),
+            Command::Deployments { target, .. } => stack(target),
+            Command::Deploy { target, .. } => stack(target),
+            Command::Rollback { target, .. } => stack(target),
+            Command::Logs { target, .. } => stack(target),
+            Command::Instances { target } => stack(target),
+            Command::Run { target, .. } => stack(target),
+            Command::Exec { target, .. } => stack(target),
             Command::Token(access::TokenCmd::Create(args)) => (
-                "token create",
                 Scope::Env,
                 Given {
                     env: args.env.clone(),
                     stack: None,
                 },
             ),
-            Command::Token(_) => none("token"),
-            Command::Events(_) => none("events"),
-            Command::Completions { .. } => none("completions"),
+            Command::Token(_) => none(),
+            Command::Events(_) => none(),
+            Command::Completions { .. } => none(),
         }
     }
 }
@@ -285,12 +284,12 @@ fn env_var(name: &str) -> Option<String> {
 impl Cli {
     /// The command's `--env` / `--stack`, merged with those given before it and the variables.
     pub fn flags(&self) -> Result<Flags> {
-        let (name, scope, after) = self.command.scope();
+        let (scope, after) = self.command.scope();
         let before = Given {
             env: self.global.env_before.clone(),
             stack: self.global.stack_before.clone(),
         };
-        scope::merge(name, scope, after, before, &env_var)
+        scope::merge(scope, after, before, &env_var)
     }
 }
 

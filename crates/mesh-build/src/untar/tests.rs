@@ -11,7 +11,13 @@ use super::*;
 
 /// One entry written byte for byte, so names `tar::Builder` would refuse can be made (also
 /// used by the layer tests).
-pub(crate) fn raw(b: &mut tar::Builder<Vec<u8>>, name: &str, kind: EntryType, data: &[u8], link: &str) {
+pub(crate) fn raw(
+    b: &mut tar::Builder<Vec<u8>>,
+    name: &str,
+    kind: EntryType,
+    data: &[u8],
+    link: &str,
+) {
     let mut h = Header::new_gnu();
     let gnu = h.as_gnu_mut().unwrap();
     gnu.name[..name.len()].copy_from_slice(name.as_bytes());

@@ -1,7 +1,9 @@
 //! `--env` and `--stack`: declared only on the commands they mean something to, so `mesh up
-//! --help` or `mesh rack --help` does not offer them. Each command's flags are merged here with
-//! the older spelling before the command (`mesh -e shop config list`) and with `MESH_ENV` /
-//! `MESH_STACK`, in that order of precedence.
+//! --help` or `mesh rack --help` does not offer them, and clap refuses them after such a command.
+//! Each command's flags are merged here with the older spelling before the command (`mesh -e shop
+//! config list`) and with `MESH_ENV` / `MESH_STACK`, in that order of precedence. Before the
+//! command they act like the variables: taken where they mean something and ignored elsewhere,
+//! so a script that puts them in front of every command keeps working.
 
 use anyhow::{Result, bail};
 use clap::Args;
@@ -73,9 +75,8 @@ fn non_empty(v: impl IntoIterator<Item = String>) -> Vec<String> {
 
 /// Merges the flags given after the command, those given before it (the older spelling) and
 /// the environment variables: a flag after the command wins, then one before it, then the
-/// variable. `command` names the command for the error when it takes neither flag.
+/// variable. A command that takes neither gets neither, and one on a whole environment no stack.
 pub fn merge(
-    command: &str,
     scope: Scope,
     after: Given,
     before: Given,
@@ -84,17 +85,8 @@ pub fn merge(
     let (after_env, before_env) = (non_empty(after.env), non_empty(before.env));
     let after_stack = after.stack.filter(|s| !s.is_empty());
     let before_stack = before.stack.filter(|s| !s.is_empty());
-    match scope {
-        Scope::None => {
-            if !before_env.is_empty() || before_stack.is_some() {
-                bail!("`mesh {command}` takes no --env or --stack; leave them out");
-            }
-            return Ok(Flags::default());
-        }
-        Scope::Env if before_stack.is_some() => {
-            bail!("`mesh {command}` acts on a whole environment and takes no --stack");
-        }
-        _ => {}
+    if scope == Scope::None {
+        return Ok(Flags::default());
     }
     let mut env = after_env;
     env.extend(before_env);
@@ -151,7 +143,6 @@ mod tests {
     #[test]
     fn a_flag_after_the_command_wins_then_before_then_the_variable() {
         let f = merge(
-            "config",
             Scope::EnvStack,
             given(&["a"], Some("s")),
             Given::default(),
@@ -161,7 +152,6 @@ mod tests {
         assert_eq!(f.env, ["a"]);
         assert_eq!(f.stack.as_deref(), Some("s"));
         let f = merge(
-            "config",
             Scope::EnvStack,
             Given::default(),
             given(&["b"], Some("t")),
@@ -169,20 +159,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!((f.env, f.stack.as_deref()), (vec!["b".into()], Some("t")));
-        let f = merge(
-            "config",
-            Scope::EnvStack,
-            Given::default(),
-            Given::default(),
-            &vars,
-        )
-        .unwrap();
+        let f = merge(Scope::EnvStack, Given::default(), Given::default(), &vars).unwrap();
         assert_eq!(
             (f.env, f.stack.as_deref()),
             (vec!["from-var".into()], Some("stack-var"))
         );
         let f = merge(
-            "config",
             Scope::EnvStack,
             Given::default(),
             Given::default(),
@@ -193,45 +175,35 @@ mod tests {
     }
 
     #[test]
-    fn commands_without_a_target_refuse_flags_before_them_and_ignore_the_variables() {
-        let err = merge(
-            "up",
+    fn before_the_command_they_are_ignored_where_they_mean_nothing_like_the_variables() {
+        let f = merge(
             Scope::None,
             Given::default(),
-            given(&["shop"], None),
-            &no_vars,
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string().contains("`mesh up` takes no --env"),
-            "{err}"
-        );
-        let f = merge("up", Scope::None, Given::default(), Given::default(), &vars).unwrap();
-        assert_eq!(f, Flags::default(), "MESH_ENV means nothing to mesh up");
-        let err = merge(
-            "certificate",
-            Scope::Env,
-            Given::default(),
-            given(&[], Some("app")),
-            &no_vars,
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("no --stack"), "{err}");
-        let f = merge(
-            "certificate",
-            Scope::Env,
-            given(&["shop"], None),
-            Given::default(),
+            given(&["shop"], Some("app")),
             &vars,
         )
         .unwrap();
+        assert_eq!(
+            f,
+            Flags::default(),
+            "mesh -e shop up acts on no environment"
+        );
+        let f = merge(
+            Scope::Env,
+            Given::default(),
+            given(&["shop"], Some("app")),
+            &vars,
+        )
+        .unwrap();
+        assert_eq!(f.env, ["shop"]);
+        assert_eq!(f.stack, None, "an environment command takes no stack");
+        let f = merge(Scope::Env, given(&["shop"], None), Given::default(), &vars).unwrap();
         assert_eq!(f.stack, None, "MESH_STACK means nothing to an environment");
     }
 
     #[test]
     fn several_environments_only_where_asked_for() {
         let f = merge(
-            "token create",
             Scope::Env,
             given(&["shop", "staging"], None),
             given(&["dev"], None),
@@ -241,7 +213,6 @@ mod tests {
         assert_eq!(f.env, ["shop", "staging", "dev"]);
         assert!(f.one_env().is_err());
         let f = merge(
-            "config",
             Scope::EnvStack,
             given(&["", "shop"], None),
             Given::default(),

@@ -185,18 +185,16 @@ fn env_and_stack_are_offered_only_where_they_mean_something() {
 }
 
 #[test]
-fn target_flags_are_refused_where_they_mean_nothing() {
+fn target_flags_are_refused_after_commands_they_mean_nothing_to() {
     usage_error("up --env shop");
     usage_error("rack list --stack app");
     usage_error("certificate list --stack app");
     usage_error("token list --env shop");
-    let err = flags("-e shop up").unwrap_err();
-    assert!(
-        err.to_string().contains("`mesh up` takes no --env"),
-        "{err}"
-    );
-    let err = flags("-s app certificate list").unwrap_err();
-    assert!(err.to_string().contains("no --stack"), "{err}");
+    // Before the command they act like MESH_ENV / MESH_STACK: ignored where meaningless, so a
+    // script that puts them before every command keeps working.
+    assert_eq!(flags("-e shop up").unwrap(), super::Flags::default());
+    let f = flags("-e shop -s app env show").unwrap();
+    assert_eq!((f.env, f.stack), (vec!["shop".to_string()], None));
 }
 
 #[test]
