@@ -39,6 +39,11 @@ const SQLITE: &[Migration] = &[
             "../../migrations/sqlite/0003_token_scopes.sql"
         )),
     },
+    // 4 is another change's (servers); the runner applies whatever is missing, in order.
+    Migration {
+        version: 5,
+        step: Step::Sql(include_str!("../../migrations/sqlite/0005_logs.sql")),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -55,6 +60,11 @@ const POSTGRES: &[Migration] = &[
         step: Step::Sql(include_str!(
             "../../migrations/postgres/0003_token_scopes.sql"
         )),
+    },
+    // 4 is another change's (servers); the runner applies whatever is missing, in order.
+    Migration {
+        version: 5,
+        step: Step::Sql(include_str!("../../migrations/postgres/0005_logs.sql")),
     },
 ];
 
