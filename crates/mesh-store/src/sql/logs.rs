@@ -317,7 +317,7 @@ pub(crate) async fn read(
     read: &LogRead,
 ) -> StoreResult<Vec<StoredLogLine>> {
     let mut tx = store.read().await?;
-    let env_id = lookup::environment(&mut *tx, env).await?;
+    let env_id = lookup::environment(&mut tx, env).await?;
     let environment = Name::parse(env)
         .map_err(|e| StoreError::Invalid(format!("environment name {env:?}: {e}")))?;
     let mut after = read.after;
