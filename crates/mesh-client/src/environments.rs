@@ -18,6 +18,10 @@ use crate::error::Result;
 pub struct LogQuery {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
+    /// Only lines stored after the line with this id (each line the API sends carries its
+    /// `id`): how a follower resumes where it stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stack: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

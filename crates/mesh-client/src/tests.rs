@@ -173,6 +173,15 @@ async fn query_arguments_are_sent() {
         echoed(client.logs("e", &crate::LogQuery::default()).await),
         "/v1/environments/e/logs"
     );
+    let resume = crate::LogQuery {
+        after: Some(42),
+        follow: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        echoed(client.logs("e", &resume).await),
+        "/v1/environments/e/logs?after=42&follow=true"
+    );
     let v = mesh_types::Version(3);
     assert_eq!(
         echoed(client.deployment_log("e", "s", v).await),

@@ -41,11 +41,11 @@ struct Inner {
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
         let inner = Inner {
+            logs: LogStore::new(store.clone()),
             store,
             clock,
             metrics: Metrics::new(),
             tokens: TokenCache::default(),
-            logs: LogStore::default(),
             tasks: TaskHub::default(),
             deploys: Arc::new(Deploys::default()),
             server_lost_after: AtomicI64::new(duration_ms(DEFAULT_LOST_AFTER)),

@@ -1,24 +1,35 @@
-//! Instance output, kept per environment in memory for up to [`MAX_AGE_MS`] and [`MAX_BYTES`]
-//! (whichever comes first, oldest dropped), with followers fed as lines arrive.
+//! Instance output, kept per environment in the store for up to [`MAX_AGE_MS`] and
+//! [`MAX_BYTES`] (whichever comes first, oldest dropped), so it survives a restart of the
+//! control plane and every control plane sharing the database serves the same lines.
 //!
 //! Agents resend after a restart; each line carries its offset in the instance's output on its
 //! stream (stdout, stderr and the platform's lines are separate files, each counted from 0), and
-//! lines at or below the highest offset kept for that instance and stream are dropped as
-//! duplicates.
+//! lines at or below the highest offset kept for that instance and stream (kept in the store
+//! too) are dropped as duplicates.
+//!
+//! Followers in this process are woken as lines arrive; lines another control plane stored are
+//! found by reading the store every [`POLL`].
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use mesh_store::{LogLimits, LogRead, Store, StoreResult, StoredLogLine};
 use mesh_types::UnixMs;
-use mesh_types::agent::{LogAck, LogLine, LogStream};
+use mesh_types::agent::{LogAck, LogLine};
+use serde::Serialize;
 use tokio::sync::broadcast;
 
 pub const MAX_AGE_MS: UnixMs = 60 * 60 * 1000;
-pub const MAX_BYTES: usize = 500 * 1024 * 1024;
-/// Lines a follower may fall behind before it is told it missed some.
+pub const MAX_BYTES: u64 = 500 * 1024 * 1024;
+/// Lines a follower may fall behind before it is told it missed some (followers that read the
+/// store only take the channel as a wake-up and miss nothing).
 const FOLLOW_BUFFER: usize = 4096;
-/// Per-line bookkeeping counted against the byte budget besides the text.
-const LINE_OVERHEAD: usize = 96;
+/// How often a follower reads the store for lines that reached another control plane: often
+/// enough to feel live, rarely enough that idle followers cost the database nothing to speak of.
+pub const POLL: Duration = Duration::from_secs(1);
+/// Lines per read of the store: a long history streams in pages instead of one large answer.
+pub const PAGE: u32 = 5000;
 
 /// What a reader wants to see.
 #[derive(Debug, Clone, Default)]
@@ -29,137 +40,111 @@ pub struct LogFilter {
 }
 
 impl LogFilter {
-    pub fn matches(&self, l: &LogLine) -> bool {
-        self.stack.as_ref().is_none_or(|s| s == l.stack.as_str())
-            && self
-                .service
-                .as_ref()
-                .is_none_or(|s| s == l.service.as_str())
-            && self.instance.as_ref().is_none_or(|i| i == &l.instance)
-    }
-}
-
-struct EnvLogs {
-    lines: VecDeque<LogLine>,
-    bytes: usize,
-    /// Highest offset kept per instance and stream.
-    seen: HashMap<(String, LogStream), u64>,
-    followers: broadcast::Sender<LogLine>,
-}
-
-impl EnvLogs {
-    fn new() -> Self {
-        Self {
-            lines: VecDeque::new(),
-            bytes: 0,
-            seen: HashMap::new(),
-            followers: broadcast::channel(FOLLOW_BUFFER).0,
-        }
-    }
-
-    fn trim(&mut self, now: UnixMs, max_bytes: usize) {
-        while let Some(first) = self.lines.front() {
-            if first.at >= now - MAX_AGE_MS && self.bytes <= max_bytes {
-                break;
-            }
-            self.bytes -= size(first);
-            self.lines.pop_front();
-        }
-        // Offsets of instances with nothing left are forgotten, unless still recent enough that
-        // a resend could arrive.
-        if self.seen.len() > 4 * 1024 {
-            let live: std::collections::HashSet<&str> =
-                self.lines.iter().map(|l| l.instance.as_str()).collect();
-            self.seen.retain(|(k, _), _| live.contains(k.as_str()));
+    /// The store read of a page of this filter's lines from `since`, after id `after`.
+    pub fn read(&self, since: UnixMs, after: i64) -> LogRead {
+        LogRead {
+            stack: self.stack.clone(),
+            service: self.service.clone(),
+            instance: self.instance.clone(),
+            since,
+            after,
+            limit: PAGE,
         }
     }
 }
 
-fn size(l: &LogLine) -> usize {
-    l.text.len() + l.instance.len() + LINE_OVERHEAD
+/// A line as the logs endpoint sends it: the line and its id, a cursor a client passes back as
+/// `after` to resume where it stopped.
+#[derive(Debug, Serialize)]
+pub struct Entry<'a> {
+    pub id: i64,
+    #[serde(flatten)]
+    pub line: &'a LogLine,
 }
 
 pub struct LogStore {
-    envs: Mutex<HashMap<String, EnvLogs>>,
-    max_bytes: usize,
-}
-
-impl Default for LogStore {
-    fn default() -> Self {
-        Self::with_limit(MAX_BYTES)
-    }
+    store: Arc<dyn Store>,
+    limits: LogLimits,
+    /// New lines per environment, for followers in this process.
+    followers: Mutex<HashMap<String, broadcast::Sender<LogLine>>>,
 }
 
 impl LogStore {
-    pub fn with_limit(max_bytes: usize) -> Self {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self::with_limit(store, MAX_BYTES)
+    }
+
+    pub fn with_limit(store: Arc<dyn Store>, max_bytes: u64) -> Self {
         Self {
-            envs: Mutex::new(HashMap::new()),
-            max_bytes,
+            store,
+            limits: LogLimits {
+                max_age_ms: MAX_AGE_MS,
+                max_bytes,
+            },
+            followers: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Keeps new lines, drops resent ones, and feeds followers.
-    pub fn ingest(&self, lines: Vec<LogLine>, now: UnixMs) -> LogAck {
-        let mut envs = self.envs.lock().unwrap_or_else(|e| e.into_inner());
-        let mut ack = LogAck {
-            accepted: 0,
-            duplicates: 0,
-        };
-        for line in lines {
-            let env = envs
-                .entry(line.environment.to_string())
-                .or_insert_with(EnvLogs::new);
-            let seen = env
-                .seen
-                .entry((line.instance.clone(), line.stream))
-                .or_insert(0);
-            if line.offset <= *seen {
-                ack.duplicates += 1;
-                continue;
+    /// Keeps new lines (one store transaction), drops resent ones, and feeds followers.
+    pub async fn ingest(&self, lines: Vec<LogLine>, now: UnixMs) -> StoreResult<LogAck> {
+        let done = self.store.append_logs(lines, now, self.limits).await?;
+        if !done.kept.is_empty() {
+            let followers = self.followers.lock().unwrap_or_else(|e| e.into_inner());
+            for l in done.kept {
+                if let Some(tx) = followers.get(l.line.environment.as_str()) {
+                    let _ = tx.send(l.line);
+                }
             }
-            *seen = line.offset;
-            env.bytes += size(&line);
-            let _ = env.followers.send(line.clone());
-            env.lines.push_back(line);
-            ack.accepted += 1;
         }
-        for env in envs.values_mut() {
-            env.trim(now, self.max_bytes);
-        }
-        ack
+        Ok(done.ack)
     }
 
-    /// Lines at or after `since`, oldest first.
-    pub fn query(&self, env: &str, since: UnixMs, filter: &LogFilter) -> Vec<LogLine> {
-        let envs = self.envs.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(e) = envs.get(env) else {
-            return Vec::new();
-        };
-        let start = e.lines.partition_point(|l| l.at < since);
-        e.lines
-            .range(start..)
-            .filter(|l| filter.matches(l))
-            .cloned()
-            .collect()
+    /// Every line at or after `since` that `filter` matches, oldest first.
+    pub async fn query(
+        &self,
+        env: &str,
+        since: UnixMs,
+        filter: &LogFilter,
+    ) -> StoreResult<Vec<LogLine>> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.read(env, &filter.read(since, after)).await?;
+            let full = page.len() >= PAGE as usize;
+            if let Some(last) = page.last() {
+                after = last.id;
+            }
+            out.extend(page.into_iter().map(|l| l.line));
+            if !full {
+                return Ok(out);
+            }
+        }
     }
 
-    /// New lines of an environment as they arrive.
+    /// One page of stored lines.
+    pub async fn read(&self, env: &str, read: &LogRead) -> StoreResult<Vec<StoredLogLine>> {
+        self.store.read_logs(env, read).await
+    }
+
+    /// New lines of an environment as this control plane stores them.
     pub fn follow(&self, env: &str) -> broadcast::Receiver<LogLine> {
-        let mut envs = self.envs.lock().unwrap_or_else(|e| e.into_inner());
-        envs.entry(env.to_string())
-            .or_insert_with(EnvLogs::new)
-            .followers
+        let mut followers = self.followers.lock().unwrap_or_else(|e| e.into_inner());
+        followers
+            .entry(env.to_string())
+            .or_insert_with(|| broadcast::channel(FOLLOW_BUFFER).0)
             .subscribe()
     }
 
-    /// Forgets an environment's logs (it was deleted).
+    /// Forgets an environment's followers (it was deleted; the store drops its lines with it).
     pub fn forget(&self, env: &str) {
-        self.envs
+        self.followers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(env);
     }
 }
+
+pub mod follow;
 
 #[cfg(test)]
 #[path = "logs/tests.rs"]

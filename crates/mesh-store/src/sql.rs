@@ -12,6 +12,7 @@ mod endpoints;
 mod environments;
 mod events;
 mod instances;
+mod logs;
 mod lookup;
 mod migrate;
 mod platform;

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use mesh_types::agent::{LogAck, LogLine};
 use mesh_types::api::{
     Certificate, CreateProvider, CreateStack, Deployment, DeploymentBuild, DeploymentStatus,
     DeploymentStep, Endpoint, EndpointKind, Environment, Event, Instance, NewDeployment, Provider,
@@ -46,6 +47,46 @@ pub struct CertificateRecord {
 pub struct TokenRecord {
     pub token: Token,
     pub hash: String,
+}
+
+/// A stored line of instance output and its id. Ids grow in the order lines were stored within
+/// an environment (each environment's writes are serialized), so a reader that saw id N
+/// resumes with [`LogRead::after`] = N and misses nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredLogLine {
+    pub id: i64,
+    pub line: LogLine,
+}
+
+/// Which stored lines of one environment to read, oldest (lowest id) first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogRead {
+    pub stack: Option<String>,
+    pub service: Option<String>,
+    pub instance: Option<String>,
+    /// Lines printed at or after this time; lines are taken in stored order from the first one
+    /// printed at `since`, so a line stored late with an earlier time may be left out.
+    pub since: UnixMs,
+    /// Only lines with a greater id (0: from the start).
+    pub after: i64,
+    /// At most this many lines; read again after the last id for more.
+    pub limit: u32,
+}
+
+/// How much instance output an environment keeps: lines older than `max_age_ms` and, oldest
+/// first, lines beyond `max_bytes` are dropped as new lines arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    pub max_age_ms: UnixMs,
+    pub max_bytes: u64,
+}
+
+/// What storing a batch of log lines did: the answer for the agent, and the lines kept (with
+/// their ids) for readers in this process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogAppend {
+    pub ack: LogAck,
+    pub kept: Vec<StoredLogLine>,
 }
 
 /// Every read and write of control-plane state.
@@ -295,4 +336,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Newest first.
     async fn list_events(&self, limit: u32) -> StoreResult<Vec<Event>>;
+
+    // Instance output, as agents ship it.
+    /// Stores the lines that are new, in one transaction: a line at or below the highest
+    /// offset already kept for its instance and stream (kept in the store, so it holds across
+    /// restarts) is a duplicate. Lines of environments that no longer exist are dropped as
+    /// duplicates. Then drops, oldest first, lines beyond `limits` in the environments written
+    /// to, a bounded number per call.
+    async fn append_logs(
+        &self,
+        lines: Vec<LogLine>,
+        now: UnixMs,
+        limits: LogLimits,
+    ) -> StoreResult<LogAppend>;
+    /// An environment's stored lines, oldest first; `NotFound` if it does not exist.
+    async fn read_logs(&self, env: &str, read: &LogRead) -> StoreResult<Vec<StoredLogLine>>;
 }

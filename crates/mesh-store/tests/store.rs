@@ -49,6 +49,8 @@ mod deployments;
 mod endpoints;
 #[path = "store/environments.rs"]
 mod environments;
+#[path = "store/logs.rs"]
+mod logs;
 #[path = "store/platform.rs"]
 mod platform;
 #[path = "store/sealing.rs"]

@@ -161,7 +161,7 @@ pub async fn logs(
         .await?
         .check_logs(&batch.lines)
         .map_err(refused)?;
-    let ack = state.logs().ingest(batch.lines, state.now());
+    let ack = state.logs().ingest(batch.lines, state.now()).await?;
     state.metrics().log_lines.inc_by(ack.accepted);
     state.metrics().log_duplicates.inc_by(ack.duplicates);
     Ok(Json(ack))

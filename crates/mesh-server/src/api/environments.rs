@@ -1,11 +1,9 @@
 //! Environments: network-isolated groups of stacks placed on an ordered list of racks.
 
-use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::{Extension, Json};
-use futures_util::{StreamExt, stream};
 use mesh_store::AliasSpec;
 use mesh_types::api::{
     CreateEnvironment, Environment, EnvironmentDetails, Instance, Rack, UpdateEnvironment,
@@ -13,7 +11,6 @@ use mesh_types::api::{
 use mesh_types::schedule::parse_duration;
 use mesh_types::{Domain, Name};
 use serde::Deserialize;
-use tokio::sync::broadcast::error::RecvError;
 
 use super::{Created, JsonBody, QueryArgs, audit, created};
 use crate::app::AppState;
@@ -21,6 +18,7 @@ use crate::auth::Caller;
 use crate::domain::servers;
 use crate::error::{ApiError, ApiResult};
 use crate::logs::LogFilter;
+use crate::logs::follow::{self, Reader};
 use crate::ndjson;
 
 /// The rack new environments go to when none is named: `local` if it exists, else the oldest.
@@ -150,9 +148,13 @@ pub async fn delete(
 
 #[derive(Debug, Deserialize)]
 pub struct LogsQuery {
-    /// How far back: `30s`, `15m`, `1h` (at most the hour kept). Default one minute.
+    /// How far back: `30s`, `15m`, `1h` (at most the hour kept). Default one minute, or with
+    /// `after` every line kept.
     #[serde(default)]
     since: Option<String>,
+    /// Only lines stored after the line with this id: a client resuming where it stopped.
+    #[serde(default)]
+    after: Option<i64>,
     #[serde(default)]
     stack: Option<String>,
     #[serde(default)]
@@ -163,73 +165,42 @@ pub struct LogsQuery {
     follow: bool,
 }
 
-/// The environment's instance output as newline-delimited JSON, oldest first; with `follow`,
-/// new lines keep coming until the client hangs up.
+/// The environment's instance output as newline-delimited JSON, oldest first, each line with
+/// its id; with `follow`, new lines keep coming until the client hangs up.
 pub async fn logs(
     State(state): State<AppState>,
     Path(name): Path<String>,
     QueryArgs(q): QueryArgs<LogsQuery>,
 ) -> ApiResult<Response> {
     let env = state.store().get_environment(&name).await?;
-    let seconds = match q.since.as_deref() {
-        None => 60,
-        Some(s) => parse_duration(s).map_err(|e| ApiError::invalid(format!("since: {e}")))?,
+    let seconds = match (q.since.as_deref(), q.after) {
+        (None, None) => Some(60),
+        (None, Some(_)) => None,
+        (Some(s), _) => {
+            Some(parse_duration(s).map_err(|e| ApiError::invalid(format!("since: {e}")))?)
+        }
     };
-    if seconds * 1000 > crate::logs::MAX_AGE_MS as u64 {
+    if seconds.is_some_and(|s| s * 1000 > crate::logs::MAX_AGE_MS as u64) {
         return Err(ApiError::invalid(
             "since: logs are kept for one hour; ask for 1h or less",
         ));
     }
-    let filter = LogFilter {
-        stack: q.stack,
-        service: q.service,
-        instance: q.instance,
+    if q.after.is_some_and(|a| a < 0) {
+        return Err(ApiError::invalid(
+            "after: a line id is 0 or more; pass the id of the last line you saw",
+        ));
+    }
+    let reader = Reader {
+        env: env.name.to_string(),
+        filter: LogFilter {
+            stack: q.stack,
+            service: q.service,
+            instance: q.instance,
+        },
+        since: seconds.map_or(0, |s| state.now() - s as i64 * 1000),
+        after: q.after.unwrap_or(0),
     };
-    // Subscribe before reading history so no line falls between the two.
-    let follower = q.follow.then(|| state.logs().follow(env.name.as_str()));
-    let history = state.logs().query(
-        env.name.as_str(),
-        state.now() - seconds as i64 * 1000,
-        &filter,
-    );
-    let last = history.last().map(|l| (l.instance.clone(), l.offset));
-    let head = stream::iter(history.into_iter().map(|l| ndjson::line(&l)));
-    let body = match follower {
-        None => Body::from_stream(head),
-        Some(rx) => {
-            let shutdown = state.clone();
-            let tail = stream::unfold((rx, filter, last), move |(mut rx, filter, last)| {
-                let shutdown = shutdown.clone();
-                async move {
-                    loop {
-                        let next = tokio::select! {
-                            _ = shutdown.shutting_down() => return None,
-                            l = rx.recv() => l,
-                        };
-                        match next {
-                            Ok(l) if !filter.matches(&l) => continue,
-                            // Already sent as history.
-                            Ok(l)
-                                if last
-                                    .as_ref()
-                                    .is_some_and(|(i, o)| &l.instance == i && l.offset <= *o) =>
-                            {
-                                continue;
-                            }
-                            Ok(l) => return Some((ndjson::line(&l), (rx, filter, last))),
-                            Err(RecvError::Lagged(n)) => {
-                                tracing::warn!(skipped = n, "a log follower fell behind");
-                                continue;
-                            }
-                            Err(RecvError::Closed) => return None,
-                        }
-                    }
-                }
-            });
-            Body::from_stream(head.chain(tail))
-        }
-    };
-    Ok(ndjson::response(body))
+    Ok(ndjson::response(follow::body(state, reader, q.follow)))
 }
 
 pub async fn instances(

@@ -385,7 +385,10 @@ async fn first_lines(state: &AppState, env: &str, stack: &str, version: Version,
         .map(|i| i.id.as_str())
         .collect();
     let mut shown: BTreeMap<String, usize> = BTreeMap::new();
-    for l in state.logs().query(env, since, &filter) {
+    let Ok(lines) = state.logs().query(env, since, &filter).await else {
+        return;
+    };
+    for l in lines {
         if !ids.contains(l.instance.as_str()) {
             continue;
         }

@@ -404,6 +404,83 @@ async fn logs_are_shipped_deduplicated_filtered_and_followed() {
     );
 }
 
+/// The next NDJSON line of a streamed body, within 10 s.
+async fn next_json(
+    body: &mut (impl futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Unpin),
+    buf: &mut String,
+) -> Value {
+    loop {
+        if let Some(i) = buf.find('\n') {
+            let line: String = buf.drain(..=i).collect();
+            return serde_json::from_str(line.trim()).unwrap();
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
+            .await
+            .expect("a line within 10 s")
+            .expect("the stream goes on")
+            .unwrap();
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+#[tokio::test]
+async fn logs_survive_a_restart_and_every_control_plane_serves_them() {
+    let mut s = TestServer::start().await;
+    world(&s).await;
+    ship(&s, vec![log(6, "web", "before"), log(12, "web", "restart")]).await;
+    s.stop().await;
+
+    // The same data directory, a new process: the lines and the offsets kept are still there.
+    let s = TestServer::start_in(s.dir.clone(), None, true).await;
+    let all: Vec<Value> = s
+        .get("/v1/environments/shop/logs")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        all.iter()
+            .map(|l| l["text"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["before", "restart"]
+    );
+    let ack = ship(&s, vec![log(6, "web", "before"), log(12, "web", "restart")]).await;
+    assert_eq!(
+        ack,
+        json!({"accepted": 0, "duplicates": 2}),
+        "an agent resending after the restart doubles nothing"
+    );
+
+    // A follower resuming after the first line gets the rest, once.
+    let first = all[0]["id"].as_i64().unwrap();
+    let resp = s
+        .get(&format!(
+            "/v1/environments/shop/logs?follow=true&after={first}"
+        ))
+        .await;
+    let mut body = resp.bytes_stream();
+    let mut buf = String::new();
+    assert_eq!(next_json(&mut body, &mut buf).await["text"], "restart");
+
+    // A second control plane on the same database: what it stores reaches this follower.
+    let other = TestServer::start_in(s.dir.clone(), None, true).await;
+    ship(&other, vec![log(20, "web", "via the other one")]).await;
+    let line = next_json(&mut body, &mut buf).await;
+    assert_eq!(line["text"], "via the other one");
+    assert!(line["id"].as_i64().unwrap() > all[1]["id"].as_i64().unwrap());
+
+    err(
+        s.get("/v1/environments/shop/logs?after=-1").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        "after",
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn large_log_batches_are_taken_and_counted() {
     let s = TestServer::start().await;

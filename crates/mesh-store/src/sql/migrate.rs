@@ -45,6 +45,10 @@ const SQLITE: &[Migration] = &[
             "../../migrations/sqlite/0004_server_version.sql"
         )),
     },
+    Migration {
+        version: 5,
+        step: Step::Sql(include_str!("../../migrations/sqlite/0005_logs.sql")),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -67,6 +71,10 @@ const POSTGRES: &[Migration] = &[
         step: Step::Sql(include_str!(
             "../../migrations/postgres/0004_server_version.sql"
         )),
+    },
+    Migration {
+        version: 5,
+        step: Step::Sql(include_str!("../../migrations/postgres/0005_logs.sql")),
     },
 ];
 

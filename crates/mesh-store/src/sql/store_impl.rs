@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use mesh_types::agent::LogLine;
 use mesh_types::api::{
     Certificate, CreateProvider, CreateStack, Deployment, DeploymentBuild, DeploymentStatus,
     DeploymentStep, Endpoint, EndpointKind, Environment, Event, Instance, NewDeployment, Provider,
@@ -12,10 +13,13 @@ use mesh_types::config::{ConfigScope, ConfigVar};
 use mesh_types::{ConfigKey, Domain, Name, UnixMs, Version};
 
 use super::{
-    SqlStore, certificates, config, deployments, endpoints, environments, events, instances,
+    SqlStore, certificates, config, deployments, endpoints, environments, events, instances, logs,
     platform, servers, services, stacks, tokens,
 };
-use crate::{AliasSpec, CertificateRecord, ServiceSpec, Store, StoreResult, TokenRecord};
+use crate::{
+    AliasSpec, CertificateRecord, LogAppend, LogLimits, LogRead, ServiceSpec, Store, StoreResult,
+    StoredLogLine, TokenRecord,
+};
 
 #[async_trait]
 impl Store for SqlStore {
@@ -400,5 +404,18 @@ impl Store for SqlStore {
 
     async fn list_events(&self, limit: u32) -> StoreResult<Vec<Event>> {
         events::list(self, limit).await
+    }
+
+    async fn append_logs(
+        &self,
+        lines: Vec<LogLine>,
+        now: UnixMs,
+        limits: LogLimits,
+    ) -> StoreResult<LogAppend> {
+        logs::append(self, lines, now, limits).await
+    }
+
+    async fn read_logs(&self, env: &str, read: &LogRead) -> StoreResult<Vec<StoredLogLine>> {
+        logs::read(self, env, read).await
     }
 }

@@ -155,7 +155,15 @@ pub fn log_line(l: &LogLine, mode: Mode) -> String {
     )
 }
 
-/// `mesh logs`: the environment's instance output, printed as it arrives.
+/// How long `mesh logs -f` keeps trying to reach the control plane after the stream broke: a
+/// restart takes seconds, an upgrade of the binary a little longer.
+const RECONNECT_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+/// The pause between attempts: quick enough to lose little time, slow enough not to hammer a
+/// control plane that is starting.
+const RECONNECT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `mesh logs`: the environment's instance output, printed as it arrives. Following survives a
+/// control plane restart: the stream is picked up again after the last line printed.
 pub async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<()> {
     if let Some(s) = &args.since {
         mesh_types::schedule::parse_duration(s).map_err(|e| anyhow!("--since: {e}"))?;
@@ -164,27 +172,103 @@ pub async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<()> {
     let env = target.env()?;
     let query = LogQuery {
         since: args.since,
+        after: None,
         stack: target.stack_flag.clone(),
         service: args.service,
         instance: args.instance,
         follow: args.follow,
     };
     let mode = Mode::from_raw_flag(args.raw);
-    let mut lines = ctx.client()?.logs(env, &query).await?;
-    while let Some(line) = lines.next_line().await? {
-        if ctx.json() {
-            print(match mode {
-                Mode::Raw => line,
-                Mode::Escaped => sanitize::json_line(&line),
-            });
-            continue;
-        }
-        match serde_json::from_str::<LogLine>(&line) {
-            Ok(l) => print(log_line(&l, mode)),
-            Err(_) => print(mode.apply(&line)),
+    let client = ctx.client()?;
+    let mut lines = client.logs(env, &query).await?;
+    let mut last: Option<i64> = None;
+    loop {
+        let why = match lines.next_line().await {
+            Ok(Some(line)) => {
+                last = line_id(&line).or(last);
+                print_log_line(ctx, mode, line);
+                continue;
+            }
+            Ok(None) if !args.follow => return Ok(()),
+            Err(e) if !args.follow => return Err(e.into()),
+            Ok(None) => "the control plane ended the stream".to_string(),
+            Err(e) => e.to_string(),
+        };
+        eprintln!(
+            "mesh: lost the log stream ({why}); reconnecting for up to {}s",
+            RECONNECT_FOR.as_secs()
+        );
+        lines = reconnect(&client, env, &resume(&query, last)).await?;
+        eprintln!("mesh: reconnected; following again");
+    }
+}
+
+fn print_log_line(ctx: &Ctx, mode: Mode, line: String) {
+    if ctx.json() {
+        print(match mode {
+            Mode::Raw => line,
+            Mode::Escaped => sanitize::json_line(&line),
+        });
+        return;
+    }
+    match serde_json::from_str::<LogLine>(&line) {
+        Ok(l) => print(log_line(&l, mode)),
+        Err(_) => print(mode.apply(&line)),
+    }
+}
+
+/// The id the API gives each line, the cursor to resume after.
+fn line_id(line: &str) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: i64,
+    }
+    serde_json::from_str::<Id>(line).ok().map(|i| i.id)
+}
+
+/// The query that picks a broken follow up again: after the last line printed, or, if none was,
+/// as first asked.
+fn resume(query: &LogQuery, last: Option<i64>) -> LogQuery {
+    match last {
+        Some(id) => LogQuery {
+            since: None,
+            after: Some(id),
+            ..query.clone()
+        },
+        None => query.clone(),
+    }
+}
+
+/// Whether an error may pass once the control plane is back: nothing answered, the connection
+/// broke, or a proxy in front answered for a control plane that is away.
+fn worth_retrying(e: &mesh_client::Error) -> bool {
+    match e {
+        mesh_client::Error::Connect { .. } | mesh_client::Error::Other(_) => true,
+        mesh_client::Error::Api { status, .. } => *status >= 500,
+    }
+}
+
+async fn reconnect(
+    client: &mesh_client::Client,
+    env: &str,
+    query: &LogQuery,
+) -> Result<mesh_client::JsonLines> {
+    let deadline = tokio::time::Instant::now() + RECONNECT_FOR;
+    loop {
+        tokio::time::sleep(RECONNECT_EVERY).await;
+        match client.logs(env, query).await {
+            Ok(lines) => return Ok(lines),
+            Err(e) if worth_retrying(&e) && tokio::time::Instant::now() < deadline => {}
+            Err(e) if worth_retrying(&e) => {
+                return Err(anyhow!(
+                    "the control plane did not come back within {}s ({e}); run `mesh logs -f` \
+                     again once it is up",
+                    RECONNECT_FOR.as_secs()
+                ));
+            }
+            Err(e) => return Err(e.into()),
         }
     }
-    Ok(())
 }
 
 fn instance_state(s: InstanceState) -> &'static str {
@@ -246,4 +330,64 @@ pub async fn instances(ctx: &Ctx) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// A short age such as `45s`, `12m`, `3h`, `2d`.
+fn age(ms: i64) -> String {
+    let s = (ms / 1000).max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86_400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_follow_resumes_after_the_last_line_printed() {
+        let asked = LogQuery {
+            since: Some("5m".into()),
+            service: Some("web".into()),
+            follow: true,
+            ..LogQuery::default()
+        };
+        let again = resume(&asked, Some(41));
+        assert_eq!(again.after, Some(41));
+        assert_eq!(again.since, None, "the cursor replaces the window");
+        assert_eq!(again.service.as_deref(), Some("web"));
+        assert!(again.follow);
+        // Nothing printed yet: ask again as at first.
+        assert_eq!(resume(&asked, None).since.as_deref(), Some("5m"));
+        assert_eq!(resume(&asked, None).after, None);
+    }
+
+    #[test]
+    fn the_cursor_is_the_lines_id() {
+        assert_eq!(line_id(r#"{"id":7,"text":"hi","offset":3}"#), Some(7));
+        assert_eq!(line_id(r#"{"text":"no id"}"#), None);
+        assert_eq!(line_id("not json"), None);
+    }
+
+    #[test]
+    fn only_an_absent_control_plane_is_waited_for() {
+        let api = |status| mesh_client::Error::Api {
+            status,
+            code: mesh_types::error::ErrorCode::NotFound,
+            message: String::new(),
+        };
+        assert!(worth_retrying(&mesh_client::Error::Connect {
+            url: "u".into()
+        }));
+        assert!(worth_retrying(&mesh_client::Error::Other("broke".into())));
+        assert!(worth_retrying(&api(503)));
+        assert!(
+            !worth_retrying(&api(404)),
+            "a deleted environment ends the follow"
+        );
+        assert!(!worth_retrying(&api(401)));
+    }
 }

@@ -136,6 +136,41 @@ fn shipped_logs_come_out_of_mesh_logs() {
 }
 
 #[test]
+fn logs_shipped_before_a_restart_come_out_after_it() {
+    let mut p = Platform::start();
+    p.mesh(&["env", "create", "shop"]).ok();
+    p.mesh(&["create", "stack", "app", "--env", "shop"]).ok();
+    let rt = rt();
+    let batch = LogBatch {
+        lines: vec![
+            line("web", "web-1", LogStream::Stdout, "before the restart", 19),
+            line("web", "web-1", LogStream::Stderr, "an error before it", 19),
+        ],
+    };
+    let ack = rt.block_on(agent(&p).ship_logs(&batch)).unwrap();
+    assert_eq!(ack.accepted, 2);
+
+    p.stop();
+    p.restart();
+    let out = p.mesh(&["logs", "--env", "shop"]).ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{out:#?}");
+    assert!(
+        lines[0].ends_with(" app-web[web-1] before the restart"),
+        "{out:#?}"
+    );
+    assert!(
+        lines[1].ends_with(" app-web[web-1] (stderr) an error before it"),
+        "{out:#?}"
+    );
+    // The agent resends what it is not sure was kept: the restarted control plane still knows.
+    let ack = rt.block_on(agent(&p).ship_logs(&batch)).unwrap();
+    assert_eq!((ack.accepted, ack.duplicates), (0, 2));
+    let out = p.mesh(&["logs", "--env", "shop", "--json"]).ok();
+    assert_eq!(out.stdout.lines().count(), 2, "{out:#?}");
+}
+
+#[test]
 fn reported_instances_come_out_of_mesh_instances() {
     let p = Platform::start();
     p.mesh(&["env", "create", "shop"]).ok();
