@@ -332,17 +332,6 @@ pub async fn instances(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// A short age such as `45s`, `12m`, `3h`, `2d`.
-fn age(ms: i64) -> String {
-    let s = (ms / 1000).max(0);
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m", s / 60),
-        3600..86_400 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86_400),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
