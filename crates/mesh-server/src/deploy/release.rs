@@ -57,7 +57,7 @@ pub async fn run(
 ) -> Result<(), ReleaseError> {
     let store = state.store();
     let environment = store.get_environment(env).await?;
-    let (rack, server) = place(store, &environment.racks, state.liveness()).await?;
+    let (rack, server) = place(store, &environment.racks, None, state.liveness()).await?;
     let config = store.list_config(env, stack).await?;
     let mut vars: BTreeMap<String, String> =
         resolve(&config, "", rack.name.as_str(), rack.region.as_str())

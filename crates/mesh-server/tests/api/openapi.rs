@@ -699,6 +699,7 @@ fn samples() -> Vec<(&'static str, Value)> {
                 command: "rails db:migrate".into(),
                 service: Some(name("web")),
                 size: Some(InstanceSize::Small),
+                rack: Some(name("east")),
             },
         ),
         sample(
