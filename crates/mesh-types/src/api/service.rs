@@ -139,6 +139,10 @@ pub struct Instance {
     pub service: Name,
     pub deployment: Option<Version>,
     pub server: Option<Name>,
+    /// The rack of its server, filled in by the control plane when it lists instances (agents
+    /// do not send it).
+    #[serde(default)]
+    pub rack: Option<Name>,
     pub state: InstanceState,
     pub address: Option<String>,
     pub restarts: u32,
