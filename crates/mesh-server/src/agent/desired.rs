@@ -126,6 +126,7 @@ pub async fn for_rack(
             https_redirects,
             certificates,
             acme_challenges,
+            several_racks: env.racks.len() > 1,
         });
     }
     Ok(DesiredState {
