@@ -207,7 +207,7 @@ fn an_environment_on_two_racks_runs_on_both_and_cron_once() {
     );
     let generations: BTreeSet<&str> = runs
         .iter()
-        .map(|id| id.rsplitn(3, '-').nth(1).unwrap_or_default())
+        .map(|id| id.rsplit('-').nth(1).unwrap_or_default())
         .collect();
     assert_eq!(
         generations.len(),
