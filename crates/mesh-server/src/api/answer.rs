@@ -35,7 +35,9 @@ impl From<PlaceError> for ApiError {
 impl From<ServerError> for ApiError {
     fn from(e: ServerError) -> Self {
         match e {
-            ServerError::RackHasServer { .. } => ApiError::precondition(e.to_string()),
+            ServerError::RackHasServer { .. } | ServerError::NameTaken { .. } => {
+                ApiError::precondition(e.to_string())
+            }
             ServerError::Store(e) => e.into(),
         }
     }

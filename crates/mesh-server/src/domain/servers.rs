@@ -95,8 +95,34 @@ pub enum ServerError {
         seen: String,
         lost_after: String,
     },
+    #[error(
+        "server name {server} is taken by a server of rack {rack}: instances are listed by \
+         their server's name, so each server of the platform needs its own; start this agent \
+         with another `--name`"
+    )]
+    NameTaken { server: Name, rack: Name },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Whether `name` is free for a server of `rack`, given every other rack's servers (`others`,
+/// as (rack, server)): a name a live server of another rack has is not. A lost one's name may
+/// be taken over (an agent moved to another rack).
+pub fn name_free(
+    name: &Name,
+    others: &[(Name, Server)],
+    live: Liveness,
+) -> Result<(), ServerError> {
+    match others
+        .iter()
+        .find(|(_, s)| &s.name == name && live.state(s) != ServerState::Lost)
+    {
+        Some((rack, _)) => Err(ServerError::NameTaken {
+            server: name.clone(),
+            rack: rack.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Whether server `name` may register in `rack`, whose servers are `existing`: the servers it
@@ -132,6 +158,15 @@ pub async fn register(
 ) -> Result<Server, ServerError> {
     let existing = store.list_servers(rack.name.as_str()).await?;
     let replacing = admit(&rack.name, &existing, &req.name, live)?;
+    let mut others = Vec::new();
+    for other in store.list_racks().await? {
+        if other.name != rack.name {
+            for s in store.list_servers(other.name.as_str()).await? {
+                others.push((other.name.clone(), s));
+            }
+        }
+    }
+    name_free(&req.name, &others, live)?;
     let created_at = existing
         .iter()
         .find(|s| s.name == req.name)
@@ -326,6 +361,22 @@ mod tests {
              rack's join token), or stop a's agent: once a is lost (no heartbeat for 30s), the \
              next server to register replaces it"
         );
+    }
+
+    #[test]
+    fn a_server_name_is_the_platforms_own() {
+        let others = [(n("east"), server("box", T - 1_000))];
+        let e = name_free(&n("box"), &others, live(T)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "server name box is taken by a server of rack east: instances are listed by their \
+             server's name, so each server of the platform needs its own; start this agent with \
+             another `--name`"
+        );
+        assert!(name_free(&n("other"), &others, live(T)).is_ok());
+        // A lost server's name is free again.
+        let lost = [(n("east"), server("box", T - 60_000))];
+        assert!(name_free(&n("box"), &lost, live(T)).is_ok());
     }
 
     #[test]
