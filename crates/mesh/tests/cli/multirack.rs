@@ -1,8 +1,9 @@
 //! An environment on two racks, as a new user would run it on one machine: `mesh up` (rack
 //! `local`) plus a second `mesh agent` for rack `east` with its own data directory, network
 //! prefix, subnet pool and router port. Its web service runs on both racks and `mesh instances`
-//! says where; its cron job runs once per tick for the whole environment, on the first rack.
-//! Privileged: CI runs it as root.
+//! says where; its cron job runs once per tick for the whole environment, on the first rack of
+//! its list, and moves to the next when that rack's agent stops (its server lost), as does
+//! `mesh run`. Privileged: CI runs it as root.
 
 use std::collections::BTreeSet;
 use std::process::{Child, Stdio};
@@ -17,6 +18,8 @@ const PREFIX: &str = "mr";
 const POOL: &str = "10.216.0.0/16";
 const EAST_PREFIX: &str = "ms";
 const EAST_POOL: &str = "10.217.0.0/16";
+/// `--server-lost-after`: above the agents' 10 s heartbeat, short enough for a test.
+const LOST_AFTER: &str = "20";
 
 /// The second rack's agent, stopped (SIGTERM, then SIGKILL) when dropped.
 struct Agent(Child);
@@ -80,14 +83,55 @@ fn tick_runs(p: &Platform) -> Vec<String> {
         .collect()
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Waits (bounded) for a cron run whose (generation, tick in unix seconds) satisfies `check`;
+/// returns its generation.
+fn wait_for_run(p: &Platform, what: &str, check: impl Fn(&str, u64) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        for id in tick_runs(p) {
+            let mut parts = id.rsplit('-');
+            let tick = parts.next().unwrap_or_default();
+            let generation = parts.next().unwrap_or_default();
+            let at = tick.trim_start_matches('r').parse().unwrap_or(0);
+            if check(generation, at) {
+                return generation.to_string();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within 90s; runs: {:?}\n{}",
+            tick_runs(p),
+            p.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 #[test]
-fn an_environment_on_two_racks_runs_on_both_and_cron_once() {
+fn an_environment_on_two_racks_runs_on_both_and_cron_once_on_a_live_rack() {
     assert_root();
     let home = Home::new();
     let east_dir = home.path().join("east-agent");
     let _purge = Purge::with_home(home.path().to_path_buf(), home.data_dir(), PREFIX);
     let _purge_east = Purge::new(east_dir.clone(), EAST_PREFIX);
-    let p = Platform::start_with(home, &["--net-prefix", PREFIX, "--subnet-pool", POOL]);
+    let p = Platform::start_with(
+        home,
+        &[
+            "--net-prefix",
+            PREFIX,
+            "--subnet-pool",
+            POOL,
+            "--server-lost-after",
+            LOST_AFTER,
+        ],
+    );
 
     let created = p
         .mesh(&[
@@ -109,7 +153,7 @@ fn an_environment_on_two_racks_runs_on_both_and_cron_once() {
         .unwrap_or_else(|| panic!("no join token in {created}"))
         .to_string();
     let log = std::fs::File::create(p.home.path().join("east-agent.log")).unwrap();
-    let _east = Agent(
+    let mut east = Some(Agent(
         p.home
             .command(&mesh_bin())
             .args(["agent", "--api-url", &p.url, "--token", &token])
@@ -121,7 +165,7 @@ fn an_environment_on_two_racks_runs_on_both_and_cron_once() {
             .stderr(log)
             .spawn()
             .unwrap(),
-    );
+    ));
     let east_log =
         || std::fs::read_to_string(p.home.path().join("east-agent.log")).unwrap_or_default();
 
@@ -218,6 +262,40 @@ fn an_environment_on_two_racks_runs_on_both_and_cron_once() {
     for run in instances(&p).iter().filter(|i| i["service"] == "tick") {
         assert_eq!(run["rack"], "local", "{run}");
     }
+    let on_local = generations.into_iter().next().unwrap().to_string();
+
+    // With east first in the list, cron runs there.
+    p.mesh(&["env", "update", "shop", "--rack", "east,local"])
+        .ok();
+    let on_east = wait_for_run(&p, "cron moved to east", |generation, _| {
+        generation != on_local
+    });
+    // east's agent stops: once its server is lost, cron comes back to local, and so does
+    // `mesh run`, while `mesh run --rack east` says why not.
+    drop(east.take());
+    let stopped = unix_now();
+    wait_for_run(
+        &p,
+        "cron moved back to local once east was lost",
+        |generation, at| generation == on_local && at > stopped,
+    );
+    assert_ne!(on_east, on_local);
+    let servers = p.mesh(&["rack", "servers", "east", "--json"]).ok().json();
+    assert_eq!(servers[0]["state"], "lost", "{servers}");
+    let ran = p
+        .mesh_for(
+            &[&["run"][..], &at[..], &["--", "echo ran-$((40 + 2))"][..]].concat(),
+            Duration::from_secs(60),
+        )
+        .ok();
+    assert!(ran.stdout.contains("ran-42"), "{ran:#?}");
+    let refused = p
+        .mesh(&[&["run", "--rack", "east"][..], &at[..], &["--", "true"][..]].concat())
+        .fails();
+    assert!(
+        refused.stderr.contains("of rack east is lost"),
+        "{refused:#?}"
+    );
 
     p.mesh(&["env", "delete", "shop", "--yes"]).ok();
 }
