@@ -159,6 +159,7 @@ impl Record {
             service: self.service.clone(),
             deployment: self.deployment,
             server: None,
+            rack: None,
             state,
             address: self.address.map(|a| a.to_string()),
             restarts: self.restarts,

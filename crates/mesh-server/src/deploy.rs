@@ -7,6 +7,7 @@
 //! - [`run`]: the steps in order, with their timings.
 //! - [`release`]: the release command in a one-off instance.
 //! - [`rollout`]: promoting the new version and watching it become healthy, or rolling back.
+//! - [`verdict`]: whether a service's new instances took over on every rack.
 
 mod error;
 mod import;
@@ -14,6 +15,7 @@ mod log;
 mod release;
 mod rollout;
 mod run;
+mod verdict;
 
 use std::collections::HashSet;
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 //! The lost-server sweeper: a small periodic task that marks lost the servers whose heartbeats
 //! stopped (`domain::servers::sweep`), so the store, the instances' states and the log say so
-//! even when nobody lists the servers. Several control planes may run it on one database.
+//! even when nobody lists the servers, and agents' watch streams recompute (cron moves). Several control planes may run it on one database.
 
 use std::time::Duration;
 
@@ -28,8 +28,14 @@ pub(crate) fn spawn(state: AppState, mut stop: watch::Receiver<bool>) -> JoinHan
                 _ = stop.wait_for(|s| *s) => return,
                 _ = tokio::time::sleep(every(lost_after)) => {}
             }
-            if let Err(e) = servers::sweep(state.store(), state.liveness()).await {
-                tracing::warn!(error = %e, "cannot check servers' heartbeats; trying again");
+            match servers::sweep(state.store(), state.liveness()).await {
+                // Work that runs once (cron) moves off a lost server's rack: agents' watch
+                // streams recompute now rather than at their next poll.
+                Ok(marked) if !marked.is_empty() => state.notify_change(),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot check servers' heartbeats; trying again")
+                }
             }
         }
     })

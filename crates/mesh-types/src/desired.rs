@@ -95,6 +95,10 @@ pub struct EnvironmentDoc {
     /// HTTP-01 answers for the control plane's ACME orders in progress.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub acme_challenges: Vec<AcmeChallengeDoc>,
+    /// The environment runs on other racks too: the agent names its rack in instance ids so
+    /// they stay unique across the environment (left out, and ids unchanged, on one rack).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub several_racks: bool,
 }
 
 /// A certificate chain and its private key. Secret: the agent keeps it sealed at rest.

@@ -47,6 +47,7 @@ pub fn state(services: Vec<ServiceDoc>, image: Option<&str>) -> DesiredState {
             https_redirects: vec![],
             certificates: vec![],
             acme_challenges: vec![],
+            several_racks: false,
         }],
     }
 }

@@ -26,6 +26,21 @@ fn ids_are_readable_labels_with_a_generation() {
 }
 
 #[test]
+fn ids_name_the_rack_only_when_the_environment_is_on_several() {
+    let on = |rack: &str, several: bool| {
+        let mut st = state(vec![service("web", 1, "httpd")], Some("busybox"));
+        st.rack = super::fixtures::n(rack);
+        st.environments[0].several_racks = several;
+        wanted(&st).0[0].id.clone()
+    };
+    // One rack: the id does not depend on the rack's name (ids of existing instances stay).
+    assert_eq!(on("local", false), on("east", false));
+    // Several: each rack's instances have their own ids, unique across the environment.
+    assert_ne!(on("local", true), on("east", true));
+    assert_ne!(on("local", true), on("local", false));
+}
+
+#[test]
 fn a_stack_without_an_image_runs_nothing_and_cron_is_not_kept_running() {
     assert!(
         wanted(&state(vec![service("web", 2, "httpd")], None))

@@ -71,17 +71,25 @@ pub fn is_run(id: &str) -> bool {
     })
 }
 
+/// The generation of a service's instances: a digest of what they run. For an environment on
+/// several racks, `rack` (this one) is part of it, so the same service on two racks gets
+/// distinct instance ids (the control plane keeps one row per id in an environment); on one
+/// rack it is left out, so ids stay what they were.
 fn generation(
     env: &str,
     stack: &str,
     svc: &mesh_types::desired::ServiceDoc,
     image: &ImageRef,
     deployment: Option<Version>,
+    rack: Option<&str>,
 ) -> String {
-    let shape = serde_json::json!({
+    let mut shape = serde_json::json!({
         "env": env, "stack": stack, "service": svc.name, "image": image, "deployment": deployment,
         "command": svc.command, "vars": svc.env, "limits": svc.limits, "port": svc.port,
     });
+    if let (Some(rack), Some(obj)) = (rack, shape.as_object_mut()) {
+        obj.insert("rack".into(), rack.into());
+    }
     let digest = Sha256::digest(shape.to_string().as_bytes());
     hex::encode(&digest[..4])
 }
@@ -101,6 +109,7 @@ pub fn wanted(state: &DesiredState) -> (Vec<Wanted>, Vec<CronJob>) {
                     svc,
                     image,
                     stack.deployment,
+                    env.several_racks.then_some(state.rack.as_str()),
                 );
                 let template = Wanted {
                     id: String::new(),

@@ -133,7 +133,7 @@ async fn platform(dir: &Path) -> crate::AppState {
 
 async fn desired(state: &crate::AppState) -> mesh_types::desired::EnvironmentDoc {
     let rack = state.store().get_rack("local").await.unwrap();
-    let mut doc = crate::agent::desired::for_rack(state.store(), &rack, None)
+    let mut doc = crate::agent::desired::for_rack(state.store(), &rack, None, state.liveness())
         .await
         .unwrap();
     doc.environments.remove(0)

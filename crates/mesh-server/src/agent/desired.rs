@@ -1,6 +1,7 @@
 //! The desired state of one rack, computed from the store: every environment placed on it,
 //! with config resolved for the rack, the routes its router must serve, the certificates it
-//! must present and the ACME challenges it must answer.
+//! must present and the ACME challenges it must answer. An environment's cron jobs go only to
+//! the rack that runs its cron now (`domain::placement::cron_rack`), so each tick runs once.
 //!
 //! A stack whose config cannot be read because one of its values does not open (sealed for
 //! another owner: copied from another row, or damaged) does not hold up the rest of the rack:
@@ -17,12 +18,16 @@ use mesh_types::desired::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::domain::placement::{cron_rack, servers_of};
+use crate::domain::servers::Liveness;
+
 /// The rack's document; `previous` (the document the rack was sent last, if any) stands in for
-/// a stack whose config cannot be read.
+/// a stack whose config cannot be read; `live` says which servers are lost, for cron.
 pub async fn for_rack(
     store: &dyn Store,
     rack: &Rack,
     previous: Option<&DesiredState>,
+    live: Liveness,
 ) -> StoreResult<DesiredState> {
     let mut environments = Vec::new();
     for env in store.list_environments().await? {
@@ -30,6 +35,8 @@ pub async fn for_rack(
             continue;
         }
         let name = env.name.as_str();
+        let runs_cron =
+            cron_rack(&servers_of(store, &env.racks).await?, live).as_ref() == Some(&rack.name);
         let services = store.list_services(name, None).await?;
         let mut stacks = Vec::new();
         for stack in store.list_stacks(name).await? {
@@ -57,6 +64,7 @@ pub async fn for_rack(
             let docs = services
                 .iter()
                 .filter(|s| s.stack == stack.name)
+                .filter(|s| runs_cron || s.schedule.is_none())
                 .map(|s| {
                     let mut env: std::collections::BTreeMap<String, String> = resolve(
                         &config,
@@ -118,6 +126,7 @@ pub async fn for_rack(
             https_redirects,
             certificates,
             acme_challenges,
+            several_racks: env.racks.len() > 1,
         });
     }
     Ok(DesiredState {

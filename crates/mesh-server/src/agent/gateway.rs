@@ -12,7 +12,7 @@ use futures_util::stream;
 use mesh_types::ErrorCode;
 use mesh_types::Name;
 use mesh_types::agent::{LogAck, LogBatch, RegisterServer, StatusReport};
-use mesh_types::api::{Rack, Role, Server};
+use mesh_types::api::{Rack, Role, Server, ServerState};
 use mesh_types::desired::{DesiredState, WatchEvent};
 
 use super::desired;
@@ -49,6 +49,8 @@ pub async fn register(
 ) -> ApiResult<Json<Server>> {
     let rack = caller_rack(&state, &caller).await?;
     let server = servers::register(state.store(), &rack, req, state.liveness()).await?;
+    // A rack with a server again may take back work that runs once (cron).
+    state.notify_change();
     Ok(Json(server))
 }
 
@@ -78,7 +80,7 @@ async fn rack_scope(
     if blobs {
         // Without a previous document, a stack whose config does not open is left out; its
         // images are still allowed below through its deployments.
-        let doc = desired::for_rack(store, rack, None).await?;
+        let doc = desired::for_rack(store, rack, None, state.liveness()).await?;
         scope.allow_desired(&doc);
     }
     for env in store.list_environments().await? {
@@ -146,6 +148,10 @@ pub async fn status(
             servers::after_heartbeat(server.state),
         )
         .await?;
+    if state.liveness().state(&server) == ServerState::Lost {
+        // Back from lost: cron may move back to this rack.
+        state.notify_change();
+    }
     Ok(Json(
         serde_json::json!({"instances": report.instances.len()}),
     ))
@@ -196,7 +202,14 @@ impl Watch {
                 }
                 quiet += started.elapsed();
             }
-            match desired::for_rack(self.state.store(), &self.rack, self.previous.as_ref()).await {
+            match desired::for_rack(
+                self.state.store(),
+                &self.rack,
+                self.previous.as_ref(),
+                self.state.liveness(),
+            )
+            .await
+            {
                 Ok(doc) => {
                     let digest = desired::digest(&doc);
                     if self.last.as_deref() != Some(digest.as_str()) {

@@ -165,6 +165,7 @@ mod tests {
             service: n("web"),
             deployment: None,
             server: server.map(n),
+            rack: None,
             state: InstanceState::Running,
             address: None,
             restarts: 0,

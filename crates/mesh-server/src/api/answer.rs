@@ -23,6 +23,7 @@ impl From<PlaceError> for ApiError {
     fn from(e: PlaceError) -> Self {
         match e {
             PlaceError::NoRack => ApiError::precondition(e.to_string()),
+            PlaceError::NotOnRack { .. } => ApiError::invalid(e.to_string()),
             PlaceError::NoReadyServer { .. } | PlaceError::ServerLost { .. } => {
                 ApiError::new(ErrorCode::Unavailable, e.to_string())
             }
@@ -34,7 +35,9 @@ impl From<PlaceError> for ApiError {
 impl From<ServerError> for ApiError {
     fn from(e: ServerError) -> Self {
         match e {
-            ServerError::RackHasServer { .. } => ApiError::precondition(e.to_string()),
+            ServerError::RackHasServer { .. } | ServerError::NameTaken { .. } => {
+                ApiError::precondition(e.to_string())
+            }
             ServerError::Store(e) => e.into(),
         }
     }
@@ -116,6 +119,11 @@ mod tests {
             lost_after: "30s".into(),
         };
         assert_eq!(answer(lost).0, 503);
+        let not_on = PlaceError::NotOnRack {
+            rack: "west".parse().unwrap(),
+            racks: "local,east".into(),
+        };
+        assert_eq!(answer(not_on).0, 400);
     }
 
     #[test]

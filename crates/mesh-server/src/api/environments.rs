@@ -209,8 +209,8 @@ pub async fn instances(
 ) -> ApiResult<Json<Vec<Instance>>> {
     let environment = state.store().get_environment(&name).await?;
     let instances = state.store().list_instances(&name).await?;
-    let lost = servers::lost_servers(state.store(), &environment.racks, state.liveness()).await?;
-    Ok(Json(servers::instances_view(instances, &lost)))
+    let map = servers::server_map(state.store(), &environment.racks, state.liveness()).await?;
+    Ok(Json(servers::instances_view(instances, &map)))
 }
 
 fn join(names: &[Name]) -> String {

@@ -61,7 +61,13 @@ pub async fn run(
         }
         None => DEFAULT_PORT,
     };
-    let (rack, server) = place(state.store(), &environment.racks, state.liveness()).await?;
+    let (rack, server) = place(
+        state.store(),
+        &environment.racks,
+        req.rack.as_ref(),
+        state.liveness(),
+    )
+    .await?;
     let config = state.store().list_config(&env, stack.name.as_str()).await?;
     let service = req
         .service

@@ -1,6 +1,8 @@
-//! The release command: a one-off instance of the new image with the stack's config, on the
-//! environment's first rack, its output copied into the deployment's log. A non-zero exit fails
-//! the deployment before anything is rolled out.
+//! The release command: a one-off instance of the new image with the stack's config, run once
+//! per deployment however many racks the environment is on: on its first healthy rack (the
+//! first in its list whose server is not lost, `domain::placement::first_healthy`), with that
+//! rack's config, its output copied into the deployment's log. A non-zero exit fails the
+//! deployment before anything is rolled out.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -47,6 +49,7 @@ pub enum ReleaseError {
     NoExitCode { command: String },
 }
 
+/// Runs the release command once, on the environment's first healthy rack.
 pub async fn run(
     state: &AppState,
     env: &str,
@@ -57,7 +60,7 @@ pub async fn run(
 ) -> Result<(), ReleaseError> {
     let store = state.store();
     let environment = store.get_environment(env).await?;
-    let (rack, server) = place(store, &environment.racks, state.liveness()).await?;
+    let (rack, server) = place(store, &environment.racks, None, state.liveness()).await?;
     let config = store.list_config(env, stack).await?;
     let mut vars: BTreeMap<String, String> =
         resolve(&config, "", rack.name.as_str(), rack.region.as_str())

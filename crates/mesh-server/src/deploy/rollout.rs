@@ -4,18 +4,17 @@
 //! adds, publishing `web` on the platform alias) and makes the deployment current; agents then
 //! start the new instances beside the old ones and stop an old one only once the new ones are
 //! healthy (see the agent's plan). Here the control plane watches what agents report: when every
-//! service has its healthy new instances and no old ones left, the deployment succeeded. When a
-//! service's new instances are not healthy within its health grace, it puts the previous
-//! deployment back, so agents drop the new instances and the old ones, never stopped, keep
-//! serving.
+//! service has its healthy new instances on every rack of the environment (`verdict`) and no
+//! old ones left, the deployment succeeded. When a service's new instances on any rack are not
+//! healthy within its health grace, it puts the previous deployment back, on all racks, so
+//! agents drop the new instances and the old ones, never stopped, keep serving.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use mesh_store::{ServiceSpec, StoreError};
 use mesh_types::api::{
-    DEFAULT_PORT, DeploymentBuild, EndpointKind, HealthCheck, Instance, InstanceState, Route,
-    Service,
+    DEFAULT_PORT, DeploymentBuild, EndpointKind, HealthCheck, Instance, Route, Service,
 };
 use mesh_types::{Name, NameError, UnixMs, Version};
 
@@ -23,17 +22,15 @@ use mesh_types::agent::is_oneoff_instance;
 
 use super::log::DeployLog;
 use super::run::Job;
+use super::verdict::{self, Standing};
 use crate::app::AppState;
+use crate::domain::servers::{instances_view, server_map};
 use crate::domain::services::spec_of;
 use crate::logs::LogFilter;
 
 const POLL: Duration = Duration::from_millis(200);
-/// Beyond a service's health grace, time for its image to be fetched and its instance created.
-const START_SLACK_MS: i64 = 60_000;
 /// How long old instances may take to drain and stop once the new ones are healthy.
 const DRAIN_MS: i64 = 120_000;
-/// Restarts of a new instance that end its rollout before its grace period.
-const CRASHES: u32 = 2;
 /// First lines of each service shown at the end of a deployment.
 const FIRST_LINES: usize = 5;
 
@@ -245,7 +242,7 @@ async fn undo(state: &AppState, env: &str, stack: &str, p: &Promotion) -> Result
 }
 
 /// Waits until every long-running service of the stack runs only healthy instances of
-/// `version`, or says which did not get there in time.
+/// `version`, on every rack of the environment, or says which did not get there in time.
 async fn watch(
     state: &AppState,
     env: &str,
@@ -258,19 +255,25 @@ async fn watch(
     let mut last_progress: HashMap<String, String> = HashMap::new();
     loop {
         let now = state.now();
-        let services: Vec<Service> = state
-            .store()
+        let store = state.store();
+        let racks = store
+            .get_environment(env)
+            .await
+            .map_err(|e| e.to_string())?
+            .racks;
+        let services: Vec<Service> = store
             .list_services(env, Some(stack))
             .await
             .map_err(|e| e.to_string())?
             .into_iter()
             .filter(|s| s.schedule.is_none() && s.instances > 0)
             .collect();
-        let instances: Vec<Instance> = state
-            .store()
-            .list_instances(env)
+        // Each instance with its rack; those of a lost server are unknown, not healthy.
+        let servers = server_map(store, &racks, state.liveness())
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let listed = store.list_instances(env).await.map_err(|e| e.to_string())?;
+        let instances: Vec<Instance> = instances_view(listed, &servers)
             .into_iter()
             // One-offs (`mesh run`, a release) are not part of a rollout.
             .filter(|i| i.stack.as_str() == stack && !is_oneoff_instance(&i.id))
@@ -279,50 +282,26 @@ async fn watch(
         for svc in &services {
             let name = svc.name.to_string();
             let mine: Vec<&Instance> = instances.iter().filter(|i| i.service == svc.name).collect();
-            let new: Vec<&&Instance> = mine
+            let new: Vec<&Instance> = mine
                 .iter()
+                .copied()
                 .filter(|i| i.deployment == Some(version))
                 .collect();
-            let healthy = new
-                .iter()
-                .filter(|i| i.state == InstanceState::Healthy)
-                .count() as u32;
             let old = mine.len() - new.len();
-            let progress = format!(
-                "       {name}: {healthy}/{} new healthy{}",
-                svc.instances,
-                if old > 0 {
-                    format!(", {old} old running")
-                } else {
-                    String::new()
-                }
-            );
+            let progress = verdict::progress(svc, &racks, &new, old);
             if last_progress.get(&name) != Some(&progress) {
                 log.line(progress.clone());
                 last_progress.insert(name.clone(), progress);
             }
-            if healthy >= svc.instances {
-                let at = *healthy_at.entry(name.clone()).or_insert(now);
-                if old > 0 && now - at < DRAIN_MS {
-                    done = false;
+            match verdict::standing(svc, &racks, &new, started, now) {
+                Standing::Healthy => {
+                    let at = *healthy_at.entry(name.clone()).or_insert(now);
+                    if old > 0 && now - at < DRAIN_MS {
+                        done = false;
+                    }
                 }
-                continue;
-            }
-            done = false;
-            let deadline = started + i64::from(svc.health.grace_s) * 1000 + START_SLACK_MS;
-            let first_start = new.iter().filter_map(|i| i.started_at).min();
-            // A new instance that keeps crashing will not get healthy: no need to wait out the
-            // grace period.
-            let crash_loop = new
-                .iter()
-                .any(|i| i.restarts >= CRASHES && i.state != InstanceState::Healthy);
-            let given_up = crash_loop
-                || match first_start {
-                    Some(t) => now > t + i64::from(svc.health.grace_s) * 1000 + 2_000,
-                    None => now > deadline,
-                };
-            if given_up {
-                return Err(not_healthy(svc, &new));
+                Standing::Waiting => done = false,
+                Standing::Failed(reason) => return Err(reason),
             }
         }
         if done {
@@ -330,38 +309,6 @@ async fn watch(
         }
         tokio::time::sleep(POLL).await;
     }
-}
-
-fn not_healthy(svc: &Service, new: &[&&Instance]) -> String {
-    if new.is_empty() {
-        return format!(
-            "no new instance of {} started within {}s (is an agent running on the environment's rack?)",
-            svc.name,
-            svc.health.grace_s + (START_SLACK_MS / 1000) as u32
-        );
-    }
-    let states: BTreeSet<String> = new
-        .iter()
-        .map(|i| {
-            let mut s = serde_json::to_value(i.state)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default();
-            if let Some(code) = i.exit_code {
-                s.push_str(&format!(" (exit code {code})"));
-            }
-            if let Some(m) = &i.message {
-                s.push_str(&format!(": {m}"));
-            }
-            s
-        })
-        .collect();
-    format!(
-        "the new instances of {} did not become healthy within {}s: {}",
-        svc.name,
-        svc.health.grace_s,
-        states.into_iter().collect::<Vec<_>>().join("; ")
-    )
 }
 
 /// Copies the first lines each service's new instances printed into the deployment's log.

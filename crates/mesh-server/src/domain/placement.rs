@@ -1,5 +1,7 @@
-//! Where an environment's one-off work (`mesh run`, a release command) goes: its first rack,
-//! on that rack's first server that is ready (registered and not lost).
+//! Where an environment's work that must run once goes: `mesh run`, a release command and its
+//! cron jobs run on the first rack of the environment's list that is healthy (has a server that
+//! is ready: registered and not lost), moving down the list when that rack's server is lost.
+//! `mesh run --rack R` picks the rack itself.
 
 use mesh_store::{Store, StoreError};
 use mesh_types::Name;
@@ -12,6 +14,11 @@ use super::servers::{Liveness, age, last_seen};
 pub enum PlaceError {
     #[error("the environment is on no rack")]
     NoRack,
+    #[error(
+        "rack {rack} is not one of the environment's racks ({racks}); pick one of them, or \
+         add it with `mesh env update ENV --rack ...`"
+    )]
+    NotOnRack { rack: Name, racks: String },
     #[error(
         "no server of rack {rack} has an agent registered; is `mesh up` or `mesh agent` running?"
     )]
@@ -30,21 +37,81 @@ pub enum PlaceError {
     Store(#[from] StoreError),
 }
 
-/// The rack and server an environment on `racks` runs its one-off work on.
+/// Each rack of `racks`, in order, with its servers.
+pub async fn servers_of(
+    store: &dyn Store,
+    racks: &[Name],
+) -> Result<Vec<(Name, Vec<Server>)>, StoreError> {
+    let mut out = Vec::with_capacity(racks.len());
+    for rack in racks {
+        out.push((rack.clone(), store.list_servers(rack.as_str()).await?));
+    }
+    Ok(out)
+}
+
+/// The rack (and its server) that work which must run once goes to: the first rack in the
+/// environment's list with a ready server, or when none has one, why the first rack cannot
+/// take it.
+pub fn first_healthy(
+    racks: &[(Name, Vec<Server>)],
+    live: Liveness,
+) -> Result<(Name, Name), PlaceError> {
+    let mut first_error = None;
+    for (rack, servers) in racks {
+        match first_ready(rack, servers, live) {
+            Ok(server) => return Ok((rack.clone(), server)),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or(PlaceError::NoRack))
+}
+
+/// The rack that runs the environment's cron jobs now, so each schedule tick runs once for the
+/// whole environment: the first healthy rack (see [`first_healthy`]); none while no rack is.
+pub fn cron_rack(racks: &[(Name, Vec<Server>)], live: Liveness) -> Option<Name> {
+    first_healthy(racks, live).ok().map(|(rack, _)| rack)
+}
+
+/// Where one-off work goes when the caller named rack `wanted`: that rack's ready server, or
+/// why not (not one of the environment's racks, or no live server there).
+pub fn on_rack(
+    racks: &[(Name, Vec<Server>)],
+    wanted: &Name,
+    live: Liveness,
+) -> Result<(Name, Name), PlaceError> {
+    let Some((rack, servers)) = racks.iter().find(|(r, _)| r == wanted) else {
+        return Err(PlaceError::NotOnRack {
+            rack: wanted.clone(),
+            racks: racks
+                .iter()
+                .map(|(r, _)| r.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        });
+    };
+    Ok((rack.clone(), first_ready(rack, servers, live)?))
+}
+
+/// The rack and server an environment on `racks` runs its one-off work on: rack `wanted` if
+/// given, else the first healthy one.
 pub async fn place(
     store: &dyn Store,
     racks: &[Name],
+    wanted: Option<&Name>,
     live: Liveness,
 ) -> Result<(Rack, Name), PlaceError> {
-    let rack_name = racks.first().ok_or(PlaceError::NoRack)?;
-    let rack = store.get_rack(rack_name.as_str()).await?;
-    let servers = store.list_servers(rack_name.as_str()).await?;
-    let server = first_ready(rack_name, servers, live)?;
-    Ok((rack, server))
+    let servers = servers_of(store, racks).await?;
+    let (rack, server) = match wanted {
+        Some(w) => on_rack(&servers, w, live)?,
+        None => first_healthy(&servers, live)?,
+    };
+    Ok((store.get_rack(rack.as_str()).await?, server))
 }
 
 /// The first server of a rack that is ready now, or why there is none.
-fn first_ready(rack: &Name, servers: Vec<Server>, live: Liveness) -> Result<Name, PlaceError> {
+fn first_ready(rack: &Name, servers: &[Server], live: Liveness) -> Result<Name, PlaceError> {
     if let Some(s) = servers.iter().find(|s| live.state(s) == ServerState::Ready) {
         return Ok(s.name.clone());
     }
@@ -99,7 +166,7 @@ mod tests {
             server("c", ServerState::Ready),
         ];
         assert_eq!(
-            first_ready(&local(), servers, live(T)).unwrap().as_str(),
+            first_ready(&local(), &servers, live(T)).unwrap().as_str(),
             "b"
         );
     }
@@ -116,7 +183,7 @@ mod tests {
             server("b", ServerState::Ready),
         ];
         assert_eq!(
-            first_ready(&local(), servers, live(T)).unwrap().as_str(),
+            first_ready(&local(), &servers, live(T)).unwrap().as_str(),
             "b"
         );
     }
@@ -127,7 +194,7 @@ mod tests {
             last_heartbeat: Some(T - 125_000),
             ..server("box-1", ServerState::Ready)
         };
-        let e = first_ready(&local(), vec![quiet], live(T)).unwrap_err();
+        let e = first_ready(&local(), &[quiet], live(T)).unwrap_err();
         assert_eq!(
             e.to_string(),
             "server box-1 of rack local is lost: last seen 2m ago (no heartbeat for more than \
@@ -138,13 +205,94 @@ mod tests {
     #[test]
     fn a_rack_without_a_ready_server_has_no_place() {
         assert!(matches!(
-            first_ready(&local(), vec![server("a", ServerState::Draining)], live(T)),
+            first_ready(&local(), &[server("a", ServerState::Draining)], live(T)),
             Err(PlaceError::NoReadyServer { .. })
         ));
-        let e = first_ready(&local(), Vec::new(), live(T)).unwrap_err();
+        let e = first_ready(&local(), &[], live(T)).unwrap_err();
         assert_eq!(
             e.to_string(),
             "no server of rack local has an agent registered; is `mesh up` or `mesh agent` running?"
         );
+    }
+
+    fn n(s: &str) -> Name {
+        s.parse().unwrap()
+    }
+
+    fn lost(name: &str) -> Server {
+        Server {
+            last_heartbeat: Some(T - 60_000),
+            ..server(name, ServerState::Ready)
+        }
+    }
+
+    #[test]
+    fn cron_runs_on_the_first_healthy_rack() {
+        let racks = vec![
+            (n("local"), vec![server("a", ServerState::Ready)]),
+            (n("east"), vec![server("b", ServerState::Ready)]),
+        ];
+        assert_eq!(cron_rack(&racks, live(T)), Some(n("local")));
+    }
+
+    #[test]
+    fn cron_skips_a_rack_whose_server_is_lost() {
+        let racks = vec![
+            (n("local"), vec![lost("a")]),
+            (n("east"), vec![server("b", ServerState::Ready)]),
+        ];
+        assert_eq!(cron_rack(&racks, live(T)), Some(n("east")));
+        // A rack no agent joined yet is skipped too.
+        let racks = vec![
+            (n("local"), Vec::new()),
+            (n("east"), vec![server("b", ServerState::Ready)]),
+        ];
+        assert_eq!(cron_rack(&racks, live(T)), Some(n("east")));
+    }
+
+    #[test]
+    fn cron_runs_nowhere_when_no_rack_is_healthy() {
+        let racks = vec![
+            (n("local"), vec![lost("a")]),
+            (n("east"), vec![server("b", ServerState::Lost)]),
+        ];
+        assert_eq!(cron_rack(&racks, live(T)), None);
+        assert_eq!(cron_rack(&[], live(T)), None);
+    }
+
+    #[test]
+    fn one_off_work_goes_to_the_first_healthy_rack() {
+        let racks = vec![
+            (n("local"), vec![lost("a")]),
+            (n("east"), vec![server("b", ServerState::Ready)]),
+        ];
+        let (rack, server) = first_healthy(&racks, live(T)).unwrap();
+        assert_eq!((rack.as_str(), server.as_str()), ("east", "b"));
+        // With no healthy rack, the first rack's reason is given.
+        let e = first_healthy(&racks[..1], live(T)).unwrap_err();
+        assert!(matches!(e, PlaceError::ServerLost { .. }), "{e}");
+        assert!(matches!(
+            first_healthy(&[], live(T)),
+            Err(PlaceError::NoRack)
+        ));
+    }
+
+    #[test]
+    fn a_named_rack_must_be_the_environments_and_live() {
+        let racks = vec![
+            (n("local"), vec![server("a", ServerState::Ready)]),
+            (n("east"), vec![lost("b")]),
+        ];
+        let (rack, server) = on_rack(&racks, &n("local"), live(T)).unwrap();
+        assert_eq!((rack.as_str(), server.as_str()), ("local", "a"));
+        let e = on_rack(&racks, &n("west"), live(T)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "rack west is not one of the environment's racks (local,east); pick one of them, or \
+             add it with `mesh env update ENV --rack ...`"
+        );
+        // Named, a rack with no live server is refused rather than passed over.
+        let e = on_rack(&racks, &n("east"), live(T)).unwrap_err();
+        assert!(matches!(e, PlaceError::ServerLost { .. }), "{e}");
     }
 }

@@ -2,7 +2,7 @@
 //! listed. A rack of the native runtime (the runc agent, every rack today) has one server;
 //! several servers in one rack is the Kubernetes runtime's job.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use mesh_store::{Store, StoreError};
@@ -95,8 +95,34 @@ pub enum ServerError {
         seen: String,
         lost_after: String,
     },
+    #[error(
+        "server name {server} is taken by a server of rack {rack}: instances are listed by \
+         their server's name, so each server of the platform needs its own; start this agent \
+         with another `--name`"
+    )]
+    NameTaken { server: Name, rack: Name },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Whether `name` is free for a server of `rack`, given every other rack's servers (`others`,
+/// as (rack, server)): a name a live server of another rack has is not. A lost one's name may
+/// be taken over (an agent moved to another rack).
+pub fn name_free(
+    name: &Name,
+    others: &[(Name, Server)],
+    live: Liveness,
+) -> Result<(), ServerError> {
+    match others
+        .iter()
+        .find(|(_, s)| &s.name == name && live.state(s) != ServerState::Lost)
+    {
+        Some((rack, _)) => Err(ServerError::NameTaken {
+            server: name.clone(),
+            rack: rack.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Whether server `name` may register in `rack`, whose servers are `existing`: the servers it
@@ -132,6 +158,15 @@ pub async fn register(
 ) -> Result<Server, ServerError> {
     let existing = store.list_servers(rack.name.as_str()).await?;
     let replacing = admit(&rack.name, &existing, &req.name, live)?;
+    let mut others = Vec::new();
+    for other in store.list_racks().await? {
+        if other.name != rack.name {
+            for s in store.list_servers(other.name.as_str()).await? {
+                others.push((other.name.clone(), s));
+            }
+        }
+    }
+    name_free(&req.name, &others, live)?;
     let created_at = existing
         .iter()
         .find(|s| s.name == req.name)
@@ -161,33 +196,47 @@ pub async fn register(
     Ok(stored)
 }
 
-/// The names of the servers of `racks` that are lost now.
-pub async fn lost_servers(
+/// The servers of some racks as instances are listed: which are lost now, and each one's rack.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ServerMap {
+    pub lost: BTreeSet<Name>,
+    pub rack_of: BTreeMap<Name, Name>,
+}
+
+/// The servers of `racks`: which are lost now, and each one's rack.
+pub async fn server_map(
     store: &dyn Store,
     racks: &[Name],
     live: Liveness,
-) -> Result<BTreeSet<Name>, StoreError> {
-    let mut lost = BTreeSet::new();
+) -> Result<ServerMap, StoreError> {
+    let mut map = ServerMap::default();
     for rack in racks {
         for s in store.list_servers(rack.as_str()).await? {
             if live.state(&s) == ServerState::Lost {
-                lost.insert(s.name);
+                map.lost.insert(s.name.clone());
             }
+            map.rack_of.insert(s.name, rack.clone());
         }
     }
-    Ok(lost)
+    Ok(map)
 }
 
-/// `instances` as listed: those of a lost server are `unknown`, whatever it last reported.
-pub fn instances_view(instances: Vec<Instance>, lost: &BTreeSet<Name>) -> Vec<Instance> {
+/// `instances` as listed: each with its server's rack, and those of a lost server `unknown`,
+/// whatever it last reported.
+pub fn instances_view(instances: Vec<Instance>, servers: &ServerMap) -> Vec<Instance> {
     instances
         .into_iter()
-        .map(|i| match &i.server {
-            Some(s) if lost.contains(s) => Instance {
-                state: InstanceState::Unknown,
-                ..i
-            },
-            _ => i,
+        .map(|i| {
+            let rack = i
+                .server
+                .as_ref()
+                .and_then(|s| servers.rack_of.get(s))
+                .cloned();
+            let state = match &i.server {
+                Some(s) if servers.lost.contains(s) => InstanceState::Unknown,
+                _ => i.state,
+            };
+            Instance { rack, state, ..i }
         })
         .collect()
 }
@@ -315,6 +364,22 @@ mod tests {
     }
 
     #[test]
+    fn a_server_name_is_the_platforms_own() {
+        let others = [(n("east"), server("box", T - 1_000))];
+        let e = name_free(&n("box"), &others, live(T)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "server name box is taken by a server of rack east: instances are listed by their \
+             server's name, so each server of the platform needs its own; start this agent with \
+             another `--name`"
+        );
+        assert!(name_free(&n("other"), &others, live(T)).is_ok());
+        // A lost server's name is free again.
+        let lost = [(n("east"), server("box", T - 60_000))];
+        assert!(name_free(&n("box"), &lost, live(T)).is_ok());
+    }
+
+    #[test]
     fn a_lost_server_is_replaced() {
         let existing = [server("a", T - 31_000)];
         assert_eq!(
@@ -333,7 +398,7 @@ mod tests {
     }
 
     #[test]
-    fn instances_of_a_lost_server_are_unknown() {
+    fn instances_show_their_rack_and_those_of_a_lost_server_are_unknown() {
         let instance = |id: &str, server: Option<&str>| Instance {
             id: id.into(),
             environment: n("shop"),
@@ -341,6 +406,7 @@ mod tests {
             service: n("web"),
             deployment: None,
             server: server.map(n),
+            rack: None,
             state: InstanceState::Healthy,
             address: None,
             restarts: 0,
@@ -349,14 +415,17 @@ mod tests {
             started_at: None,
             updated_at: T,
         };
-        let lost = BTreeSet::from([n("a")]);
+        let servers = ServerMap {
+            lost: BTreeSet::from([n("a")]),
+            rack_of: BTreeMap::from([(n("a"), n("local")), (n("b"), n("east"))]),
+        };
         let view = instances_view(
             vec![
                 instance("1", Some("a")),
                 instance("2", Some("b")),
                 instance("3", None),
             ],
-            &lost,
+            &servers,
         );
         let states: Vec<_> = view.iter().map(|i| i.state).collect();
         assert_eq!(
@@ -367,6 +436,9 @@ mod tests {
                 InstanceState::Healthy
             ]
         );
+        // Each shows its server's rack; one without a server has none.
+        let racks: Vec<_> = view.iter().map(|i| i.rack.clone()).collect();
+        assert_eq!(racks, [Some(n("local")), Some(n("east")), None]);
     }
 
     #[test]

@@ -203,6 +203,7 @@ pub(crate) fn instance(id: &str, state: InstanceState) -> Instance {
         service: n("web"),
         deployment: None,
         server: None,
+        rack: None,
         state,
         address: Some("10.231.0.2".into()),
         restarts: 0,

@@ -161,6 +161,19 @@ async fn a_silent_server_is_lost_until_it_reports_and_then_replaced() {
     assert!(back[0]["last_heartbeat"].as_i64().unwrap() > beat);
     let list: Vec<Value> = s.get_ok("/v1/environments/shop/instances").await;
     assert_eq!(list[0]["state"], "healthy");
+    assert_eq!(list[0]["rack"], "local", "{list:?}");
+    // `mesh run --rack` names one of the environment's racks, or is refused before it runs.
+    err(
+        s.post(
+            "/v1/environments/shop/stacks/app/runs",
+            json!({"command": "echo hi", "rack": "west"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        "rack west is not one of the environment's racks (local)",
+    )
+    .await;
 
     // Lost again, another server takes its place; the lost one and its instances are gone.
     wait_state(&s, "box-1", "lost").await;

@@ -18,6 +18,8 @@ fn instance(row: &AnyRow) -> StoreResult<Instance> {
         service: name(row, "service")?,
         deployment: opt_int_as(row, "deployment")?.map(Version),
         server: opt_name(row, "server")?,
+        // The control plane names the rack when it lists instances.
+        rack: None,
         state: enum_of(row, "state")?,
         address: opt_text(row, "address")?,
         restarts: int_as(row, "restarts")?,

@@ -273,6 +273,7 @@ async fn deleting_an_environment_removes_everything_under_it(fixture: Arc<Fixtur
                 service: name("web"),
                 deployment: Some(Version(0)),
                 server: None,
+                rack: None,
                 state: InstanceState::Running,
                 address: None,
                 restarts: 0,

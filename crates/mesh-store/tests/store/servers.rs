@@ -38,6 +38,7 @@ fn instance(id: &str, server: &str) -> Instance {
         service: name("web"),
         deployment: Some(Version(0)),
         server: Some(name(server)),
+        rack: None,
         state: InstanceState::Healthy,
         address: Some("10.231.7.2".into()),
         restarts: 0,

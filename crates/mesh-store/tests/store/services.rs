@@ -218,6 +218,7 @@ fn instance(id: &str, service: &str, state: InstanceState) -> Instance {
         service: name(service),
         deployment: Some(Version(0)),
         server: Some(name("s1")),
+        rack: None,
         state,
         address: Some("10.231.7.2".into()),
         restarts: 0,

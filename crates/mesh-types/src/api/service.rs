@@ -139,6 +139,10 @@ pub struct Instance {
     pub service: Name,
     pub deployment: Option<Version>,
     pub server: Option<Name>,
+    /// The rack of its server, filled in by the control plane when it lists instances (agents
+    /// do not send it).
+    #[serde(default)]
+    pub rack: Option<Name>,
     pub state: InstanceState,
     pub address: Option<String>,
     pub restarts: u32,
@@ -149,7 +153,7 @@ pub struct Instance {
 }
 
 /// `mesh run -- CMD`: a one-off instance of the stack with its config (and a service's, if
-/// named).
+/// named), on the environment's first healthy rack unless `rack` names one of its racks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRequest {
     pub command: String,
@@ -157,6 +161,8 @@ pub struct RunRequest {
     pub service: Option<Name>,
     #[serde(default)]
     pub size: Option<InstanceSize>,
+    #[serde(default)]
+    pub rack: Option<Name>,
 }
 
 /// One line of a run's answer stream.

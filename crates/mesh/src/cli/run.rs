@@ -20,6 +20,9 @@ pub struct RunArgs {
     /// The instance size (nano, micro, small, medium, large, xlarge) [default: small]
     #[arg(long, value_name = "SIZE")]
     size: Option<InstanceSize>,
+    /// Run on this rack of the environment [default: its first rack whose server is not lost]
+    #[arg(long, value_name = "RACK")]
+    rack: Option<String>,
     /// Print the command's control characters (escape sequences) as sent, not escaped
     #[arg(long)]
     raw: bool,
@@ -52,10 +55,12 @@ pub async fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
     let target = ctx.target()?;
     let (env, stack) = (target.env()?, target.stack()?);
     let service = args.service.as_deref().map(Name::parse).transpose()?;
+    let rack = args.rack.as_deref().map(Name::parse).transpose()?;
     let req = RunRequest {
         command: args.command.join(" "),
         service,
         size: args.size,
+        rack,
     };
     let mode = Mode::from_raw_flag(args.raw);
     let mut lines = ctx.client()?.run(env, stack, &req).await?;

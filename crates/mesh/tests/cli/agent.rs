@@ -206,6 +206,7 @@ fn reported_instances_come_out_of_mesh_instances() {
         service: name("web"),
         deployment: None,
         server: None,
+        rack: None,
         state: InstanceState::Healthy,
         address: Some("10.231.0.2".into()),
         restarts: 1,
@@ -228,12 +229,13 @@ fn reported_instances_come_out_of_mesh_instances() {
         .unwrap_or_else(|| panic!("{out:#?}"));
     let cols: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(
-        &cols[..7],
+        &cols[..8],
         [
             "web-abc123",
             "app-web",
             "healthy",
             "-",
+            "local",
             "srv1",
             "10.231.0.2",
             "1"
@@ -244,6 +246,7 @@ fn reported_instances_come_out_of_mesh_instances() {
         .ok()
         .json();
     assert_eq!(json[0]["server"], "srv1");
+    assert_eq!(json[0]["rack"], "local");
     let json = p
         .mesh(&["instances", "--env", "shop", "--stack", "other", "--json"])
         .ok()

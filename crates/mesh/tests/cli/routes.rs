@@ -195,6 +195,7 @@ async fn call_everything(c: &Client) {
         command: "true".into(),
         service: None,
         size: None,
+        rack: None,
     };
     reach!(c.run("shop", "app", &run));
     let exec = ExecRequest {

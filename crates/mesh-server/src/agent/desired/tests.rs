@@ -2,12 +2,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use mesh_store::{MasterKey, ServiceSpec, SqlStore};
-use mesh_types::api::{CreateProvider, CreateStack, HealthCheck, ProviderKind, RackState};
+use mesh_types::api::{CreateProvider, CreateStack, HealthCheck, ProviderKind, RackState, Server};
 use mesh_types::config::ConfigScope;
 use mesh_types::{ConfigKey, Domain, InstanceSize, Name};
 use sqlx::{AnyConnection, Connection, Executor};
 
 use super::*;
+
+/// Now, for documents whose cron placement does not matter.
+const LIVE: Liveness = Liveness {
+    now: 1_700_000_000_000,
+    lost_after: 30_000,
+};
 
 fn name(s: &str) -> Name {
     Name::parse(s).unwrap()
@@ -97,7 +103,7 @@ async fn a_value_that_does_not_open_holds_up_its_stack_only() {
     let path = dir.path().join("state.db");
     let key = MasterKey::generate().unwrap();
     let (store, rack) = platform(&path, key.clone()).await;
-    let before = for_rack(store.as_ref(), &rack, None).await.unwrap();
+    let before = for_rack(store.as_ref(), &rack, None, LIVE).await.unwrap();
     assert_eq!(secret(&before, "shop").as_deref(), Some("shop-secret"));
     assert_eq!(secret(&before, "bank").as_deref(), Some("bank-secret"));
 
@@ -117,7 +123,7 @@ async fn a_value_that_does_not_open_holds_up_its_stack_only() {
     conn.close().await.unwrap();
 
     // A first document: shop as usual, bank without the stack it cannot render.
-    let first = for_rack(store.as_ref(), &rack, None).await.unwrap();
+    let first = for_rack(store.as_ref(), &rack, None, LIVE).await.unwrap();
     assert_eq!(secret(&first, "shop").as_deref(), Some("shop-secret"));
     let bank = first
         .environments
@@ -126,7 +132,7 @@ async fn a_value_that_does_not_open_holds_up_its_stack_only() {
         .expect("bank is still in the document");
     assert!(bank.stacks.is_empty(), "{:?}", bank.stacks);
     // After a document that had it, the stack is kept as it was.
-    let kept = for_rack(store.as_ref(), &rack, Some(&before))
+    let kept = for_rack(store.as_ref(), &rack, Some(&before), LIVE)
         .await
         .unwrap();
     assert_eq!(kept, before);
@@ -136,7 +142,116 @@ async fn a_value_that_does_not_open_holds_up_its_stack_only() {
     let wrong = SqlStore::open_sqlite_path(&path, MasterKey::generate().unwrap())
         .await
         .unwrap();
-    let e = for_rack(&wrong, &rack, Some(&before)).await.unwrap_err();
+    let e = for_rack(&wrong, &rack, Some(&before), LIVE)
+        .await
+        .unwrap_err();
     assert!(matches!(e, StoreError::Crypto), "{e:?}");
     wrong.close().await;
+}
+
+fn cron_services(doc: &DesiredState) -> Vec<String> {
+    doc.environments
+        .iter()
+        .flat_map(|e| &e.stacks)
+        .flat_map(|s| &s.services)
+        .filter(|s| s.schedule.is_some())
+        .map(|s| s.name.to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn cron_jobs_go_to_the_first_healthy_rack_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, local) =
+        platform(&dir.path().join("state.db"), MasterKey::generate().unwrap()).await;
+    let east = Rack {
+        name: name("east"),
+        region: name("east"),
+        domain: Domain::parse("east.test").unwrap(),
+        ..local.clone()
+    };
+    store.create_rack(&east).await.unwrap();
+    store
+        .update_environment_racks("shop", &[name("local"), name("east")], &[], 1)
+        .await
+        .unwrap();
+    store
+        .create_service(
+            "shop",
+            "app",
+            &ServiceSpec {
+                name: name("tick"),
+                command: Some("date".into()),
+                schedule: Some("@every 5s".parse().unwrap()),
+                port: 5000,
+                instances: 1,
+                size: InstanceSize::Small,
+                health: HealthCheck::default(),
+            },
+            1,
+        )
+        .await
+        .unwrap();
+    let t = LIVE.now;
+    for (rack, server) in [("local", "box-a"), ("east", "box-b")] {
+        let s = Server {
+            name: name(server),
+            rack: name(rack),
+            address: "127.0.0.1".into(),
+            cpus: 1.0,
+            memory_mb: 1024,
+            state: mesh_types::api::ServerState::Ready,
+            last_heartbeat: Some(t),
+            created_at: t,
+            version: None,
+            instances: 0,
+        };
+        store.claim_server(&s, &[]).await.unwrap();
+    }
+    let docs = |live| {
+        let store = store.clone();
+        let (local, east) = (local.clone(), east.clone());
+        async move {
+            (
+                cron_services(&for_rack(store.as_ref(), &local, None, live).await.unwrap()),
+                cron_services(&for_rack(store.as_ref(), &east, None, live).await.unwrap()),
+            )
+        }
+    };
+    // Both healthy: the first rack of the list runs cron, the other does not.
+    let (on_local, on_east) = docs(LIVE).await;
+    assert_eq!(on_local, ["tick"]);
+    assert!(on_east.is_empty(), "{on_east:?}");
+    // local's server goes quiet while east's keeps reporting: cron moves to east.
+    store
+        .heartbeat_server(
+            "east",
+            "box-b",
+            t + 60_000,
+            mesh_types::api::ServerState::Ready,
+        )
+        .await
+        .unwrap();
+    let later = Liveness {
+        now: t + 60_000,
+        ..LIVE
+    };
+    let (on_local, on_east) = docs(later).await;
+    assert!(on_local.is_empty(), "{on_local:?}");
+    assert_eq!(on_east, ["tick"]);
+    // The web service still runs on both racks.
+    let web = |doc: DesiredState| {
+        doc.environments
+            .iter()
+            .filter(|e| e.environment.as_str() == "shop")
+            .flat_map(|e| &e.stacks)
+            .flat_map(|s| &s.services)
+            .any(|s| s.name.as_str() == "web")
+    };
+    assert!(web(for_rack(store.as_ref(), &local, None, later)
+        .await
+        .unwrap()));
+    assert!(web(for_rack(store.as_ref(), &east, None, later)
+        .await
+        .unwrap()));
 }
