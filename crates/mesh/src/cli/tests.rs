@@ -257,6 +257,11 @@ fn router_limits_reach_the_router_options() {
     parse("router --api-url http://x --token t --router-client-timeout 9");
     parse("agent --api-url http://x --token t --http-listen 127.0.0.1:80 --router-max-body-size 1");
     usage_error("up --router-max-body-size 0");
+    let Command::Up(up) = parse("up --router-workers 1").command else {
+        panic!("not up");
+    };
+    assert_eq!(up.router_limits.options().workers, 1);
+    usage_error("up --router-workers -1");
 }
 
 #[test]
