@@ -347,3 +347,22 @@ fn wait_bounded(child: &mut Child, limit: Duration) -> std::process::ExitStatus 
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// In environment `shop` (already created): stack `app` on the built-in busybox image, with a web
+/// service `web` (size nano) that answers `hello` from busybox httpd on `$PORT`.
+pub fn busybox_web(p: &Platform) {
+    let at = ["--env", "shop", "--stack", "app"];
+    p.mesh(&["create", "stack", "app", "--env", "shop"]).ok();
+    p.mesh(&[&["stack", "set-image", "busybox"][..], &at[..]].concat())
+        .ok();
+    let web = "mkdir -p /tmp/www && echo hello > /tmp/www/index.html && exec httpd -f -p $PORT -h /tmp/www";
+    p.mesh(
+        &[
+            &["svc", "create", "-n", "web", "--size", "nano"][..],
+            &at[..],
+            &["--", web][..],
+        ]
+        .concat(),
+    )
+    .ok();
+}

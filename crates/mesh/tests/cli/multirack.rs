@@ -172,19 +172,7 @@ fn an_environment_on_two_racks_runs_on_both_and_cron_once_on_a_live_rack() {
     let at = ["--env", "shop", "--stack", "app"];
     p.mesh(&["env", "create", "shop", "--rack", "local,east"])
         .ok();
-    p.mesh(&["create", "stack", "app", "--env", "shop"]).ok();
-    p.mesh(&[&["stack", "set-image", "busybox"][..], &at[..]].concat())
-        .ok();
-    let web = "mkdir -p /tmp/www && echo hello > /tmp/www/index.html && exec httpd -f -p $PORT -h /tmp/www";
-    p.mesh(
-        &[
-            &["svc", "create", "-n", "web", "--size", "nano"][..],
-            &at[..],
-            &["--", web][..],
-        ]
-        .concat(),
-    )
-    .ok();
+    busybox_web(&p);
 
     // The web service runs on both racks, and the listing says which instance is where.
     let deadline = Instant::now() + Duration::from_secs(90);

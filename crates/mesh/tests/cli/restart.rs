@@ -56,19 +56,7 @@ fn terminate(child: &mut Child) {
 fn publish_hello(p: &Platform) {
     let at = ["--env", "shop", "--stack", "app"];
     p.mesh(&["env", "create", "shop"]).ok();
-    p.mesh(&["create", "stack", "app", "--env", "shop"]).ok();
-    p.mesh(&[&["stack", "set-image", "busybox"][..], &at[..]].concat())
-        .ok();
-    let web = "mkdir -p /tmp/www && echo hello > /tmp/www/index.html && exec httpd -f -p $PORT -h /tmp/www";
-    p.mesh(
-        &[
-            &["svc", "create", "-n", "web", "--size", "nano"][..],
-            &at[..],
-            &["--", web][..],
-        ]
-        .concat(),
-    )
-    .ok();
+    busybox_web(p);
     p.mesh(
         &[
             &["endpoint", "publish", HOST, "--service", "web"][..],
