@@ -99,6 +99,21 @@ pub struct Agent {
     state: Mutex<State>,
     /// When the control plane last took a heartbeat (registration or status report), in ms.
     last_heartbeat: AtomicI64,
+    /// Where this server's edge router takes plain HTTP, once it runs (`set_router`).
+    router: std::sync::OnceLock<std::net::SocketAddr>,
+    /// The registration changed (the router started): register again at the next heartbeat.
+    reregister: std::sync::atomic::AtomicBool,
+}
+
+/// Where other racks' routers reach a router bound to `bound` on a server reached at `address`
+/// (`--address`): the bound address itself, or for a wildcard bind (`0.0.0.0:80`) the server's
+/// address with that port. None when neither names one host.
+pub fn router_address(bound: std::net::SocketAddr, address: &str) -> Option<std::net::SocketAddr> {
+    if !bound.ip().is_unspecified() {
+        return Some(bound);
+    }
+    let ip: std::net::IpAddr = address.trim().parse().ok()?;
+    (!ip.is_unspecified()).then_some(std::net::SocketAddr::new(ip, bound.port()))
 }
 
 pub fn now_ms() -> UnixMs {
@@ -130,9 +145,22 @@ impl Agent {
             routing: watch::channel(crate::routing::Routing::default()).0,
             state: Mutex::new(State::new(subnets)),
             last_heartbeat: AtomicI64::new(0),
+            router: std::sync::OnceLock::new(),
+            reregister: std::sync::atomic::AtomicBool::new(false),
             runtime,
             opts,
         }))
+    }
+
+    /// The edge router of this server takes plain HTTP on `bound`; other racks' routers reach
+    /// it at [`router_address`] of it, which the next heartbeat registers.
+    pub fn set_router(&self, bound: std::net::SocketAddr) {
+        if let Some(addr) = router_address(bound, &self.opts.address)
+            && self.router.set(addr).is_ok()
+        {
+            self.reregister
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     pub fn gateway(&self) -> &Gateway {

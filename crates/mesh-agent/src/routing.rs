@@ -21,9 +21,23 @@ impl Routing {
     /// service (by `upstream_key`).
     pub fn new(
         desired: &mesh_types::desired::DesiredState,
-        upstreams: std::collections::BTreeMap<String, Vec<Backend>>,
+        mut upstreams: std::collections::BTreeMap<String, Vec<Backend>>,
     ) -> Self {
         let envs = &desired.environments;
+        for env in envs.iter().filter(|e| !e.forward_to.is_empty()) {
+            let to = forward_backends(&env.forward_to);
+            if to.is_empty() {
+                continue;
+            }
+            for r in &env.routes {
+                let key = upstream_key(
+                    env.environment.as_str(),
+                    r.stack.as_str(),
+                    r.service.as_str(),
+                );
+                upstreams.insert(key, to.clone());
+            }
+        }
         Self {
             routes: envs
                 .iter()
@@ -77,4 +91,99 @@ pub struct Backend {
 /// The upstream key of a service.
 pub fn upstream_key(environment: &str, stack: &str, service: &str) -> String {
     format!("{environment}/{stack}-{service}")
+}
+
+/// The routers a rack the environment is leaving forwards to, as backends (`forward:ADDR`):
+/// the remote router routes by the request's host as the local one would have. Addresses that
+/// do not parse are left out (the control plane checks them when servers register).
+fn forward_backends(to: &[String]) -> Vec<Backend> {
+    to.iter()
+        .filter_map(|a| a.parse::<SocketAddr>().ok())
+        .map(|addr| Backend {
+            id: format!("forward:{addr}"),
+            addr,
+            healthy: true,
+            draining: false,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use mesh_types::desired::{DesiredState, EnvironmentDoc};
+
+    use super::*;
+
+    fn env(name: &str, forward_to: &[&str]) -> EnvironmentDoc {
+        EnvironmentDoc {
+            environment: name.parse().unwrap(),
+            stacks: Vec::new(),
+            routes: vec![RouteDoc {
+                host: format!("{name}.test"),
+                path: "/".into(),
+                stack: "app".parse().unwrap(),
+                service: "web".parse().unwrap(),
+            }],
+            https_redirects: Vec::new(),
+            certificates: Vec::new(),
+            acme_challenges: Vec::new(),
+            several_racks: true,
+            forward_to: forward_to.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn local(id: &str) -> Backend {
+        Backend {
+            id: id.into(),
+            addr: "10.1.0.2:5000".parse().unwrap(),
+            healthy: true,
+            draining: false,
+        }
+    }
+
+    #[test]
+    fn a_forwarding_environment_routes_to_the_remaining_racks_routers() {
+        let desired = DesiredState {
+            rack: "local".parse().unwrap(),
+            region: "here".parse().unwrap(),
+            environments: vec![
+                env("shop", &["127.0.0.1:8081", "not an address"]),
+                env("blog", &[]),
+            ],
+        };
+        let upstreams = BTreeMap::from([
+            ("shop/app-web".to_string(), vec![local("shop-1")]),
+            ("blog/app-web".to_string(), vec![local("blog-1")]),
+        ]);
+        let routing = Routing::new(&desired, upstreams);
+        let of = |key: &str| {
+            routing
+                .upstreams
+                .iter()
+                .find(|u| u.key == key)
+                .map(|u| u.instances.clone())
+                .unwrap()
+        };
+        let shop = of("shop/app-web");
+        assert_eq!(shop.len(), 1, "{shop:?}");
+        assert_eq!(shop[0].id, "forward:127.0.0.1:8081");
+        assert_eq!(shop[0].addr, "127.0.0.1:8081".parse().unwrap());
+        assert!(shop[0].healthy && !shop[0].draining);
+        // Others keep their own instances.
+        assert_eq!(of("blog/app-web"), vec![local("blog-1")]);
+    }
+
+    #[test]
+    fn with_no_usable_address_the_rack_keeps_serving_itself() {
+        let desired = DesiredState {
+            rack: "local".parse().unwrap(),
+            region: "here".parse().unwrap(),
+            environments: vec![env("shop", &["nowhere"])],
+        };
+        let upstreams = BTreeMap::from([("shop/app-web".to_string(), vec![local("shop-1")])]);
+        let routing = Routing::new(&desired, upstreams);
+        assert_eq!(routing.upstreams[0].instances, vec![local("shop-1")]);
+    }
 }

@@ -20,6 +20,7 @@ mod layering;
 mod logs;
 mod metrics;
 mod ndjson;
+mod retire;
 mod routes;
 mod sweeper;
 mod tasks;
@@ -188,6 +189,7 @@ pub async fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
     let (tx, mut rx) = watch::channel(false);
     let streams = state.clone();
     sweeper::spawn(state.clone(), rx.clone());
+    retire::spawn(state.clone(), rx.clone());
     acme::spawn(state, opts.acme.clone(), &opts.data_dir, rx.clone());
     let task = tokio::spawn(async move {
         axum::serve(

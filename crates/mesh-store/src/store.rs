@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use mesh_types::agent::{LogAck, LogLine};
 use mesh_types::api::{
     Certificate, CreateProvider, CreateStack, Deployment, DeploymentBuild, DeploymentStatus,
-    DeploymentStep, Endpoint, EndpointKind, Environment, Event, Instance, NewDeployment, Provider,
-    Rack, Route, Server, ServerState, Service, Stack, Token, UpdateStack,
+    DeploymentStep, Endpoint, EndpointKind, Environment, Event, Instance, LeavingRack,
+    NewDeployment, Provider, Rack, Route, Server, ServerState, Service, Stack, Token, UpdateStack,
 };
 use mesh_types::api::{HealthCheck, Role};
 use mesh_types::config::{ConfigScope, ConfigVar};
@@ -174,13 +174,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Environment>;
     async fn list_environments(&self) -> StoreResult<Vec<Environment>>;
     async fn get_environment(&self, name: &str) -> StoreResult<Environment>;
+    /// Replaces the racks and the racks it is leaving (a rack may not be in both).
     async fn update_environment_racks(
         &self,
         name: &str,
         racks: &[Name],
+        leaving: &[LeavingRack],
         aliases: &[AliasSpec],
         at: UnixMs,
     ) -> StoreResult<Environment>;
+    /// The remaining racks are healthy: the leaving `rack` forwards from `at`. False if it is
+    /// not leaving or forwards already (another control plane was first).
+    async fn start_forwarding(&self, env: &str, rack: &str, at: UnixMs) -> StoreResult<bool>;
+    /// The environment has left `rack`: its leaving entry and that rack's alias endpoints go.
+    /// False if it was not leaving it.
+    async fn finish_leaving(&self, env: &str, rack: &str) -> StoreResult<bool>;
     async fn delete_environment(&self, name: &str) -> StoreResult<()>;
 
     // Stacks.

@@ -19,6 +19,10 @@ pub struct RegisterServer {
     /// The mesh version the agent runs.
     #[serde(default)]
     pub version: Option<String>,
+    /// Where the server's edge router takes plain HTTP (`ip:port`), if it runs one: a rack an
+    /// environment is leaving forwards its hosts there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<String>,
 }
 
 /// Every instance on one server, as observed now. Replaces the server's previous report.

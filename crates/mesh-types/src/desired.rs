@@ -99,6 +99,11 @@ pub struct EnvironmentDoc {
     /// they stay unique across the environment (left out, and ids unchanged, on one rack).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub several_racks: bool,
+    /// This rack is leaving the environment and the remaining racks are healthy: its router
+    /// sends the environment's hosts to their routers (`ip:port`) instead of its own instances,
+    /// which keep running until the drain grace ends and the environment leaves the document.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forward_to: Vec<String>,
 }
 
 /// A certificate chain and its private key. Secret: the agent keeps it sealed at rest.

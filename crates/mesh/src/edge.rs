@@ -105,6 +105,7 @@ pub fn router_config(routing: &Routing) -> RouterConfig {
 
 /// A router bound to its listeners and fed by an agent.
 pub struct Edge {
+    http_addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     router: std::sync::Weak<Router>,
@@ -210,6 +211,7 @@ impl Edge {
             // Nobody offered: the first router on this server.
             _ => Router::bind_with(http, https, options).await?,
         };
+        let http_addr = router.http_addr();
         let router = std::sync::Arc::new(router);
         let (stop, stopped) = watch::channel(false);
         if let Some(listener) = metrics_listener {
@@ -228,6 +230,7 @@ impl Edge {
         let offer_at = handover.as_ref().map(|h| (h.path.clone(), offer_also));
         let took_over = serving.is_some();
         let edge = Edge {
+            http_addr,
             stop,
             router: std::sync::Arc::downgrade(&router),
             task: tokio::spawn(feed(router, routing, stopped, offer_at, took_over, handed)),
@@ -240,6 +243,11 @@ impl Edge {
             }
         }
         Ok(edge)
+    }
+
+    /// Where the router takes plain HTTP, as bound.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
     }
 
     /// Resolves once a new router process has taken this one's sockets over.

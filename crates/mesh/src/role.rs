@@ -403,6 +403,7 @@ async fn up_router(
     match started {
         Ok(e) => {
             agent.agent.set_in_flight(e.in_flight());
+            agent.agent.set_router(e.http_addr());
             Ok(Some(e))
         }
         Err(e) if !asked && router_limits::settings_hint(&e).is_none() => {
@@ -599,6 +600,7 @@ async fn run_agent(args: JoinArgs, router: Option<RouterListen>) -> Result<()> {
             match started {
                 Ok(e) => {
                     handle.agent.set_in_flight(e.in_flight());
+                    handle.agent.set_router(e.http_addr());
                     Some(e)
                 }
                 Err(e) => {

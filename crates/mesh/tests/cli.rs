@@ -26,6 +26,8 @@ mod examples;
 mod instances;
 #[path = "cli/lifecycle.rs"]
 mod lifecycle;
+#[path = "cli/migration.rs"]
+mod migration;
 #[path = "cli/multirack.rs"]
 mod multirack;
 #[path = "cli/platform.rs"]

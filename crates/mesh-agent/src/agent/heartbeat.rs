@@ -34,6 +34,7 @@ impl Agent {
                 .unwrap_or(1.0),
             memory_mb: memory_mb(),
             version: Some(env!("CARGO_PKG_VERSION").to_string()),
+            router: self.router.get().map(|a| a.to_string()),
         }
     }
 
@@ -51,11 +52,16 @@ impl Agent {
                 _ = tokio::time::sleep(every) => {}
             }
             let now = now_ms();
-            if !due(self.last_heartbeat.load(Ordering::Relaxed), now) {
+            let changed = self.reregister.swap(false, Ordering::Relaxed);
+            if !changed && !due(self.last_heartbeat.load(Ordering::Relaxed), now) {
                 continue;
             }
             match self.gateway.register(&self.registration()).await {
                 Ok(_) => self.heard(now),
+                Err(e) if changed => {
+                    self.reregister.store(true, Ordering::Relaxed);
+                    tracing::debug!(error = %e, "registration not delivered");
+                }
                 Err(e) => tracing::debug!(error = %e, "heartbeat not delivered"),
             }
         }
@@ -83,5 +89,30 @@ mod tests {
         assert!(due(0, 1_700_000_000_000));
         assert!(!due(1000, 1000 + HEARTBEAT_MS - 1));
         assert!(due(1000, 1000 + HEARTBEAT_MS));
+    }
+}
+
+#[cfg(test)]
+mod router_tests {
+    use crate::agent::router_address;
+
+    #[test]
+    fn a_router_is_reached_at_its_bound_address_or_the_servers() {
+        let at = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        assert_eq!(
+            router_address(at("127.0.0.1:8080"), "10.0.0.5"),
+            Some(at("127.0.0.1:8080"))
+        );
+        assert_eq!(
+            router_address(at("0.0.0.0:80"), "203.0.113.7"),
+            Some(at("203.0.113.7:80"))
+        );
+        assert_eq!(
+            router_address(at("[::]:80"), "2001:db8::7"),
+            Some(at("[2001:db8::7]:80"))
+        );
+        // A hostname or wildcard address names no host to dial.
+        assert_eq!(router_address(at("0.0.0.0:80"), "box.example"), None);
+        assert_eq!(router_address(at("0.0.0.0:80"), "0.0.0.0"), None);
     }
 }

@@ -48,6 +48,7 @@ pub fn state(services: Vec<ServiceDoc>, image: Option<&str>) -> DesiredState {
             certificates: vec![],
             acme_challenges: vec![],
             several_racks: false,
+            forward_to: Vec::new(),
         }],
     }
 }

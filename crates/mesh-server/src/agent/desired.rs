@@ -11,7 +11,10 @@
 //! the agents keep what they run instead of stopping every stack.
 
 use mesh_store::{Store, StoreError, StoreResult};
-use mesh_types::api::{CertificateState, EndpointKind, Rack};
+use mesh_types::Name;
+use mesh_types::api::{
+    CertificateState, Endpoint, EndpointKind, Environment, Rack, Server, ServerState,
+};
 use mesh_types::config::resolve;
 use mesh_types::desired::{
     AcmeChallengeDoc, CertificateDoc, DesiredState, EnvironmentDoc, RouteDoc, ServiceDoc, StackDoc,
@@ -31,12 +34,19 @@ pub async fn for_rack(
 ) -> StoreResult<DesiredState> {
     let mut environments = Vec::new();
     for env in store.list_environments().await? {
-        if !env.racks.contains(&rack.name) {
+        let leaving = env.leaving.iter().find(|l| l.rack == rack.name);
+        if !env.racks.contains(&rack.name) && leaving.is_none() {
             continue;
         }
         let name = env.name.as_str();
-        let runs_cron =
-            cron_rack(&servers_of(store, &env.racks).await?, live).as_ref() == Some(&rack.name);
+        let remaining = servers_of(store, &env.racks).await?;
+        let runs_cron = cron_rack(&remaining, live).as_ref() == Some(&rack.name);
+        // A rack the environment is leaving forwards its hosts once the remaining racks are
+        // healthy; with no router address known there, it goes on serving them itself.
+        let forward_to = match leaving {
+            Some(l) if l.forwarding_since.is_some() => forward_targets(&remaining, live),
+            _ => Vec::new(),
+        };
         let services = store.list_services(name, None).await?;
         let mut stacks = Vec::new();
         for stack in store.list_stacks(name).await? {
@@ -102,8 +112,7 @@ pub async fn for_rack(
         let mut routes = Vec::new();
         let mut https_redirects = Vec::new();
         for ep in store.list_endpoints(name).await? {
-            // An alias belongs to one rack; a custom domain is served by every rack of the env.
-            if ep.kind == EndpointKind::Alias && ep.rack.as_ref() != Some(&rack.name) {
+            if ep.kind == EndpointKind::Alias && !serves_alias(&env, &ep, rack) {
                 continue;
             }
             if ep.https_redirect {
@@ -126,7 +135,8 @@ pub async fn for_rack(
             https_redirects,
             certificates,
             acme_challenges,
-            several_racks: env.racks.len() > 1,
+            several_racks: env.racks.len() + env.leaving.len() > 1,
+            forward_to,
         });
     }
     Ok(DesiredState {
@@ -134,6 +144,32 @@ pub async fn for_rack(
         region: rack.region.clone(),
         environments,
     })
+}
+
+/// Whether `rack`'s router serves the alias endpoint `ep` of `env`: the alias of its own
+/// domain (`<env>.<rack domain>`, which racks sharing a domain share), and the alias of a rack
+/// the environment is leaving, which every rack serves until it has left (DNS caches still
+/// send its visitors there, and it forwards them on). A custom domain is served everywhere.
+fn serves_alias(env: &Environment, ep: &Endpoint, rack: &Rack) -> bool {
+    if ep.rack.as_ref() == Some(&rack.name) {
+        return true;
+    }
+    if ep.domain.as_str() == format!("{}.{}", env.name, rack.domain) {
+        return true;
+    }
+    let owner_leaving = |owner: &Name| env.leaving.iter().any(|l| &l.rack == owner);
+    ep.rack.as_ref().is_some_and(owner_leaving)
+}
+
+/// The routers a leaving rack forwards to: each live server's of the remaining racks, in rack
+/// order.
+fn forward_targets(remaining: &[(Name, Vec<Server>)], live: Liveness) -> Vec<String> {
+    remaining
+        .iter()
+        .flat_map(|(_, servers)| servers)
+        .filter(|s| live.state(s) != ServerState::Lost)
+        .filter_map(|s| s.router.clone())
+        .collect()
 }
 
 /// The environment's issued certificates, those expiring last listed last (a router keeps the

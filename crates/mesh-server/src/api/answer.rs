@@ -4,6 +4,7 @@
 use mesh_types::ErrorCode;
 
 use crate::deploy::DeployError;
+use crate::domain::migration::MigrationError;
 use crate::domain::placement::PlaceError;
 use crate::domain::racks::RackError;
 use crate::domain::servers::ServerError;
@@ -32,12 +33,24 @@ impl From<PlaceError> for ApiError {
     }
 }
 
+impl From<MigrationError> for ApiError {
+    fn from(e: MigrationError) -> Self {
+        match e {
+            MigrationError::NoRack | MigrationError::GraceTooLong { .. } => {
+                ApiError::invalid(e.to_string())
+            }
+            MigrationError::NoLiveRack { .. } => ApiError::precondition(e.to_string()),
+        }
+    }
+}
+
 impl From<ServerError> for ApiError {
     fn from(e: ServerError) -> Self {
         match e {
             ServerError::RackHasServer { .. } | ServerError::NameTaken { .. } => {
                 ApiError::precondition(e.to_string())
             }
+            ServerError::BadRouter(_) => ApiError::invalid(e.to_string()),
             ServerError::Store(e) => e.into(),
         }
     }

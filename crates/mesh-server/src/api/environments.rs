@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::{Created, JsonBody, QueryArgs, audit, created};
 use crate::app::AppState;
 use crate::auth::Caller;
-use crate::domain::servers;
+use crate::domain::{migration, servers};
 use crate::error::{ApiError, ApiResult};
 use crate::logs::LogFilter;
 use crate::logs::follow::{self, Reader};
@@ -78,11 +78,13 @@ pub async fn get(
     let stacks = store.list_stacks(&name).await?;
     let services = store.list_services(&name, None).await?;
     let endpoints = store.list_endpoints(&name).await?;
+    let placement = migration::observe(store, &environment, state.liveness()).await?;
     Ok(Json(EnvironmentDetails {
         environment,
         stacks,
         services,
         endpoints,
+        placement,
     }))
 }
 
@@ -118,18 +120,44 @@ pub async fn update(
     Path(name): Path<String>,
     JsonBody(req): JsonBody<UpdateEnvironment>,
 ) -> ApiResult<Json<Environment>> {
-    let current = state.store().get_environment(&name).await?;
-    let aliases = placement(&state, &current.name, &req.racks).await?;
-    let env = state
-        .store()
-        .update_environment_racks(&name, &req.racks, &aliases, state.now())
+    let store = state.store();
+    let current = store.get_environment(&name).await?;
+    // The list itself first: not empty, no rack twice, every rack known.
+    placement(&state, &current.name, &req.racks).await?;
+    let live = state.liveness();
+    let mut listed = req.racks.clone();
+    listed.extend(
+        current
+            .racks
+            .iter()
+            .filter(|r| !req.racks.contains(r))
+            .cloned(),
+    );
+    let servers = crate::domain::placement::servers_of(store, &listed).await?;
+    let has_live = |rack: &Name| {
+        servers.iter().any(|(r, list)| {
+            r == rack
+                && list
+                    .iter()
+                    .any(|s| live.state(s) != mesh_types::api::ServerState::Lost)
+        })
+    };
+    migration::check_racks(&current, &req.racks, has_live)?;
+    let grace = migration::grace_ms(req.drain_grace_s)?;
+    let leaving = migration::leaving_after(&current, &req.racks, grace, state.now(), has_live);
+    // A rack being left keeps its alias until the environment has left it.
+    let mut all = req.racks.clone();
+    all.extend(leaving.iter().map(|l| l.rack.clone()));
+    let aliases = placement(&state, &current.name, &all).await?;
+    let env = store
+        .update_environment_racks(&name, &req.racks, &leaving, &aliases, state.now())
         .await?;
     audit(
         &state,
         &caller,
         "environment.update",
         &name,
-        &format!("racks {}", join(&env.racks)),
+        &update_detail(&env),
     )
     .await;
     Ok(Json(env))
@@ -209,8 +237,20 @@ pub async fn instances(
 ) -> ApiResult<Json<Vec<Instance>>> {
     let environment = state.store().get_environment(&name).await?;
     let instances = state.store().list_instances(&name).await?;
-    let map = servers::server_map(state.store(), &environment.racks, state.liveness()).await?;
+    // A rack the environment is leaving still runs its instances until it has left.
+    let mut racks = environment.racks.clone();
+    racks.extend(environment.leaving.iter().map(|l| l.rack.clone()));
+    let map = servers::server_map(state.store(), &racks, state.liveness()).await?;
     Ok(Json(servers::instances_view(instances, &map)))
+}
+
+fn update_detail(env: &Environment) -> String {
+    let leaving: Vec<Name> = env.leaving.iter().map(|l| l.rack.clone()).collect();
+    if leaving.is_empty() {
+        format!("racks {}", join(&env.racks))
+    } else {
+        format!("racks {}, leaving {}", join(&env.racks), join(&leaving))
+    }
 }
 
 fn join(names: &[Name]) -> String {

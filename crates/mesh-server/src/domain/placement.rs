@@ -144,6 +144,7 @@ mod tests {
             created_at: 1,
             version: None,
             instances: 0,
+            router: None,
         }
     }
 

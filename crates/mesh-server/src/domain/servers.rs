@@ -101,6 +101,10 @@ pub enum ServerError {
          with another `--name`"
     )]
     NameTaken { server: Name, rack: Name },
+    #[error(
+        "router address {0:?} is not an IP address and port that other racks can reach, such as 203.0.113.7:80"
+    )]
+    BadRouter(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -149,6 +153,19 @@ pub fn admit(
     Ok(existing.iter().map(|s| s.name.clone()).collect())
 }
 
+/// A server's router address as other racks' routers will dial it: an IP address that names
+/// one host (not unspecified, multicast or broadcast) and a port.
+pub fn check_router(addr: &str) -> Result<String, ServerError> {
+    let bad = || ServerError::BadRouter(addr.to_string());
+    let parsed: std::net::SocketAddr = addr.trim().parse().map_err(|_| bad())?;
+    let ip = parsed.ip();
+    let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast());
+    if ip.is_unspecified() || ip.is_multicast() || broadcast || parsed.port() == 0 {
+        return Err(bad());
+    }
+    Ok(parsed.to_string())
+}
+
 /// Registers (or re-registers) the agent's server in `rack`, replacing a lost server.
 pub async fn register(
     store: &dyn Store,
@@ -156,6 +173,7 @@ pub async fn register(
     req: RegisterServer,
     live: Liveness,
 ) -> Result<Server, ServerError> {
+    let router = req.router.as_deref().map(check_router).transpose()?;
     let existing = store.list_servers(rack.name.as_str()).await?;
     let replacing = admit(&rack.name, &existing, &req.name, live)?;
     let mut others = Vec::new();
@@ -182,6 +200,7 @@ pub async fn register(
         created_at,
         version: req.version,
         instances: 0,
+        router,
     };
     let stored = store.claim_server(&server, &replacing).await?;
     for old in existing.iter().filter(|s| replacing.contains(&s.name)) {
@@ -290,6 +309,7 @@ mod tests {
             created_at: T,
             version: None,
             instances: 0,
+            router: None,
         }
     }
 

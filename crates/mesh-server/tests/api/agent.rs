@@ -80,6 +80,7 @@ pub(crate) fn register_body() -> Value {
         cpus: 2.0,
         memory_mb: 24_000,
         version: Some("0.1.0".into()),
+        router: None,
     })
     .unwrap()
 }

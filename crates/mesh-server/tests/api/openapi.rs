@@ -16,10 +16,10 @@ use mesh_types::api::{
     CreateEnvironment, CreateProvider, CreateRack, CreateService, CreateStack, CreateToken,
     CreatedRack, CreatedToken, Deployment, DeploymentStatus, DeploymentStep, DnsRecord, Endpoint,
     EndpointKind, Environment, EnvironmentDetails, Event, Formula, HealthCheck, Instance,
-    InstanceState, Provider, ProviderKind, PublishService, Rack, RackState, ResizeRack, Role,
-    RollbackRequest, Route, ScaleService, Server, ServerState, Service, ServiceKind, ServiceStatus,
-    SourceUploaded, Stack, Token, UnpublishService, UpdateEnvironment, UpdateService, UpdateStack,
-    UploadCertificate, WhoAmI,
+    InstanceState, LeavingRack, PlacementState, Provider, ProviderKind, PublishService, Rack,
+    RackPlacement, RackState, ResizeRack, Role, RollbackRequest, Route, ScaleService, Server,
+    ServerState, Service, ServiceKind, ServiceStatus, SourceUploaded, Stack, Token,
+    UnpublishService, UpdateEnvironment, UpdateService, UpdateStack, UploadCertificate, WhoAmI,
 };
 use mesh_types::config::{ConfigChange, ConfigScope, ConfigVar, ResolvedConfig, ResolvedVar};
 use mesh_types::desired::{BuiltImage, ImageConfig};
@@ -401,7 +401,13 @@ fn sample<T: Serialize>(schema: &'static str, value: T) -> (&'static str, Value)
 fn environment() -> Environment {
     Environment {
         name: name("shop"),
-        racks: vec![name("local"), name("fra1")],
+        racks: vec![name("fra1")],
+        leaving: vec![LeavingRack {
+            rack: name("local"),
+            since: T0,
+            drain_grace_ms: 300_000,
+            forwarding_since: Some(T0 + 1),
+        }],
         created_at: T0,
         updated_at: T0 + 1,
     }
@@ -661,6 +667,7 @@ fn samples() -> Vec<(&'static str, Value)> {
                 cpus: 2.0,
                 memory_mb: 4096,
                 version: Some("0.1.0".into()),
+                router: Some("10.0.0.2:80".into()),
             },
         ),
         sample(
@@ -838,6 +845,7 @@ fn samples() -> Vec<(&'static str, Value)> {
                 created_at: T0,
                 version: Some("0.1.0".into()),
                 instances: 3,
+                router: Some("10.0.0.2:80".into()),
             },
         ),
         sample(
@@ -853,10 +861,31 @@ fn samples() -> Vec<(&'static str, Value)> {
                 created_at: T0,
                 version: None,
                 instances: 0,
+                router: None,
             },
         ),
         // Environments and stacks
         sample("Environment", environment()),
+        sample(
+            "Environment",
+            Environment {
+                leaving: Vec::new(),
+                ..environment()
+            },
+        ),
+        sample(
+            "EnvironmentDetails",
+            EnvironmentDetails {
+                environment: Environment {
+                    leaving: Vec::new(),
+                    ..environment()
+                },
+                stacks: vec![],
+                services: vec![],
+                endpoints: vec![],
+                placement: vec![],
+            },
+        ),
         sample(
             "EnvironmentDetails",
             EnvironmentDetails {
@@ -864,6 +893,20 @@ fn samples() -> Vec<(&'static str, Value)> {
                 stacks: vec![stack(true), stack(false)],
                 services: vec![service(false), service(true)],
                 endpoints: vec![endpoint(false), endpoint(true)],
+                placement: vec![
+                    RackPlacement {
+                        rack: name("fra1"),
+                        state: PlacementState::Healthy,
+                        detail: String::new(),
+                        until: None,
+                    },
+                    RackPlacement {
+                        rack: name("local"),
+                        state: PlacementState::Forwarding,
+                        detail: "forwarding to fra1".into(),
+                        until: Some(T0 + 300_001),
+                    },
+                ],
             },
         ),
         sample(
@@ -884,6 +927,7 @@ fn samples() -> Vec<(&'static str, Value)> {
             "UpdateEnvironment",
             UpdateEnvironment {
                 racks: vec![name("local"), name("fra1")],
+                drain_grace_s: Some(60),
             },
         ),
         sample("Stack", stack(true)),
@@ -1356,6 +1400,13 @@ fn the_enum_schemas_list_every_variant() {
             Ready,
             Draining,
             Lost
+        }),
+        variants!(PlacementState {
+            Healthy,
+            Starting,
+            Lost,
+            Leaving,
+            Forwarding
         }),
         variants!(Role {
             Admin,

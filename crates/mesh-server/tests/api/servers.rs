@@ -19,6 +19,7 @@ fn second_server() -> Value {
         cpus: 4.0,
         memory_mb: 8_000,
         version: Some("0.1.0".into()),
+        router: None,
     })
     .unwrap()
 }

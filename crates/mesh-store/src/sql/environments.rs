@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use mesh_types::api::{EndpointKind, Environment};
+use mesh_types::api::{EndpointKind, Environment, LeavingRack};
 use mesh_types::{Name, UnixMs};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
@@ -22,10 +22,43 @@ async fn racks_of(conn: &mut AnyConnection, env_id: i64) -> StoreResult<Vec<Name
     rows.iter().map(|r| name(r, "name")).collect()
 }
 
-fn environment(row: &AnyRow, racks: Vec<Name>) -> StoreResult<Environment> {
+macro_rules! select_leaving {
+    () => {
+        "SELECT lr.environment_id, r.name, lr.since, lr.drain_grace_ms, lr.forwarding_since \
+         FROM environment_leaving_racks lr JOIN racks r ON r.id = lr.rack_id"
+    };
+}
+
+fn leaving_rack(row: &AnyRow) -> StoreResult<LeavingRack> {
+    Ok(LeavingRack {
+        rack: name(row, "name")?,
+        since: int(row, "since")?,
+        drain_grace_ms: int(row, "drain_grace_ms")?,
+        forwarding_since: opt_int(row, "forwarding_since")?,
+    })
+}
+
+/// The racks an environment is leaving, in the order they were taken out.
+async fn leaving_of(conn: &mut AnyConnection, env_id: i64) -> StoreResult<Vec<LeavingRack>> {
+    let rows = sqlx::query(concat!(
+        select_leaving!(),
+        " WHERE lr.environment_id = $1 ORDER BY lr.since, r.name"
+    ))
+    .bind(env_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(leaving_rack).collect()
+}
+
+fn environment(
+    row: &AnyRow,
+    racks: Vec<Name>,
+    leaving: Vec<LeavingRack>,
+) -> StoreResult<Environment> {
     Ok(Environment {
         name: name(row, "name")?,
         racks,
+        leaving,
         created_at: int(row, "created_at")?,
         updated_at: int(row, "updated_at")?,
     })
@@ -38,8 +71,103 @@ pub(crate) async fn load(conn: &mut AnyConnection, env: &str) -> StoreResult<Env
             .fetch_optional(&mut *conn)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("environment {env:?}")))?;
-    let racks = racks_of(conn, int(&row, "id")?).await?;
-    environment(&row, racks)
+    let id = int(&row, "id")?;
+    let racks = racks_of(conn, id).await?;
+    let leaving = leaving_of(conn, id).await?;
+    environment(&row, racks, leaving)
+}
+
+/// Replaces the racks the environment is leaving: a rack both placed and leaving is refused.
+async fn set_leaving(
+    conn: &mut AnyConnection,
+    env_id: i64,
+    racks: &[Name],
+    leaving: &[LeavingRack],
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM environment_leaving_racks WHERE environment_id = $1")
+        .bind(env_id)
+        .execute(&mut *conn)
+        .await?;
+    let mut seen = HashSet::new();
+    for l in leaving {
+        if racks.contains(&l.rack) || !seen.insert(&l.rack) {
+            return Err(StoreError::Invalid(format!(
+                "rack {:?} is listed twice",
+                l.rack.as_str()
+            )));
+        }
+        let rack_id = lookup::rack(conn, l.rack.as_str()).await?;
+        sqlx::query(
+            "INSERT INTO environment_leaving_racks \
+             (environment_id, rack_id, since, drain_grace_ms, forwarding_since) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(env_id)
+        .bind(rack_id)
+        .bind(l.since)
+        .bind(l.drain_grace_ms)
+        .bind(l.forwarding_since)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Records that the remaining racks are healthy and `rack` forwards from `at`; false if it is
+/// not leaving the environment or forwards already.
+pub(crate) async fn start_forwarding(
+    store: &SqlStore,
+    env: &str,
+    rack: &str,
+    at: UnixMs,
+) -> StoreResult<bool> {
+    let mut w = store.write().await?;
+    let env_id = lookup::environment(w.conn(), env).await?;
+    let rack_id = lookup::rack(w.conn(), rack).await?;
+    let done = sqlx::query(
+        "UPDATE environment_leaving_racks SET forwarding_since = $1 \
+         WHERE environment_id = $2 AND rack_id = $3 AND forwarding_since IS NULL",
+    )
+    .bind(at)
+    .bind(env_id)
+    .bind(rack_id)
+    .execute(w.conn())
+    .await?
+    .rows_affected()
+        > 0;
+    w.commit().await?;
+    Ok(done)
+}
+
+/// The environment has left `rack`: its leaving row goes, with the alias endpoints that belong
+/// to that rack. False if it was not leaving it (another control plane finished first).
+pub(crate) async fn finish_leaving(store: &SqlStore, env: &str, rack: &str) -> StoreResult<bool> {
+    let mut w = store.write().await?;
+    let env_id = lookup::environment(w.conn(), env).await?;
+    let rack_id = lookup::rack(w.conn(), rack).await?;
+    let done = sqlx::query(
+        "DELETE FROM environment_leaving_racks WHERE environment_id = $1 AND rack_id = $2",
+    )
+    .bind(env_id)
+    .bind(rack_id)
+    .execute(w.conn())
+    .await?
+    .rows_affected()
+        > 0;
+    if done {
+        sqlx::query(
+            "DELETE FROM endpoints WHERE environment_id = $1 AND rack_id = $2 AND kind = $3 \
+             AND NOT EXISTS (SELECT 1 FROM environment_racks er \
+             WHERE er.environment_id = $1 AND er.rack_id = $2)",
+        )
+        .bind(env_id)
+        .bind(rack_id)
+        .bind(wire(&EndpointKind::Alias)?)
+        .execute(w.conn())
+        .await?;
+    }
+    w.commit().await?;
+    Ok(done)
 }
 
 /// Replaces the environment's rack list, in order.
@@ -198,11 +326,25 @@ pub(crate) async fn list(store: &SqlStore) -> StoreResult<Vec<Environment>> {
             .or_default()
             .push(name(p, "name")?);
     }
+    let leaving_rows = sqlx::query(concat!(
+        select_leaving!(),
+        " ORDER BY lr.environment_id, lr.since, r.name"
+    ))
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut leaving: BTreeMap<i64, Vec<LeavingRack>> = BTreeMap::new();
+    for row in &leaving_rows {
+        leaving
+            .entry(int(row, "environment_id")?)
+            .or_default()
+            .push(leaving_rack(row)?);
+    }
     let mut envs = rows
         .iter()
         .map(|row| {
-            let placed = racks.remove(&int(row, "id")?).unwrap_or_default();
-            environment(row, placed)
+            let id = int(row, "id")?;
+            let placed = racks.remove(&id).unwrap_or_default();
+            environment(row, placed, leaving.remove(&id).unwrap_or_default())
         })
         .collect::<StoreResult<Vec<_>>>()?;
     envs.sort_by(|a, b| a.name.cmp(&b.name));
@@ -217,12 +359,14 @@ pub(crate) async fn update_racks(
     store: &SqlStore,
     env: &str,
     racks: &[Name],
+    leaving: &[LeavingRack],
     aliases: &[AliasSpec],
     at: UnixMs,
 ) -> StoreResult<Environment> {
     let mut w = store.write().await?;
     let env_id = lookup::environment(w.conn(), env).await?;
     place(w.conn(), env_id, racks).await?;
+    set_leaving(w.conn(), env_id, racks, leaving).await?;
     reconcile_aliases(w.conn(), env_id, aliases, at).await?;
     sqlx::query("UPDATE environments SET updated_at = $1 WHERE id = $2")
         .bind(at)

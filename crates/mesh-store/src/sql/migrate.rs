@@ -49,6 +49,10 @@ const SQLITE: &[Migration] = &[
         version: 5,
         step: Step::Sql(include_str!("../../migrations/sqlite/0005_logs.sql")),
     },
+    Migration {
+        version: 6,
+        step: Step::Sql(include_str!("../../migrations/sqlite/0006_migration.sql")),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -75,6 +79,10 @@ const POSTGRES: &[Migration] = &[
     Migration {
         version: 5,
         step: Step::Sql(include_str!("../../migrations/postgres/0005_logs.sql")),
+    },
+    Migration {
+        version: 6,
+        step: Step::Sql(include_str!("../../migrations/postgres/0006_migration.sql")),
     },
 ];
 

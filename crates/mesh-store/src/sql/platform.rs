@@ -228,7 +228,9 @@ pub(crate) async fn delete_rack(store: &SqlStore, rack_name: &str) -> StoreResul
         w.conn(),
         sqlx::query(
             "SELECT e.name FROM environment_racks er \
-             JOIN environments e ON e.id = er.environment_id WHERE er.rack_id = $1",
+             JOIN environments e ON e.id = er.environment_id WHERE er.rack_id = $1 \
+             UNION SELECT e.name FROM environment_leaving_racks lr \
+             JOIN environments e ON e.id = lr.environment_id WHERE lr.rack_id = $1",
         )
         .bind(id),
     )

@@ -14,7 +14,7 @@ use crate::{StoreError, StoreResult};
 macro_rules! select_server {
     () => {
         "SELECT s.name, r.name AS rack, s.address, s.cpus, s.memory_mb, s.state, \
-         s.last_heartbeat, s.created_at, s.version, \
+         s.last_heartbeat, s.created_at, s.version, s.router, \
          (SELECT COUNT(*) FROM instances i WHERE i.server = s.name) AS instances \
          FROM servers s JOIN racks r ON r.id = s.rack_id"
     };
@@ -32,6 +32,7 @@ fn server(row: &AnyRow) -> StoreResult<Server> {
         created_at: int(row, "created_at")?,
         version: opt_text(row, "version")?,
         instances: int_as(row, "instances")?,
+        router: opt_text(row, "router")?,
     })
 }
 
@@ -39,11 +40,12 @@ fn server(row: &AnyRow) -> StoreResult<Server> {
 async fn upsert_in(conn: &mut AnyConnection, rack_id: i64, s: &Server) -> StoreResult<Server> {
     sqlx::query(
         "INSERT INTO servers \
-         (rack_id, name, address, cpus, memory_mb, state, last_heartbeat, created_at, version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         (rack_id, name, address, cpus, memory_mb, state, last_heartbeat, created_at, version, \
+         router) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          ON CONFLICT (rack_id, name) DO UPDATE SET address = excluded.address, \
          cpus = excluded.cpus, memory_mb = excluded.memory_mb, state = excluded.state, \
-         last_heartbeat = excluded.last_heartbeat, version = excluded.version",
+         last_heartbeat = excluded.last_heartbeat, version = excluded.version, \
+         router = excluded.router",
     )
     .bind(rack_id)
     .bind(s.name.as_str())
@@ -54,6 +56,7 @@ async fn upsert_in(conn: &mut AnyConnection, rack_id: i64, s: &Server) -> StoreR
     .bind(s.last_heartbeat)
     .bind(s.created_at)
     .bind(s.version.as_deref())
+    .bind(s.router.as_deref())
     .execute(&mut *conn)
     .await?;
     let row = sqlx::query(concat!(

@@ -6,8 +6,9 @@ use async_trait::async_trait;
 use mesh_types::agent::LogLine;
 use mesh_types::api::{
     Certificate, CreateProvider, CreateStack, Deployment, DeploymentBuild, DeploymentStatus,
-    DeploymentStep, Endpoint, EndpointKind, Environment, Event, Instance, NewDeployment, Provider,
-    Rack, Role, Route, Server, ServerState, Service, Stack, Token, UpdateStack,
+    DeploymentStep, Endpoint, EndpointKind, Environment, Event, Instance, LeavingRack,
+    NewDeployment, Provider, Rack, Role, Route, Server, ServerState, Service, Stack, Token,
+    UpdateStack,
 };
 use mesh_types::config::{ConfigScope, ConfigVar};
 use mesh_types::{ConfigKey, Domain, Name, UnixMs, Version};
@@ -152,10 +153,19 @@ impl Store for SqlStore {
         &self,
         name: &str,
         racks: &[Name],
+        leaving: &[LeavingRack],
         aliases: &[AliasSpec],
         at: UnixMs,
     ) -> StoreResult<Environment> {
-        environments::update_racks(self, name, racks, aliases, at).await
+        environments::update_racks(self, name, racks, leaving, aliases, at).await
+    }
+
+    async fn start_forwarding(&self, env: &str, rack: &str, at: UnixMs) -> StoreResult<bool> {
+        environments::start_forwarding(self, env, rack, at).await
+    }
+
+    async fn finish_leaving(&self, env: &str, rack: &str) -> StoreResult<bool> {
+        environments::finish_leaving(self, env, rack).await
     }
 
     async fn delete_environment(&self, name: &str) -> StoreResult<()> {

@@ -138,7 +138,7 @@ async fn custom_domains_list_their_dns_records(store: Arc<dyn Store>) {
     }
     let racks = [name("local"), name("v6"), name("cdn"), name("same")];
     store
-        .update_environment_racks("shop", &racks, &[alias("shop", "local")], T)
+        .update_environment_racks("shop", &racks, &[], &[alias("shop", "local")], T)
         .await
         .unwrap();
     store

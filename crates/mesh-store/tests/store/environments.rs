@@ -6,14 +6,18 @@ use std::sync::Arc;
 use mesh_store::{CertificateRecord, Store};
 use mesh_types::api::{
     Certificate, CertificateSource, CertificateState, EndpointKind, Formula, Instance,
-    InstanceState, NewDeployment, Route,
+    InstanceState, LeavingRack, NewDeployment, Route,
 };
 use mesh_types::config::ConfigScope;
 use mesh_types::{ConfigKey, Version};
 
 use crate::support::*;
 
-both!(names_are_unique_and_racks_ordered, aliases_follow_the_racks);
+both!(
+    names_are_unique_and_racks_ordered,
+    aliases_follow_the_racks,
+    leaving_racks_forward_then_go
+);
 both_fixture!(deleting_an_environment_removes_everything_under_it);
 
 async fn names_are_unique_and_racks_ordered(store: Arc<dyn Store>) {
@@ -62,14 +66,14 @@ async fn names_are_unique_and_racks_ordered(store: Arc<dyn Store>) {
     assert_eq!(names, [("blog".to_string(), 2), ("shop".to_string(), 1)]);
 
     let moved = store
-        .update_environment_racks("blog", &[name("local"), name("edge")], &[], T + 2)
+        .update_environment_racks("blog", &[name("local"), name("edge")], &[], &[], T + 2)
         .await
         .unwrap();
     assert_eq!(moved.racks, [name("local"), name("edge")]);
     assert_eq!((moved.created_at, moved.updated_at), (T + 1, T + 2));
     not_found(
         store
-            .update_environment_racks("nope", &[name("local")], &[], T)
+            .update_environment_racks("nope", &[name("local")], &[], &[], T)
             .await,
         "environment \"nope\"",
     );
@@ -110,6 +114,7 @@ async fn aliases_follow_the_racks(store: Arc<dyn Store>) {
         .update_environment_racks(
             "shop",
             &[name("local"), name("edge")],
+            &[],
             &[alias("shop", "local"), alias("shop", "edge")],
             T + 1,
         )
@@ -150,7 +155,13 @@ async fn aliases_follow_the_racks(store: Arc<dyn Store>) {
 
     // Leaving a rack removes its alias and the alias's routes; custom domains stay.
     store
-        .update_environment_racks("shop", &[name("edge")], &[alias("shop", "edge")], T + 2)
+        .update_environment_racks(
+            "shop",
+            &[name("edge")],
+            &[],
+            &[alias("shop", "edge")],
+            T + 2,
+        )
         .await
         .unwrap();
     let domains: Vec<_> = store
@@ -172,6 +183,7 @@ async fn aliases_follow_the_racks(store: Arc<dyn Store>) {
             .update_environment_racks(
                 "shop",
                 &[name("edge"), name("local")],
+                &[],
                 &[
                     alias("shop", "edge"),
                     mesh_store::AliasSpec {
@@ -196,7 +208,7 @@ async fn aliases_follow_the_racks(store: Arc<dyn Store>) {
     );
     not_found(
         store
-            .update_environment_racks("shop", &[name("edge")], &[alias("shop", "nope")], T)
+            .update_environment_racks("shop", &[name("edge")], &[], &[alias("shop", "nope")], T)
             .await,
         "rack \"nope\"",
     );
@@ -320,4 +332,83 @@ async fn deleting_an_environment_removes_everything_under_it(fixture: Arc<Fixtur
             .is_empty()
     );
     store.close().await;
+}
+
+async fn leaving_racks_forward_then_go(store: Arc<dyn Store>) {
+    world(store.as_ref()).await;
+    store
+        .create_rack(&rack("edge", "local", "192.0.2.1"))
+        .await
+        .unwrap();
+    let leaving = LeavingRack {
+        rack: name("local"),
+        since: T + 1,
+        drain_grace_ms: 60_000,
+        forwarding_since: None,
+    };
+    // shop moves from local to edge: local's alias stays while it leaves.
+    let env = store
+        .update_environment_racks(
+            "shop",
+            &[name("edge")],
+            std::slice::from_ref(&leaving),
+            &[alias("shop", "edge"), alias("shop", "local")],
+            T + 1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(env.racks, [name("edge")]);
+    assert_eq!(env.leaving, std::slice::from_ref(&leaving));
+    let listed = store.list_environments().await.unwrap();
+    assert_eq!(listed[0].leaving, std::slice::from_ref(&leaving));
+    // A rack cannot be both placed and leaving, nor deleted while an environment leaves it.
+    invalid(
+        store
+            .update_environment_racks(
+                "shop",
+                &[name("local")],
+                std::slice::from_ref(&leaving),
+                &[],
+                T,
+            )
+            .await,
+        "listed twice",
+    );
+    precondition(
+        store.delete_rack("local").await,
+        "rack \"local\" still hosts environments: shop",
+    );
+
+    // Forwarding starts once, whoever asks first.
+    assert!(
+        store
+            .start_forwarding("shop", "local", T + 5)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .start_forwarding("shop", "local", T + 6)
+            .await
+            .unwrap()
+    );
+    assert!(!store.start_forwarding("shop", "edge", T + 6).await.unwrap());
+    let env = store.get_environment("shop").await.unwrap();
+    assert_eq!(env.leaving[0].forwarding_since, Some(T + 5));
+    assert_eq!(env.leaving[0].until(), Some(T + 60_005));
+
+    // Then the environment has left: the entry and local's alias go, edge's stays.
+    assert!(store.finish_leaving("shop", "local").await.unwrap());
+    assert!(!store.finish_leaving("shop", "local").await.unwrap());
+    let env = store.get_environment("shop").await.unwrap();
+    assert!(env.leaving.is_empty(), "{env:?}");
+    let domains: Vec<_> = store
+        .list_endpoints("shop")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.domain.to_string())
+        .collect();
+    assert_eq!(domains, ["shop.edge.test"]);
+    store.delete_rack("local").await.unwrap();
 }

@@ -120,6 +120,7 @@ async fn racks_and_servers(store: Arc<dyn Store>) {
         created_at: T,
         version: Some("0.1.0".into()),
         instances: 0,
+        router: Some("10.0.0.1:80".into()),
     };
     assert_eq!(store.upsert_server(&server).await.unwrap(), server);
     // A later report updates the server but keeps when it first joined.

@@ -27,6 +27,7 @@ fn server(n: &str, at: i64) -> Server {
         created_at: at,
         version: Some("0.1.0".into()),
         instances: 0,
+        router: None,
     }
 }
 

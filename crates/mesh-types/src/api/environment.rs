@@ -12,8 +12,76 @@ pub struct Environment {
     pub name: Name,
     /// The racks the environment is placed on, in order: the last one is the newest.
     pub racks: Vec<Name>,
+    /// Racks it is leaving (`mesh env update --rack` without them): each keeps serving until
+    /// the remaining racks are healthy, then forwards the environment's hosts to them for its
+    /// drain grace, then stops.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leaving: Vec<LeavingRack>,
     pub created_at: UnixMs,
     pub updated_at: UnixMs,
+}
+
+/// A rack an environment is leaving.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeavingRack {
+    pub rack: Name,
+    /// When it was taken out of the environment's racks.
+    pub since: UnixMs,
+    /// How long its router forwards the environment's hosts once the remaining racks are
+    /// healthy, for DNS caches that still point at it.
+    pub drain_grace_ms: UnixMs,
+    /// When the remaining racks were first all healthy: forwarding started.
+    #[serde(default)]
+    pub forwarding_since: Option<UnixMs>,
+}
+
+impl LeavingRack {
+    /// When its forwarding ends and its instances stop, once forwarding started.
+    pub fn until(&self) -> Option<UnixMs> {
+        self.forwarding_since
+            .map(|t| t.saturating_add(self.drain_grace_ms))
+    }
+}
+
+/// Where an environment stands on one rack, as `mesh env show` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RackPlacement {
+    pub rack: Name,
+    pub state: PlacementState,
+    /// Why it is not healthy, or until when it forwards.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    /// For a rack that forwards: when it stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<UnixMs>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlacementState {
+    /// Every service runs its instance count healthy there.
+    Healthy,
+    /// Not yet.
+    Starting,
+    /// Its server is lost.
+    Lost,
+    /// Leaving, still serving: the remaining racks are not all healthy yet.
+    Leaving,
+    /// Leaving: its router forwards the environment's hosts to the remaining racks until the
+    /// drain grace ends.
+    Forwarding,
+}
+
+impl PlacementState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlacementState::Healthy => "healthy",
+            PlacementState::Starting => "starting",
+            PlacementState::Lost => "lost",
+            PlacementState::Leaving => "leaving",
+            PlacementState::Forwarding => "forwarding",
+        }
+    }
 }
 
 /// One environment with what it holds.
@@ -24,6 +92,9 @@ pub struct EnvironmentDetails {
     pub stacks: Vec<Stack>,
     pub services: Vec<Service>,
     pub endpoints: Vec<Endpoint>,
+    /// Where it stands on each of its racks, then on each rack it is leaving.
+    #[serde(default)]
+    pub placement: Vec<RackPlacement>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,7 +108,17 @@ pub struct CreateEnvironment {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UpdateEnvironment {
     pub racks: Vec<Name>,
+    /// For racks taken out: how long their routers forward to the remaining racks once those
+    /// are healthy, in seconds (default [`DEFAULT_DRAIN_GRACE_S`], at most
+    /// [`MAX_DRAIN_GRACE_S`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_grace_s: Option<u64>,
 }
+
+/// Five minutes: long enough for most DNS caches.
+pub const DEFAULT_DRAIN_GRACE_S: u64 = 300;
+/// One day.
+pub const MAX_DRAIN_GRACE_S: u64 = 86_400;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

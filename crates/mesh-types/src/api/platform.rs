@@ -137,6 +137,9 @@ pub struct Server {
     /// How many instances its agent last reported.
     #[serde(default)]
     pub instances: u64,
+    /// Where its edge router takes plain HTTP (`ip:port`), as it registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

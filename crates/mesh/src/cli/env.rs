@@ -3,7 +3,9 @@
 use anyhow::Result;
 use clap::Subcommand;
 use mesh_types::Name;
-use mesh_types::api::{CreateEnvironment, Environment, UpdateEnvironment};
+use mesh_types::api::{
+    CreateEnvironment, Environment, PlacementState, RackPlacement, UpdateEnvironment,
+};
 
 use super::Ctx;
 use super::endpoint::routes_cell;
@@ -38,13 +40,83 @@ pub enum EnvCmd {
         #[arg(short = 'y', long)]
         yes: bool,
     },
-    /// Place an environment on racks: `--rack old,new` while moving (the new rack last)
+    /// Place an environment on racks. To move it: `--rack old,new` brings it up on `new` too;
+    /// then `--rack new` retires `old` once `new` is healthy, its router forwarding the
+    /// environment's hosts to `new` for the drain grace before its instances stop
     Update {
         name: String,
         /// The racks, in order, the newest last
         #[arg(long, value_delimiter = ',', value_name = "RACK,...", required = true)]
         rack: Vec<String>,
+        /// How long a rack taken out keeps forwarding to the remaining racks once they are
+        /// healthy, for DNS caches that still point at it (`30s`, `5m`, `1h`; at most a day)
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = grace_arg)]
+        drain_grace: u64,
+        /// Return at once instead of waiting until every rack is healthy (and racks taken out
+        /// forward); `mesh env show` tells where it stands
+        #[arg(long)]
+        no_wait: bool,
     },
+}
+
+fn grace_arg(s: &str) -> Result<u64, String> {
+    let secs = mesh_types::schedule::parse_duration(s)?;
+    if secs > mesh_types::api::MAX_DRAIN_GRACE_S {
+        return Err("at most a day (24h): DNS caches rarely keep a record longer".into());
+    }
+    Ok(secs)
+}
+
+/// How long `mesh env update` waits for the racks before it gives up (the move goes on).
+const WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Whether a rack move has got where `mesh env update` waits for: every rack the environment
+/// is on healthy, and every rack it leaves forwarding (or gone).
+fn settled(placement: &[RackPlacement]) -> bool {
+    placement.iter().all(|p| match p.state {
+        PlacementState::Healthy | PlacementState::Forwarding => true,
+        PlacementState::Starting | PlacementState::Lost | PlacementState::Leaving => false,
+    })
+}
+
+/// One line per rack: `east: healthy`, `local: forwarding (forwarding to east) until 12:05:00`.
+fn placement_line(p: &RackPlacement) -> String {
+    let mut line = format!("{}: {}", p.rack, p.state.as_str());
+    if !p.detail.is_empty() {
+        line.push_str(&format!(" ({})", p.detail));
+    }
+    if let Some(until) = p.until {
+        line.push_str(&format!(" until {}", datetime(until)));
+    }
+    line
+}
+
+/// Follows the environment's placement, printing each rack's line when it changes, until it
+/// settles or [`WAIT_LIMIT`] passes.
+async fn wait_settled(ctx: &Ctx, name: &str) -> Result<()> {
+    let client = ctx.client()?;
+    let started = std::time::Instant::now();
+    let mut shown: Vec<String> = Vec::new();
+    loop {
+        let d = client.environment(name).await?;
+        for p in &d.placement {
+            let line = placement_line(p);
+            if !shown.contains(&line) {
+                eprintln!("{line}");
+                shown.push(line);
+            }
+        }
+        if settled(&d.placement) {
+            return Ok(());
+        }
+        if started.elapsed() > WAIT_LIMIT {
+            anyhow::bail!(
+                "not every rack is healthy after {} minutes; the move goes on: `mesh env show {name}` tells where it stands",
+                WAIT_LIMIT.as_secs() / 60
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }
 
 fn rack_names(racks: &[String]) -> Result<Vec<Name>> {
@@ -112,6 +184,9 @@ pub async fn run(ctx: &Ctx, cmd: EnvCmd) -> Result<()> {
                 ("created", datetime(e.created_at)),
                 ("updated", datetime(e.updated_at)),
             ]);
+            out.push_str("\n\nplacement:\n");
+            let lines: Vec<String> = d.placement.iter().map(placement_line).collect();
+            out.push_str(&indent(&lines.join("\n")));
             out.push_str("\n\nstacks:\n");
             if d.stacks.is_empty() {
                 out.push_str("  none: create one with `mesh create stack NAME`");
@@ -167,15 +242,20 @@ pub async fn run(ctx: &Ctx, cmd: EnvCmd) -> Result<()> {
                 print(format!("deleted environment {name}"));
             }
         }
-        EnvCmd::Update { name, rack } => {
+        EnvCmd::Update {
+            name,
+            rack,
+            drain_grace,
+            no_wait,
+        } => {
             let req = UpdateEnvironment {
                 racks: rack_names(&rack)?,
+                drain_grace_s: Some(drain_grace),
             };
             let env = ctx.client()?.update_environment(&name, &req).await?;
-            if ctx.json() {
-                print_json(&env);
-            } else {
-                print(format!(
+            if !ctx.json() {
+                let leaving: Vec<Name> = env.leaving.iter().map(|l| l.rack.clone()).collect();
+                let mut line = format!(
                     "environment {} is now on {} {}",
                     env.name,
                     if env.racks.len() == 1 {
@@ -184,7 +264,21 @@ pub async fn run(ctx: &Ctx, cmd: EnvCmd) -> Result<()> {
                         "racks"
                     },
                     join(&env.racks)
-                ));
+                );
+                if !leaving.is_empty() {
+                    line.push_str(&format!(
+                        "; leaving {} once {} is healthy",
+                        join(&leaving),
+                        join(&env.racks)
+                    ));
+                }
+                print(line);
+            }
+            if !no_wait {
+                wait_settled(ctx, &name).await?;
+            }
+            if ctx.json() {
+                print_json(&ctx.client()?.environment(&name).await?.environment);
             }
         }
     }

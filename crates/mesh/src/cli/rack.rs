@@ -242,6 +242,7 @@ mod tests {
             created_at: 1_000,
             version: Some("0.1.0".into()),
             instances: 3,
+            router: None,
         };
         let t = servers_table(&[server], 96_000);
         let lines: Vec<&str> = t.lines().collect();

@@ -188,6 +188,7 @@ fn reported_instances_come_out_of_mesh_instances() {
             cpus: 2.0,
             memory_mb: 4096,
             version: Some("9.9.9".into()),
+            router: None,
         }))
         .unwrap();
     assert_eq!(server.rack.as_str(), "local");

@@ -366,3 +366,87 @@ pub fn busybox_web(p: &Platform) {
     )
     .ok();
 }
+
+/// A second rack's `mesh agent`, stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct RackAgent {
+    child: Child,
+    log: PathBuf,
+}
+
+impl RackAgent {
+    /// Creates rack `rack` (provider local, region = its name, domain `<rack>.localhost`, the
+    /// given public `address`) and joins an agent to it as server `<rack>-1`, with its own data
+    /// directory under the platform's home, network prefix, subnet pool and router port.
+    pub fn start(
+        p: &Platform,
+        rack: &str,
+        address: &str,
+        net: (&str, &str),
+        http: u16,
+    ) -> RackAgent {
+        let domain = format!("{rack}.localhost");
+        let created = p
+            .mesh(&[
+                "rack",
+                "create",
+                rack,
+                "--provider",
+                "local",
+                "--region",
+                rack,
+                "--domain",
+                &domain,
+                "--address",
+                address,
+                "--json",
+            ])
+            .ok()
+            .json();
+        let token = created["join_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no join token in {created}"))
+            .to_string();
+        let dir = p.home.path().join(format!("{rack}-agent"));
+        let log = p.home.path().join(format!("{rack}-agent.log"));
+        let out = File::create(&log).unwrap();
+        let child = p
+            .home
+            .command(&mesh_bin())
+            .args(["agent", "--api-url", &p.url, "--token", &token])
+            .args([
+                "--name",
+                &format!("{rack}-1"),
+                "--data-dir",
+                dir.to_str().unwrap(),
+            ])
+            .args(["--net-prefix", net.0, "--subnet-pool", net.1])
+            .args(["--http-listen", &format!("127.0.0.1:{http}")])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        RackAgent { child, log }
+    }
+
+    /// Its output so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for RackAgent {
+    fn drop(&mut self) {
+        let pid = Pid::from_raw(self.child.id() as i32);
+        let _ = kill(pid, Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

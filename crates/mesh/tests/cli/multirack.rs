@@ -6,7 +6,6 @@
 //! `mesh run`. Privileged: CI runs it as root.
 
 use std::collections::BTreeSet;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -20,25 +19,6 @@ const EAST_PREFIX: &str = "ms";
 const EAST_POOL: &str = "10.217.0.0/16";
 /// `--server-lost-after`: above the agents' 10 s heartbeat, short enough for a test.
 const LOST_AFTER: &str = "20";
-
-/// The second rack's agent, stopped (SIGTERM, then SIGKILL) when dropped.
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn instances(p: &Platform) -> Vec<Value> {
     p.mesh(&["instances", "--env", "shop", "--json"])
@@ -133,41 +113,14 @@ fn an_environment_on_two_racks_runs_on_both_and_cron_once_on_a_live_rack() {
         ],
     );
 
-    let created = p
-        .mesh(&[
-            "rack",
-            "create",
-            "east",
-            "--provider",
-            "local",
-            "--region",
-            "east",
-            "--domain",
-            "east.localhost",
-            "--json",
-        ])
-        .ok()
-        .json();
-    let token = created["join_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no join token in {created}"))
-        .to_string();
-    let log = std::fs::File::create(p.home.path().join("east-agent.log")).unwrap();
-    let mut east = Some(Agent(
-        p.home
-            .command(&mesh_bin())
-            .args(["agent", "--api-url", &p.url, "--token", &token])
-            .args(["--name", "east-1", "--data-dir", east_dir.to_str().unwrap()])
-            .args(["--net-prefix", EAST_PREFIX, "--subnet-pool", EAST_POOL])
-            .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
+    let mut east = Some(RackAgent::start(
+        &p,
+        "east",
+        "127.0.0.1",
+        (EAST_PREFIX, EAST_POOL),
+        free_port(),
     ));
-    let east_log =
-        || std::fs::read_to_string(p.home.path().join("east-agent.log")).unwrap_or_default();
+    let east_log = || east.as_ref().map(RackAgent::log).unwrap_or_default();
 
     let at = ["--env", "shop", "--stack", "app"];
     p.mesh(&["env", "create", "shop", "--rack", "local,east"])

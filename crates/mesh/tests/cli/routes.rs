@@ -124,7 +124,13 @@ async fn call_everything(c: &Client) {
         racks: vec![],
     }));
     reach!(c.environment(e));
-    reach!(c.update_environment(e, &UpdateEnvironment { racks: vec![] }));
+    reach!(c.update_environment(
+        e,
+        &UpdateEnvironment {
+            racks: vec![],
+            drain_grace_s: None
+        }
+    ));
     reach!(c.delete_environment(e));
     reach!(c.logs(e, &LogQuery::default()));
     reach!(c.list_instances(e));
@@ -182,6 +188,7 @@ async fn call_everything(c: &Client) {
         cpus: 1.0,
         memory_mb: 1,
         version: None,
+        router: None,
     }));
     reach!(c.watch());
     reach!(c.blob("sha256:0000000000000000000000000000000000000000000000000000000000000000"));

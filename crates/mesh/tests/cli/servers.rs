@@ -32,6 +32,7 @@ fn register(p: &Platform, name: &str) -> Result<mesh_types::api::Server, mesh_cl
         cpus: 1.0,
         memory_mb: 512,
         version: Some("0.0.1".into()),
+        router: None,
     }))
 }
 

@@ -172,7 +172,7 @@ async fn cron_jobs_go_to_the_first_healthy_rack_only() {
     };
     store.create_rack(&east).await.unwrap();
     store
-        .update_environment_racks("shop", &[name("local"), name("east")], &[], 1)
+        .update_environment_racks("shop", &[name("local"), name("east")], &[], &[], 1)
         .await
         .unwrap();
     store
@@ -205,6 +205,7 @@ async fn cron_jobs_go_to_the_first_healthy_rack_only() {
             created_at: t,
             version: None,
             instances: 0,
+            router: None,
         };
         store.claim_server(&s, &[]).await.unwrap();
     }
