@@ -109,6 +109,7 @@ pub fn read_lines(source: &Source, from: u64, now: UnixMs) -> std::io::Result<Ve
             stream: source.stream,
             text,
             offset: pos,
+            rack: None,
         });
     }
     Ok(out)

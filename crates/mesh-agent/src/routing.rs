@@ -14,6 +14,8 @@ pub struct Routing {
     pub certificates: Vec<CertificateDoc>,
     /// Every environment's HTTP-01 answers.
     pub acme_challenges: Vec<AcmeChallengeDoc>,
+    /// Routers of racks being left that forward here now: trusted like proxies meanwhile.
+    pub trusted_peers: Vec<std::net::IpAddr>,
 }
 
 impl Routing {
@@ -59,6 +61,7 @@ impl Routing {
                 .iter()
                 .flat_map(|e| e.acme_challenges.iter().cloned())
                 .collect(),
+            trusted_peers: peers(envs),
         }
     }
 }
@@ -91,6 +94,19 @@ pub struct Backend {
 /// The upstream key of a service.
 pub fn upstream_key(environment: &str, stack: &str, service: &str) -> String {
     format!("{environment}/{stack}-{service}")
+}
+
+/// The addresses of the routers that forward to this rack, once each.
+fn peers(envs: &[mesh_types::desired::EnvironmentDoc]) -> Vec<std::net::IpAddr> {
+    let mut ips: Vec<std::net::IpAddr> = envs
+        .iter()
+        .flat_map(|e| &e.forwarded_from)
+        .filter_map(|a| a.parse::<SocketAddr>().ok())
+        .map(|a| a.ip())
+        .collect();
+    ips.sort();
+    ips.dedup();
+    ips
 }
 
 /// The routers a rack the environment is leaving forwards to, as backends (`forward:ADDR`):
@@ -131,6 +147,7 @@ mod tests {
             acme_challenges: Vec::new(),
             several_racks: true,
             forward_to: forward_to.iter().map(|s| s.to_string()).collect(),
+            forwarded_from: Vec::new(),
         }
     }
 
@@ -173,6 +190,28 @@ mod tests {
         assert!(shop[0].healthy && !shop[0].draining);
         // Others keep their own instances.
         assert_eq!(of("blog/app-web"), vec![local("blog-1")]);
+        assert!(routing.trusted_peers.is_empty());
+    }
+
+    #[test]
+    fn routers_forwarding_here_are_trusted_once_each() {
+        let mut shop = env("shop", &[]);
+        shop.forwarded_from = vec!["127.0.0.2:80".into(), "bad".into()];
+        let mut blog = env("blog", &[]);
+        blog.forwarded_from = vec!["127.0.0.2:8080".into(), "[2001:db8::1]:80".into()];
+        let desired = DesiredState {
+            rack: "east".parse().unwrap(),
+            region: "here".parse().unwrap(),
+            environments: vec![shop, blog],
+        };
+        let routing = Routing::new(&desired, BTreeMap::new());
+        assert_eq!(
+            routing.trusted_peers,
+            vec![
+                "127.0.0.2".parse::<std::net::IpAddr>().unwrap(),
+                "2001:db8::1".parse().unwrap()
+            ]
+        );
     }
 
     #[test]

@@ -32,6 +32,11 @@ pub struct RouterConfig {
     /// (old clients, or a bare IP address). Without it such handshakes fail.
     #[serde(default)]
     pub default_certificate: Option<String>,
+    /// Other routers of the platform that forward to this one now (a rack an environment is
+    /// leaving): trusted like `RouterOptions::trusted_proxies` while they are listed, so the
+    /// visitor's address and HTTPS-ness carry over.
+    #[serde(default)]
+    pub trusted_peers: Vec<std::net::IpAddr>,
 }
 
 /// One routing rule of an endpoint.

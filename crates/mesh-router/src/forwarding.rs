@@ -142,6 +142,14 @@ pub(crate) fn is_trusted(trusted: &[Cidr], ip: IpAddr) -> bool {
     trusted.iter().any(|c| c.contains(ip))
 }
 
+/// Whether an `X-Forwarded-Proto` value from a trusted peer says the client came over HTTPS:
+/// its first entry (the client's side, when proxies appended theirs) is `https`. The router
+/// then answers as over HTTPS (no redirect to HTTPS): the peer terminated TLS.
+pub(crate) fn forwarded_https(value: &[u8]) -> bool {
+    let first = value.split(|b| *b == b',').next().unwrap_or_default();
+    first.trim_ascii().eq_ignore_ascii_case(b"https")
+}
+
 /// The SNI name as the router compares it: lowercase, without a trailing dot.
 pub(crate) fn sni_name(sni: &str) -> Option<String> {
     let name = sni.strip_suffix('.').unwrap_or(sni);
@@ -158,6 +166,16 @@ pub(crate) fn misdirected(https: bool, sni: Option<&str>, host: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_forwarded_proto_of_https_is_its_first_entry() {
+        use super::forwarded_https;
+        assert!(forwarded_https(b"https"));
+        assert!(forwarded_https(b" HTTPS , http"));
+        assert!(!forwarded_https(b"http, https"));
+        assert!(!forwarded_https(b""));
+        assert!(!forwarded_https(b"httpsx"));
+    }
+
     use super::*;
 
     #[test]

@@ -224,7 +224,14 @@ pub(crate) async fn handle(
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let route = match decide(&state, conn.https, &host, &pq, &request_id) {
+    // Over HTTPS to this router, or to a trusted peer that says so.
+    let https = conn.https
+        || (conn.trusted
+            && req
+                .headers()
+                .get(&headers::X_FORWARDED_PROTO)
+                .is_some_and(|v| crate::forwarding::forwarded_https(v.as_bytes())));
+    let route = match decide(&state, https, &host, &pq, &request_id) {
         Decision::Route(route) => route,
         Decision::NoRoute => return fail(Failure::NoRoute, access),
         Decision::Answer(resp) => {

@@ -23,6 +23,7 @@ pub struct RouteTable {
     upstreams: HashMap<ServiceKey, Arc<Upstream>>,
     https_redirects: HashSet<String>,
     acme_challenges: HashMap<String, String>,
+    trusted_peers: HashSet<std::net::IpAddr>,
 }
 
 /// One host + path prefix bound to an upstream.
@@ -170,6 +171,11 @@ impl RouteTable {
                 upstreams,
                 https_redirects,
                 acme_challenges: config.acme_challenges.clone(),
+                trusted_peers: config
+                    .trusted_peers
+                    .iter()
+                    .map(|ip| ip.to_canonical())
+                    .collect(),
             },
             warnings,
         ))
@@ -191,6 +197,11 @@ impl RouteTable {
     /// Whether plain-HTTP requests for this normalized host are redirected to HTTPS.
     pub fn redirects_to_https(&self, host: &str) -> bool {
         self.https_redirects.contains(host)
+    }
+
+    /// Whether `ip` is a router of the platform forwarding to this one now.
+    pub fn trusts_peer(&self, ip: std::net::IpAddr) -> bool {
+        !self.trusted_peers.is_empty() && self.trusted_peers.contains(&ip.to_canonical())
     }
 
     /// The key authorization for an HTTP-01 token.

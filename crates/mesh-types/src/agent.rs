@@ -56,6 +56,10 @@ pub struct LogLine {
     /// last position it kept for that instance and stream, so an agent may resend after a
     /// restart without duplicating anything.
     pub offset: u64,
+    /// The rack whose agent shipped it: set by the control plane from the agent's join token
+    /// (whatever the agent sent), so `mesh logs` can say where each line came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rack: Option<Name>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

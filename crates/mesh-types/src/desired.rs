@@ -104,6 +104,10 @@ pub struct EnvironmentDoc {
     /// which keep running until the drain grace ends and the environment leaves the document.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forward_to: Vec<String>,
+    /// Racks the environment is leaving forward its hosts to this rack from these router
+    /// addresses (`ip:port`): this rack's router trusts their forwarding headers meanwhile.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwarded_from: Vec<String>,
 }
 
 /// A certificate chain and its private key. Secret: the agent keeps it sealed at rest.

@@ -100,6 +100,7 @@ pub fn router_config(routing: &Routing) -> RouterConfig {
             .map(|c| (c.token.clone(), c.key_authorization.clone()))
             .collect(),
         default_certificate: None,
+        trusted_peers: routing.trusted_peers.clone(),
     }
 }
 

@@ -49,6 +49,7 @@ pub fn state(services: Vec<ServiceDoc>, image: Option<&str>) -> DesiredState {
             acme_challenges: vec![],
             several_racks: false,
             forward_to: Vec::new(),
+            forwarded_from: Vec::new(),
         }],
     }
 }

@@ -54,6 +54,7 @@ where
             expect_continue,
             html,
             request_id,
+            forwarded_https,
         } = req;
         self.buf.consume(head_len);
         self.head_request = method == Method::HEAD;
@@ -68,7 +69,11 @@ where
         };
         let mut access = Access::new(request_id, Some(method), Some(path));
         let mut body = RequestBody::new(framing, self.state.options.max_request_body_bytes);
-        match self.forward(&asked, host, &mut access, &mut body).await {
+        let https = self.conn.https || forwarded_https;
+        match self
+            .forward(&asked, host, https, &mut access, &mut body)
+            .await
+        {
             Ok(keep_open) => keep_open,
             Err(fault) => {
                 // An unread request body leaves the connection unusable for the next request.
@@ -84,10 +89,11 @@ where
         &mut self,
         asked: &Asked,
         host: Option<String>,
+        https: bool,
         access: &mut Access,
         body: &mut RequestBody,
     ) -> Result<bool, Fault> {
-        let route = match self.route(host, access)? {
+        let route = match self.route(host, https, access)? {
             Decision::Route(route) => route,
             Decision::NoRoute => return Err(Fault::NoRoute),
             Decision::Answer(resp) => {
@@ -108,8 +114,14 @@ where
         self.finish(up, resp, asked, access, body.done()).await
     }
 
-    /// Where the request goes: the host it names, checked against the TLS connection's.
-    fn route(&self, host: Option<String>, access: &mut Access) -> Result<Decision, Fault> {
+    /// Where the request goes: the host it names, checked against the TLS connection's;
+    /// `https`: it came over HTTPS, to this router or to a trusted peer in front of it.
+    fn route(
+        &self,
+        host: Option<String>,
+        https: bool,
+        access: &mut Access,
+    ) -> Result<Decision, Fault> {
         let host = host
             .as_deref()
             .and_then(normalize_host)
@@ -119,13 +131,7 @@ where
             return Err(Fault::Misdirected);
         }
         Ok(match &access.path {
-            Some(pq) => proxy::decide(
-                &self.state,
-                self.conn.https,
-                &access.host,
-                pq,
-                &access.request_id,
-            ),
+            Some(pq) => proxy::decide(&self.state, https, &access.host, pq, &access.request_id),
             None => Decision::NoRoute,
         })
     }

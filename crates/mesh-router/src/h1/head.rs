@@ -126,6 +126,8 @@ pub(crate) struct Request {
     pub html: bool,
     /// The client's `X-Request-ID` if sane, else a new one.
     pub request_id: HeaderValue,
+    /// A trusted peer says the client came over HTTPS (`forwarding::forwarded_https`).
+    pub forwarded_https: bool,
 }
 
 /// Headers the router replaces with its own on the way to an instance (the forwarding
@@ -241,6 +243,7 @@ pub(crate) fn parse_request(
     let mut expect_continue = false;
     let mut html = false;
     let mut request_id = None;
+    let mut forwarded_https = None;
     for h in headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("connection") {
@@ -259,6 +262,11 @@ pub(crate) fn parse_request(
             expect_continue = h.value.eq_ignore_ascii_case(b"100-continue");
         } else if name.eq_ignore_ascii_case("accept") {
             html = html || h.value.windows(9).any(|w| w == b"text/html");
+        } else if client.trusted
+            && forwarded_https.is_none()
+            && name.eq_ignore_ascii_case("x-forwarded-proto")
+        {
+            forwarded_https = Some(forwarding::forwarded_https(h.value));
         } else if name.eq_ignore_ascii_case("x-request-id") && request_id.is_none() {
             let v = h.value;
             if !v.is_empty() && v.len() <= 200 && v.iter().all(u8::is_ascii_graphic) {
@@ -391,6 +399,7 @@ pub(crate) fn parse_request(
         expect_continue,
         html,
         request_id,
+        forwarded_https: forwarded_https.unwrap_or(false),
     }))
 }
 

@@ -130,7 +130,8 @@ fn spawn_conn(
     token: Token,
     load: Load,
 ) {
-    let trusted = forwarding::is_trusted(&ctx.state.options.trusted_proxies, peer.ip());
+    let trusted = forwarding::is_trusted(&ctx.state.options.trusted_proxies, peer.ip())
+        || ctx.state.table.load().trusts_peer(peer.ip());
     let mut conn = ConnInfo {
         peer,
         local,

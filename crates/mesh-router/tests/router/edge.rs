@@ -68,3 +68,55 @@ async fn redirects_http_to_https_except_acme_challenges() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["x-backend"], "web");
 }
+
+/// A plain-HTTP request with `X-Forwarded-Proto`, as another router forwards it.
+async fn forwarded(router: std::net::SocketAddr, proto: &str) -> Reply {
+    let req = http::Request::get("/cart")
+        .header("x-forwarded-proto", proto)
+        .body(empty())
+        .expect("request");
+    within("a response", send(&client(), router, "secure.test", req))
+        .await
+        .expect("request through the router")
+}
+
+#[tokio::test]
+async fn a_trusted_peer_that_terminated_tls_is_not_redirected() {
+    let web = Backend::echo("web").await;
+    let mut cfg = Cfg::default()
+        .route("secure.test", "/", "web")
+        .upstream("web", vec![inst("web-1", web.addr)])
+        .build();
+    cfg.https_redirects = vec!["secure.test".to_owned()];
+    let r = router(cfg.clone()).await;
+    let http = r.http_addr();
+
+    // From anyone, the header changes nothing.
+    let reply = forwarded(http, "https").await;
+    assert_eq!(reply.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(web.hits(), 0);
+
+    // From a router of the platform that forwards here now (a rack being left), it counts.
+    cfg.trusted_peers = vec!["127.0.0.1".parse().expect("ip")];
+    r.update(cfg.clone()).expect("update");
+    let reply = forwarded(http, "https").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.backend(), "web");
+    assert_eq!(
+        forwarded(http, "http").await.status,
+        StatusCode::PERMANENT_REDIRECT
+    );
+    assert_eq!(
+        forwarded(http, "http, https").await.status,
+        StatusCode::PERMANENT_REDIRECT,
+        "the first entry is the client's"
+    );
+
+    // Once it is no longer listed, nor does it.
+    cfg.trusted_peers.clear();
+    r.update(cfg).expect("update");
+    assert_eq!(
+        forwarded(http, "https").await.status,
+        StatusCode::PERMANENT_REDIRECT
+    );
+}

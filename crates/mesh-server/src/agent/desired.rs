@@ -47,6 +47,17 @@ pub async fn for_rack(
             Some(l) if l.forwarding_since.is_some() => forward_targets(&remaining, live),
             _ => Vec::new(),
         };
+        // The racks that forward to this one now: its router trusts theirs meanwhile.
+        let forwarding: Vec<Name> = match leaving {
+            Some(_) => Vec::new(),
+            None => env
+                .leaving
+                .iter()
+                .filter(|l| l.forwarding_since.is_some())
+                .map(|l| l.rack.clone())
+                .collect(),
+        };
+        let forwarded_from = forward_targets(&servers_of(store, &forwarding).await?, live);
         let services = store.list_services(name, None).await?;
         let mut stacks = Vec::new();
         for stack in store.list_stacks(name).await? {
@@ -137,6 +148,7 @@ pub async fn for_rack(
             acme_challenges,
             several_racks: env.racks.len() + env.leaving.len() > 1,
             forward_to,
+            forwarded_from,
         });
     }
     Ok(DesiredState {
@@ -161,8 +173,8 @@ fn serves_alias(env: &Environment, ep: &Endpoint, rack: &Rack) -> bool {
     ep.rack.as_ref().is_some_and(owner_leaving)
 }
 
-/// The routers a leaving rack forwards to: each live server's of the remaining racks, in rack
-/// order.
+/// The routers of `racks`' live servers, in rack order: those a leaving rack forwards to, or
+/// those that forward to a remaining rack.
 fn forward_targets(remaining: &[(Name, Vec<Server>)], live: Liveness) -> Vec<String> {
     remaining
         .iter()

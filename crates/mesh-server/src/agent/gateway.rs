@@ -167,7 +167,12 @@ pub async fn logs(
         .await?
         .check_logs(&batch.lines)
         .map_err(refused)?;
-    let ack = state.logs().ingest(batch.lines, state.now()).await?;
+    // The rack is the token's, whatever the agent wrote.
+    let mut lines = batch.lines;
+    for l in &mut lines {
+        l.rack = Some(rack.name.clone());
+    }
+    let ack = state.logs().ingest(lines, state.now()).await?;
     state.metrics().log_lines.inc_by(ack.accepted);
     state.metrics().log_duplicates.inc_by(ack.duplicates);
     Ok(Json(ack))

@@ -186,6 +186,7 @@ mod tests {
             stream: LogStream::Stdout,
             text: "hi".into(),
             offset,
+            rack: None,
         }
     }
 

@@ -69,6 +69,7 @@ fn line(env: &str, instance: &str, offset: u64, at: UnixMs, text: &str) -> LogLi
         stream: LogStream::Stdout,
         text: text.into(),
         offset,
+        rack: None,
     }
 }
 

@@ -284,6 +284,7 @@ fn log(offset: u64, service: &str, text: &str) -> LogLine {
         stream: LogStream::Stdout,
         text: text.into(),
         offset,
+        rack: None,
     }
 }
 
@@ -317,12 +318,15 @@ async fn logs_are_shipped_deduplicated_filtered_and_followed() {
         StatusCode::CREATED,
     )
     .await;
+    // An agent cannot say its lines come from another rack.
+    let mut spoofed = log(9, "worker", "job done");
+    spoofed.rack = Some(n("east"));
     let ack = ship(
         &s,
         vec![
             log(6, "web", "GET / 200"),
             log(12, "web", "GET /x 404"),
-            log(9, "worker", "job done"),
+            spoofed,
         ],
     )
     .await;
@@ -350,6 +354,11 @@ async fn logs_are_shipped_deduplicated_filtered_and_followed() {
             .unwrap(),
     );
     assert_eq!(all.len(), 4);
+    assert!(
+        all.iter()
+            .all(|l| l.rack.as_ref().map(|r| r.as_str()) == Some("local")),
+        "every line names the rack of the token that shipped it: {all:?}"
+    );
     let web = parse_lines(
         &s.get("/v1/environments/shop/logs?since=15m&service=web")
             .await

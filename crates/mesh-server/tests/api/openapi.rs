@@ -640,6 +640,7 @@ fn samples() -> Vec<(&'static str, Value)> {
         stream,
         text: "GET / 200".into(),
         offset,
+        rack: None,
     };
     let running = Instance {
         id: "app-web-1a2b3c4d-0".into(),
@@ -679,6 +680,13 @@ fn samples() -> Vec<(&'static str, Value)> {
         ),
         sample("LogLine", log_line(LogStream::Stdout, 10)),
         sample("LogLine", log_line(LogStream::System, 42)),
+        sample(
+            "LogLine",
+            LogLine {
+                rack: Some(name("fra1")),
+                ..log_line(LogStream::Stdout, 11)
+            },
+        ),
         sample(
             "LogBatch",
             LogBatch {

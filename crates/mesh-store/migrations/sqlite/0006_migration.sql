@@ -14,3 +14,6 @@ CREATE INDEX environment_leaving_racks_rack ON environment_leaving_racks (rack_i
 -- Servers: where each server's edge router takes plain HTTP (NULL: it runs none, or its agent
 -- registered before agents reported it).
 ALTER TABLE servers ADD COLUMN router TEXT;
+
+-- Log lines: the rack whose agent shipped the line (NULL for lines stored before).
+ALTER TABLE log_lines ADD COLUMN rack TEXT;

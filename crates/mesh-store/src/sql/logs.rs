@@ -12,7 +12,7 @@ use mesh_types::agent::{LogAck, LogLine, LogStream};
 use mesh_types::{Name, UnixMs};
 use sqlx::AnyConnection;
 
-use super::rows::{enum_of, int, name, text, wire};
+use super::rows::{enum_of, int, name, opt_name, text, wire};
 use super::{Dialect, SqlStore, lookup};
 use crate::{LogAppend, LogLimits, LogRead, StoreError, StoreResult, StoredLogLine};
 
@@ -51,11 +51,11 @@ pub(crate) fn prune_count(oldest: &[(UnixMs, u64)], cutoff: UnixMs, excess: i64)
 
 /// `INSERT` of `rows` log lines with numbered placeholders, returning their ids.
 pub(crate) fn insert_sql(rows: usize) -> String {
-    const COLUMNS: usize = 9;
+    const COLUMNS: usize = 10;
     let mut sql = String::with_capacity(120 + rows * 60);
     sql.push_str(
         "INSERT INTO log_lines (environment_id, at, stack, service, instance, stream, text, \
-         position, bytes) VALUES ",
+         position, bytes, rack) VALUES ",
     );
     for r in 0..rows {
         if r > 0 {
@@ -152,7 +152,8 @@ pub(crate) async fn append(
                 .bind(wire(&k.line.stream)?)
                 .bind(k.line.text.clone())
                 .bind(i64::try_from(k.line.offset).unwrap_or(i64::MAX))
-                .bind(i64::try_from(k.bytes).unwrap_or(i64::MAX));
+                .bind(i64::try_from(k.bytes).unwrap_or(i64::MAX))
+                .bind(k.line.rack.as_ref().map(|r| r.as_str().to_string()));
         }
         let rows = q.fetch_all(&mut *conn).await?;
         let mut chunk_ids = rows
@@ -339,7 +340,7 @@ pub(crate) async fn read(
         }
     }
     let mut sql = String::from(
-        "SELECT id, at, stack, service, instance, stream, text, position FROM log_lines \
+        "SELECT id, at, stack, service, instance, stream, text, position, rack FROM log_lines \
          WHERE environment_id = $1 AND id > $2 AND at >= $3",
     );
     let mut binds: Vec<String> = Vec::new();
@@ -375,6 +376,7 @@ pub(crate) async fn read(
                     stream: enum_of(r, "stream")?,
                     text: text(r, "text")?,
                     offset: u64::try_from(int(r, "position")?).unwrap_or(0),
+                    rack: opt_name(r, "rack")?,
                 },
             })
         })

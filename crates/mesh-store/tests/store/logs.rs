@@ -32,6 +32,7 @@ fn line(env: &str, service: &str, instance: &str, offset: u64, at: UnixMs, text:
         stream: LogStream::Stdout,
         text: text.into(),
         offset,
+        rack: None,
     }
 }
 

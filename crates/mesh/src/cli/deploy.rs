@@ -137,16 +137,21 @@ pub async fn deployments(ctx: &Ctx, cmd: DeploymentsCmd) -> Result<()> {
     Ok(())
 }
 
-/// One log line as people read it: `2025-03-01 14:05:09 app-web[ab12cd] text`, its control
-/// characters escaped unless `mode` is raw.
-pub fn log_line(l: &LogLine, mode: Mode) -> String {
+/// One log line as people read it: `2025-03-01 14:05:09 app-web[ab12cd] text`, with the rack
+/// it came from (`app-web[ab12cd@east]`) when `racks` says the environment is on several, its
+/// control characters escaped unless `mode` is raw.
+pub fn log_line(l: &LogLine, mode: Mode, racks: bool) -> String {
     let marker = match l.stream {
         LogStream::Stdout => "",
         LogStream::Stderr => " (stderr)",
         LogStream::System => " (platform)",
     };
+    let rack = match (&l.rack, racks) {
+        (Some(r), true) => format!("@{r}"),
+        _ => String::new(),
+    };
     format!(
-        "{} {}-{}[{}]{marker} {}",
+        "{} {}-{}[{}{rack}]{marker} {}",
         datetime(l.at),
         l.stack,
         l.service,
@@ -180,13 +185,18 @@ pub async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<()> {
     };
     let mode = Mode::from_raw_flag(args.raw);
     let client = ctx.client()?;
+    // Lines name their rack when the environment runs on several.
+    let racks = match client.environment(env).await {
+        Ok(d) => d.environment.racks.len() + d.environment.leaving.len() > 1,
+        Err(_) => false,
+    };
     let mut lines = client.logs(env, &query).await?;
     let mut last: Option<i64> = None;
     loop {
         let why = match lines.next_line().await {
             Ok(Some(line)) => {
                 last = line_id(&line).or(last);
-                print_log_line(ctx, mode, line);
+                print_log_line(ctx, mode, racks, line);
                 continue;
             }
             Ok(None) if !args.follow => return Ok(()),
@@ -203,7 +213,7 @@ pub async fn logs(ctx: &Ctx, args: LogsArgs) -> Result<()> {
     }
 }
 
-fn print_log_line(ctx: &Ctx, mode: Mode, line: String) {
+fn print_log_line(ctx: &Ctx, mode: Mode, racks: bool, line: String) {
     if ctx.json() {
         print(match mode {
             Mode::Raw => line,
@@ -212,7 +222,7 @@ fn print_log_line(ctx: &Ctx, mode: Mode, line: String) {
         return;
     }
     match serde_json::from_str::<LogLine>(&line) {
-        Ok(l) => print(log_line(&l, mode)),
+        Ok(l) => print(log_line(&l, mode, racks)),
         Err(_) => print(mode.apply(&line)),
     }
 }

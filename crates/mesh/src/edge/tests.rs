@@ -63,6 +63,7 @@ async fn routes_upstreams_certificates_and_challenges_reach_the_router() {
             token: "tok".into(),
             key_authorization: "tok.thumb".into(),
         }],
+        trusted_peers: vec!["127.0.0.2".parse().unwrap()],
     };
     let c = router_config(&routing);
     assert_eq!(c.routes.len(), 3);
@@ -89,6 +90,7 @@ async fn routes_upstreams_certificates_and_challenges_reach_the_router() {
     assert_eq!(c.certificates[0].domains, ["shop.example.com"]);
     assert_eq!(c.acme_challenges["tok"], "tok.thumb");
     assert_eq!(c.https_redirects, ["shop.localhost"]);
+    assert_eq!(c.trusted_peers, routing.trusted_peers);
 
     // A real router takes it; the certificate here is not PEM, so it alone is left out.
     let router = Router::bind(SocketAddr::from(([127, 0, 0, 1], 0)), None)

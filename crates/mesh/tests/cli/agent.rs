@@ -27,6 +27,7 @@ fn line(service: &str, instance: &str, stream: LogStream, text: &str, offset: u6
         stream,
         text: text.into(),
         offset,
+        rack: None,
     }
 }
 

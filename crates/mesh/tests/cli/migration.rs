@@ -204,6 +204,14 @@ fn moving_an_environment_to_another_rack_fails_no_request() {
         .collect();
     assert_eq!(records, ["127.0.0.1", "127.0.0.2"], "{ep}");
     let new = Load::start(east_http);
+    // A config change on two racks rolls out on both, still failing nothing.
+    p.mesh(&with(
+        &["config", "set", "--rack", "east", "WHERE=east2"],
+        &at,
+    ))
+    .ok();
+    wait_for_body(east_http, HOST, "rack=east2", Duration::from_secs(90));
+    wait_for_body(local_http, HOST, "rack=local", Duration::from_secs(5));
 
     // Retire local: it forwards to east once east is healthy (it is), for the grace.
     let grace = format!("{GRACE_S}s");
@@ -226,7 +234,7 @@ fn moving_an_environment_to_another_rack_fails_no_request() {
     assert!(out.stderr.contains("local: forwarding"), "{out:#?}");
     let forwarding_after = started.elapsed();
     // local's router now answers with east's instances, and local's still run.
-    wait_for_body(local_http, HOST, "rack=east", Duration::from_secs(10));
+    wait_for_body(local_http, HOST, "rack=east2", Duration::from_secs(10));
     assert!(
         instance_racks(&p, "web").contains(&"local".to_string()),
         "local's instances stop only after the grace"
@@ -310,7 +318,7 @@ fn moving_an_environment_to_another_rack_fails_no_request() {
         east.log()
     );
     assert!(
-        old.from.contains_key("rack=local") && old.from.contains_key("rack=east"),
+        old.from.contains_key("rack=local") && old.from.contains_key("rack=east2"),
         "{:?}",
         old.from
     );

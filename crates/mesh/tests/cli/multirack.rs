@@ -58,7 +58,12 @@ fn tick_runs(p: &Platform) -> Vec<String> {
                 .find('[')
                 .unwrap_or_else(|| panic!("no instance in {l:?}"));
             let close = l[open..].find(']').unwrap() + open;
-            l[open + 1..close].to_string()
+            // `[id@rack]`: the environment is on two racks.
+            let (id, rack) = l[open + 1..close]
+                .split_once('@')
+                .unwrap_or_else(|| panic!("no rack in {l:?}"));
+            assert!(["local", "east"].contains(&rack), "{l:?}");
+            id.to_string()
         })
         .collect()
 }

@@ -256,3 +256,152 @@ async fn cron_jobs_go_to_the_first_healthy_rack_only() {
         .await
         .unwrap()));
 }
+
+#[tokio::test]
+async fn a_rack_being_left_forwards_to_the_rest_and_its_alias_is_served_by_all() {
+    use mesh_store::AliasSpec;
+    use mesh_types::api::LeavingRack;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (store, local) =
+        platform(&dir.path().join("state.db"), MasterKey::generate().unwrap()).await;
+    let east = Rack {
+        name: name("east"),
+        region: name("east"),
+        domain: Domain::parse("east.test").unwrap(),
+        ..local.clone()
+    };
+    store.create_rack(&east).await.unwrap();
+    let t = LIVE.now;
+    for (rack, server, router) in [
+        ("local", "box-a", "127.0.0.1:8080"),
+        ("east", "box-b", "127.0.0.2:80"),
+    ] {
+        let s = Server {
+            name: name(server),
+            rack: name(rack),
+            address: "127.0.0.1".into(),
+            cpus: 1.0,
+            memory_mb: 1024,
+            state: mesh_types::api::ServerState::Ready,
+            last_heartbeat: Some(t),
+            created_at: t,
+            version: None,
+            instances: 0,
+            router: Some(router.into()),
+        };
+        store.claim_server(&s, &[]).await.unwrap();
+    }
+    let alias = |rack: &str| AliasSpec {
+        domain: Domain::parse(&format!("shop.{rack}.test")).unwrap(),
+        rack: name(rack),
+    };
+    store
+        .create_service(
+            "shop",
+            "app",
+            &ServiceSpec {
+                name: name("tick"),
+                command: Some("date".into()),
+                schedule: Some("@every 5s".parse().unwrap()),
+                port: 5000,
+                instances: 1,
+                size: InstanceSize::Small,
+                health: HealthCheck::default(),
+            },
+            1,
+        )
+        .await
+        .unwrap();
+    let mut leaving = LeavingRack {
+        rack: name("local"),
+        since: t,
+        drain_grace_ms: 60_000,
+        forwarding_since: None,
+    };
+    let place = |leaving: LeavingRack| {
+        let store = store.clone();
+        async move {
+            store
+                .update_environment_racks(
+                    "shop",
+                    &[name("east")],
+                    &[leaving],
+                    &[alias("east"), alias("local")],
+                    t,
+                )
+                .await
+                .unwrap();
+        }
+    };
+    place(leaving.clone()).await;
+    let shop = |doc: DesiredState| {
+        doc.environments
+            .into_iter()
+            .find(|e| e.environment.as_str() == "shop")
+            .unwrap()
+    };
+    let hosts = |e: &EnvironmentDoc| {
+        let mut h: Vec<String> = e.routes.iter().map(|r| r.host.clone()).collect();
+        h.dedup();
+        h
+    };
+    // Waiting for east: local still serves shop (its own instances), without cron.
+    let on_local = shop(for_rack(store.as_ref(), &local, None, LIVE).await.unwrap());
+    assert!(on_local.forward_to.is_empty());
+    assert!(on_local.several_racks);
+    assert!(
+        cron_services(&DesiredState {
+            rack: local.name.clone(),
+            region: local.region.clone(),
+            environments: vec![on_local.clone()],
+        })
+        .is_empty()
+    );
+    assert!(
+        on_local.stacks[0]
+            .services
+            .iter()
+            .any(|s| s.name.as_str() == "web")
+    );
+
+    // Forwarding: local sends shop's hosts to east's router, east trusts local's.
+    leaving.forwarding_since = Some(t);
+    place(leaving).await;
+    let on_local = shop(for_rack(store.as_ref(), &local, None, LIVE).await.unwrap());
+    assert_eq!(on_local.forward_to, ["127.0.0.2:80"]);
+    assert!(on_local.forwarded_from.is_empty());
+    let on_east = shop(for_rack(store.as_ref(), &east, None, LIVE).await.unwrap());
+    assert!(on_east.forward_to.is_empty());
+    assert_eq!(on_east.forwarded_from, ["127.0.0.1:8080"]);
+    // Routes of published services on local's alias reach east too (DNS caches point there).
+    store
+        .set_routes(
+            "shop",
+            "shop.local.test",
+            &[mesh_types::api::Route {
+                path: "/".into(),
+                stack: name("app"),
+                service: name("web"),
+            }],
+        )
+        .await
+        .unwrap();
+    let on_east = shop(for_rack(store.as_ref(), &east, None, LIVE).await.unwrap());
+    assert_eq!(hosts(&on_east), ["shop.local.test"]);
+    let on_local = shop(for_rack(store.as_ref(), &local, None, LIVE).await.unwrap());
+    assert_eq!(hosts(&on_local), ["shop.local.test"]);
+
+    // The grace is over: shop leaves local's document, its alias goes.
+    assert!(store.finish_leaving("shop", "local").await.unwrap());
+    let doc = for_rack(store.as_ref(), &local, None, LIVE).await.unwrap();
+    assert!(
+        doc.environments
+            .iter()
+            .all(|e| e.environment.as_str() != "shop")
+    );
+    let on_east = shop(for_rack(store.as_ref(), &east, None, LIVE).await.unwrap());
+    assert!(on_east.forwarded_from.is_empty());
+    assert!(hosts(&on_east).is_empty());
+    assert!(!on_east.several_racks);
+}

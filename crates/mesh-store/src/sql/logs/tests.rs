@@ -22,10 +22,10 @@ fn excess_bytes_go_oldest_first_until_within_budget() {
 fn insert_numbers_every_placeholder() {
     let sql = insert_sql(2);
     assert!(
-        sql.contains("($1, $2, $3, $4, $5, $6, $7, $8, $9), ($10, "),
+        sql.contains("($1, $2, $3, $4, $5, $6, $7, $8, $9, $10), ($11, "),
         "{sql}"
     );
-    assert!(sql.ends_with("$18) RETURNING id"), "{sql}");
+    assert!(sql.ends_with("$20) RETURNING id"), "{sql}");
 }
 
 #[test]
@@ -39,6 +39,7 @@ fn a_line_counts_its_text_instance_and_overhead() {
         stream: LogStream::Stdout,
         text: "hello".into(),
         offset: 1,
+        rack: None,
     };
     assert_eq!(size(&line), 7 + LINE_OVERHEAD);
 }
