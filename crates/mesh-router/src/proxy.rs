@@ -224,9 +224,12 @@ pub(crate) async fn handle(
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    // A configured proxy, or a router of the platform forwarding here now (per request: that
+    // changes while a connection stays open).
+    let trusted = conn.trusted || state.table.load().trusts_peer(conn.peer.ip());
     // Over HTTPS to this router, or to a trusted peer that says so.
     let https = conn.https
-        || (conn.trusted
+        || (trusted
             && req
                 .headers()
                 .get(&headers::X_FORWARDED_PROTO)
@@ -268,7 +271,7 @@ pub(crate) async fn handle(
             https: conn.https,
             port: conn.local.port(),
             host: &raw_host,
-            trusted: conn.trusted,
+            trusted,
         },
         &request_id,
     );

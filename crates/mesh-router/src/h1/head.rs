@@ -88,6 +88,12 @@ impl Client {
         }
     }
 
+    /// Whether the peer's forwarding headers count for the next request: a configured proxy,
+    /// or a router of the platform forwarding here now.
+    pub(crate) fn set_trusted(&mut self, trusted: bool) {
+        self.trusted = trusted;
+    }
+
     /// Writes the router's forwarding lines, but not those a trusted peer `sent` itself.
     fn put_lines(&self, out: &mut Vec<u8>, sent: Sent) {
         if sent.is_empty() {

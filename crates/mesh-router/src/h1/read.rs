@@ -36,6 +36,9 @@ where
                     return ReadHead::Http2;
                 }
                 if !maybe_h2 && head_may_end(&input[searched.saturating_sub(2)..]) {
+                    let peer = self.conn.peer.ip();
+                    let trusted = self.conn.trusted || self.state.table.load().trusts_peer(peer);
+                    self.client.set_trusted(trusted);
                     match head::parse_request(input, &self.client, &mut self.send) {
                         Ok(Parsed::Complete(r)) => return ReadHead::Request(r),
                         Ok(Parsed::Partial) => {}

@@ -130,8 +130,9 @@ fn spawn_conn(
     token: Token,
     load: Load,
 ) {
-    let trusted = forwarding::is_trusted(&ctx.state.options.trusted_proxies, peer.ip())
-        || ctx.state.table.load().trusts_peer(peer.ip());
+    // The configured proxies; the platform's routers that forward here now (the table's
+    // trusted peers) are checked per request, since they change while connections stay open.
+    let trusted = forwarding::is_trusted(&ctx.state.options.trusted_proxies, peer.ip());
     let mut conn = ConnInfo {
         peer,
         local,

@@ -120,3 +120,40 @@ async fn a_trusted_peer_that_terminated_tls_is_not_redirected() {
         StatusCode::PERMANENT_REDIRECT
     );
 }
+
+#[tokio::test]
+async fn a_peer_is_trusted_from_its_next_request_on_an_open_connection() {
+    let web = Backend::echo("web").await;
+    let mut cfg = Cfg::default()
+        .route("secure.test", "/", "web")
+        .upstream("web", vec![inst("web-1", web.addr)])
+        .build();
+    cfg.https_redirects = vec!["secure.test".to_owned()];
+    let r = router(cfg.clone()).await;
+    // One keep-alive connection, as a forwarding router's pool holds it.
+    let tcp = tokio::net::TcpStream::connect(r.http_addr())
+        .await
+        .expect("connect");
+    let (mut h1, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .expect("h1");
+    tokio::spawn(conn);
+    let ask = |h1: &mut hyper::client::conn::http1::SendRequest<_>| {
+        let req = http::Request::get("/cart")
+            .header("host", "secure.test")
+            .header("x-forwarded-proto", "https")
+            .body(empty())
+            .expect("request");
+        h1.send_request(req)
+    };
+    let resp = within("first", ask(&mut h1)).await.expect("response");
+    assert_eq!(resp.status(), StatusCode::PERMANENT_REDIRECT);
+    cfg.trusted_peers = vec!["127.0.0.1".parse().expect("ip")];
+    r.update(cfg).expect("update");
+    let resp = within("second", ask(&mut h1)).await.expect("response");
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "the same connection, now trusted"
+    );
+}

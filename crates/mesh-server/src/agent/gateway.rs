@@ -84,7 +84,9 @@ async fn rack_scope(
         scope.allow_desired(&doc);
     }
     for env in store.list_environments().await? {
-        if !env.racks.contains(&rack.name) {
+        // A rack the environment is leaving still runs (and reports) its instances.
+        let leaving = env.leaving.iter().any(|l| l.rack == rack.name);
+        if !env.racks.contains(&rack.name) && !leaving {
             continue;
         }
         let name = env.name.as_str();

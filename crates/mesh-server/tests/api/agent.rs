@@ -646,3 +646,141 @@ async fn join_token_scope(s: &TestServer) {
     )
     .await;
 }
+
+/// A second rack `east` with a registered server; its join token.
+async fn east_with_server(s: &TestServer) -> String {
+    let created: Value = ok(
+        s.post(
+            "/v1/racks",
+            json!({"name": "east", "provider": "local", "region": "east", "domain": "east.test"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let token = created["join_token"].as_str().unwrap().to_string();
+    let body = serde_json::to_value(RegisterServer {
+        name: n("box-east"),
+        address: "127.0.0.2".into(),
+        cpus: 1.0,
+        memory_mb: 1024,
+        version: None,
+        router: Some("127.0.0.2:8080".into()),
+    })
+    .unwrap();
+    let resp = s
+        .http
+        .post(format!("{}/v1/agent/register", s.url))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    token
+}
+
+#[tokio::test]
+async fn a_rack_being_left_keeps_reporting_until_it_is_left() {
+    let s = TestServer::start().await;
+    world(&s).await;
+    ok::<Value>(
+        as_agent(&s, "/v1/agent/register", register_body()).await,
+        StatusCode::OK,
+    )
+    .await;
+    const ENV: &str = "/v1/environments/shop";
+
+    // east exists but has no server yet: taking local (live) away is refused.
+    ok::<Value>(
+        s.post(
+            "/v1/racks",
+            json!({"name": "west", "provider": "local", "region": "west", "domain": "west.test"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    err(
+        s.patch(ENV, json!({"racks": ["west"]})).await,
+        StatusCode::CONFLICT,
+        "failed_precondition",
+        "nowhere to run",
+    )
+    .await;
+    err(
+        s.patch(ENV, json!({"racks": ["local"], "drain_grace_s": 86_401}))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        "at most 86400s",
+    )
+    .await;
+    let env: Value = s.get_ok(ENV).await;
+    assert_eq!(env["racks"], json!(["local"]));
+    assert_eq!(env["placement"][0]["rack"], "local");
+    assert_eq!(env["placement"][0]["state"], "starting", "{env}");
+    assert_eq!(
+        env["placement"][0]["detail"], "app-web 0/2 healthy",
+        "{env}"
+    );
+
+    // Moving to east: local is leaving and still serving.
+    east_with_server(&s).await;
+    let moved: Value = ok(
+        s.patch(ENV, json!({"racks": ["east"], "drain_grace_s": 60}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(moved["racks"], json!(["east"]));
+    assert_eq!(moved["leaving"][0]["rack"], "local");
+    assert_eq!(moved["leaving"][0]["drain_grace_ms"], 60_000);
+    assert!(moved["leaving"][0]["forwarding_since"].is_null());
+    let env: Value = s.get_ok(ENV).await;
+    let states: Vec<(&str, &str)> = env["placement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["rack"].as_str().unwrap(), p["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [("east", "starting"), ("local", "leaving")]);
+    // Both aliases stay while local is being left.
+    let domains: Vec<String> = s
+        .get_ok::<Vec<Value>>("/v1/environments/shop/endpoints")
+        .await
+        .iter()
+        .map(|e| e["domain"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(domains, ["shop.east.test", "shop.localhost"]);
+
+    // local's agent still reports the environment's instances and ships their output.
+    let mut web = instance("web-a", InstanceState::Healthy);
+    web.server = Some(n("box-1"));
+    let report = StatusReport {
+        server: n("box-1"),
+        instances: vec![web],
+    };
+    ok::<Value>(
+        as_agent(
+            &s,
+            "/v1/agent/status",
+            serde_json::to_value(&report).unwrap(),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let listed: Vec<Value> = s.get_ok("/v1/environments/shop/instances").await;
+    assert_eq!(listed[0]["rack"], "local", "{listed:?}");
+    let ack = ship(&s, vec![log(6, "web", "still here")]).await;
+    assert_eq!(ack["accepted"], 1);
+
+    // Putting local back cancels the move.
+    let back: Value = ok(
+        s.patch(ENV, json!({"racks": ["east", "local"]})).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(back.get("leaving").is_none(), "{back}");
+}

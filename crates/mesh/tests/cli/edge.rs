@@ -145,15 +145,15 @@ impl Edge {
 
 /// What curl got: status (0 when no HTTP response came), headers (lowercase names) and body.
 #[derive(Debug)]
-struct Got {
-    status: u16,
-    headers: String,
-    body: String,
-    error: String,
+pub(crate) struct Got {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+    pub error: String,
 }
 
 /// `curl` to the router as a client would reach `host`, with `--resolve` pinning it to loopback.
-fn curl(scheme: &str, host: &str, port: u16, path: &str, ca: Option<&Path>) -> Got {
+pub(crate) fn curl(scheme: &str, host: &str, port: u16, path: &str, ca: Option<&Path>) -> Got {
     let mut cmd = Command::new("curl");
     cmd.args(["-s", "-S", "-i", "--max-time", "5", "--resolve"])
         .arg(format!("{host}:{port}:127.0.0.1"))
@@ -366,7 +366,7 @@ fn the_app_sees_the_address_the_router_saw_not_a_forged_one() {
 }
 
 /// A CA and a leaf certificate it signed for `domains`, PEM: (ca, leaf, leaf key).
-fn pki(domains: &[&str]) -> (String, String, String) {
+pub(crate) fn pki(domains: &[&str]) -> (String, String, String) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);

@@ -376,13 +376,13 @@ pub struct RackAgent {
 impl RackAgent {
     /// Creates rack `rack` (provider local, region = its name, domain `<rack>.localhost`, the
     /// given public `address`) and joins an agent to it as server `<rack>-1`, with its own data
-    /// directory under the platform's home, network prefix, subnet pool and router port.
+    /// directory under the platform's home, network prefix, subnet pool and router ports.
     pub fn start(
         p: &Platform,
         rack: &str,
         address: &str,
         net: (&str, &str),
-        http: u16,
+        (http, https): (u16, Option<u16>),
     ) -> RackAgent {
         let domain = format!("{rack}.localhost");
         let created = p
@@ -421,6 +421,11 @@ impl RackAgent {
             ])
             .args(["--net-prefix", net.0, "--subnet-pool", net.1])
             .args(["--http-listen", &format!("127.0.0.1:{http}")])
+            .args(
+                https
+                    .map(|port| vec!["--https-listen".to_string(), format!("127.0.0.1:{port}")])
+                    .unwrap_or_default(),
+            )
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::edge::{curl, pki};
 use crate::harness::*;
 use crate::web::{Purge, assert_root, free_port, get, wait_for_body};
 
@@ -22,6 +23,8 @@ const POOL: &str = "10.218.0.0/16";
 const EAST_PREFIX: &str = "mu";
 const EAST_POOL: &str = "10.219.0.0/16";
 const HOST: &str = "shop.test";
+/// Served over HTTPS only (plain HTTP is redirected), from a certificate uploaded once.
+const SECURE: &str = "secure.test";
 /// Short, so the test sees forwarding end; the default is five minutes.
 const GRACE_S: u64 = 20;
 /// Every load loop stops by then, whatever happens.
@@ -99,9 +102,10 @@ fn moving_an_environment_to_another_rack_fails_no_request() {
     let _purge = Purge::with_home(home.path().to_path_buf(), home.data_dir(), PREFIX);
     let _purge_east = Purge::new(east_dir, EAST_PREFIX);
     let (local_http, east_http) = (free_port(), free_port());
+    let (local_https, east_https) = (free_port(), free_port());
     let (h, hs) = (
         format!("127.0.0.1:{local_http}"),
-        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{local_https}"),
     );
     let p = Platform::start_with(
         home,
@@ -116,7 +120,13 @@ fn moving_an_environment_to_another_rack_fails_no_request() {
             POOL,
         ],
     );
-    let east = RackAgent::start(&p, "east", "127.0.0.2", (EAST_PREFIX, EAST_POOL), east_http);
+    let east = RackAgent::start(
+        &p,
+        "east",
+        "127.0.0.2",
+        (EAST_PREFIX, EAST_POOL),
+        (east_http, Some(east_https)),
+    );
 
     // shop on local: a web service answering with its rack's value of WHERE.
     let at = ["--env", "shop", "--stack", "app"];
@@ -148,6 +158,57 @@ fn moving_an_environment_to_another_rack_fails_no_request() {
     ))
     .ok();
     wait_for_body(local_http, HOST, "rack=local", Duration::from_secs(90));
+    // SECURE: HTTPS only, with a certificate uploaded once.
+    p.mesh(&["endpoint", "create", SECURE, "--env", "shop"])
+        .ok();
+    p.mesh(&with(
+        &["endpoint", "publish", SECURE, "--service", "web"],
+        &at,
+    ))
+    .ok();
+    p.mesh(&[
+        "endpoint",
+        "update",
+        SECURE,
+        "--env",
+        "shop",
+        "--https-redirect",
+        "on",
+    ])
+    .ok();
+    let (ca, leaf, key) = pki(&[SECURE]);
+    let dir = p.home.work();
+    std::fs::write(dir.join("ca.pem"), ca).unwrap();
+    std::fs::write(dir.join("secure.pem"), leaf).unwrap();
+    std::fs::write(dir.join("secure.key"), key).unwrap();
+    p.mesh(&[
+        "cert",
+        "upload",
+        "secure.pem",
+        "secure.key",
+        "--env",
+        "shop",
+    ])
+    .ok();
+    let ca = dir.join("ca.pem");
+    let secure = |port: u16, want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let got = curl("https", SECURE, port, "/", Some(&ca));
+            if got.status == 200 && got.body.trim() == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "https://{SECURE}:{port} did not answer {want:?}: {got:#?}\ncertificates: {}\n{}",
+                p.mesh(&["cert", "list", "--env", "shop"]).stdout,
+                p.log()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    secure(local_https, "rack=local");
+    assert_eq!(curl("http", SECURE, local_http, "/", None).status, 308);
 
     // Bad input changes nothing.
     let out = p.mesh(&["env", "update", "shop", "--rack", "nope"]).fails();
@@ -203,6 +264,8 @@ fn moving_an_environment_to_another_rack_fails_no_request() {
         .filter_map(|r| r["value"].as_str())
         .collect();
     assert_eq!(records, ["127.0.0.1", "127.0.0.2"], "{ep}");
+    // The certificate uploaded once is served by east's router too.
+    secure(east_https, "rack=east");
     let new = Load::start(east_http);
     // A config change on two racks rolls out on both, still failing nothing.
     p.mesh(&with(
@@ -235,6 +298,9 @@ fn moving_an_environment_to_another_rack_fails_no_request() {
     let forwarding_after = started.elapsed();
     // local's router now answers with east's instances, and local's still run.
     wait_for_body(local_http, HOST, "rack=east2", Duration::from_secs(10));
+    // Over HTTPS too, and east's router does not redirect what came to local over HTTPS.
+    secure(local_https, "rack=east2");
+    assert_eq!(curl("http", SECURE, local_http, "/", None).status, 308);
     assert!(
         instance_racks(&p, "web").contains(&"local".to_string()),
         "local's instances stop only after the grace"

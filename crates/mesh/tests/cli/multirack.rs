@@ -123,7 +123,7 @@ fn an_environment_on_two_racks_runs_on_both_and_cron_once_on_a_live_rack() {
         "east",
         "127.0.0.1",
         (EAST_PREFIX, EAST_POOL),
-        free_port(),
+        (free_port(), None),
     ));
     let east_log = || east.as_ref().map(RackAgent::log).unwrap_or_default();
 
