@@ -39,7 +39,9 @@ impl From<MigrationError> for ApiError {
             MigrationError::NoRack | MigrationError::GraceTooLong { .. } => {
                 ApiError::invalid(e.to_string())
             }
-            MigrationError::NoLiveRack { .. } => ApiError::precondition(e.to_string()),
+            MigrationError::NoLiveRack { .. } | MigrationError::NotHealthyYet { .. } => {
+                ApiError::precondition(e.to_string())
+            }
         }
     }
 }

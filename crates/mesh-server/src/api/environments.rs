@@ -142,7 +142,13 @@ pub async fn update(
                     .any(|s| live.state(s) != mesh_types::api::ServerState::Lost)
         })
     };
-    migration::check_racks(&current, &req.racks, has_live)?;
+    let placed = migration::observe(store, &current, live).await?;
+    let healthy = |rack: &Name| {
+        placed
+            .iter()
+            .any(|p| &p.rack == rack && p.state == mesh_types::api::PlacementState::Healthy)
+    };
+    migration::check_racks(&current, &req.racks, has_live, healthy)?;
     let grace = migration::grace_ms(req.drain_grace_s)?;
     let leaving = migration::leaving_after(&current, &req.racks, grace, state.now(), has_live);
     // A rack being left keeps its alias until the environment has left it.

@@ -25,6 +25,17 @@ pub enum MigrationError {
          them), or keep a healthy rack in the list"
     )]
     NoLiveRack { racks: String, leaving: String },
+    #[error(
+        "{leaving} would stop serving the environment while {racks} is not healthy yet for it: \
+         bring it up there first with `mesh env update {env} --rack {both}`, which returns once \
+         it is healthy, then take {leaving} out"
+    )]
+    NotHealthyYet {
+        env: String,
+        racks: String,
+        leaving: String,
+        both: String,
+    },
     #[error("--drain-grace: at most {max}s (one day); DNS caches rarely keep a record longer")]
     GraceTooLong { max: u64 },
 }
@@ -57,25 +68,38 @@ pub fn leaving_after(
     leaving
 }
 
-/// Checks a new rack list against which racks have a live server (`live(rack)`): it may not
-/// take away the last racks that can run the environment, leaving only racks that cannot
-/// (the move would wait for ever). Where no rack has a live server, nothing is lost.
+/// Checks a new rack list against which racks have a live server (`live(rack)`) and on which
+/// the environment is healthy now (`healthy(rack)`). It may not take away the last racks that
+/// can run the environment, keeping only racks that cannot (the move would wait for ever), nor
+/// its last healthy racks while no remaining rack is healthy yet (bring the new rack up first
+/// with both in the list). Where no rack is live, or none healthy, nothing is lost.
 pub fn check_racks(
     env: &Environment,
     racks: &[Name],
     live: impl Fn(&Name) -> bool,
+    healthy: impl Fn(&Name) -> bool,
 ) -> Result<(), MigrationError> {
     if racks.is_empty() {
         return Err(MigrationError::NoRack);
     }
     let removed: Vec<&Name> = env.racks.iter().filter(|r| !racks.contains(r)).collect();
-    if !removed.iter().any(|r| live(r)) || racks.iter().any(&live) {
-        return Ok(());
+    if removed.iter().any(|r| live(r)) && !racks.iter().any(&live) {
+        return Err(MigrationError::NoLiveRack {
+            racks: join(racks.iter()),
+            leaving: join(removed.into_iter()),
+        });
     }
-    Err(MigrationError::NoLiveRack {
-        racks: join(racks.iter()),
-        leaving: join(removed.into_iter()),
-    })
+    if removed.iter().any(|r| healthy(r)) && !racks.iter().any(&healthy) {
+        let mut both: Vec<&Name> = removed.clone();
+        both.extend(racks.iter());
+        return Err(MigrationError::NotHealthyYet {
+            env: env.name.to_string(),
+            racks: join(racks.iter()),
+            leaving: join(removed.into_iter()),
+            both: join(both.into_iter()),
+        });
+    }
+    Ok(())
 }
 
 /// The drain grace asked for, in milliseconds.

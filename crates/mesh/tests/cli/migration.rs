@@ -231,6 +231,15 @@ fn moving_an_environment_to_another_rack_fails_no_request() {
         out.code != 0 && out.stderr.contains("rack name"),
         "{out:#?}"
     );
+    // Taking local away before shop runs on east would leave it nowhere healthy.
+    let out = p.mesh(&["env", "update", "shop", "--rack", "east"]).fails();
+    assert!(
+        out.error().contains("not healthy yet")
+            && out
+                .error()
+                .contains("mesh env update shop --rack local,east"),
+        "{out:#?}"
+    );
     let env = p.mesh(&["env", "show", "shop", "--json"]).ok().json();
     assert_eq!(env["racks"], serde_json::json!(["local"]), "{env}");
     assert!(env.get("leaving").is_none(), "{env}");

@@ -105,9 +105,11 @@ fn racks_taken_out_start_leaving_and_racks_put_back_stop() {
 #[test]
 fn a_list_must_keep_a_live_rack_when_it_takes_one_away() {
     let e = env(&["local"], vec![]);
-    assert_eq!(check_racks(&e, &[], |_| true), Err(MigrationError::NoRack));
+    let any = |_: &Name| true;
+    let none = |_: &Name| false;
+    assert_eq!(check_racks(&e, &[], any, any), Err(MigrationError::NoRack));
     let only_local = |r: &Name| r.as_str() == "local";
-    let err = check_racks(&e, &[n("east")], only_local).unwrap_err();
+    let err = check_racks(&e, &[n("east")], only_local, none).unwrap_err();
     assert_eq!(
         err,
         MigrationError::NoLiveRack {
@@ -116,14 +118,44 @@ fn a_list_must_keep_a_live_rack_when_it_takes_one_away() {
         }
     );
     assert!(err.to_string().contains("nowhere to run"), "{err}");
+    assert_eq!(check_racks(&e, &[n("east")], any, none), Ok(()));
+    // With no live server anywhere, moving loses nothing.
+    assert_eq!(check_racks(&e, &[n("east")], none, none), Ok(()));
+    // Adding a rack with no server yet is fine: nothing leaves.
     assert_eq!(
-        check_racks(&e, &[n("east")], |r| r.as_str() == "east"),
+        check_racks(&e, &[n("local"), n("east")], only_local, only_local),
         Ok(())
     );
-    // With no live server anywhere, moving loses nothing.
-    assert_eq!(check_racks(&e, &[n("east")], |_| false), Ok(()));
-    // Adding a rack with no server yet is fine: nothing leaves.
-    assert_eq!(check_racks(&e, &[n("local"), n("east")], |_| false), Ok(()));
+}
+
+#[test]
+fn a_list_must_keep_a_healthy_rack_until_another_is() {
+    let e = env(&["local"], vec![]);
+    let any = |_: &Name| true;
+    let only_local = |r: &Name| r.as_str() == "local";
+    // east is live but shop is not healthy there yet: local must stay.
+    let err = check_racks(&e, &[n("east")], any, only_local).unwrap_err();
+    assert_eq!(
+        err,
+        MigrationError::NotHealthyYet {
+            env: "shop".into(),
+            racks: "east".into(),
+            leaving: "local".into(),
+            both: "local,east".into(),
+        }
+    );
+    assert!(
+        err.to_string()
+            .contains("`mesh env update shop --rack local,east`"),
+        "{err}"
+    );
+    // Once east is healthy, local may go.
+    assert_eq!(check_racks(&e, &[n("east")], any, any), Ok(()));
+    // Taking away a rack that is not healthy is always fine.
+    let e = env(&["local", "east"], vec![]);
+    assert_eq!(check_racks(&e, &[n("local")], any, only_local), Ok(()));
+    // With no rack healthy (nothing deployed yet), nothing healthy is lost.
+    assert_eq!(check_racks(&e, &[n("east")], any, |_| false), Ok(()));
 }
 
 #[test]
