@@ -69,6 +69,19 @@ async fn redirects_http_to_https_except_acme_challenges() {
     assert_eq!(resp.headers()["x-backend"], "web");
 }
 
+/// A router whose `secure.test` (served by backend `web`) redirects plain HTTP to HTTPS; its
+/// config, to change.
+async fn secure_only() -> (Backend, mesh_router::RouterConfig, mesh_router::Router) {
+    let web = Backend::echo("web").await;
+    let mut cfg = Cfg::default()
+        .route("secure.test", "/", "web")
+        .upstream("web", vec![inst("web-1", web.addr)])
+        .build();
+    cfg.https_redirects = vec!["secure.test".to_owned()];
+    let r = router(cfg.clone()).await;
+    (web, cfg, r)
+}
+
 /// A plain-HTTP request with `X-Forwarded-Proto`, as another router forwards it.
 async fn forwarded(router: std::net::SocketAddr, proto: &str) -> Reply {
     let req = http::Request::get("/cart")
@@ -82,13 +95,7 @@ async fn forwarded(router: std::net::SocketAddr, proto: &str) -> Reply {
 
 #[tokio::test]
 async fn a_trusted_peer_that_terminated_tls_is_not_redirected() {
-    let web = Backend::echo("web").await;
-    let mut cfg = Cfg::default()
-        .route("secure.test", "/", "web")
-        .upstream("web", vec![inst("web-1", web.addr)])
-        .build();
-    cfg.https_redirects = vec!["secure.test".to_owned()];
-    let r = router(cfg.clone()).await;
+    let (web, mut cfg, r) = secure_only().await;
     let http = r.http_addr();
 
     // From anyone, the header changes nothing.
@@ -123,13 +130,7 @@ async fn a_trusted_peer_that_terminated_tls_is_not_redirected() {
 
 #[tokio::test]
 async fn a_peer_is_trusted_from_its_next_request_on_an_open_connection() {
-    let web = Backend::echo("web").await;
-    let mut cfg = Cfg::default()
-        .route("secure.test", "/", "web")
-        .upstream("web", vec![inst("web-1", web.addr)])
-        .build();
-    cfg.https_redirects = vec!["secure.test".to_owned()];
-    let r = router(cfg.clone()).await;
+    let (_web, mut cfg, r) = secure_only().await;
     // One keep-alive connection, as a forwarding router's pool holds it.
     let tcp = tokio::net::TcpStream::connect(r.http_addr())
         .await

@@ -71,11 +71,15 @@ fn grace_arg(s: &str) -> Result<u64, String> {
 const WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// Whether a rack move has got where `mesh env update` waits for: every rack the environment
-/// is on healthy, and every rack it leaves forwarding (or gone).
+/// is on healthy, and every rack it leaves forwarding (or gone). A rack without a live server
+/// cannot get anywhere until its agent runs: it is shown, not waited for, and neither is a
+/// rack being left that waits for it.
 fn settled(placement: &[RackPlacement]) -> bool {
+    let lost = placement.iter().any(|p| p.state == PlacementState::Lost);
     placement.iter().all(|p| match p.state {
-        PlacementState::Healthy | PlacementState::Forwarding => true,
-        PlacementState::Starting | PlacementState::Lost | PlacementState::Leaving => false,
+        PlacementState::Healthy | PlacementState::Forwarding | PlacementState::Lost => true,
+        PlacementState::Leaving => lost,
+        PlacementState::Starting => false,
     })
 }
 
@@ -315,4 +319,46 @@ fn indent(s: &str) -> String {
         .map(|l| format!("  {l}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(rack: &str, state: PlacementState) -> RackPlacement {
+        RackPlacement {
+            rack: rack.parse().unwrap(),
+            state,
+            detail: String::new(),
+            until: Some(1_700_000_000_000).filter(|_| state == PlacementState::Forwarding),
+        }
+    }
+
+    #[test]
+    fn update_waits_for_racks_that_can_get_healthy() {
+        use PlacementState::*;
+        assert!(settled(&[at("local", Healthy), at("east", Healthy)]));
+        assert!(!settled(&[at("local", Healthy), at("east", Starting)]));
+        // A rack without a live server is reported, not waited for.
+        assert!(settled(&[at("local", Healthy), at("east", Lost)]));
+        // A rack being left waits for the remaining ones, unless one of them cannot come up.
+        assert!(!settled(&[at("east", Healthy), at("local", Leaving)]));
+        assert!(settled(&[at("east", Lost), at("local", Leaving)]));
+        assert!(settled(&[at("east", Healthy), at("local", Forwarding)]));
+    }
+
+    #[test]
+    fn a_rack_line_says_its_state_why_and_until_when() {
+        let mut p = at("local", PlacementState::Forwarding);
+        p.detail = "forwarding to east".into();
+        let line = placement_line(&p);
+        assert!(
+            line.starts_with("local: forwarding (forwarding to east) until 20"),
+            "{line}"
+        );
+        assert_eq!(
+            placement_line(&at("east", PlacementState::Healthy)),
+            "east: healthy"
+        );
+    }
 }

@@ -149,21 +149,9 @@ async fn a_value_that_does_not_open_holds_up_its_stack_only() {
     wrong.close().await;
 }
 
-fn cron_services(doc: &DesiredState) -> Vec<String> {
-    doc.environments
-        .iter()
-        .flat_map(|e| &e.stacks)
-        .flat_map(|s| &s.services)
-        .filter(|s| s.schedule.is_some())
-        .map(|s| s.name.to_string())
-        .collect()
-}
-
-#[tokio::test]
-async fn cron_jobs_go_to_the_first_healthy_rack_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, local) =
-        platform(&dir.path().join("state.db"), MasterKey::generate().unwrap()).await;
+/// Rack `east` beside `local`, a cron job `tick` in shop's stack, and a live server on each
+/// rack (`box-a` with its router on 127.0.0.1:8080, `box-b` on 127.0.0.2:80).
+async fn east_tick_and_servers(store: &SqlStore, local: &Rack) -> Rack {
     let east = Rack {
         name: name("east"),
         region: name("east"),
@@ -171,10 +159,6 @@ async fn cron_jobs_go_to_the_first_healthy_rack_only() {
         ..local.clone()
     };
     store.create_rack(&east).await.unwrap();
-    store
-        .update_environment_racks("shop", &[name("local"), name("east")], &[], &[], 1)
-        .await
-        .unwrap();
     store
         .create_service(
             "shop",
@@ -193,7 +177,10 @@ async fn cron_jobs_go_to_the_first_healthy_rack_only() {
         .await
         .unwrap();
     let t = LIVE.now;
-    for (rack, server) in [("local", "box-a"), ("east", "box-b")] {
+    for (rack, server, router) in [
+        ("local", "box-a", "127.0.0.1:8080"),
+        ("east", "box-b", "127.0.0.2:80"),
+    ] {
         let s = Server {
             name: name(server),
             rack: name(rack),
@@ -205,10 +192,34 @@ async fn cron_jobs_go_to_the_first_healthy_rack_only() {
             created_at: t,
             version: None,
             instances: 0,
-            router: None,
+            router: Some(router.into()),
         };
         store.claim_server(&s, &[]).await.unwrap();
     }
+    east
+}
+
+fn cron_services(doc: &DesiredState) -> Vec<String> {
+    doc.environments
+        .iter()
+        .flat_map(|e| &e.stacks)
+        .flat_map(|s| &s.services)
+        .filter(|s| s.schedule.is_some())
+        .map(|s| s.name.to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn cron_jobs_go_to_the_first_healthy_rack_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, local) =
+        platform(&dir.path().join("state.db"), MasterKey::generate().unwrap()).await;
+    let east = east_tick_and_servers(&store, &local).await;
+    store
+        .update_environment_racks("shop", &[name("local"), name("east")], &[], &[], 1)
+        .await
+        .unwrap();
+    let t = LIVE.now;
     let docs = |live| {
         let store = store.clone();
         let (local, east) = (local.clone(), east.clone());
@@ -265,54 +276,12 @@ async fn a_rack_being_left_forwards_to_the_rest_and_its_alias_is_served_by_all()
     let dir = tempfile::tempdir().unwrap();
     let (store, local) =
         platform(&dir.path().join("state.db"), MasterKey::generate().unwrap()).await;
-    let east = Rack {
-        name: name("east"),
-        region: name("east"),
-        domain: Domain::parse("east.test").unwrap(),
-        ..local.clone()
-    };
-    store.create_rack(&east).await.unwrap();
+    let east = east_tick_and_servers(&store, &local).await;
     let t = LIVE.now;
-    for (rack, server, router) in [
-        ("local", "box-a", "127.0.0.1:8080"),
-        ("east", "box-b", "127.0.0.2:80"),
-    ] {
-        let s = Server {
-            name: name(server),
-            rack: name(rack),
-            address: "127.0.0.1".into(),
-            cpus: 1.0,
-            memory_mb: 1024,
-            state: mesh_types::api::ServerState::Ready,
-            last_heartbeat: Some(t),
-            created_at: t,
-            version: None,
-            instances: 0,
-            router: Some(router.into()),
-        };
-        store.claim_server(&s, &[]).await.unwrap();
-    }
     let alias = |rack: &str| AliasSpec {
         domain: Domain::parse(&format!("shop.{rack}.test")).unwrap(),
         rack: name(rack),
     };
-    store
-        .create_service(
-            "shop",
-            "app",
-            &ServiceSpec {
-                name: name("tick"),
-                command: Some("date".into()),
-                schedule: Some("@every 5s".parse().unwrap()),
-                port: 5000,
-                instances: 1,
-                size: InstanceSize::Small,
-                health: HealthCheck::default(),
-            },
-            1,
-        )
-        .await
-        .unwrap();
     let mut leaving = LeavingRack {
         rack: name("local"),
         since: t,
