@@ -106,14 +106,15 @@ pub struct Agent {
 }
 
 /// Where other racks' routers reach a router bound to `bound` on a server reached at `address`
-/// (`--address`): the bound address itself, or for a wildcard bind (`0.0.0.0:80`) the server's
-/// address with that port. None when neither names one host.
+/// (`--address`, an IP address): that address with the router's port, when the router listens
+/// there (bound to it, or to every address). None otherwise: a router bound to loopback on a
+/// server others reach at a public address is not reachable from other racks.
 pub fn router_address(bound: std::net::SocketAddr, address: &str) -> Option<std::net::SocketAddr> {
-    if !bound.ip().is_unspecified() {
-        return Some(bound);
-    }
     let ip: std::net::IpAddr = address.trim().parse().ok()?;
-    (!ip.is_unspecified()).then_some(std::net::SocketAddr::new(ip, bound.port()))
+    if ip.is_unspecified() || !(bound.ip().is_unspecified() || bound.ip() == ip) {
+        return None;
+    }
+    Some(std::net::SocketAddr::new(ip, bound.port()))
 }
 
 pub fn now_ms() -> UnixMs {

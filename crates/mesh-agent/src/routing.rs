@@ -14,8 +14,16 @@ pub struct Routing {
     pub certificates: Vec<CertificateDoc>,
     /// Every environment's HTTP-01 answers.
     pub acme_challenges: Vec<AcmeChallengeDoc>,
-    /// Routers of racks being left that forward here now: trusted like proxies meanwhile.
-    pub trusted_peers: Vec<std::net::IpAddr>,
+    /// Routers of racks being left that forward here now: trusted like proxies meanwhile, for
+    /// the hosts of the environments they forward.
+    pub trusted_peers: Vec<Peer>,
+}
+
+/// A router that forwards an environment's hosts here while a rack is being left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub ip: std::net::IpAddr,
+    pub hosts: Vec<String>,
 }
 
 impl Routing {
@@ -23,11 +31,22 @@ impl Routing {
     /// service (by `upstream_key`).
     pub fn new(
         desired: &mesh_types::desired::DesiredState,
+        upstreams: std::collections::BTreeMap<String, Vec<Backend>>,
+    ) -> Self {
+        Self::with_own_router(desired, upstreams, None)
+    }
+
+    /// [`Routing::new`] for a server whose own router takes plain HTTP at `own`: a rack being
+    /// left never forwards to itself (a stale or mistaken address), it serves instead.
+    pub fn with_own_router(
+        desired: &mesh_types::desired::DesiredState,
         mut upstreams: std::collections::BTreeMap<String, Vec<Backend>>,
+        own: Option<SocketAddr>,
     ) -> Self {
         let envs = &desired.environments;
         for env in envs.iter().filter(|e| !e.forward_to.is_empty()) {
-            let to = forward_backends(&env.forward_to);
+            let mut to = forward_backends(&env.forward_to);
+            to.retain(|b| Some(b.addr) != own);
             if to.is_empty() {
                 continue;
             }
@@ -96,17 +115,28 @@ pub fn upstream_key(environment: &str, stack: &str, service: &str) -> String {
     format!("{environment}/{stack}-{service}")
 }
 
-/// The addresses of the routers that forward to this rack, once each.
-fn peers(envs: &[mesh_types::desired::EnvironmentDoc]) -> Vec<std::net::IpAddr> {
-    let mut ips: Vec<std::net::IpAddr> = envs
-        .iter()
-        .flat_map(|e| &e.forwarded_from)
-        .filter_map(|a| a.parse::<SocketAddr>().ok())
-        .map(|a| a.ip())
-        .collect();
-    ips.sort();
-    ips.dedup();
-    ips
+/// The routers that forward to this rack, once each, with the hosts of the environments they
+/// forward here.
+fn peers(envs: &[mesh_types::desired::EnvironmentDoc]) -> Vec<Peer> {
+    let mut by_ip: std::collections::BTreeMap<std::net::IpAddr, Vec<String>> =
+        std::collections::BTreeMap::new();
+    for e in envs {
+        for ip in e
+            .forwarded_from
+            .iter()
+            .filter_map(|a| a.parse::<SocketAddr>().ok())
+            .map(|a| a.ip())
+        {
+            let hosts = by_ip.entry(ip).or_default();
+            hosts.extend(e.routes.iter().map(|r| r.host.clone()));
+            hosts.sort();
+            hosts.dedup();
+        }
+    }
+    by_ip
+        .into_iter()
+        .map(|(ip, hosts)| Peer { ip, hosts })
+        .collect()
 }
 
 /// The routers a rack the environment is leaving forwards to, as backends (`forward:ADDR`):
@@ -208,10 +238,29 @@ mod tests {
         assert_eq!(
             routing.trusted_peers,
             vec![
-                "127.0.0.2".parse::<std::net::IpAddr>().unwrap(),
-                "2001:db8::1".parse().unwrap()
+                Peer {
+                    ip: "127.0.0.2".parse().unwrap(),
+                    hosts: vec!["blog.test".into(), "shop.test".into()]
+                },
+                Peer {
+                    ip: "2001:db8::1".parse().unwrap(),
+                    hosts: vec!["blog.test".into()]
+                },
             ]
         );
+    }
+
+    #[test]
+    fn a_rack_never_forwards_to_its_own_router() {
+        let desired = DesiredState {
+            rack: "local".parse().unwrap(),
+            region: "here".parse().unwrap(),
+            environments: vec![env("shop", &["127.0.0.1:8080"])],
+        };
+        let upstreams = BTreeMap::from([("shop/app-web".to_string(), vec![local("shop-1")])]);
+        let own = Some("127.0.0.1:8080".parse().unwrap());
+        let routing = Routing::with_own_router(&desired, upstreams, own);
+        assert_eq!(routing.upstreams[0].instances, vec![local("shop-1")]);
     }
 
     #[test]

@@ -33,10 +33,19 @@ pub struct RouterConfig {
     #[serde(default)]
     pub default_certificate: Option<String>,
     /// Other routers of the platform that forward to this one now (a rack an environment is
-    /// leaving): trusted like `RouterOptions::trusted_proxies` while they are listed, so the
-    /// visitor's address and HTTPS-ness carry over.
+    /// leaving): trusted like `RouterOptions::trusted_proxies` while they are listed, for the
+    /// hosts they forward only, so the visitor's address and HTTPS-ness carry over.
     #[serde(default)]
-    pub trusted_peers: Vec<std::net::IpAddr>,
+    pub trusted_peers: Vec<TrustedPeer>,
+}
+
+/// A router that forwards some hosts to this one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedPeer {
+    pub ip: std::net::IpAddr,
+    /// The hosts (endpoint domains) it forwards here; its forwarding headers count for these.
+    pub hosts: Vec<String>,
 }
 
 /// One routing rule of an endpoint.

@@ -39,7 +39,8 @@ pub mod tls;
 mod tracker;
 
 pub use config::{
-    CertificateConfig, InstanceConfig, RouteConfig, RouterConfig, ServiceKey, UpstreamConfig,
+    CertificateConfig, InstanceConfig, RouteConfig, RouterConfig, ServiceKey, TrustedPeer,
+    UpstreamConfig,
 };
 pub use error::{CertificateError, ConfigError, RouterError};
 pub use metrics::{MetricsHandle, serve_metrics};

@@ -226,7 +226,7 @@ pub(crate) async fn handle(
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
     // A configured proxy, or a router of the platform forwarding here now (per request: that
     // changes while a connection stays open).
-    let trusted = conn.trusted || state.table.load().trusts_peer(conn.peer.ip());
+    let trusted = conn.trusted || state.table.load().trusts_peer(conn.peer.ip(), &host);
     // Over HTTPS to this router, or to a trusted peer that says so.
     let https = conn.https
         || (trusted

@@ -23,7 +23,8 @@ pub struct RouteTable {
     upstreams: HashMap<ServiceKey, Arc<Upstream>>,
     https_redirects: HashSet<String>,
     acme_challenges: HashMap<String, String>,
-    trusted_peers: HashSet<std::net::IpAddr>,
+    /// Peer address -> the normalized hosts it forwards here.
+    trusted_peers: HashMap<std::net::IpAddr, HashSet<String>>,
 }
 
 /// One host + path prefix bound to an upstream.
@@ -171,14 +172,21 @@ impl RouteTable {
                 upstreams,
                 https_redirects,
                 acme_challenges: config.acme_challenges.clone(),
-                trusted_peers: config
-                    .trusted_peers
-                    .iter()
-                    .map(|ip| ip.to_canonical())
-                    .collect(),
+                trusted_peers: Self::peers(&config.trusted_peers),
             },
             warnings,
         ))
+    }
+
+    /// Peer address -> normalized hosts; hosts that do not normalize are left out.
+    fn peers(list: &[crate::config::TrustedPeer]) -> HashMap<std::net::IpAddr, HashSet<String>> {
+        let mut out: HashMap<std::net::IpAddr, HashSet<String>> = HashMap::new();
+        for p in list {
+            out.entry(p.ip.to_canonical())
+                .or_default()
+                .extend(p.hosts.iter().filter_map(|h| normalize_host(h)));
+        }
+        out
     }
 
     /// The route for a normalized host (see `normalize_host`) and a request path.
@@ -199,9 +207,18 @@ impl RouteTable {
         self.https_redirects.contains(host)
     }
 
-    /// Whether `ip` is a router of the platform forwarding to this one now.
-    pub fn trusts_peer(&self, ip: std::net::IpAddr) -> bool {
-        !self.trusted_peers.is_empty() && self.trusted_peers.contains(&ip.to_canonical())
+    /// Whether `ip` is a router of the platform forwarding some hosts to this one now.
+    pub fn has_peer(&self, ip: std::net::IpAddr) -> bool {
+        !self.trusted_peers.is_empty() && self.trusted_peers.contains_key(&ip.to_canonical())
+    }
+
+    /// Whether `ip` is a router of the platform forwarding the normalized `host` here now.
+    pub fn trusts_peer(&self, ip: std::net::IpAddr, host: &str) -> bool {
+        self.has_peer(ip)
+            && self
+                .trusted_peers
+                .get(&ip.to_canonical())
+                .is_some_and(|hosts| hosts.contains(host))
     }
 
     /// The key authorization for an HTTP-01 token.

@@ -42,14 +42,17 @@ async fn pass(state: &AppState) -> Result<bool, mesh_store::StoreError> {
             continue;
         }
         let live = state.liveness();
-        let placement = migration::observe(store, &env, live).await?;
-        let healthy = migration::remaining_healthy(&placement);
+        let observed = migration::observe(store, &env, live).await?;
+        let healthy = migration::remaining_healthy(&observed.placement);
         for leaving in &env.leaving {
             let (env_name, rack) = (env.name.as_str(), leaving.rack.as_str());
             match migration::step(leaving, healthy, live.now) {
                 Step::Wait | Step::Forward => {}
                 Step::StartForwarding => {
-                    if store.start_forwarding(env_name, rack, live.now).await? {
+                    if store
+                        .start_forwarding(env_name, rack, leaving.since, live.now)
+                        .await?
+                    {
                         tracing::info!(
                             environment = env_name,
                             rack,
@@ -61,7 +64,7 @@ async fn pass(state: &AppState) -> Result<bool, mesh_store::StoreError> {
                     }
                 }
                 Step::Finish => {
-                    if store.finish_leaving(env_name, rack).await? {
+                    if store.finish_leaving(env_name, rack, leaving.since).await? {
                         tracing::info!(
                             environment = env_name,
                             rack,

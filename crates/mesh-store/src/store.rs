@@ -174,7 +174,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Environment>;
     async fn list_environments(&self) -> StoreResult<Vec<Environment>>;
     async fn get_environment(&self, name: &str) -> StoreResult<Environment>;
-    /// Replaces the racks and the racks it is leaving (a rack may not be in both).
+    /// Places the environment on `racks` and merges the racks it is leaving (a rack may not
+    /// be in both): a rack put back stops leaving; a rack of `leaving` that is placed now
+    /// starts leaving unless it already is; existing leaving entries are never rewritten.
+    /// Aliases of racks it is neither on nor leaving afterwards are left out.
     async fn update_environment_racks(
         &self,
         name: &str,
@@ -183,12 +186,19 @@ pub trait Store: Send + Sync + 'static {
         aliases: &[AliasSpec],
         at: UnixMs,
     ) -> StoreResult<Environment>;
-    /// The remaining racks are healthy: the leaving `rack` forwards from `at`. False if it is
-    /// not leaving or forwards already (another control plane was first).
-    async fn start_forwarding(&self, env: &str, rack: &str, at: UnixMs) -> StoreResult<bool>;
-    /// The environment has left `rack`: its leaving entry and that rack's alias endpoints go.
-    /// False if it was not leaving it.
-    async fn finish_leaving(&self, env: &str, rack: &str) -> StoreResult<bool>;
+    /// The remaining racks are healthy: the leaving `rack` (taken out at `since`) forwards
+    /// from `at`. False if that entry is gone or forwards already (another control plane was
+    /// first, or the rack was put back and taken out again).
+    async fn start_forwarding(
+        &self,
+        env: &str,
+        rack: &str,
+        since: UnixMs,
+        at: UnixMs,
+    ) -> StoreResult<bool>;
+    /// The environment has left `rack` (the entry taken out at `since`, forwarding): the entry
+    /// and that rack's alias endpoints go. False if that entry is not there.
+    async fn finish_leaving(&self, env: &str, rack: &str, since: UnixMs) -> StoreResult<bool>;
     async fn delete_environment(&self, name: &str) -> StoreResult<()>;
 
     // Stacks.

@@ -100,7 +100,14 @@ pub fn router_config(routing: &Routing) -> RouterConfig {
             .map(|c| (c.token.clone(), c.key_authorization.clone()))
             .collect(),
         default_certificate: None,
-        trusted_peers: routing.trusted_peers.clone(),
+        trusted_peers: routing
+            .trusted_peers
+            .iter()
+            .map(|p| mesh_router::TrustedPeer {
+                ip: p.ip,
+                hosts: p.hosts.clone(),
+            })
+            .collect(),
     }
 }
 

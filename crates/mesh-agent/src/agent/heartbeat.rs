@@ -100,8 +100,14 @@ mod router_tests {
     fn a_router_is_reached_at_its_bound_address_or_the_servers() {
         let at = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
         assert_eq!(
-            router_address(at("127.0.0.1:8080"), "10.0.0.5"),
+            router_address(at("127.0.0.1:8080"), "127.0.0.1"),
             Some(at("127.0.0.1:8080"))
+        );
+        // Bound to loopback on a server others reach elsewhere: not reachable from other racks.
+        assert_eq!(router_address(at("127.0.0.1:8080"), "10.0.0.5"), None);
+        assert_eq!(
+            router_address(at("10.0.0.5:80"), "10.0.0.5"),
+            Some(at("10.0.0.5:80"))
         );
         assert_eq!(
             router_address(at("0.0.0.0:80"), "203.0.113.7"),

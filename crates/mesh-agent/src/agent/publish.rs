@@ -45,7 +45,7 @@ impl Agent {
                 });
             }
         }
-        let routing = Routing::new(desired, upstreams);
+        let routing = Routing::with_own_router(desired, upstreams, self.router.get().copied());
         self.routing.send_if_modified(|old| {
             let changed = *old != routing;
             if changed {

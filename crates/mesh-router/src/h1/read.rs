@@ -36,11 +36,30 @@ where
                     return ReadHead::Http2;
                 }
                 if !maybe_h2 && head_may_end(&input[searched.saturating_sub(2)..]) {
-                    let peer = self.conn.peer.ip();
-                    let trusted = self.conn.trusted || self.state.table.load().trusts_peer(peer);
-                    self.client.set_trusted(trusted);
+                    self.client.set_trusted(self.conn.trusted);
                     match head::parse_request(input, &self.client, &mut self.send) {
-                        Ok(Parsed::Complete(r)) => return ReadHead::Request(r),
+                        Ok(Parsed::Complete(r)) => {
+                            // A router of the platform forwarding this host here now: its
+                            // forwarding headers count (checked per request: that changes while
+                            // a connection stays open). The head is read again, trusted.
+                            let peer = self.conn.peer.ip();
+                            let table = self.state.table.load();
+                            let forwarded = !self.conn.trusted
+                                && table.has_peer(peer)
+                                && r.host
+                                    .as_deref()
+                                    .and_then(crate::table::normalize_host)
+                                    .is_some_and(|h| table.trusts_peer(peer, &h));
+                            if !forwarded {
+                                return ReadHead::Request(r);
+                            }
+                            self.client.set_trusted(true);
+                            match head::parse_request(input, &self.client, &mut self.send) {
+                                Ok(Parsed::Complete(r)) => return ReadHead::Request(r),
+                                Ok(Parsed::Partial) => {}
+                                Err(invalid) => return self.refuse_head(invalid).await,
+                            }
+                        }
                         Ok(Parsed::Partial) => {}
                         Err(invalid) => return self.refuse_head(invalid).await,
                     }

@@ -82,6 +82,14 @@ async fn secure_only() -> (Backend, mesh_router::RouterConfig, mesh_router::Rout
     (web, cfg, r)
 }
 
+/// This machine's loopback as a router forwarding `hosts` here.
+fn peer(hosts: &[&str]) -> mesh_router::TrustedPeer {
+    mesh_router::TrustedPeer {
+        ip: "127.0.0.1".parse().expect("ip"),
+        hosts: hosts.iter().map(|h| h.to_string()).collect(),
+    }
+}
+
 /// A plain-HTTP request with `X-Forwarded-Proto`, as another router forwards it.
 async fn forwarded(router: std::net::SocketAddr, proto: &str) -> Reply {
     let req = http::Request::get("/cart")
@@ -103,8 +111,15 @@ async fn a_trusted_peer_that_terminated_tls_is_not_redirected() {
     assert_eq!(reply.status, StatusCode::PERMANENT_REDIRECT);
     assert_eq!(web.hits(), 0);
 
-    // From a router of the platform that forwards here now (a rack being left), it counts.
-    cfg.trusted_peers = vec!["127.0.0.1".parse().expect("ip")];
+    // From a router of the platform that forwards here now (a rack being left), it counts, for
+    // the hosts that router forwards only.
+    cfg.trusted_peers = vec![peer(&["other.test"])];
+    r.update(cfg.clone()).expect("update");
+    assert_eq!(
+        forwarded(http, "https").await.status,
+        StatusCode::PERMANENT_REDIRECT
+    );
+    cfg.trusted_peers = vec![peer(&["other.test", "Secure.Test"])];
     r.update(cfg.clone()).expect("update");
     let reply = forwarded(http, "https").await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -149,7 +164,7 @@ async fn a_peer_is_trusted_from_its_next_request_on_an_open_connection() {
     };
     let resp = within("first", ask(&mut h1)).await.expect("response");
     assert_eq!(resp.status(), StatusCode::PERMANENT_REDIRECT);
-    cfg.trusted_peers = vec!["127.0.0.1".parse().expect("ip")];
+    cfg.trusted_peers = vec![peer(&["secure.test"])];
     r.update(cfg).expect("update");
     let resp = within("second", ask(&mut h1)).await.expect("response");
     assert_eq!(

@@ -78,7 +78,9 @@ pub async fn get(
     let stacks = store.list_stacks(&name).await?;
     let services = store.list_services(&name, None).await?;
     let endpoints = store.list_endpoints(&name).await?;
-    let placement = migration::observe(store, &environment, state.liveness()).await?;
+    let placement = migration::observe(store, &environment, state.liveness())
+        .await?
+        .placement;
     Ok(Json(EnvironmentDetails {
         environment,
         stacks,
@@ -142,12 +144,9 @@ pub async fn update(
                     .any(|s| live.state(s) != mesh_types::api::ServerState::Lost)
         })
     };
-    let placed = migration::observe(store, &current, live).await?;
-    let healthy = |rack: &Name| {
-        placed
-            .iter()
-            .any(|p| &p.rack == rack && p.state == mesh_types::api::PlacementState::Healthy)
-    };
+    // A rack being left counts as it is: putting a healthy one back is fine.
+    let observed = migration::observe(store, &current, live).await?;
+    let healthy = |rack: &Name| observed.healthy.contains(rack);
     migration::check_racks(&current, &req.racks, has_live, healthy)?;
     let grace = migration::grace_ms(req.drain_grace_s)?;
     let leaving = migration::leaving_after(&current, &req.racks, grace, state.now(), has_live);

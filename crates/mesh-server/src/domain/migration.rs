@@ -252,13 +252,36 @@ fn join<'a>(names: impl Iterator<Item = &'a Name>) -> String {
 #[path = "migration/tests.rs"]
 mod tests;
 
+/// Where an environment stands now: per rack as `mesh env show` prints it, and the racks (those
+/// it is leaving included) where every service runs healthy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub placement: Vec<RackPlacement>,
+    pub healthy: Vec<Name>,
+}
+
+/// The racks of `env`, those it is leaving included, where it is healthy now.
+pub fn healthy_racks(
+    env: &Environment,
+    services: &[Service],
+    instances: &[Instance],
+    lost: impl Fn(&Name) -> bool,
+) -> Vec<Name> {
+    env.racks
+        .iter()
+        .chain(env.leaving.iter().map(|l| &l.rack))
+        .filter(|r| rack_state(r, lost(r), services, instances).0 == PlacementState::Healthy)
+        .cloned()
+        .collect()
+}
+
 /// Reads where `env` stands on each of its racks and each rack it is leaving, now: the one
-/// effect of this module, shared by `mesh env show` and the retire task.
+/// effect of this module, shared by `mesh env show`, `mesh env update` and the retire task.
 pub async fn observe(
     store: &dyn mesh_store::Store,
     env: &Environment,
     live: super::servers::Liveness,
-) -> Result<Vec<RackPlacement>, mesh_store::StoreError> {
+) -> Result<Observed, mesh_store::StoreError> {
     let mut racks = env.racks.clone();
     racks.extend(env.leaving.iter().map(|l| l.rack.clone()));
     let name = env.name.as_str();
@@ -289,5 +312,8 @@ pub async fn observe(
     }
     // A rack with no server, or only lost ones, cannot run anything.
     let is_lost = |rack: &Name| lost.get(rack).is_none_or(|(all, gone)| all == gone);
-    Ok(placement(env, &services, &instances, is_lost))
+    Ok(Observed {
+        placement: placement(env, &services, &instances, is_lost),
+        healthy: healthy_racks(env, &services, &instances, is_lost),
+    })
 }

@@ -102,7 +102,7 @@ pub enum ServerError {
     )]
     NameTaken { server: Name, rack: Name },
     #[error(
-        "router address {0:?} is not an IP address and port that other racks can reach, such as 203.0.113.7:80"
+        "router address {0:?} must be the server's own address (as registered) and a port, such as 203.0.113.7:80"
     )]
     BadRouter(String),
     #[error(transparent)]
@@ -153,14 +153,24 @@ pub fn admit(
     Ok(existing.iter().map(|s| s.name.clone()).collect())
 }
 
-/// A server's router address as other racks' routers will dial it: an IP address that names
-/// one host (not unspecified, multicast or broadcast) and a port.
-pub fn check_router(addr: &str) -> Result<String, ServerError> {
+/// A server's router address as other racks' routers will dial it: the server's own address
+/// (`address`, as it registers) and a port. So a join token cannot point other racks' routers
+/// at somewhere else (a cloud metadata address, another network): they forward visitors there.
+pub fn check_router(addr: &str, address: &str) -> Result<String, ServerError> {
     let bad = || ServerError::BadRouter(addr.to_string());
     let parsed: std::net::SocketAddr = addr.trim().parse().map_err(|_| bad())?;
-    let ip = parsed.ip();
-    let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast());
-    if ip.is_unspecified() || ip.is_multicast() || broadcast || parsed.port() == 0 {
+    let ip = parsed.ip().to_canonical();
+    let own = address.trim().parse::<std::net::IpAddr>().ok();
+    let broadcast =
+        matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast() || v4.is_link_local());
+    let link_local_v6 = matches!(ip, std::net::IpAddr::V6(v6) if v6.is_unicast_link_local());
+    if ip.is_unspecified()
+        || ip.is_multicast()
+        || broadcast
+        || link_local_v6
+        || parsed.port() == 0
+        || own.map(|o| o.to_canonical()) != Some(ip)
+    {
         return Err(bad());
     }
     Ok(parsed.to_string())
@@ -173,7 +183,11 @@ pub async fn register(
     req: RegisterServer,
     live: Liveness,
 ) -> Result<Server, ServerError> {
-    let router = req.router.as_deref().map(check_router).transpose()?;
+    let router = req
+        .router
+        .as_deref()
+        .map(|r| check_router(r, &req.address))
+        .transpose()?;
     let existing = store.list_servers(rack.name.as_str()).await?;
     let replacing = admit(&rack.name, &existing, &req.name, live)?;
     let mut others = Vec::new();
@@ -469,5 +483,34 @@ mod tests {
         assert_eq!(age(7_200_000), "2h");
         assert_eq!(age(3 * 86_400_000), "3d");
         assert_eq!(age(-5), "0s");
+    }
+
+    #[test]
+    fn a_router_address_is_the_servers_own_with_a_port() {
+        assert_eq!(
+            check_router("203.0.113.7:80", "203.0.113.7").unwrap(),
+            "203.0.113.7:80"
+        );
+        assert_eq!(
+            check_router("127.0.0.1:8080", "127.0.0.1").unwrap(),
+            "127.0.0.1:8080"
+        );
+        for (router, address) in [
+            ("169.254.169.254:80", "169.254.169.254"), // cloud metadata
+            ("10.0.0.9:80", "203.0.113.7"),            // somewhere else
+            ("127.0.0.1:80", "203.0.113.7"),           // the old rack's own loopback
+            ("0.0.0.0:80", "0.0.0.0"),
+            ("203.0.113.7:0", "203.0.113.7"),
+            ("[fe80::1]:80", "fe80::1"),
+            ("224.0.0.1:80", "224.0.0.1"),
+            ("box.example:80", "box.example"),
+            ("203.0.113.7:80", "box.example"),
+        ] {
+            let e = check_router(router, address).unwrap_err();
+            assert!(
+                e.to_string().contains("the server's own address"),
+                "{router} for {address}: {e}"
+            );
+        }
     }
 }

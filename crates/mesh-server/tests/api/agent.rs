@@ -723,7 +723,7 @@ async fn a_rack_being_left_keeps_reporting_until_it_is_left() {
     );
 
     // Moving to east: local is leaving and still serving.
-    east_with_server(&s).await;
+    let east_token = east_with_server(&s).await;
     let moved: Value = ok(
         s.patch(ENV, json!({"racks": ["east"], "drain_grace_s": 60}))
             .await,
@@ -773,11 +773,37 @@ async fn a_rack_being_left_keeps_reporting_until_it_is_left() {
     let ack = ship(&s, vec![log(6, "web", "still here")]).await;
     assert_eq!(ack["accepted"], 1);
 
-    // Putting local back cancels the move.
+    // Both racks healthy (two web instances each): local, while leaving, counts as healthy, so
+    // it alone may be put back (the move is cancelled) and east taken out.
+    let report_as = |token: String, server: &str, ids: [&str; 2]| {
+        let report = StatusReport {
+            server: n(server),
+            instances: ids
+                .iter()
+                .map(|id| {
+                    let mut i = instance(id, InstanceState::Healthy);
+                    i.server = Some(n(server));
+                    i
+                })
+                .collect(),
+        };
+        let req = s
+            .http
+            .post(format!("{}/v1/agent/status", s.url))
+            .bearer_auth(token)
+            .json(&report);
+        async move { assert_eq!(req.send().await.unwrap().status(), StatusCode::OK) }
+    };
+    report_as(join_token(&s), "box-1", ["web-a", "web-b"]).await;
+    report_as(east_token, "box-east", ["web-c", "web-d"]).await;
+    let env: Value = s.get_ok(ENV).await;
+    assert_eq!(env["placement"][0]["state"], "healthy", "{env}");
     let back: Value = ok(
-        s.patch(ENV, json!({"racks": ["east", "local"]})).await,
+        s.patch(ENV, json!({"racks": ["local"], "drain_grace_s": 0}))
+            .await,
         StatusCode::OK,
     )
     .await;
-    assert!(back.get("leaving").is_none(), "{back}");
+    assert_eq!(back["racks"], json!(["local"]), "{back}");
+    assert_eq!(back["leaving"][0]["rack"], "east", "{back}");
 }

@@ -77,17 +77,18 @@ pub(crate) async fn load(conn: &mut AnyConnection, env: &str) -> StoreResult<Env
     environment(&row, racks, leaving)
 }
 
-/// Replaces the racks the environment is leaving: a rack both placed and leaving is refused.
+/// Merges the racks the environment is leaving: a rack put back in the list stops leaving; a
+/// rack of `leaving` that was placed when this write began (`before`) starts leaving unless it
+/// already is. Rows already there are never rewritten, so an update computed from an older read
+/// cannot undo a retire step taken meanwhile (forwarding started, or the rack left). A rack
+/// both placed and leaving is refused. Returns the racks it is leaving afterwards.
 async fn set_leaving(
     conn: &mut AnyConnection,
     env_id: i64,
+    before: &[Name],
     racks: &[Name],
     leaving: &[LeavingRack],
-) -> StoreResult<()> {
-    sqlx::query("DELETE FROM environment_leaving_racks WHERE environment_id = $1")
-        .bind(env_id)
-        .execute(&mut *conn)
-        .await?;
+) -> StoreResult<Vec<Name>> {
     let mut seen = HashSet::new();
     for l in leaving {
         if racks.contains(&l.rack) || !seen.insert(&l.rack) {
@@ -96,11 +97,23 @@ async fn set_leaving(
                 l.rack.as_str()
             )));
         }
+    }
+    for rack in racks {
+        let rack_id = lookup::rack(conn, rack.as_str()).await?;
+        sqlx::query(
+            "DELETE FROM environment_leaving_racks WHERE environment_id = $1 AND rack_id = $2",
+        )
+        .bind(env_id)
+        .bind(rack_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for l in leaving.iter().filter(|l| before.contains(&l.rack)) {
         let rack_id = lookup::rack(conn, l.rack.as_str()).await?;
         sqlx::query(
             "INSERT INTO environment_leaving_racks \
              (environment_id, rack_id, since, drain_grace_ms, forwarding_since) \
-             VALUES ($1, $2, $3, $4, $5)",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (environment_id, rack_id) DO NOTHING",
         )
         .bind(env_id)
         .bind(rack_id)
@@ -110,7 +123,11 @@ async fn set_leaving(
         .execute(&mut *conn)
         .await?;
     }
-    Ok(())
+    Ok(leaving_of(conn, env_id)
+        .await?
+        .into_iter()
+        .map(|l| l.rack)
+        .collect())
 }
 
 /// Records that the remaining racks are healthy and `rack` forwards from `at`; false if it is
@@ -119,6 +136,7 @@ pub(crate) async fn start_forwarding(
     store: &SqlStore,
     env: &str,
     rack: &str,
+    since: UnixMs,
     at: UnixMs,
 ) -> StoreResult<bool> {
     let mut w = store.write().await?;
@@ -126,11 +144,13 @@ pub(crate) async fn start_forwarding(
     let rack_id = lookup::rack(w.conn(), rack).await?;
     let done = sqlx::query(
         "UPDATE environment_leaving_racks SET forwarding_since = $1 \
-         WHERE environment_id = $2 AND rack_id = $3 AND forwarding_since IS NULL",
+         WHERE environment_id = $2 AND rack_id = $3 AND since = $4 \
+         AND forwarding_since IS NULL",
     )
     .bind(at)
     .bind(env_id)
     .bind(rack_id)
+    .bind(since)
     .execute(w.conn())
     .await?
     .rows_affected()
@@ -141,15 +161,22 @@ pub(crate) async fn start_forwarding(
 
 /// The environment has left `rack`: its leaving row goes, with the alias endpoints that belong
 /// to that rack. False if it was not leaving it (another control plane finished first).
-pub(crate) async fn finish_leaving(store: &SqlStore, env: &str, rack: &str) -> StoreResult<bool> {
+pub(crate) async fn finish_leaving(
+    store: &SqlStore,
+    env: &str,
+    rack: &str,
+    since: UnixMs,
+) -> StoreResult<bool> {
     let mut w = store.write().await?;
     let env_id = lookup::environment(w.conn(), env).await?;
     let rack_id = lookup::rack(w.conn(), rack).await?;
     let done = sqlx::query(
-        "DELETE FROM environment_leaving_racks WHERE environment_id = $1 AND rack_id = $2",
+        "DELETE FROM environment_leaving_racks WHERE environment_id = $1 AND rack_id = $2 \
+         AND since = $3 AND forwarding_since IS NOT NULL",
     )
     .bind(env_id)
     .bind(rack_id)
+    .bind(since)
     .execute(w.conn())
     .await?
     .rows_affected()
@@ -365,9 +392,16 @@ pub(crate) async fn update_racks(
 ) -> StoreResult<Environment> {
     let mut w = store.write().await?;
     let env_id = lookup::environment(w.conn(), env).await?;
+    let before = racks_of(w.conn(), env_id).await?;
     place(w.conn(), env_id, racks).await?;
-    set_leaving(w.conn(), env_id, racks, leaving).await?;
-    reconcile_aliases(w.conn(), env_id, aliases, at).await?;
+    let left = set_leaving(w.conn(), env_id, &before, racks, leaving).await?;
+    // Only the aliases of racks it is on or still leaving (one may have left meanwhile).
+    let aliases: Vec<AliasSpec> = aliases
+        .iter()
+        .filter(|a| racks.contains(&a.rack) || left.contains(&a.rack))
+        .cloned()
+        .collect();
+    reconcile_aliases(w.conn(), env_id, &aliases, at).await?;
     sqlx::query("UPDATE environments SET updated_at = $1 WHERE id = $2")
         .bind(at)
         .bind(env_id)

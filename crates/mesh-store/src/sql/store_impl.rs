@@ -160,12 +160,18 @@ impl Store for SqlStore {
         environments::update_racks(self, name, racks, leaving, aliases, at).await
     }
 
-    async fn start_forwarding(&self, env: &str, rack: &str, at: UnixMs) -> StoreResult<bool> {
-        environments::start_forwarding(self, env, rack, at).await
+    async fn start_forwarding(
+        &self,
+        env: &str,
+        rack: &str,
+        since: UnixMs,
+        at: UnixMs,
+    ) -> StoreResult<bool> {
+        environments::start_forwarding(self, env, rack, since, at).await
     }
 
-    async fn finish_leaving(&self, env: &str, rack: &str) -> StoreResult<bool> {
-        environments::finish_leaving(self, env, rack).await
+    async fn finish_leaving(&self, env: &str, rack: &str, since: UnixMs) -> StoreResult<bool> {
+        environments::finish_leaving(self, env, rack, since).await
     }
 
     async fn delete_environment(&self, name: &str) -> StoreResult<()> {

@@ -379,28 +379,79 @@ async fn leaving_racks_forward_then_go(store: Arc<dyn Store>) {
         "rack \"local\" still hosts environments: shop",
     );
 
-    // Forwarding starts once, whoever asks first.
+    // Not finished before it forwards; forwarding starts once, whoever asks first, and only
+    // for the entry that was looked at (taken out at T + 1).
+    assert!(!store.finish_leaving("shop", "local", T + 1).await.unwrap());
+    assert!(
+        !store
+            .start_forwarding("shop", "local", T, T + 5)
+            .await
+            .unwrap()
+    );
     assert!(
         store
-            .start_forwarding("shop", "local", T + 5)
+            .start_forwarding("shop", "local", T + 1, T + 5)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .start_forwarding("shop", "local", T + 6)
+            .start_forwarding("shop", "local", T + 1, T + 6)
             .await
             .unwrap()
     );
-    assert!(!store.start_forwarding("shop", "edge", T + 6).await.unwrap());
+    assert!(
+        !store
+            .start_forwarding("shop", "edge", T + 1, T + 6)
+            .await
+            .unwrap()
+    );
     let env = store.get_environment("shop").await.unwrap();
     assert_eq!(env.leaving[0].forwarding_since, Some(T + 5));
     assert_eq!(env.leaving[0].until(), Some(T + 60_005));
 
+    // An update computed from an older read never rewrites the entry: forwarding stays.
+    let mut stale = leaving.clone();
+    stale.since = T + 9;
+    let env = store
+        .update_environment_racks(
+            "shop",
+            &[name("edge")],
+            std::slice::from_ref(&stale),
+            &[alias("shop", "edge"), alias("shop", "local")],
+            T + 9,
+        )
+        .await
+        .unwrap();
+    assert_eq!(env.leaving[0].since, T + 1);
+    assert_eq!(env.leaving[0].forwarding_since, Some(T + 5));
+
     // Then the environment has left: the entry and local's alias go, edge's stays.
-    assert!(store.finish_leaving("shop", "local").await.unwrap());
-    assert!(!store.finish_leaving("shop", "local").await.unwrap());
+    assert!(!store.finish_leaving("shop", "local", T + 9).await.unwrap());
+    assert!(store.finish_leaving("shop", "local", T + 1).await.unwrap());
+    assert!(!store.finish_leaving("shop", "local", T + 1).await.unwrap());
     let env = store.get_environment("shop").await.unwrap();
+    assert!(env.leaving.is_empty(), "{env:?}");
+    let domains: Vec<_> = store
+        .list_endpoints("shop")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.domain.to_string())
+        .collect();
+    assert_eq!(domains, ["shop.edge.test"]);
+    // A stale update after that brings neither the entry nor the alias back: local is not
+    // placed any more.
+    let env = store
+        .update_environment_racks(
+            "shop",
+            &[name("edge")],
+            std::slice::from_ref(&leaving),
+            &[alias("shop", "edge"), alias("shop", "local")],
+            T + 10,
+        )
+        .await
+        .unwrap();
     assert!(env.leaving.is_empty(), "{env:?}");
     let domains: Vec<_> = store
         .list_endpoints("shop")

@@ -63,7 +63,10 @@ async fn routes_upstreams_certificates_and_challenges_reach_the_router() {
             token: "tok".into(),
             key_authorization: "tok.thumb".into(),
         }],
-        trusted_peers: vec!["127.0.0.2".parse().unwrap()],
+        trusted_peers: vec![mesh_agent::routing::Peer {
+            ip: "127.0.0.2".parse().unwrap(),
+            hosts: vec!["shop.localhost".into()],
+        }],
     };
     let c = router_config(&routing);
     assert_eq!(c.routes.len(), 3);
@@ -90,7 +93,13 @@ async fn routes_upstreams_certificates_and_challenges_reach_the_router() {
     assert_eq!(c.certificates[0].domains, ["shop.example.com"]);
     assert_eq!(c.acme_challenges["tok"], "tok.thumb");
     assert_eq!(c.https_redirects, ["shop.localhost"]);
-    assert_eq!(c.trusted_peers, routing.trusted_peers);
+    assert_eq!(
+        c.trusted_peers,
+        [mesh_router::TrustedPeer {
+            ip: "127.0.0.2".parse().unwrap(),
+            hosts: vec!["shop.localhost".into()],
+        }]
+    );
 
     // A real router takes it; the certificate here is not PEM, so it alone is left out.
     let router = Router::bind(SocketAddr::from(([127, 0, 0, 1], 0)), None)

@@ -145,7 +145,7 @@ fn moving_an_environment_to_another_rack_fails_no_request() {
     let web = "mkdir -p /tmp/www && echo \"rack=$WHERE\" > /tmp/www/index.html && exec httpd -f -p $PORT -h /tmp/www";
     p.mesh(
         &[
-            &with(&["svc", "create", "-n", "web", "--size", "nano"], &at)[..],
+            &with(&["svc", "create", "-n", "web", "--size", "small"], &at)[..],
             &["--", web],
         ]
         .concat(),

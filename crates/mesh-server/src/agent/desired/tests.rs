@@ -282,7 +282,7 @@ async fn a_rack_being_left_forwards_to_the_rest_and_its_alias_is_served_by_all()
         domain: Domain::parse(&format!("shop.{rack}.test")).unwrap(),
         rack: name(rack),
     };
-    let mut leaving = LeavingRack {
+    let leaving = LeavingRack {
         rack: name("local"),
         since: t,
         drain_grace_ms: 60_000,
@@ -335,8 +335,7 @@ async fn a_rack_being_left_forwards_to_the_rest_and_its_alias_is_served_by_all()
     );
 
     // Forwarding: local sends shop's hosts to east's router, east trusts local's.
-    leaving.forwarding_since = Some(t);
-    place(leaving).await;
+    assert!(store.start_forwarding("shop", "local", t, t).await.unwrap());
     let on_local = shop(for_rack(store.as_ref(), &local, None, LIVE).await.unwrap());
     assert_eq!(on_local.forward_to, ["127.0.0.2:80"]);
     assert!(on_local.forwarded_from.is_empty());
@@ -362,7 +361,7 @@ async fn a_rack_being_left_forwards_to_the_rest_and_its_alias_is_served_by_all()
     assert_eq!(hosts(&on_local), ["shop.local.test"]);
 
     // The grace is over: shop leaves local's document, its alias goes.
-    assert!(store.finish_leaving("shop", "local").await.unwrap());
+    assert!(store.finish_leaving("shop", "local", t).await.unwrap());
     let doc = for_rack(store.as_ref(), &local, None, LIVE).await.unwrap();
     assert!(
         doc.environments

@@ -242,3 +242,15 @@ fn placement_lists_racks_then_leaving_ones() {
     assert!(remaining_healthy(&p));
     assert!(p[1].detail.contains("forwarding starts"), "{p:?}");
 }
+
+#[test]
+fn a_rack_being_left_counts_as_healthy_when_it_is() {
+    let services = [svc("web", 1, None)];
+    let list = [
+        inst("web", "local", InstanceState::Healthy),
+        inst("web", "east", InstanceState::Starting),
+    ];
+    let e = env(&["east"], vec![gone("local", T, None)]);
+    assert_eq!(healthy_racks(&e, &services, &list, |_| false), [n("local")]);
+    assert!(healthy_racks(&e, &services, &list, |r| r.as_str() == "local").is_empty());
+}
