@@ -134,13 +134,27 @@ done
 /// Starts the supervisor in its own session, detached from the SSH channel.
 pub fn start_command(dir: &str) -> String {
     let d = quote(dir);
-    format!("cd {d} && setsid sh {d}/supervise.sh </dev/null >/dev/null 2>&1 &")
+    // Every descriptor of the SSH channel is closed in the supervisor, or the channel would
+    // stay open as long as it runs.
+    format!("cd {d} || exit 1; setsid -f sh {d}/supervise.sh </dev/null >/dev/null 2>&1")
 }
 
 /// Stops the supervisor (which stops the agent and waits for it), waiting at most
-/// `wait_secs`, then kills what is left and removes the directory. Succeeds when nothing ran.
-pub fn stop_command(dir: &str, wait_secs: u32) -> String {
+/// `wait_secs`, then kills what is left, removes the agent's instances and networks with
+/// `mesh agent-purge` (a stopped agent leaves its instances running, to adopt them at its next
+/// start), and removes the directory. Succeeds when nothing ran; a failed purge keeps the
+/// directory so that deleting again can finish.
+pub fn stop_command(dir: &str, net: Option<&NetPlan>, wait_secs: u32) -> String {
     let d = quote(dir);
+    let net = net
+        .map(|n| {
+            format!(
+                " --net-prefix {} --subnet-pool {}",
+                quote(&n.net_prefix),
+                quote(&n.subnet_pool)
+            )
+        })
+        .unwrap_or_default();
     format!(
         r#"dir={d}
 alive() {{ [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }}
@@ -152,6 +166,9 @@ fi
 for f in supervisor.pid agent.pid; do
   if alive "$dir/$f"; then kill -KILL "$(cat "$dir/$f")"; echo "killed $f" >&2; fi
 done
+if [ -x "$dir/mesh" ] && [ -d "$dir/data" ]; then
+  "$dir/mesh" agent-purge --data-dir "$dir/data"{net} >/dev/null || exit 1
+fi
 rm -rf "$dir"
 "#,
         ticks = wait_secs * 10
@@ -200,8 +217,13 @@ mod tests {
 
     #[test]
     fn the_supervisor_runs_the_agent_with_its_flags_and_no_token_on_the_command_line() {
-        let s = supervisor_script(&boot(), "east-1", "10.0.0.2", "/var/lib/widemesh/east/east-1")
-            .unwrap();
+        let s = supervisor_script(
+            &boot(),
+            "east-1",
+            "10.0.0.2",
+            "/var/lib/widemesh/east/east-1",
+        )
+        .unwrap();
         assert!(s.starts_with("#!/bin/sh\n"));
         for want in [
             "'agent' '--api-url' 'http://10.0.0.1:7070' '--name' 'east-1'",
@@ -224,9 +246,16 @@ mod tests {
     fn shell_words_are_quoted() {
         assert_eq!(quote("a b"), "'a b'");
         assert_eq!(quote("it's"), r"'it'\''s'");
-        assert!(start_command("/d/x").contains("setsid sh '/d/x'/supervise.sh"));
-        let stop = stop_command("/d/x", 20);
+        assert!(start_command("/d/x").contains("setsid -f sh '/d/x'/supervise.sh"));
+        let net = NetPlan {
+            net_prefix: "pw".into(),
+            subnet_pool: "10.237.0.0/16".into(),
+        };
+        let stop = stop_command("/d/x", Some(&net), 20);
         assert!(stop.contains("-lt 200"));
+        assert!(stop.contains(
+            "agent-purge --data-dir \"$dir/data\" --net-prefix 'pw' --subnet-pool '10.237.0.0/16'"
+        ));
         assert!(stop.trim_end().ends_with("rm -rf \"$dir\""));
     }
 }

@@ -79,6 +79,9 @@ pub struct MadeServer {
     pub host: String,
     /// The agent's directory on the server.
     pub dir: String,
+    /// The agent's instance networking, when not its defaults.
+    #[serde(default)]
+    pub net: Option<NetPlan>,
 }
 
 /// The drivers' one interface.

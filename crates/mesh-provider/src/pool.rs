@@ -59,7 +59,10 @@ pub fn parse_server(spec: &str) -> Result<PoolServer> {
     } else {
         match addr.matches(':').count() {
             0 => format!("{addr}:22"),
-            1 if addr.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && port_ok(p)) => {
+            1 if addr
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && port_ok(p)) =>
+            {
                 addr.to_string()
             }
             1 => return Err(bad("the port must be a number from 1 to 65535")),
@@ -231,6 +234,7 @@ mod tests {
             address: address.into(),
             host: host_of(address).into(),
             dir: format!("/var/lib/widemesh/east/{name}"),
+            net: None,
         }
     }
 
@@ -240,8 +244,8 @@ mod tests {
         assert_eq!(s.address, "10.198.0.2:22");
         assert_eq!(s.host(), "10.198.0.2");
         assert_eq!(s.net, None);
-        let s = parse_server("box.example.com:2222,net-prefix=pw,subnet-pool=10.237.0.0/16")
-            .unwrap();
+        let s =
+            parse_server("box.example.com:2222,net-prefix=pw,subnet-pool=10.237.0.0/16").unwrap();
         assert_eq!(s.address, "box.example.com:2222");
         assert_eq!(s.host(), "box.example.com");
         assert_eq!(s.net.unwrap().net_prefix, "pw");
@@ -272,14 +276,18 @@ mod tests {
             pick_free(&servers, &state, "east", "a").unwrap().address,
             "10.0.0.2:22"
         );
-        state.made.insert("10.0.0.2:22".into(), made("a", "10.0.0.2:22"));
+        state
+            .made
+            .insert("10.0.0.2:22".into(), made("a", "10.0.0.2:22"));
         assert_eq!(
             pick_free(&servers, &state, "east", "b").unwrap().address,
             "10.0.0.3:22"
         );
         let e = pick_free(&servers, &state, "east", "a").unwrap_err();
         assert!(e.to_string().contains("already exists"), "{e}");
-        state.made.insert("10.0.0.3:22".into(), made("b", "10.0.0.3:22"));
+        state
+            .made
+            .insert("10.0.0.3:22".into(), made("b", "10.0.0.3:22"));
         let e = pick_free(&servers, &state, "east", "c").unwrap_err();
         assert!(matches!(e, ProviderError::Exhausted(_)));
         assert_eq!(
@@ -296,9 +304,17 @@ mod tests {
     #[test]
     fn host_keys_are_trusted_on_first_use_and_a_change_is_refused() {
         let mut state = PoolState::default();
-        assert_eq!(check_host_key(&state, "h:22", "ssh-ed25519 A"), HostKeyCheck::New);
-        state.host_keys.insert("h:22".into(), "ssh-ed25519 A".into());
-        assert_eq!(check_host_key(&state, "h:22", "ssh-ed25519 A"), HostKeyCheck::Known);
+        assert_eq!(
+            check_host_key(&state, "h:22", "ssh-ed25519 A"),
+            HostKeyCheck::New
+        );
+        state
+            .host_keys
+            .insert("h:22".into(), "ssh-ed25519 A".into());
+        assert_eq!(
+            check_host_key(&state, "h:22", "ssh-ed25519 A"),
+            HostKeyCheck::Known
+        );
         assert_eq!(
             check_host_key(&state, "h:22", "ssh-ed25519 B"),
             HostKeyCheck::Changed {
@@ -314,7 +330,9 @@ mod tests {
         assert_eq!(file.load().unwrap(), PoolState::default());
         let mut state = PoolState::default();
         state.made.insert("h:22".into(), made("a", "h:22"));
-        state.host_keys.insert("h:22".into(), "ssh-ed25519 A".into());
+        state
+            .host_keys
+            .insert("h:22".into(), "ssh-ed25519 A".into());
         file.save(&state).unwrap();
         assert_eq!(StateFile::new(&file.path).load().unwrap(), state);
         std::fs::write(&file.path, b"{not json").unwrap();

@@ -98,7 +98,9 @@ impl SshDriver {
             HostKeyCheck::New => {
                 tracing::info!(address, key = %s.host_key, "trusting the host key seen on first contact");
                 let mut state = self.state.load()?;
-                state.host_keys.insert(address.to_string(), s.host_key.clone());
+                state
+                    .host_keys
+                    .insert(address.to_string(), s.host_key.clone());
                 self.state.save(&state)?;
             }
             HostKeyCheck::Changed { expected } => {
@@ -112,6 +114,21 @@ impl SshDriver {
             }
         }
         Ok(s)
+    }
+
+    /// The pool's servers.
+    pub fn servers(&self) -> &[PoolServer] {
+        &self.servers
+    }
+
+    /// Connects to a pool server and logs in: its host key is remembered on first contact and
+    /// must match afterwards, and the credentials must work. Returns the host key.
+    pub async fn verify(&self, address: &str) -> Result<String> {
+        let s = self.connect(address).await?;
+        s.check("running a command", "true", STEP).await?;
+        let key = s.host_key.clone();
+        s.close().await;
+        Ok(key)
     }
 
     /// Installs and starts the agent in `dir` over `s`.
@@ -160,7 +177,8 @@ impl SshDriver {
             b.net = server.net.clone();
         }
         let script = bootstrap::supervisor_script(&b, &req.name, server.host(), dir)?;
-        self.write(s, &format!("{dir}/supervise.sh"), &script).await?;
+        self.write(s, &format!("{dir}/supervise.sh"), &script)
+            .await?;
         self.write(s, &format!("{dir}/join-token"), &b.join_token)
             .await?;
         s.check(
@@ -193,10 +211,11 @@ impl SshDriver {
         .map(|_| ())
     }
 
-    async fn remove(&self, s: &Session, dir: &str) -> Result<()> {
+    async fn remove(&self, s: &Session, made: &MadeServer) -> Result<()> {
+        let dir = made.dir.as_str();
         let out = s
             .run(
-                &bootstrap::stop_command(dir, STOP_WAIT_SECS),
+                &bootstrap::stop_command(dir, made.net.as_ref(), STOP_WAIT_SECS),
                 None,
                 Duration::from_secs(u64::from(STOP_WAIT_SECS) + 15),
             )
@@ -220,7 +239,8 @@ impl Driver for SshDriver {
     async fn create(&self, req: &CreateServer) -> Result<MadeServer> {
         let _one = self.lock.lock().await;
         let state = self.state.load()?;
-        let server = pool::pick_free(&self.servers, &state, &req.bootstrap.rack, &req.name)?.clone();
+        let server =
+            pool::pick_free(&self.servers, &state, &req.bootstrap.rack, &req.name)?.clone();
         let dir = agent_dir(&req.bootstrap.root, &req.bootstrap.rack, &req.name)?;
         let made = MadeServer {
             name: req.name.clone(),
@@ -228,6 +248,7 @@ impl Driver for SshDriver {
             address: server.address.clone(),
             host: server.host().to_string(),
             dir: dir.clone(),
+            net: req.bootstrap.net.clone().or(server.net.clone()),
         };
         let s = self.connect(&server.address).await?;
         // Claimed before anything is made, so a crash half way leaves a server that `delete`
@@ -238,7 +259,7 @@ impl Driver for SshDriver {
         if let Err(e) = self.install(&s, req, &server, &dir).await {
             // Only a directory this attempt made is removed: an existing one is reported.
             if !matches!(&e, ProviderError::Remote { what, .. } if what == "making the agent's directory")
-                && let Err(clean) = self.remove(&s, &dir).await
+                && let Err(clean) = self.remove(&s, &made).await
             {
                 tracing::warn!(address = %server.address, "cleaning up after a failed install: {clean}");
             }
@@ -261,7 +282,7 @@ impl Driver for SshDriver {
         let state = self.state.load()?;
         let made = pool::find_made(&state, name)?.clone();
         let s = self.connect(&made.address).await?;
-        let removed = self.remove(&s, &made.dir).await;
+        let removed = self.remove(&s, &made).await;
         s.close().await;
         removed?;
         let mut state: PoolState = self.state.load()?;

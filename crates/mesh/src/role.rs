@@ -475,27 +475,27 @@ fn host_name() -> String {
     name.trim_end_matches('-').to_string()
 }
 
-/// Starts an agent with the native runtime under `data_dir` (`agent/` and `runtime/`).
-pub async fn start_agent(
-    api_url: &str,
-    token: &str,
-    data_dir: &std::path::Path,
-    name: Option<String>,
-    address: String,
-    net: &NetArgs,
-) -> Result<AgentHandle> {
-    use mesh_runtime::{NativeRuntime, RuntimeOptions, shim::ShimCommand};
+/// `--subnet-pool` as a network.
+fn subnet_pool(net: &NetArgs) -> Result<mesh_runtime::Ipv4Net> {
     let (ip, len) = net
         .subnet_pool
         .split_once('/')
         .context("--subnet-pool must be a CIDR such as 10.231.0.0/16")?;
-    let pool = mesh_runtime::Ipv4Net::new(
+    mesh_runtime::Ipv4Net::new(
         ip.parse()
             .context("--subnet-pool must be a CIDR such as 10.231.0.0/16")?,
         len.parse()
             .context("--subnet-pool must be a CIDR such as 10.231.0.0/16")?,
     )
-    .map_err(anyhow::Error::msg)?;
+    .map_err(anyhow::Error::msg)
+}
+
+/// The native runtime of an agent with this data directory and networking.
+fn native_runtime(
+    data_dir: &std::path::Path,
+    net: &NetArgs,
+) -> Result<mesh_runtime::NativeRuntime> {
+    use mesh_runtime::{NativeRuntime, RuntimeOptions, shim::ShimCommand};
     let mut rt = RuntimeOptions::new(data_dir.join("runtime"));
     rt.prefix = net.net_prefix.clone();
     if net.net_prefix != "wm" {
@@ -508,7 +508,47 @@ pub async fn start_agent(
         program: exe,
         args: vec![SHIM.to_string()],
     });
-    let runtime = NativeRuntime::new(rt).context("cannot set up the instance runtime")?;
+    NativeRuntime::new(rt).context("cannot set up the instance runtime")
+}
+
+/// `mesh agent-purge`: what an agent made on this server goes, for a server leaving its rack.
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// The agent's data directory (its `--data-dir`)
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// Removes every instance (killed), network, firewall table and cgroup of the agent with this
+/// data directory and prefix. The agent must be stopped first.
+pub async fn purge(args: PurgeArgs) -> Result<()> {
+    if let Some(why) = cannot_run_instances() {
+        anyhow::bail!("cannot purge an agent here: {why}");
+    }
+    native_runtime(&args.data_dir, &args.net)?
+        .purge()
+        .await
+        .context("cannot remove what the agent made")?;
+    print(format!(
+        "removed the instances and networks of the agent in {}",
+        args.data_dir.display()
+    ));
+    Ok(())
+}
+
+/// Starts an agent with the native runtime under `data_dir` (`agent/` and `runtime/`).
+pub async fn start_agent(
+    api_url: &str,
+    token: &str,
+    data_dir: &std::path::Path,
+    name: Option<String>,
+    address: String,
+    net: &NetArgs,
+) -> Result<AgentHandle> {
+    let pool = subnet_pool(net)?;
+    let runtime = native_runtime(data_dir, net)?;
     let name = name.unwrap_or_else(host_name);
     let server_name = mesh_types::Name::parse(&name).context("the server name")?;
     let mut opts =

@@ -32,6 +32,8 @@ mod migration;
 mod multirack;
 #[path = "cli/platform.rs"]
 mod platform;
+#[path = "cli/providers.rs"]
+mod providers;
 #[path = "cli/restart.rs"]
 mod restart;
 #[path = "cli/routes.rs"]
