@@ -170,6 +170,7 @@ if [ -x "$dir/mesh" ] && [ -d "$dir/data" ]; then
   "$dir/mesh" agent-purge --data-dir "$dir/data"{net} >/dev/null || exit 1
 fi
 rm -rf "$dir"
+rmdir "$(dirname "$dir")" 2>/dev/null || true
 "#,
         ticks = wait_secs * 10
     )
@@ -256,6 +257,6 @@ mod tests {
         assert!(stop.contains(
             "agent-purge --data-dir \"$dir/data\" --net-prefix 'pw' --subnet-pool '10.237.0.0/16'"
         ));
-        assert!(stop.trim_end().ends_with("rm -rf \"$dir\""));
+        assert!(stop.contains("\nrm -rf \"$dir\"\n"));
     }
 }

@@ -36,6 +36,10 @@ pub struct UpArgs {
     /// Run no instances on this machine: the control plane only
     #[arg(long)]
     pub no_agent: bool,
+    /// The control plane's URL for agents on servers the platform makes (ssh providers)
+    /// [default: the --listen address, with a wildcard read as loopback]
+    #[arg(long, value_name = "URL")]
+    pub advertise_url: Option<String>,
     /// The edge router's plain HTTP address [default: 127.0.0.1:80; without either router
     /// flag, a busy or forbidden default only warns and the platform runs without a router]
     #[arg(long, value_name = "ADDR")]
@@ -189,6 +193,10 @@ pub struct ServerArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+    /// The control plane's URL for agents on servers the platform makes (ssh providers)
+    /// [default: the --listen address, with a wildcard read as loopback]
+    #[arg(long, value_name = "URL")]
+    pub advertise_url: Option<String>,
     #[command(flatten)]
     pub acme: AcmeArgs,
     #[command(flatten)]
@@ -218,6 +226,27 @@ pub fn local_url(addr: SocketAddr) -> String {
         ip => ip,
     };
     format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+/// Lets racks of ssh providers make servers whose agents reach this control plane at
+/// `advertise` (else `api_url`).
+fn provision(
+    running: &RunningServer,
+    advertise: Option<String>,
+    api_url: &str,
+    data_dir: &std::path::Path,
+) -> Result<()> {
+    let url = match advertise {
+        Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+            settings::normalize_url(&u)
+        }
+        Some(u) => anyhow::bail!("--advertise-url {u:?} must start with http:// or https://"),
+        None => api_url.to_string(),
+    };
+    let p = mesh_server::provision::Provision::new(url, data_dir)
+        .context("cannot find the mesh binary to install on made servers")?;
+    running.set_provision(p);
+    Ok(())
 }
 
 /// Starts the control plane; a busy address gets a hint instead of a bare OS error.
@@ -279,6 +308,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
     };
     let running = start(opts, "widemesh").await?;
     let api_url = local_url(running.addr());
+    provision(&running, args.advertise_url, &api_url, &data_dir)?;
     match running.admin_token() {
         Some(token) => {
             let path = settings::config_path(&env_var)?;
@@ -694,6 +724,7 @@ pub async fn server(args: ServerArgs) -> Result<()> {
     };
     let running = start(opts, "the widemesh control plane").await?;
     let api_url = local_url(running.addr());
+    provision(&running, args.advertise_url, &api_url, &data_dir)?;
     print(format!(
         "widemesh control plane is up: api {api_url}, data {}",
         data_dir.display()

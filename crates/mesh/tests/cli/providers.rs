@@ -170,6 +170,8 @@ struct Lab {
     servers: Vec<TestServer>,
     /// Where agents' directories go on the servers (`<root>/<rack>/<server>`).
     root: PathBuf,
+    /// Racks' directories elsewhere (the control plane's default root), swept the same way.
+    racks: Vec<PathBuf>,
     /// The driver's user key and authorized_keys.
     key: PathBuf,
     authorized: PathBuf,
@@ -195,6 +197,7 @@ impl Lab {
             bridge: bridge.clone(),
             servers: Vec::new(),
             root: dir.path().join("servers"),
+            racks: Vec::new(),
             key,
             authorized,
             dir,
@@ -298,16 +301,15 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         // Agents left by a failed test: every directory <root>/<rack>/<server>.
-        for rack in std::fs::read_dir(&self.root)
+        let mut racks: Vec<PathBuf> = std::fs::read_dir(&self.root)
             .into_iter()
             .flatten()
             .flatten()
-        {
-            for server in std::fs::read_dir(rack.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
+            .map(|e| e.path())
+            .collect();
+        racks.extend(self.racks.iter().cloned());
+        for rack in racks {
+            for server in std::fs::read_dir(&rack).into_iter().flatten().flatten() {
                 let dir = server.path();
                 // The supervisor names its agent's prefix, which says its test server.
                 let script = std::fs::read_to_string(dir.join("supervise.sh")).unwrap_or_default();
@@ -315,6 +317,9 @@ impl Drop for Lab {
                 if let Some(s) = self.servers.get(i) {
                     Lab::stop_agent(&s.ns, &dir, Some(&net_plan(i)));
                 }
+            }
+            if !rack.starts_with(&self.root) {
+                let _ = std::fs::remove_dir_all(&rack);
             }
         }
         for s in &mut self.servers {
@@ -359,12 +364,19 @@ struct ControlPlane {
 }
 
 impl ControlPlane {
-    fn start(listen: &str) -> ControlPlane {
+    /// On a free port of `ip`, telling agents on made servers to use that address.
+    fn start(ip: &str) -> ControlPlane {
+        let port = std::net::TcpListener::bind((ip, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let home = Home::new();
         let out = File::create(home.path().join("up.log")).unwrap();
         let child = home
             .command(&mesh_bin())
-            .args(["up", "--no-agent", "--listen", listen])
+            .args(["up", "--no-agent", "--listen", &format!("{ip}:{port}")])
+            .args(["--advertise-url", &format!("http://{ip}:{port}")])
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
@@ -509,7 +521,8 @@ fn create(name: &str, b: Bootstrap) -> CreateServer {
 fn the_ssh_provider_makes_a_server_whose_agent_joins_and_serves_then_deletes_it() {
     assert_root();
     let lab = Lab::new(61, 2);
-    let cp = ControlPlane::start("10.198.61.1:0");
+    let mut lab = lab;
+    let cp = ControlPlane::start("10.198.61.1");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let state = lab.dir.path().join("cp/providers/pool/state.json");
     let specs: Vec<String> = lab
@@ -520,20 +533,10 @@ fn the_ssh_provider_makes_a_server_whose_agent_joins_and_serves_then_deletes_it(
         .collect();
     let driver = lab.driver(&specs, &lab.key, &state).unwrap();
 
-    cp.mesh(&[
-        "provider",
-        "add",
-        "pool",
-        "--kind",
-        "ssh",
-        "--secret",
-        "user=root",
-        "--secret-file",
-        &format!("private_key={}", lab.key.display()),
-    ])
-    .ok();
-    let east = cp.rack("east", "pool", &lab.servers[0].ip);
-    let west = cp.rack("west", "pool", &lab.servers[1].ip);
+    // Racks for the driver to make servers for, by hand: on the `local` provider, whose racks
+    // get no server made by the control plane.
+    let east = cp.rack("east", "local", &lab.servers[0].ip);
+    let west = cp.rack("west", "local", &lab.servers[1].ip);
 
     // Make a server: the first free one of the pool.
     rt.block_on(driver.wait_reachable(&lab.servers[0].address(), Duration::from_secs(5)))
@@ -682,6 +685,121 @@ fn the_ssh_provider_makes_a_server_whose_agent_joins_and_serves_then_deletes_it(
         lab.servers[0].address()
     );
     rt.block_on(again.delete("east-2")).unwrap();
+
+    // The same through the CLI: the provider holds the pool, creating a rack makes its server
+    // and follows its agent until it is healthy, deleting the rack deletes the server.
+    let rack = format!("pv{}", std::process::id());
+    lab.racks.push(Path::new("/var/lib/widemesh").join(&rack));
+    cp.mesh(&[
+        "provider",
+        "add",
+        "cli",
+        "--kind",
+        "ssh",
+        "--server",
+        &specs[0],
+        "--server",
+        &specs[1],
+        "--secret",
+        "user=root",
+        "--secret-file",
+        &format!("private_key={}", lab.key.display()),
+    ])
+    .ok();
+    let listed = cp.mesh(&["provider", "list", "--json"]).ok().json();
+    assert!(listed.to_string().contains("\"servers\""), "{listed}");
+    let t = Instant::now();
+    let out = cp
+        .mesh(&[
+            "rack",
+            "create",
+            &rack,
+            "--provider",
+            "cli",
+            "--region",
+            "lab",
+            "--size",
+            "pool",
+            "--domain",
+            "cli.test",
+            "--address",
+            &lab.servers[0].ip,
+        ])
+        .ok();
+    let rack_in = t.elapsed();
+    for want in [
+        "making the rack's server with provider cli",
+        "server made, mesh installed and the agent started",
+        &format!(
+            "agent {rack}-1 joined rack {rack} from {}",
+            lab.servers[0].ip
+        ),
+        &format!("server {rack}-1 is healthy"),
+        "join token: ",
+    ] {
+        assert!(
+            out.stdout.contains(want),
+            "{want:?} not in:\n{}",
+            out.stdout
+        );
+    }
+    let cli_dir = Path::new("/var/lib/widemesh")
+        .join(&rack)
+        .join(format!("{rack}-1"));
+    assert!(cli_dir.join("supervisor.pid").exists());
+    let cp_state = cp.home.data_dir().join("providers/cli/state.json");
+    assert_eq!(StateFile::new(&cp_state).load().unwrap().made.len(), 1);
+    // A second rack gets the pool's other server; a third, none, and nothing is left of it.
+    let second = format!("{rack}b");
+    lab.racks.push(Path::new("/var/lib/widemesh").join(&second));
+    cp.mesh(&[
+        "rack",
+        "create",
+        &second,
+        "--provider",
+        "cli",
+        "--region",
+        "lab",
+        "--size",
+        "pool",
+        "--domain",
+        "cli2.test",
+        "--address",
+        &lab.servers[1].ip,
+    ])
+    .ok();
+    let third = format!("{rack}c");
+    let e = cp
+        .mesh(&[
+            "rack",
+            "create",
+            &third,
+            "--provider",
+            "cli",
+            "--region",
+            "lab",
+            "--size",
+            "pool",
+            "--domain",
+            "cli3.test",
+            "--address",
+            "10.198.61.9",
+        ])
+        .fails();
+    assert!(e.error().contains("the pool has no free server"), "{e:#?}");
+    cp.mesh(&["rack", "show", &third]).fails();
+    for r in [&second, &rack] {
+        cp.mesh(&["rack", "delete", r, "-y"]).ok();
+    }
+    assert!(!cli_dir.exists(), "{} is still there", cli_dir.display());
+    assert!(
+        !cli_dir.parent().unwrap().exists(),
+        "the rack's directory is still there"
+    );
+    assert!(StateFile::new(&cp_state).load().unwrap().made.is_empty());
+    eprintln!(
+        "ssh provider through the CLI: `mesh rack create` returned with a healthy server in {rack_in:?}"
+    );
     eprintln!(
         "ssh provider: server made (binary uploaded, supervisor running) in {created_in:?}, agent joined after {joined_in:?}, app served after {serving_in:?}; deleted in {deleted_in:?}"
     );
