@@ -39,18 +39,23 @@ impl Provision {
 /// The provider secret holding an ssh provider's pool, one server a line.
 pub const SERVERS: &str = "servers";
 
-/// What an ssh provider needs: a private key, a pool of servers, a user name (root if none).
+/// What an ssh provider needs: a private key; a user name (root if none). Its pool of servers
+/// (`--server`) is optional: without one, its racks' agents are started by hand with the join
+/// token; with one, creating a rack makes its server.
 pub fn check_ssh_provider(secrets: &BTreeMap<String, String>) -> Result<(), String> {
     if !secrets.contains_key("private_key") {
         return Err("an ssh provider needs the secret private_key (`--secret-file private_key=~/.ssh/id_ed25519`)".into());
     }
     let servers = pool_of(secrets).map_err(|e| e.to_string())?;
-    if servers.is_empty() {
-        return Err(
-            "an ssh provider needs its servers (`--server HOST[:PORT]`, repeatable)".into(),
-        );
+    if secrets.contains_key(SERVERS) && servers.is_empty() {
+        return Err("the ssh provider's pool is empty: give its servers with `--server HOST[:PORT]` (repeatable)".into());
     }
     Ok(())
+}
+
+/// Whether racks of this ssh provider get their server made (it has a pool).
+pub fn has_pool(secrets: &BTreeMap<String, String>) -> bool {
+    secrets.contains_key(SERVERS)
 }
 
 fn pool_of(secrets: &BTreeMap<String, String>) -> Result<Vec<pool::PoolServer>, ProviderError> {
@@ -145,7 +150,10 @@ mod tests {
     fn an_ssh_provider_needs_a_key_and_a_pool() {
         let e = check_ssh_provider(&secrets(&[("servers", "10.0.0.2")])).unwrap_err();
         assert!(e.contains("private_key"), "{e}");
-        let e = check_ssh_provider(&secrets(&[("private_key", "k")])).unwrap_err();
+        check_ssh_provider(&secrets(&[("private_key", "k")])).unwrap();
+        assert!(!has_pool(&secrets(&[("private_key", "k")])));
+        let e =
+            check_ssh_provider(&secrets(&[("private_key", "k"), ("servers", " ")])).unwrap_err();
         assert!(e.contains("--server HOST[:PORT]"), "{e}");
         let e =
             check_ssh_provider(&secrets(&[("private_key", "k"), ("servers", "a b")])).unwrap_err();

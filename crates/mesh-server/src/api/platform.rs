@@ -111,7 +111,14 @@ pub async fn create_rack(
         "provider {} region {} size {}",
         rack.provider, rack.region, rack.size
     );
-    if provider.kind == ProviderKind::Ssh {
+    if provider.kind == ProviderKind::Ssh
+        && provision::has_pool(
+            &state
+                .store()
+                .provider_secrets(provider.name.as_str())
+                .await?,
+        )
+    {
         // The rack's one server, made now: the rack goes again if it cannot be made, so that
         // the same command can be run again once the cause is fixed.
         match make_ssh_server(&state, &rack, &join_token).await {
@@ -171,7 +178,14 @@ pub async fn delete_rack(
 ) -> ApiResult<StatusCode> {
     let rack = state.store().get_rack(&name).await?;
     let provider = state.store().get_provider(rack.provider.as_str()).await?;
-    if provider.kind == ProviderKind::Ssh {
+    if provider.kind == ProviderKind::Ssh
+        && provision::has_pool(
+            &state
+                .store()
+                .provider_secrets(provider.name.as_str())
+                .await?,
+        )
+    {
         // The server goes first, only when no environment is on the rack (the store checks
         // again when the rack goes).
         let envs = state.store().list_environments().await?;
