@@ -191,7 +191,10 @@ pub async fn run(ctx: &Ctx, cmd: RackCmd) -> Result<()> {
                 address,
             };
             let client = ctx.client()?;
-            let makes_server = client.provider(&provider).await?.kind == ProviderKind::Ssh;
+            // An ssh provider with a pool (`--server`) makes the rack's server.
+            let p = client.provider(&provider).await?;
+            let makes_server =
+                p.kind == ProviderKind::Ssh && p.secret_keys.iter().any(|k| k == "servers");
             if makes_server && !ctx.json() {
                 print(format!(
                     "making the rack's server with provider {provider}: connecting, installing mesh, starting the agent"
