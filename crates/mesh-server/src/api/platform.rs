@@ -120,23 +120,43 @@ pub async fn create_rack(
         )
     {
         // The rack's one server, made now: the rack goes again if it cannot be made, so that
-        // the same command can be run again once the cause is fixed.
-        match make_ssh_server(&state, &rack, &join_token).await {
-            Ok(made) => detail.push_str(&format!(" server {} on {}", made.name, made.address)),
-            Err(e) => {
-                state.store().delete_rack(rack.name.as_str()).await?;
-                let token = join_token_name(rack.name.as_str());
-                match state.store().delete_token(&token).await {
-                    Ok(()) | Err(mesh_store::StoreError::NotFound(_)) => {}
-                    Err(e) => return Err(e.into()),
-                }
-                state.tokens().evict_name(&token);
-                return Err(e);
-            }
-        }
+        // the same command can be run again once the cause is fixed. In a task of its own, so
+        // that a client hanging up mid-way leaves a made server or none, never half of one.
+        let task = tokio::spawn({
+            let (state, rack, join_token) = (state.clone(), rack.clone(), join_token.clone());
+            async move { make_or_undo(&state, &rack, &join_token).await }
+        });
+        let made = task.await.map_err(|e| {
+            ApiError::new(
+                mesh_types::ErrorCode::Internal,
+                format!("making the rack's server failed: {e}"),
+            )
+        })??;
+        detail.push_str(&format!(" server {} on {}", made.name, made.address));
     }
     audit(&state, &caller, "rack.create", rack.name.as_str(), &detail).await;
     Ok(created(CreatedRack { rack, join_token }))
+}
+
+/// Makes the rack's server, or removes the rack and its join token again.
+async fn make_or_undo(
+    state: &AppState,
+    rack: &Rack,
+    join_token: &str,
+) -> ApiResult<mesh_provider::MadeServer> {
+    match make_ssh_server(state, rack, join_token).await {
+        Ok(made) => Ok(made),
+        Err(e) => {
+            state.store().delete_rack(rack.name.as_str()).await?;
+            let token = join_token_name(rack.name.as_str());
+            match state.store().delete_token(&token).await {
+                Ok(()) | Err(mesh_store::StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            state.tokens().evict_name(&token);
+            Err(e)
+        }
+    }
 }
 
 /// The ssh driver of the rack's provider, or why there is none.

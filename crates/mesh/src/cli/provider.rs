@@ -13,13 +13,13 @@ use crate::output::{datetime, or_dash, print, print_json, table};
 pub enum ProviderCmd {
     /// Register a provider; secrets are stored encrypted and never shown again
     ///
-    /// An ssh provider is a pool of Linux servers you already have, reached as root (or a user
-    /// who may run the agent as root) with a private key: `mesh provider add pool --kind ssh
-    /// --server 203.0.113.7 --server 203.0.113.8:2222 --secret user=root --secret-file
-    /// private_key=~/.ssh/id_ed25519`. Making a server for a rack takes a free one, installs
-    /// this control plane's `mesh` binary under /var/lib/widemesh/<rack>/<server> and starts
-    /// the agent under a supervisor; host keys are trusted on first contact and a changed one
-    /// is refused (see docs/providers.md).
+    /// An ssh provider is Linux servers you already have, reached as root with an ed25519 or
+    /// ECDSA private key: `mesh provider add pool --kind ssh --server 203.0.113.7 --server
+    /// 203.0.113.8:2222 --secret user=root --secret-file private_key=~/.ssh/id_ed25519`. With
+    /// a pool (--server), `mesh rack create` takes a free server, installs this control plane's
+    /// `mesh` binary under /var/lib/widemesh/<rack>/<server> and starts the agent under a
+    /// supervisor; host keys are trusted on first contact and a changed one is refused. Without
+    /// one, you start the racks' agents yourself with their join token (see docs/providers.md).
     Add {
         name: String,
         /// local (this machine) or ssh (servers you already own)
