@@ -86,6 +86,19 @@ pub fn ssh_driver(
     })
 }
 
+/// Removes the driver state of a deleted provider.
+pub fn forget(p: &Provision, provider: &str) {
+    // Provider names are validated names: no separators, no `..`.
+    let dir = p.state_dir.join(provider);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), "cannot remove a deleted provider's state: {e}")
+        }
+    }
+}
+
 /// The name of a native rack's one server.
 pub fn server_name(rack: &str) -> String {
     format!("{rack}-1")

@@ -72,6 +72,11 @@ pub async fn delete_provider(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     state.store().delete_provider(&name).await?;
+    // Its driver's state (host keys seen, servers made: none, as no rack is left) goes too, so
+    // a provider added again under this name trusts its servers' keys afresh.
+    if let Some(p) = state.provision() {
+        provision::forget(&p, &name);
+    }
     audit(&state, &caller, "provider.delete", &name, "").await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -797,6 +797,16 @@ fn the_ssh_provider_makes_a_server_whose_agent_joins_and_serves_then_deletes_it(
         "the rack's directory is still there"
     );
     assert!(StateFile::new(&cp_state).load().unwrap().made.is_empty());
+    // Removing the provider forgets the host keys it trusted.
+    assert!(
+        !StateFile::new(&cp_state)
+            .load()
+            .unwrap()
+            .host_keys
+            .is_empty()
+    );
+    cp.mesh(&["provider", "remove", "cli"]).ok();
+    assert!(!cp_state.exists());
     eprintln!(
         "ssh provider through the CLI: `mesh rack create` returned with a healthy server in {rack_in:?}"
     );
