@@ -4,8 +4,9 @@
 //!
 //! The supervisor is a shell loop started under `setsid` with a pid file, not a systemd unit:
 //! it works on any server with a POSIX shell, including the test servers (network namespaces
-//! without an init system). It restarts the agent a second after it exits, and on SIGTERM
-//! forwards the signal to the agent and waits for it, so the agent stops gracefully.
+//! without an init system). It restarts the agent when it exits (after 1 s, backing off to 30 s
+//! while it keeps failing at once), and on SIGTERM forwards the signal to the agent and waits
+//! for it, so the agent stops gracefully.
 
 use crate::{ProviderError, Result};
 
@@ -117,14 +118,21 @@ stop() {{
 trap stop TERM INT
 MESH_JOIN_TOKEN=$(cat "$dir/join-token")
 export MESH_JOIN_TOKEN
+delay=1
 while :; do
+  started=$(date +%s)
   "$dir/mesh" {args} >>"$dir/agent.log" 2>&1 &
   child=$!
   echo "$child" > "$dir/agent.pid"
   wait "$child"
-  echo "supervisor: the agent exited with $?; starting it again in 1s" >>"$dir/agent.log"
+  code=$?
   child=
-  sleep 1
+  # An agent that keeps failing at once is started again less and less often (at most every
+  # 30s); one that ran a while, at once.
+  if [ $(( $(date +%s) - started )) -ge 10 ]; then delay=1; elif [ $delay -lt 30 ]; then delay=$((delay * 2)); fi
+  echo "supervisor: the agent exited with $code; starting it again in ${{delay}}s" >>"$dir/agent.log"
+  # In the background, so that SIGTERM is acted on at once.
+  sleep $delay & wait $!
 done
 "#,
         args = args.join(" ")
@@ -241,6 +249,38 @@ mod tests {
         b.net = None;
         let s = supervisor_script(&b, "east-1", "h", "/d").unwrap();
         assert!(!s.contains("--net-prefix"));
+    }
+
+    /// `sh -n`: the scripts parse.
+    fn parses(script: &str) {
+        use std::io::Write;
+        let mut child = std::process::Command::new("sh")
+            .arg("-n")
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}\n{script}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn the_scripts_are_valid_shell() {
+        let dir = "/var/lib/widemesh/east/east-1";
+        parses(&supervisor_script(&boot(), "east-1", "10.0.0.2", dir).unwrap());
+        parses(&start_command(dir));
+        parses(&stop_command(dir, boot().net.as_ref(), 30));
+        parses(&stop_command(dir, None, 30));
     }
 
     #[test]
