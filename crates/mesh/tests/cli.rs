@@ -32,6 +32,8 @@ mod migration;
 mod multirack;
 #[path = "cli/platform.rs"]
 mod platform;
+#[path = "cli/provider_lab.rs"]
+mod provider_lab;
 #[path = "cli/providers.rs"]
 mod providers;
 #[path = "cli/restart.rs"]
