@@ -36,6 +36,8 @@ struct Inner {
     /// True once the server shuts down: long streams (watch, logs -f, runs) end, so the
     /// graceful shutdown does not wait for clients that never hang up.
     shutdown: watch::Sender<bool>,
+    /// How racks of server-making providers get their servers; none: they cannot.
+    provision: std::sync::RwLock<Option<Arc<crate::provision::Provision>>>,
 }
 
 impl AppState {
@@ -51,6 +53,7 @@ impl AppState {
             server_lost_after: AtomicI64::new(duration_ms(DEFAULT_LOST_AFTER)),
             changes: watch::channel(0).0,
             shutdown: watch::channel(false).0,
+            provision: std::sync::RwLock::new(None),
         };
         Self {
             inner: Arc::new(inner),
@@ -117,6 +120,15 @@ impl AppState {
         Self {
             inner: Arc::new(inner),
         }
+    }
+
+    /// Lets racks of ssh providers make their servers.
+    pub fn set_provision(&self, p: crate::provision::Provision) {
+        *self.inner.provision.write().expect("provision lock") = Some(Arc::new(p));
+    }
+
+    pub(crate) fn provision(&self) -> Option<Arc<crate::provision::Provision>> {
+        self.inner.provision.read().expect("provision lock").clone()
     }
 
     pub(crate) fn notify_change(&self) {

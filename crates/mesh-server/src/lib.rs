@@ -20,6 +20,7 @@ mod layering;
 mod logs;
 mod metrics;
 mod ndjson;
+pub mod provision;
 mod retire;
 mod routes;
 mod sweeper;
@@ -96,6 +97,7 @@ pub struct RunningServer {
     admin_token: Option<String>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
+    state: AppState,
 }
 
 impl RunningServer {
@@ -112,6 +114,12 @@ impl RunningServer {
     /// The admin token this data directory holds, if the platform was bootstrapped here.
     pub fn admin_token(&self) -> Option<&str> {
         self.admin_token.as_deref()
+    }
+
+    /// Lets racks of ssh providers make their servers: agents reach this control plane at
+    /// `p.advertise_url`.
+    pub fn set_provision(&self, p: provision::Provision) {
+        self.state.set_provision(p);
     }
 
     /// Stops accepting connections and lets in-flight requests finish.
@@ -190,7 +198,7 @@ pub async fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
     let streams = state.clone();
     sweeper::spawn(state.clone(), rx.clone());
     retire::spawn(state.clone(), rx.clone());
-    acme::spawn(state, opts.acme.clone(), &opts.data_dir, rx.clone());
+    acme::spawn(state.clone(), opts.acme.clone(), &opts.data_dir, rx.clone());
     let task = tokio::spawn(async move {
         axum::serve(
             listener,
@@ -210,6 +218,7 @@ pub async fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
         admin_token,
         shutdown: tx,
         task,
+        state,
     })
 }
 

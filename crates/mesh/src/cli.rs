@@ -77,6 +77,10 @@ pub enum Command {
     Agent(role::AgentArgs),
     /// Run an agent with the rack's edge router on (`mesh agent` listening on ports 80 and 443)
     Router(role::RouterArgs),
+    /// Remove what a stopped agent made on this server: its instances (killed), networks,
+    /// firewall table and cgroups (the ssh provider runs it when it deletes a server)
+    #[command(hide = true)]
+    AgentPurge(role::PurgeArgs),
     /// Point the CLI at a control plane: checks the token, then saves the URL and token
     Login(access::LoginArgs),
     /// Show who the CLI's token belongs to
@@ -216,7 +220,11 @@ impl Command {
     pub fn is_role(&self) -> bool {
         matches!(
             self,
-            Command::Up(_) | Command::Server(_) | Command::Agent(_) | Command::Router(_)
+            Command::Up(_)
+                | Command::Server(_)
+                | Command::Agent(_)
+                | Command::Router(_)
+                | Command::AgentPurge(_)
         )
     }
 }
@@ -233,6 +241,7 @@ impl Command {
             Command::Server(_) => none(),
             Command::Agent(_) => none(),
             Command::Router(_) => none(),
+            Command::AgentPurge(_) => none(),
             Command::Login(_) => none(),
             Command::Whoami => none(),
             Command::Link { target } => stack(target),
@@ -330,6 +339,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Server(args) => role::server(args).await,
         Command::Agent(args) => role::agent(args).await,
         Command::Router(args) => role::router(args).await,
+        Command::AgentPurge(args) => role::purge(args).await,
         Command::Login(args) => access::login(&ctx, args).await,
         Command::Whoami => access::whoami(&ctx).await,
         Command::Link { .. } => link(&ctx).await,

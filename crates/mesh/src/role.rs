@@ -36,6 +36,10 @@ pub struct UpArgs {
     /// Run no instances on this machine: the control plane only
     #[arg(long)]
     pub no_agent: bool,
+    /// The control plane's URL for agents on servers the platform makes (ssh providers)
+    /// [default: the --listen address, with a wildcard read as loopback]
+    #[arg(long, value_name = "URL")]
+    pub advertise_url: Option<String>,
     /// The edge router's plain HTTP address [default: 127.0.0.1:80; without either router
     /// flag, a busy or forbidden default only warns and the platform runs without a router]
     #[arg(long, value_name = "ADDR")]
@@ -189,6 +193,10 @@ pub struct ServerArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+    /// The control plane's URL for agents on servers the platform makes (ssh providers)
+    /// [default: the --listen address, with a wildcard read as loopback]
+    #[arg(long, value_name = "URL")]
+    pub advertise_url: Option<String>,
     #[command(flatten)]
     pub acme: AcmeArgs,
     #[command(flatten)]
@@ -218,6 +226,27 @@ pub fn local_url(addr: SocketAddr) -> String {
         ip => ip,
     };
     format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+/// Lets racks of ssh providers make servers whose agents reach this control plane at
+/// `advertise` (else `api_url`).
+fn provision(
+    running: &RunningServer,
+    advertise: Option<String>,
+    api_url: &str,
+    data_dir: &std::path::Path,
+) -> Result<()> {
+    let url = match advertise {
+        Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+            settings::normalize_url(&u)
+        }
+        Some(u) => anyhow::bail!("--advertise-url {u:?} must start with http:// or https://"),
+        None => api_url.to_string(),
+    };
+    let p = mesh_server::provision::Provision::new(url, data_dir)
+        .context("cannot find the mesh binary to install on made servers")?;
+    running.set_provision(p);
+    Ok(())
 }
 
 /// Starts the control plane; a busy address gets a hint instead of a bare OS error.
@@ -279,6 +308,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
     };
     let running = start(opts, "widemesh").await?;
     let api_url = local_url(running.addr());
+    provision(&running, args.advertise_url, &api_url, &data_dir)?;
     match running.admin_token() {
         Some(token) => {
             let path = settings::config_path(&env_var)?;
@@ -475,27 +505,27 @@ fn host_name() -> String {
     name.trim_end_matches('-').to_string()
 }
 
-/// Starts an agent with the native runtime under `data_dir` (`agent/` and `runtime/`).
-pub async fn start_agent(
-    api_url: &str,
-    token: &str,
-    data_dir: &std::path::Path,
-    name: Option<String>,
-    address: String,
-    net: &NetArgs,
-) -> Result<AgentHandle> {
-    use mesh_runtime::{NativeRuntime, RuntimeOptions, shim::ShimCommand};
+/// `--subnet-pool` as a network.
+fn subnet_pool(net: &NetArgs) -> Result<mesh_runtime::Ipv4Net> {
     let (ip, len) = net
         .subnet_pool
         .split_once('/')
         .context("--subnet-pool must be a CIDR such as 10.231.0.0/16")?;
-    let pool = mesh_runtime::Ipv4Net::new(
+    mesh_runtime::Ipv4Net::new(
         ip.parse()
             .context("--subnet-pool must be a CIDR such as 10.231.0.0/16")?,
         len.parse()
             .context("--subnet-pool must be a CIDR such as 10.231.0.0/16")?,
     )
-    .map_err(anyhow::Error::msg)?;
+    .map_err(anyhow::Error::msg)
+}
+
+/// The native runtime of an agent with this data directory and networking.
+fn native_runtime(
+    data_dir: &std::path::Path,
+    net: &NetArgs,
+) -> Result<mesh_runtime::NativeRuntime> {
+    use mesh_runtime::{NativeRuntime, RuntimeOptions, shim::ShimCommand};
     let mut rt = RuntimeOptions::new(data_dir.join("runtime"));
     rt.prefix = net.net_prefix.clone();
     if net.net_prefix != "wm" {
@@ -508,7 +538,47 @@ pub async fn start_agent(
         program: exe,
         args: vec![SHIM.to_string()],
     });
-    let runtime = NativeRuntime::new(rt).context("cannot set up the instance runtime")?;
+    NativeRuntime::new(rt).context("cannot set up the instance runtime")
+}
+
+/// `mesh agent-purge`: what an agent made on this server goes, for a server leaving its rack.
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// The agent's data directory (its `--data-dir`)
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// Removes every instance (killed), network, firewall table and cgroup of the agent with this
+/// data directory and prefix. The agent must be stopped first.
+pub async fn purge(args: PurgeArgs) -> Result<()> {
+    if let Some(why) = cannot_run_instances() {
+        anyhow::bail!("cannot purge an agent here: {why}");
+    }
+    native_runtime(&args.data_dir, &args.net)?
+        .purge()
+        .await
+        .context("cannot remove what the agent made")?;
+    print(format!(
+        "removed the instances and networks of the agent in {}",
+        args.data_dir.display()
+    ));
+    Ok(())
+}
+
+/// Starts an agent with the native runtime under `data_dir` (`agent/` and `runtime/`).
+pub async fn start_agent(
+    api_url: &str,
+    token: &str,
+    data_dir: &std::path::Path,
+    name: Option<String>,
+    address: String,
+    net: &NetArgs,
+) -> Result<AgentHandle> {
+    let pool = subnet_pool(net)?;
+    let runtime = native_runtime(data_dir, net)?;
     let name = name.unwrap_or_else(host_name);
     let server_name = mesh_types::Name::parse(&name).context("the server name")?;
     let mut opts =
@@ -654,6 +724,7 @@ pub async fn server(args: ServerArgs) -> Result<()> {
     };
     let running = start(opts, "the widemesh control plane").await?;
     let api_url = local_url(running.addr());
+    provision(&running, args.advertise_url, &api_url, &data_dir)?;
     print(format!(
         "widemesh control plane is up: api {api_url}, data {}",
         data_dir.display()

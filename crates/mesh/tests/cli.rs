@@ -32,6 +32,10 @@ mod migration;
 mod multirack;
 #[path = "cli/platform.rs"]
 mod platform;
+#[path = "cli/provider_lab.rs"]
+mod provider_lab;
+#[path = "cli/providers.rs"]
+mod providers;
 #[path = "cli/restart.rs"]
 mod restart;
 #[path = "cli/routes.rs"]

@@ -12,6 +12,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::domain::racks::{check_size, join_token_name, rack_from_request};
 use crate::error::{ApiError, ApiResult};
+use crate::provision;
 use crate::tokens;
 
 /// Longest provider secret value (an SSH private key fits easily).
@@ -50,10 +51,8 @@ pub async fn create_provider(
             )));
         }
     }
-    if req.kind == ProviderKind::Ssh && !req.secrets.contains_key("private_key") {
-        return Err(ApiError::invalid(
-            "an ssh provider needs the secret private_key (`--secret-file private_key=~/.ssh/id_ed25519`)",
-        ));
+    if req.kind == ProviderKind::Ssh {
+        crate::provision::check_ssh_provider(&req.secrets).map_err(ApiError::invalid)?;
     }
     let provider = state.store().create_provider(&req, state.now()).await?;
     audit(
@@ -73,6 +72,11 @@ pub async fn delete_provider(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     state.store().delete_provider(&name).await?;
+    // Its driver's state (host keys seen, servers made: none, as no rack is left) goes too, so
+    // a provider added again under this name trusts its servers' keys afresh.
+    if let Some(p) = state.provision() {
+        provision::forget(&p, &name);
+    }
     audit(&state, &caller, "provider.delete", &name, "").await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -108,12 +112,88 @@ pub async fn create_rack(
             &tokens::hash(&join_token),
         )
         .await?;
-    let detail = format!(
+    let mut detail = format!(
         "provider {} region {} size {}",
         rack.provider, rack.region, rack.size
     );
+    if provider.kind == ProviderKind::Ssh
+        && provision::has_pool(
+            &state
+                .store()
+                .provider_secrets(provider.name.as_str())
+                .await?,
+        )
+    {
+        // The rack's one server, made now: the rack goes again if it cannot be made, so that
+        // the same command can be run again once the cause is fixed. In a task of its own, so
+        // that a client hanging up mid-way leaves a made server or none, never half of one.
+        let task = tokio::spawn({
+            let (state, rack, join_token) = (state.clone(), rack.clone(), join_token.clone());
+            async move { make_or_undo(&state, &rack, &join_token).await }
+        });
+        let made = task.await.map_err(|e| {
+            ApiError::new(
+                mesh_types::ErrorCode::Internal,
+                format!("making the rack's server failed: {e}"),
+            )
+        })??;
+        detail.push_str(&format!(" server {} on {}", made.name, made.address));
+    }
     audit(&state, &caller, "rack.create", rack.name.as_str(), &detail).await;
     Ok(created(CreatedRack { rack, join_token }))
+}
+
+/// Makes the rack's server, or removes the rack and its join token again.
+async fn make_or_undo(
+    state: &AppState,
+    rack: &Rack,
+    join_token: &str,
+) -> ApiResult<mesh_provider::MadeServer> {
+    match make_ssh_server(state, rack, join_token).await {
+        Ok(made) => Ok(made),
+        Err(e) => {
+            state.store().delete_rack(rack.name.as_str()).await?;
+            let token = join_token_name(rack.name.as_str());
+            match state.store().delete_token(&token).await {
+                Ok(()) | Err(mesh_store::StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            state.tokens().evict_name(&token);
+            Err(e)
+        }
+    }
+}
+
+/// The ssh driver of the rack's provider, or why there is none.
+async fn ssh_driver(
+    state: &AppState,
+    provider: &str,
+) -> ApiResult<(
+    std::sync::Arc<provision::Provision>,
+    mesh_provider::ssh::SshDriver,
+)> {
+    let p = state.provision().ok_or_else(|| {
+        ApiError::not_available(
+            "this control plane makes no servers: start it with `mesh up` or `mesh server` (and --advertise-url)",
+        )
+    })?;
+    let secrets = state.store().provider_secrets(provider).await?;
+    let driver = provision::ssh_driver(&p, provider, &secrets).map_err(provision::api_error)?;
+    Ok((p, driver))
+}
+
+async fn make_ssh_server(
+    state: &AppState,
+    rack: &Rack,
+    join_token: &str,
+) -> ApiResult<mesh_provider::MadeServer> {
+    let (p, driver) = ssh_driver(state, rack.provider.as_str()).await?;
+    let t = std::time::Instant::now();
+    let made = provision::make_server(&p, &driver, rack, join_token)
+        .await
+        .map_err(provision::api_error)?;
+    tracing::info!(rack = %rack.name, server = %made.name, address = %made.address, elapsed = ?t.elapsed(), "made the rack's server: agent installed and started");
+    Ok(made)
 }
 
 pub async fn delete_rack(
@@ -121,6 +201,36 @@ pub async fn delete_rack(
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
+    let rack = state.store().get_rack(&name).await?;
+    let provider = state.store().get_provider(rack.provider.as_str()).await?;
+    if provider.kind == ProviderKind::Ssh
+        && provision::has_pool(
+            &state
+                .store()
+                .provider_secrets(provider.name.as_str())
+                .await?,
+        )
+    {
+        // The server goes first, only when no environment is on the rack (the store checks
+        // again when the rack goes).
+        let envs = state.store().list_environments().await?;
+        if let Some(env) = envs
+            .iter()
+            .find(|e| e.racks.contains(&rack.name) || e.leaving.iter().any(|l| l.rack == rack.name))
+        {
+            return Err(ApiError::precondition(format!(
+                "rack {name:?} hosts environment {:?}: move it off the rack first (`mesh env update {} --rack ...`)",
+                env.name.as_str(),
+                env.name.as_str()
+            )));
+        }
+        let (_, driver) = ssh_driver(&state, rack.provider.as_str()).await?;
+        let server = provision::server_name(&name);
+        match mesh_provider::Driver::delete(&driver, &server).await {
+            Ok(()) | Err(mesh_provider::ProviderError::NotFound(_)) => {}
+            Err(e) => return Err(provision::api_error(e)),
+        }
+    }
     state.store().delete_rack(&name).await?;
     let token = join_token_name(&name);
     match state.store().delete_token(&token).await {

@@ -12,11 +12,23 @@ use crate::output::{datetime, or_dash, print, print_json, table};
 #[derive(Debug, Subcommand)]
 pub enum ProviderCmd {
     /// Register a provider; secrets are stored encrypted and never shown again
+    ///
+    /// An ssh provider is Linux servers you already have, reached as root with an ed25519 or
+    /// ECDSA private key: `mesh provider add pool --kind ssh --server 203.0.113.7 --server
+    /// 203.0.113.8:2222 --secret user=root --secret-file private_key=~/.ssh/id_ed25519`. With
+    /// a pool (--server), `mesh rack create` takes a free server, installs this control plane's
+    /// `mesh` binary under /var/lib/widemesh/<rack>/<server> and starts the agent under a
+    /// supervisor; host keys are trusted on first contact and a changed one is refused. Without
+    /// one, you start the racks' agents yourself with their join token (see docs/providers.md).
     Add {
         name: String,
         /// local (this machine) or ssh (servers you already own)
         #[arg(long)]
         kind: String,
+        /// A server of an ssh provider's pool: HOST[:PORT], optionally with
+        /// ,net-prefix=P,subnet-pool=CIDR for servers sharing one kernel (repeatable)
+        #[arg(long = "server", value_name = "ADDR")]
+        servers: Vec<String>,
         /// A secret, such as user=deploy (repeatable)
         #[arg(long = "secret", value_name = "KEY=VALUE")]
         secrets: Vec<String>,
@@ -32,6 +44,9 @@ pub enum ProviderCmd {
     Remove { name: String },
 }
 
+/// The provider secret that holds an ssh provider's pool, one server a line.
+const SERVERS: &str = "servers";
+
 fn read_file(path: &std::path::Path) -> std::io::Result<String> {
     std::fs::read_to_string(path)
 }
@@ -41,13 +56,21 @@ pub async fn run(ctx: &Ctx, cmd: ProviderCmd) -> Result<()> {
         ProviderCmd::Add {
             name,
             kind,
+            servers,
             secrets,
             secret_files,
         } => {
+            let mut secrets = kv::collect_secrets(&secrets, &secret_files, &read_file)?;
+            if !servers.is_empty() {
+                if secrets.contains_key(SERVERS) {
+                    anyhow::bail!("give the pool with --server only, not as a secret");
+                }
+                secrets.insert(SERVERS.to_string(), servers.join("\n"));
+            }
             let req = CreateProvider {
                 name: Name::parse_as("provider name", &name)?,
                 kind: kind.parse::<ProviderKind>().map_err(|e| anyhow!(e))?,
-                secrets: kv::collect_secrets(&secrets, &secret_files, &read_file)?,
+                secrets,
             };
             let p = ctx.client()?.create_provider(&req).await?;
             if ctx.json() {

@@ -2,11 +2,14 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use mesh_types::api::{CreateRack, Rack, RackState, ResizeRack, Server, ServerState};
+use std::time::{Duration, Instant};
+
+use mesh_types::api::{CreateRack, ProviderKind, Rack, RackState, ResizeRack, Server, ServerState};
 use mesh_types::{Domain, Name, UnixMs};
 
 use super::Ctx;
 use crate::confirm;
+use crate::failure::hinted;
 use crate::output::{age, datetime, fields, now_ms, or_dash, print, print_json, table};
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +118,60 @@ fn rack_fields(r: &Rack) -> String {
     ])
 }
 
+/// How long a made server's agent may take to join its rack.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Follows a made server until its agent has joined and is ready, saying so as it goes.
+async fn wait_for_server(
+    ctx: &Ctx,
+    client: &mesh_client::Client,
+    rack: &str,
+    started: Instant,
+) -> Result<()> {
+    let say = |line: String| {
+        if !ctx.json() {
+            print(line);
+        }
+    };
+    let secs = |t: Instant| format!("{:.1}s", t.elapsed().as_secs_f64());
+    say(format!(
+        "server made, mesh installed and the agent started ({})",
+        secs(started)
+    ));
+    let mut joined = false;
+    loop {
+        let servers = client.list_servers(rack).await?;
+        if let Some(s) = servers.first() {
+            if !joined {
+                joined = true;
+                say(format!(
+                    "agent {} joined rack {rack} from {} ({})",
+                    s.name,
+                    s.address,
+                    secs(started)
+                ));
+            }
+            if s.state == ServerState::Ready {
+                say(format!("server {} is healthy ({})", s.name, secs(started)));
+                return Ok(());
+            }
+        }
+        if started.elapsed() > JOIN_TIMEOUT {
+            return Err(hinted(
+                format!(
+                    "the agent of rack {rack} did not {} within {}s",
+                    if joined { "become healthy" } else { "join" },
+                    JOIN_TIMEOUT.as_secs()
+                ),
+                format!(
+                    "check that the server reaches the control plane at its --advertise-url, and read the agent's log in /var/lib/widemesh/{rack}/{rack}-1/agent.log on the server"
+                ),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 pub async fn run(ctx: &Ctx, cmd: RackCmd) -> Result<()> {
     match cmd {
         RackCmd::Create {
@@ -133,16 +190,32 @@ pub async fn run(ctx: &Ctx, cmd: RackCmd) -> Result<()> {
                 domain: domain.as_deref().map(Domain::parse).transpose()?,
                 address,
             };
-            let created = ctx.client()?.create_rack(&req).await?;
+            let client = ctx.client()?;
+            // An ssh provider with a pool (`--server`) makes the rack's server.
+            let p = client.provider(&provider).await?;
+            let makes_server =
+                p.kind == ProviderKind::Ssh && p.secret_keys.iter().any(|k| k == "servers");
+            if makes_server && !ctx.json() {
+                print(format!(
+                    "making the rack's server with provider {provider}: connecting, installing mesh, starting the agent"
+                ));
+            }
+            let started = Instant::now();
+            let created = client.create_rack(&req).await?;
+            let r = &created.rack;
+            if !ctx.json() {
+                print(format!(
+                    "created rack {} (provider {}, region {}, size {}, domain {}, address {})",
+                    r.name, r.provider, r.region, r.size, r.domain, r.address
+                ));
+            }
+            if makes_server {
+                wait_for_server(ctx, &client, r.name.as_str(), started).await?;
+            }
             if ctx.json() {
                 print_json(&created);
                 return Ok(());
             }
-            let r = &created.rack;
-            print(format!(
-                "created rack {} (provider {}, region {}, size {}, domain {}, address {})",
-                r.name, r.provider, r.region, r.size, r.domain, r.address
-            ));
             print(format!("join token: {}", created.join_token));
             print("this token is shown only once: keep it secret; the rack's agents join with it");
         }

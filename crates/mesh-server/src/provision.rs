@@ -1,0 +1,189 @@
+//! Racks whose servers the platform makes: the settings a control plane makes them with, the
+//! checks on an ssh provider's secrets, and the calls into the provider drivers
+//! (`mesh-provider`) when a rack is created or deleted.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use mesh_provider::ssh::{SshDriver, SshSettings};
+use mesh_provider::{Bootstrap, CreateServer, Driver, MadeServer, ProviderError, pool};
+use mesh_types::ErrorCode;
+
+use crate::error::ApiError;
+
+/// How this control plane makes servers.
+#[derive(Debug, Clone)]
+pub struct Provision {
+    /// The URL agents on made servers reach the control plane at (`--advertise-url`).
+    pub advertise_url: String,
+    /// The `mesh` binary installed on made servers: the control plane's own.
+    pub binary: PathBuf,
+    /// Where drivers keep their state: `<dir>/<provider>/state.json`.
+    pub state_dir: PathBuf,
+    /// The agents' root directory on made servers.
+    pub root: String,
+}
+
+impl Provision {
+    /// With the defaults: the running executable, `<data_dir>/providers`, /var/lib/widemesh.
+    pub fn new(advertise_url: String, data_dir: &std::path::Path) -> std::io::Result<Self> {
+        Ok(Self {
+            advertise_url,
+            binary: std::env::current_exe()?,
+            state_dir: data_dir.join("providers"),
+            root: mesh_provider::bootstrap::DEFAULT_ROOT.to_string(),
+        })
+    }
+}
+
+/// The provider secret holding an ssh provider's pool, one server a line.
+pub const SERVERS: &str = "servers";
+
+/// What an ssh provider needs: a private key; a user name (root if none). Its pool of servers
+/// (`--server`) is optional: without one, its racks' agents are started by hand with the join
+/// token; with one, creating a rack makes its server.
+pub fn check_ssh_provider(secrets: &BTreeMap<String, String>) -> Result<(), String> {
+    if !secrets.contains_key("private_key") {
+        return Err("an ssh provider needs the secret private_key (`--secret-file private_key=~/.ssh/id_ed25519`)".into());
+    }
+    let servers = pool_of(secrets).map_err(|e| e.to_string())?;
+    if secrets.contains_key(SERVERS) && servers.is_empty() {
+        return Err("the ssh provider's pool is empty: give its servers with `--server HOST[:PORT]` (repeatable)".into());
+    }
+    Ok(())
+}
+
+/// Whether racks of this ssh provider get their server made (it has a pool).
+pub fn has_pool(secrets: &BTreeMap<String, String>) -> bool {
+    secrets.contains_key(SERVERS)
+}
+
+fn pool_of(secrets: &BTreeMap<String, String>) -> Result<Vec<pool::PoolServer>, ProviderError> {
+    secrets
+        .get(SERVERS)
+        .map(String::as_str)
+        .unwrap_or("")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| pool::parse_server(l.trim()))
+        .collect()
+}
+
+/// The ssh driver of provider `name` with these secrets.
+pub fn ssh_driver(
+    p: &Provision,
+    name: &str,
+    secrets: &BTreeMap<String, String>,
+) -> Result<SshDriver, ProviderError> {
+    SshDriver::new(SshSettings {
+        servers: pool_of(secrets)?,
+        user: secrets
+            .get("user")
+            .cloned()
+            .unwrap_or_else(|| "root".into()),
+        private_key: secrets.get("private_key").cloned().unwrap_or_default(),
+        state: p.state_dir.join(name).join("state.json"),
+    })
+}
+
+/// Removes the driver state of a deleted provider.
+pub fn forget(p: &Provision, provider: &str) {
+    // Provider names are validated names: no separators, no `..`.
+    let dir = p.state_dir.join(provider);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), "cannot remove a deleted provider's state: {e}")
+        }
+    }
+}
+
+/// The name of a native rack's one server.
+pub fn server_name(rack: &str) -> String {
+    format!("{rack}-1")
+}
+
+/// Makes the one server of `rack` with its agent joining with `join_token`.
+pub async fn make_server(
+    p: &Provision,
+    driver: &dyn Driver,
+    rack: &mesh_types::api::Rack,
+    join_token: &str,
+) -> Result<MadeServer, ProviderError> {
+    let req = CreateServer {
+        name: server_name(rack.name.as_str()),
+        size: rack.size.clone(),
+        region: rack.region.to_string(),
+        bootstrap: Bootstrap {
+            binary: p.binary.clone(),
+            api_url: p.advertise_url.clone(),
+            join_token: join_token.to_string(),
+            rack: rack.name.to_string(),
+            root: p.root.clone(),
+            http_listen: mesh_provider::bootstrap::DEFAULT_HTTP_LISTEN.into(),
+            net: None,
+        },
+    };
+    driver.create(&req).await
+}
+
+/// A driver's error as the API answers it.
+pub fn api_error(e: ProviderError) -> ApiError {
+    let code = match &e {
+        ProviderError::BadCredentials(_)
+        | ProviderError::UnknownRegion { .. }
+        | ProviderError::UnknownSize { .. }
+        | ProviderError::Invalid(_) => ErrorCode::InvalidArgument,
+        ProviderError::Exhausted(_) => ErrorCode::FailedPrecondition,
+        ProviderError::NotFound(_) => ErrorCode::NotFound,
+        ProviderError::Unreachable { .. }
+        | ProviderError::HostKeyChanged { .. }
+        | ProviderError::Remote { .. } => ErrorCode::Unavailable,
+        ProviderError::State { .. } => {
+            tracing::error!(error = %e, "provider state");
+            ErrorCode::Internal
+        }
+    };
+    ApiError::new(code, e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secrets(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn an_ssh_provider_needs_a_key_and_a_pool() {
+        let e = check_ssh_provider(&secrets(&[("servers", "10.0.0.2")])).unwrap_err();
+        assert!(e.contains("private_key"), "{e}");
+        check_ssh_provider(&secrets(&[("private_key", "k")])).unwrap();
+        assert!(!has_pool(&secrets(&[("private_key", "k")])));
+        let e =
+            check_ssh_provider(&secrets(&[("private_key", "k"), ("servers", " ")])).unwrap_err();
+        assert!(e.contains("--server HOST[:PORT]"), "{e}");
+        let e =
+            check_ssh_provider(&secrets(&[("private_key", "k"), ("servers", "a b")])).unwrap_err();
+        assert!(e.contains("pool server \"a b\""), "{e}");
+        check_ssh_provider(&secrets(&[("private_key", "k"), ("servers", "a\nb:2222")])).unwrap();
+    }
+
+    #[test]
+    fn driver_errors_map_to_answers_that_say_what_to_fix() {
+        let e = api_error(ProviderError::Exhausted("all in use".into()));
+        assert_eq!(e.code, ErrorCode::FailedPrecondition);
+        assert_eq!(e.message, "all in use");
+        let e = api_error(ProviderError::Unreachable {
+            address: "h:22".into(),
+            why: "refused".into(),
+        });
+        assert_eq!(e.code, ErrorCode::Unavailable);
+        assert_eq!(server_name("east"), "east-1");
+    }
+}
