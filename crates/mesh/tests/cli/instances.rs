@@ -442,9 +442,18 @@ fn services_run_as_isolated_supervised_instances() {
         "the same instance, not a new one"
     );
     assert_eq!(web_after["restarts"], 0);
-    let got = p
-        .mesh(&["exec", "--env", "shop", &worker_id, "--", "sh", "-c", http])
-        .ok();
+    // The restarted agent's watch stream may take a moment to connect (bounded wait).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let got = loop {
+        let got = p.mesh(&["exec", "--env", "shop", &worker_id, "--", "sh", "-c", http]);
+        if got.code == 0
+            || !got.stderr.contains("is connected to this control plane")
+            || Instant::now() > deadline
+        {
+            break got.ok();
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
     assert!(
         got.stdout.starts_with("HTTP/1."),
         "still serving: {}",
