@@ -395,7 +395,11 @@ pub(crate) async fn update_racks(
     let before = racks_of(w.conn(), env_id).await?;
     place(w.conn(), env_id, racks).await?;
     let left = set_leaving(w.conn(), env_id, &before, racks, leaving).await?;
-    // Only the aliases of racks it is on or still leaving (one may have left meanwhile).
+    // Only the aliases of racks it is on or still leaving (one may have left meanwhile); every
+    // alias names a rack that exists.
+    for a in aliases {
+        lookup::rack(w.conn(), a.rack.as_str()).await?;
+    }
     let aliases: Vec<AliasSpec> = aliases
         .iter()
         .filter(|a| racks.contains(&a.rack) || left.contains(&a.rack))
