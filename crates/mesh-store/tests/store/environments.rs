@@ -164,13 +164,7 @@ async fn aliases_follow_the_racks(store: Arc<dyn Store>) {
         )
         .await
         .unwrap();
-    let domains: Vec<_> = store
-        .list_endpoints("shop")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.domain.to_string())
-        .collect();
+    let domains = shop_domains(store.as_ref()).await;
     assert_eq!(domains, ["shop.edge.test", "www.shop.example"]);
     not_found(
         store.get_endpoint("shop", "shop.local.test").await,
@@ -432,13 +426,7 @@ async fn leaving_racks_forward_then_go(store: Arc<dyn Store>) {
     assert!(!store.finish_leaving("shop", "local", T + 1).await.unwrap());
     let env = store.get_environment("shop").await.unwrap();
     assert!(env.leaving.is_empty(), "{env:?}");
-    let domains: Vec<_> = store
-        .list_endpoints("shop")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.domain.to_string())
-        .collect();
+    let domains = shop_domains(store.as_ref()).await;
     assert_eq!(domains, ["shop.edge.test"]);
     // A stale update after that brings neither the entry nor the alias back: local is not
     // placed any more.
@@ -453,13 +441,18 @@ async fn leaving_racks_forward_then_go(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(env.leaving.is_empty(), "{env:?}");
-    let domains: Vec<_> = store
+    let domains = shop_domains(store.as_ref()).await;
+    assert_eq!(domains, ["shop.edge.test"]);
+    store.delete_rack("local").await.unwrap();
+}
+
+/// The domains of shop's endpoints, in order.
+async fn shop_domains(store: &dyn Store) -> Vec<String> {
+    store
         .list_endpoints("shop")
         .await
         .unwrap()
         .into_iter()
         .map(|e| e.domain.to_string())
-        .collect();
-    assert_eq!(domains, ["shop.edge.test"]);
-    store.delete_rack("local").await.unwrap();
+        .collect()
 }
