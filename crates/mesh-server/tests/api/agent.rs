@@ -752,29 +752,6 @@ async fn a_rack_being_left_keeps_reporting_until_it_is_left() {
     assert_eq!(domains, ["shop.east.test", "shop.localhost"]);
 
     // local's agent still reports the environment's instances and ships their output.
-    let mut web = instance("web-a", InstanceState::Healthy);
-    web.server = Some(n("box-1"));
-    let report = StatusReport {
-        server: n("box-1"),
-        instances: vec![web],
-    };
-    ok::<Value>(
-        as_agent(
-            &s,
-            "/v1/agent/status",
-            serde_json::to_value(&report).unwrap(),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
-    let listed: Vec<Value> = s.get_ok("/v1/environments/shop/instances").await;
-    assert_eq!(listed[0]["rack"], "local", "{listed:?}");
-    let ack = ship(&s, vec![log(6, "web", "still here")]).await;
-    assert_eq!(ack["accepted"], 1);
-
-    // Both racks healthy (two web instances each): local, while leaving, counts as healthy, so
-    // it alone may be put back (the move is cancelled) and east taken out.
     let report_as = |token: String, server: &str, ids: [&str; 2]| {
         let report = StatusReport {
             server: n(server),
@@ -795,6 +772,13 @@ async fn a_rack_being_left_keeps_reporting_until_it_is_left() {
         async move { assert_eq!(req.send().await.unwrap().status(), StatusCode::OK) }
     };
     report_as(join_token(&s), "box-1", ["web-a", "web-b"]).await;
+    let listed: Vec<Value> = s.get_ok("/v1/environments/shop/instances").await;
+    assert_eq!(listed[0]["rack"], "local", "{listed:?}");
+    let ack = ship(&s, vec![log(6, "web", "still here")]).await;
+    assert_eq!(ack["accepted"], 1);
+
+    // Both racks healthy (two web instances each): local, while leaving, counts as healthy, so
+    // it alone may be put back (the move is cancelled) and east taken out.
     report_as(east_token, "box-east", ["web-c", "web-d"]).await;
     let env: Value = s.get_ok(ENV).await;
     assert_eq!(env["placement"][0]["state"], "healthy", "{env}");

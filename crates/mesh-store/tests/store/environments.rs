@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use mesh_store::{CertificateRecord, Store};
 use mesh_types::api::{
-    Certificate, CertificateSource, CertificateState, EndpointKind, Formula, Instance,
+    Certificate, CertificateSource, CertificateState, EndpointKind, Environment, Formula, Instance,
     InstanceState, LeavingRack, NewDeployment, Route,
 };
 use mesh_types::config::ConfigScope;
@@ -341,16 +341,7 @@ async fn leaving_racks_forward_then_go(store: Arc<dyn Store>) {
         forwarding_since: None,
     };
     // shop moves from local to edge: local's alias stays while it leaves.
-    let env = store
-        .update_environment_racks(
-            "shop",
-            &[name("edge")],
-            std::slice::from_ref(&leaving),
-            &[alias("shop", "edge"), alias("shop", "local")],
-            T + 1,
-        )
-        .await
-        .unwrap();
+    let env = move_to_edge(store.as_ref(), &leaving, T + 1).await;
     assert_eq!(env.racks, [name("edge")]);
     assert_eq!(env.leaving, std::slice::from_ref(&leaving));
     let listed = store.list_environments().await.unwrap();
@@ -407,16 +398,7 @@ async fn leaving_racks_forward_then_go(store: Arc<dyn Store>) {
     // An update computed from an older read never rewrites the entry: forwarding stays.
     let mut stale = leaving.clone();
     stale.since = T + 9;
-    let env = store
-        .update_environment_racks(
-            "shop",
-            &[name("edge")],
-            std::slice::from_ref(&stale),
-            &[alias("shop", "edge"), alias("shop", "local")],
-            T + 9,
-        )
-        .await
-        .unwrap();
+    let env = move_to_edge(store.as_ref(), &stale, T + 9).await;
     assert_eq!(env.leaving[0].since, T + 1);
     assert_eq!(env.leaving[0].forwarding_since, Some(T + 5));
 
@@ -430,16 +412,7 @@ async fn leaving_racks_forward_then_go(store: Arc<dyn Store>) {
     assert_eq!(domains, ["shop.edge.test"]);
     // A stale update after that brings neither the entry nor the alias back: local is not
     // placed any more.
-    let env = store
-        .update_environment_racks(
-            "shop",
-            &[name("edge")],
-            std::slice::from_ref(&leaving),
-            &[alias("shop", "edge"), alias("shop", "local")],
-            T + 10,
-        )
-        .await
-        .unwrap();
+    let env = move_to_edge(store.as_ref(), &leaving, T + 10).await;
     assert!(env.leaving.is_empty(), "{env:?}");
     let domains = shop_domains(store.as_ref()).await;
     assert_eq!(domains, ["shop.edge.test"]);
@@ -455,4 +428,18 @@ async fn shop_domains(store: &dyn Store) -> Vec<String> {
         .into_iter()
         .map(|e| e.domain.to_string())
         .collect()
+}
+
+/// shop's update to rack `edge`, `leaving` as the rack it leaves (with local's alias kept).
+async fn move_to_edge(store: &dyn Store, leaving: &LeavingRack, at: i64) -> Environment {
+    store
+        .update_environment_racks(
+            "shop",
+            &[name("edge")],
+            std::slice::from_ref(leaving),
+            &[alias("shop", "edge"), alias("shop", "local")],
+            at,
+        )
+        .await
+        .unwrap()
 }
