@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use mesh_provider::ssh::{SshDriver, SshSettings};
 use mesh_provider::{Bootstrap, CreateServer, Driver, MadeServer, ProviderError, pool};
 use mesh_types::ErrorCode;
+use mesh_types::api::ProviderKind;
 
 use crate::error::ApiError;
 
@@ -69,6 +70,43 @@ fn pool_of(secrets: &BTreeMap<String, String>) -> Result<Vec<pool::PoolServer>, 
         .collect()
 }
 
+/// Checks a new provider's secrets for its kind; the message says what is missing.
+pub fn check_provider(
+    kind: ProviderKind,
+    secrets: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    match kind {
+        ProviderKind::Local => Ok(()),
+        ProviderKind::Ssh => check_ssh_provider(secrets),
+    }
+}
+
+/// Whether racks of a provider of `kind` with these secrets get their servers made by the
+/// platform (else their agents are started by hand with the join token).
+pub fn makes_servers(kind: ProviderKind, secrets: &BTreeMap<String, String>) -> bool {
+    match kind {
+        ProviderKind::Local => false,
+        ProviderKind::Ssh => has_pool(secrets),
+    }
+}
+
+/// The driver that makes the servers of provider `name` (of `kind`, with these secrets), or
+/// `None` when its racks' servers are not made by the platform.
+pub fn driver(
+    p: &Provision,
+    name: &str,
+    kind: ProviderKind,
+    secrets: &BTreeMap<String, String>,
+) -> Result<Option<Box<dyn Driver>>, ProviderError> {
+    if !makes_servers(kind, secrets) {
+        return Ok(None);
+    }
+    match kind {
+        ProviderKind::Local => Ok(None),
+        ProviderKind::Ssh => Ok(Some(Box::new(ssh_driver(p, name, secrets)?))),
+    }
+}
+
 /// The ssh driver of provider `name` with these secrets.
 pub fn ssh_driver(
     p: &Provision,
@@ -99,21 +137,24 @@ pub fn forget(p: &Provision, provider: &str) {
     }
 }
 
-/// The name of a native rack's one server.
-pub fn server_name(rack: &str) -> String {
-    format!("{rack}-1")
+/// The name of a rack's `n`th made server (from 1): a native rack's first is `<rack>-1`, and
+/// each server that replaces one takes the next number.
+pub fn server_name(rack: &str, n: u32) -> String {
+    format!("{rack}-{n}")
 }
 
-/// Makes the one server of `rack` with its agent joining with `join_token`.
+/// Makes server `name` of `rack`, of `size`, with its agent joining with `join_token`.
 pub async fn make_server(
     p: &Provision,
     driver: &dyn Driver,
     rack: &mesh_types::api::Rack,
+    name: &str,
+    size: &str,
     join_token: &str,
 ) -> Result<MadeServer, ProviderError> {
     let req = CreateServer {
-        name: server_name(rack.name.as_str()),
-        size: rack.size.clone(),
+        name: name.to_string(),
+        size: size.to_string(),
         region: rack.region.to_string(),
         bootstrap: Bootstrap {
             binary: p.binary.clone(),
@@ -184,6 +225,6 @@ mod tests {
             why: "refused".into(),
         });
         assert_eq!(e.code, ErrorCode::Unavailable);
-        assert_eq!(server_name("east"), "east-1");
+        assert_eq!(server_name("east", 1), "east-1");
     }
 }

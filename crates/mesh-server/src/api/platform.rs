@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use mesh_types::api::{
-    CreateProvider, CreateRack, CreatedRack, Provider, ProviderKind, Rack, ResizeRack, Role, Server,
+    CreateProvider, CreateRack, CreatedRack, Provider, Rack, ResizeRack, Role, Server,
 };
 
 use super::{Created, JsonBody, audit, created};
@@ -51,9 +51,7 @@ pub async fn create_provider(
             )));
         }
     }
-    if req.kind == ProviderKind::Ssh {
-        crate::provision::check_ssh_provider(&req.secrets).map_err(ApiError::invalid)?;
-    }
+    provision::check_provider(req.kind, &req.secrets).map_err(ApiError::invalid)?;
     let provider = state.store().create_provider(&req, state.now()).await?;
     audit(
         &state,
@@ -116,20 +114,13 @@ pub async fn create_rack(
         "provider {} region {} size {}",
         rack.provider, rack.region, rack.size
     );
-    if provider.kind == ProviderKind::Ssh
-        && provision::has_pool(
-            &state
-                .store()
-                .provider_secrets(provider.name.as_str())
-                .await?,
-        )
-    {
+    if let Some((p, driver)) = rack_driver(&state, rack.provider.as_str()).await? {
         // The rack's one server, made now: the rack goes again if it cannot be made, so that
         // the same command can be run again once the cause is fixed. In a task of its own, so
         // that a client hanging up mid-way leaves a made server or none, never half of one.
         let task = tokio::spawn({
             let (state, rack, join_token) = (state.clone(), rack.clone(), join_token.clone());
-            async move { make_or_undo(&state, &rack, &join_token).await }
+            async move { make_or_undo(&state, &p, driver.as_ref(), &rack, &join_token).await }
         });
         let made = task.await.map_err(|e| {
             ApiError::new(
@@ -146,11 +137,18 @@ pub async fn create_rack(
 /// Makes the rack's server, or removes the rack and its join token again.
 async fn make_or_undo(
     state: &AppState,
+    p: &provision::Provision,
+    driver: &dyn mesh_provider::Driver,
     rack: &Rack,
     join_token: &str,
 ) -> ApiResult<mesh_provider::MadeServer> {
-    match make_ssh_server(state, rack, join_token).await {
-        Ok(made) => Ok(made),
+    let t = std::time::Instant::now();
+    let name = provision::server_name(rack.name.as_str(), 1);
+    match provision::make_server(p, driver, rack, &name, &rack.size, join_token).await {
+        Ok(made) => {
+            tracing::info!(rack = %rack.name, server = %made.name, address = %made.address, elapsed = ?t.elapsed(), "made the rack's server: agent installed and started");
+            Ok(made)
+        }
         Err(e) => {
             state.store().delete_rack(rack.name.as_str()).await?;
             let token = join_token_name(rack.name.as_str());
@@ -159,41 +157,41 @@ async fn make_or_undo(
                 Err(e) => return Err(e.into()),
             }
             state.tokens().evict_name(&token);
-            Err(e)
+            Err(provision::api_error(e))
         }
     }
 }
 
-/// The ssh driver of the rack's provider, or why there is none.
-async fn ssh_driver(
+/// The driver that makes the servers of racks of `provider`, with this control plane's
+/// settings; `None` when its racks' servers are started by hand.
+pub(crate) async fn rack_driver(
     state: &AppState,
     provider: &str,
-) -> ApiResult<(
-    std::sync::Arc<provision::Provision>,
-    mesh_provider::ssh::SshDriver,
-)> {
+) -> ApiResult<
+    Option<(
+        std::sync::Arc<provision::Provision>,
+        Box<dyn mesh_provider::Driver>,
+    )>,
+> {
+    let kind = state.store().get_provider(provider).await?.kind;
+    let secrets = state.store().provider_secrets(provider).await?;
+    if !provision::makes_servers(kind, &secrets) {
+        return Ok(None);
+    }
     let p = state.provision().ok_or_else(|| {
         ApiError::not_available(
             "this control plane makes no servers: start it with `mesh up` or `mesh server` (and --advertise-url)",
         )
     })?;
-    let secrets = state.store().provider_secrets(provider).await?;
-    let driver = provision::ssh_driver(&p, provider, &secrets).map_err(provision::api_error)?;
-    Ok((p, driver))
-}
-
-async fn make_ssh_server(
-    state: &AppState,
-    rack: &Rack,
-    join_token: &str,
-) -> ApiResult<mesh_provider::MadeServer> {
-    let (p, driver) = ssh_driver(state, rack.provider.as_str()).await?;
-    let t = std::time::Instant::now();
-    let made = provision::make_server(&p, &driver, rack, join_token)
-        .await
-        .map_err(provision::api_error)?;
-    tracing::info!(rack = %rack.name, server = %made.name, address = %made.address, elapsed = ?t.elapsed(), "made the rack's server: agent installed and started");
-    Ok(made)
+    let driver = provision::driver(&p, provider, kind, &secrets)
+        .map_err(provision::api_error)?
+        .ok_or_else(|| {
+            ApiError::new(
+                mesh_types::ErrorCode::Internal,
+                "the provider makes servers but has no driver",
+            )
+        })?;
+    Ok(Some((p, driver)))
 }
 
 pub async fn delete_rack(
@@ -202,16 +200,8 @@ pub async fn delete_rack(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     let rack = state.store().get_rack(&name).await?;
-    let provider = state.store().get_provider(rack.provider.as_str()).await?;
-    if provider.kind == ProviderKind::Ssh
-        && provision::has_pool(
-            &state
-                .store()
-                .provider_secrets(provider.name.as_str())
-                .await?,
-        )
-    {
-        // The server goes first, only when no environment is on the rack (the store checks
+    if let Some((_, driver)) = rack_driver(&state, rack.provider.as_str()).await? {
+        // The servers go first, only when no environment is on the rack (the store checks
         // again when the rack goes).
         let envs = state.store().list_environments().await?;
         if let Some(env) = envs
@@ -224,11 +214,12 @@ pub async fn delete_rack(
                 env.name.as_str()
             )));
         }
-        let (_, driver) = ssh_driver(&state, rack.provider.as_str()).await?;
-        let server = provision::server_name(&name);
-        match mesh_provider::Driver::delete(&driver, &server).await {
-            Ok(()) | Err(mesh_provider::ProviderError::NotFound(_)) => {}
-            Err(e) => return Err(provision::api_error(e)),
+        let made = driver.list().await.map_err(provision::api_error)?;
+        for server in made.iter().filter(|m| m.rack == name) {
+            match driver.delete(&server.name).await {
+                Ok(()) | Err(mesh_provider::ProviderError::NotFound(_)) => {}
+                Err(e) => return Err(provision::api_error(e)),
+            }
         }
     }
     state.store().delete_rack(&name).await?;
