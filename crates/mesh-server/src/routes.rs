@@ -14,8 +14,8 @@ use tower_http::request_id::{
 
 use crate::agent::gateway;
 use crate::api::{
-    access, certificates, config, deployments, endpoints, environments, platform, runs, services,
-    sources, stacks, system,
+    access, certificates, config, deployments, endpoints, environments, platform, replacement,
+    runs, services, sources, stacks, system,
 };
 use crate::app::AppState;
 use crate::{auth, metrics};
@@ -87,8 +87,17 @@ fn v1(table: Table) -> Table {
         .add(M::POST, "/v1/racks", platform::create_rack)
         .add(M::GET, "/v1/racks/{rack}", platform::get_rack)
         .add(M::DELETE, "/v1/racks/{rack}", platform::delete_rack)
-        .add(M::POST, "/v1/racks/{rack}/upgrade", platform::upgrade_rack)
-        .add(M::POST, "/v1/racks/{rack}/resize", platform::resize_rack)
+        .add(
+            M::POST,
+            "/v1/racks/{rack}/upgrade",
+            replacement::upgrade_rack,
+        )
+        .add(M::POST, "/v1/racks/{rack}/resize", replacement::resize_rack)
+        .add(
+            M::GET,
+            "/v1/racks/{rack}/replacement",
+            replacement::get_replacement,
+        )
         .add(M::GET, "/v1/racks/{rack}/servers", platform::list_servers)
         .add(M::GET, "/v1/environments", environments::list)
         .add(M::POST, "/v1/environments", environments::create)

@@ -17,9 +17,10 @@ use mesh_types::api::{
     CreatedRack, CreatedToken, Deployment, DeploymentStatus, DeploymentStep, DnsRecord, Endpoint,
     EndpointKind, Environment, EnvironmentDetails, Event, Formula, HealthCheck, Instance,
     InstanceState, LeavingRack, PlacementState, Provider, ProviderKind, PublishService, Rack,
-    RackPlacement, RackState, ResizeRack, Role, RollbackRequest, Route, ScaleService, Server,
-    ServerState, Service, ServiceKind, ServiceStatus, SourceUploaded, Stack, Token,
-    UnpublishService, UpdateEnvironment, UpdateService, UpdateStack, UploadCertificate, WhoAmI,
+    RackPlacement, RackState, ReplaceOptions, Replacement, ReplacementPhase, ResizeRack, Role,
+    RollbackRequest, Route, ScaleService, Server, ServerState, Service, ServiceKind, ServiceStatus,
+    SourceUploaded, Stack, Token, UnpublishService, UpdateEnvironment, UpdateService, UpdateStack,
+    UpgradeRack, UploadCertificate, WhoAmI,
 };
 use mesh_types::config::{ConfigChange, ConfigScope, ConfigVar, ResolvedConfig, ResolvedVar};
 use mesh_types::desired::{BuiltImage, ImageConfig};
@@ -838,6 +839,62 @@ fn samples() -> Vec<(&'static str, Value)> {
             "ResizeRack",
             ResizeRack {
                 size: "s-4vcpu-8gb".into(),
+                replace: ReplaceOptions::default(),
+            },
+        ),
+        sample(
+            "ResizeRack",
+            ResizeRack {
+                size: "s-4vcpu-8gb".into(),
+                replace: ReplaceOptions {
+                    drain_grace_s: Some(60),
+                    timeout_s: Some(600),
+                },
+            },
+        ),
+        sample("UpgradeRack", UpgradeRack::default()),
+        sample(
+            "UpgradeRack",
+            UpgradeRack {
+                version: Some("0.1.0".into()),
+                replace: ReplaceOptions {
+                    drain_grace_s: Some(0),
+                    timeout_s: Some(1),
+                },
+            },
+        ),
+        sample(
+            "Replacement",
+            Replacement {
+                rack: name("fra1"),
+                old_server: name("fra1-1"),
+                new_server: name("fra1-2"),
+                size: "s-4vcpu-8gb".into(),
+                version: "0.1.0".into(),
+                phase: ReplacementPhase::Starting,
+                since: T0,
+                phase_since: T0 + 2000,
+                drain_grace_ms: 300_000,
+                timeout_ms: 900_000,
+                message: Some(
+                    "fra1-2 runs shop/web-web 0/2 healthy of the rack's instances".into(),
+                ),
+            },
+        ),
+        sample(
+            "Replacement",
+            Replacement {
+                rack: name("fra1"),
+                old_server: name("fra1-1"),
+                new_server: name("fra1-2"),
+                size: "s-4vcpu-8gb".into(),
+                version: "0.1.0".into(),
+                phase: ReplacementPhase::Making,
+                since: T0,
+                phase_since: T0,
+                drain_grace_ms: 0,
+                timeout_ms: 1000,
+                message: None,
             },
         ),
         sample(
@@ -1408,6 +1465,13 @@ fn the_enum_schemas_list_every_variant() {
             Ready,
             Draining,
             Lost
+        }),
+        variants!(ReplacementPhase {
+            Making,
+            Starting,
+            Forwarding,
+            Removing,
+            Undoing
         }),
         variants!(PlacementState {
             Healthy,
@@ -2043,23 +2107,49 @@ async fn a_live_control_plane_answers_every_operation_as_documented() {
         S::OK,
     )
     .await;
+    // The servers of fra1 are not made by the platform: none to replace.
     let upgrade = "/v1/racks/{rack}/upgrade";
     api.call(
         M::POST,
         upgrade,
         "/v1/racks/fra1/upgrade",
-        None,
-        S::NOT_IMPLEMENTED,
+        Some(json!({})),
+        S::CONFLICT,
+    )
+    .await;
+    api.call(
+        M::POST,
+        upgrade,
+        "/v1/racks/fra1/upgrade",
+        Some(json!({"version": "99.0.0"})),
+        S::BAD_REQUEST,
     )
     .await;
     let resize = "/v1/racks/{rack}/resize";
-    let size = json!({"size": "s-4vcpu-8gb"});
+    let size = json!({"size": "s-4vcpu-8gb", "drain_grace_s": 10});
     api.call(
         M::POST,
         resize,
         "/v1/racks/fra1/resize",
         Some(size),
-        S::NOT_IMPLEMENTED,
+        S::CONFLICT,
+    )
+    .await;
+    api.call(
+        M::POST,
+        resize,
+        "/v1/racks/nowhere/resize",
+        Some(json!({"size": "s-4vcpu-8gb"})),
+        S::NOT_FOUND,
+    )
+    .await;
+    let replacement = "/v1/racks/{rack}/replacement";
+    api.call(
+        M::GET,
+        replacement,
+        "/v1/racks/fra1/replacement",
+        None,
+        S::NOT_FOUND,
     )
     .await;
     api.call(M::DELETE, provider, "/v1/providers/own", None, S::CONFLICT)

@@ -115,8 +115,15 @@ async fn call_everything(c: &Client) {
     }));
     reach!(c.rack("r"));
     reach!(c.delete_rack("r"));
-    reach!(c.upgrade_rack("r"));
-    reach!(c.resize_rack("r", &ResizeRack { size: "s".into() }));
+    reach!(c.upgrade_rack("r", &UpgradeRack::default()));
+    reach!(c.resize_rack(
+        "r",
+        &ResizeRack {
+            size: "s".into(),
+            replace: ReplaceOptions::default(),
+        }
+    ));
+    reach!(c.replacement("r"));
     reach!(c.list_servers("r"));
     reach!(c.list_environments());
     reach!(c.create_environment(&CreateEnvironment {
@@ -190,7 +197,7 @@ async fn call_everything(c: &Client) {
         version: None,
         router: None,
     }));
-    reach!(c.watch());
+    reach!(c.watch(None));
     reach!(c.blob("sha256:0000000000000000000000000000000000000000000000000000000000000000"));
     reach!(c.report_status(&StatusReport {
         server: n("srv"),

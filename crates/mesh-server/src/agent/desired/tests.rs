@@ -323,6 +323,7 @@ async fn a_rack_being_left_forwards_to_the_rest_and_its_alias_is_served_by_all()
         cron_services(&DesiredState {
             rack: local.name.clone(),
             region: local.region.clone(),
+            server_salt: None,
             environments: vec![on_local.clone()],
         })
         .is_empty()
