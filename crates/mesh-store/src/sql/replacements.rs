@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 
 use super::rows::{OrExists, enum_of, int, name, opt_text, text, wire};
 use super::{SqlStore, lookup};
-use crate::StoreResult;
+use crate::{StoreError, StoreResult};
 
 macro_rules! select_replacement {
     () => {
@@ -146,6 +146,12 @@ pub(crate) async fn end(
     since: UnixMs,
     from: ReplacementPhase,
 ) -> StoreResult<bool> {
+    if !matches!(from, ReplacementPhase::Removing | ReplacementPhase::Undoing) {
+        return Err(StoreError::Invalid(format!(
+            "a server replacement ends from removing or undoing, not {}",
+            from.as_str()
+        )));
+    }
     let mut w = store.write().await?;
     let rack_id = lookup::rack(w.conn(), rack).await?;
     let row = sqlx::query(concat!(
