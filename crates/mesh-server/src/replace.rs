@@ -208,6 +208,8 @@ async fn delete(state: &AppState, r: &Replacement) -> Result<bool, ApiError> {
     let rack = r.rack.as_str();
     let (going, action) = match r.phase {
         ReplacementPhase::Removing => (&r.old_server, "rack.replace.done"),
+        // The new server is still being made here: its task deletes it when done.
+        ReplacementPhase::Undoing if state.is_making(rack, r.since) => return Ok(false),
         ReplacementPhase::Undoing => (&r.new_server, "rack.replace.undone"),
         _ => return Ok(false),
     };

@@ -192,7 +192,9 @@ async fn start(
         return Err(e.into());
     }
     // In a task of its own: the request returns at once, and a client hanging up does not
-    // stop it. A failure undoes the replacement (the replace task deletes what was made).
+    // stop it. A failure undoes the replacement (the replace task deletes what was made, once
+    // this task has ended).
+    state.set_making(name, r.since, true);
     tokio::spawn({
         let (state, rack, r) = (state.clone(), rack.clone(), r.clone());
         async move {
@@ -252,6 +254,7 @@ async fn start(
                     }
                 }
             }
+            state.set_making(rack.name.as_str(), r.since, false);
         }
     });
     Ok(r)

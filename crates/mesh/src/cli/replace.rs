@@ -97,14 +97,23 @@ pub(super) async fn follow(ctx: &Ctx, rack: &str, started: Replacement) -> Resul
         }
         return Ok(());
     }
-    let why = client
-        .list_events(Some(50))
-        .await?
-        .into_iter()
-        .find(|e| e.target == rack && e.action == "rack.replace.undone")
-        .map(|e| e.detail)
-        .or(last.message)
-        .unwrap_or_else(|| "undone".into());
+    // Why, from this replacement's `undone` event (written just after it ended: wait a little).
+    let mut why = None;
+    for _ in 0..20 {
+        why = client
+            .list_events(Some(50))
+            .await?
+            .into_iter()
+            .find(|e| {
+                e.target == rack && e.action == "rack.replace.undone" && e.at >= started.since
+            })
+            .map(|e| e.detail);
+        if why.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let why = why.or(last.message).unwrap_or_else(|| "undone".into());
     Err(hinted(
         format!("the replacement of rack {rack}'s server was undone: {why}"),
         format!(

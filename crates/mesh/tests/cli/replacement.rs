@@ -417,7 +417,8 @@ fn replacing_a_rack_server_and_switching_provider_fail_no_request() {
         assert_eq!(
             (r["size"].as_str(), r["address"].as_str()),
             (Some("big"), Some(ip0.as_str())),
-            "{r}"
+            "{r}\n{}",
+            cp.mesh(&["events", "--limit", "20"]).ok().stdout
         );
         let new = server_names(&cp, &rack);
         assert_eq!(new.len(), 1, "{new:?}");
