@@ -82,18 +82,21 @@ pub fn oci_arch() -> &'static str {
 }
 
 /// Reads layer `digest` from `blobs` once: size, media type and diff id.
-pub fn layer_info(blobs: &BlobDir, image: &str, digest: &str) -> Result<LayerInfo, DistributionError> {
+pub fn layer_info(
+    blobs: &BlobDir,
+    image: &str,
+    digest: &str,
+) -> Result<LayerInfo, DistributionError> {
     let io_err = |source| DistributionError::Io {
         digest: digest.to_string(),
         source,
     };
-    let path = blobs
-        .path(digest)
-        .filter(|p| p.is_file())
-        .ok_or_else(|| DistributionError::MissingLayer {
+    let path = blobs.path(digest).filter(|p| p.is_file()).ok_or_else(|| {
+        DistributionError::MissingLayer {
             image: image.to_string(),
             digest: digest.to_string(),
-        })?;
+        }
+    })?;
     let mut file = File::open(&path).map_err(io_err)?;
     let size = file.metadata().map_err(io_err)?.len();
     let mut magic = [0u8; 2];
@@ -308,9 +311,15 @@ mod tests {
         let c: serde_json::Value = serde_json::from_slice(&d.config).unwrap();
         assert_eq!(c["os"], "linux");
         assert_eq!(c["architecture"], oci_arch());
-        assert_eq!(c["config"]["Entrypoint"], serde_json::json!(["/bin/sh", "-c"]));
+        assert_eq!(
+            c["config"]["Entrypoint"],
+            serde_json::json!(["/bin/sh", "-c"])
+        );
         assert_eq!(c["config"]["Cmd"], serde_json::json!(["exec web"]));
-        assert_eq!(c["config"]["Env"], serde_json::json!(["A=1=2", "PATH=/bin"]));
+        assert_eq!(
+            c["config"]["Env"],
+            serde_json::json!(["A=1=2", "PATH=/bin"])
+        );
         assert_eq!(c["config"]["WorkingDir"], "/app");
         assert_eq!(c["config"]["Labels"][PROFILE_DIR_LABEL], "/app/.profile.d");
         assert_eq!(c["rootfs"]["type"], "layers");
@@ -339,10 +348,16 @@ mod tests {
         let blobs = BlobDir::new(dir.path());
         let img = seal(Some("debian".into()), vec![], ImageConfig::default());
         let e = distribute(&blobs, &img).unwrap_err().to_string();
-        assert!(e.contains("built-in base \"debian\"") && e.contains("Dockerfile"), "{e}");
+        assert!(
+            e.contains("built-in base \"debian\"") && e.contains("Dockerfile"),
+            "{e}"
+        );
         let gone = format!("sha256:{}", "0".repeat(64));
         let img = seal(None, vec![gone.clone()], ImageConfig::default());
         let e = distribute(&blobs, &img).unwrap_err().to_string();
-        assert!(e.contains(&gone) && e.contains("not in the blob store"), "{e}");
+        assert!(
+            e.contains(&gone) && e.contains("not in the blob store"),
+            "{e}"
+        );
     }
 }

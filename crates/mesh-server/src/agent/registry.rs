@@ -16,12 +16,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use futures_util::stream;
 use mesh_build::blobs::{BlobDir, digest_hex};
 use mesh_build::distribution::{self, Distributed, MANIFEST_MEDIA_TYPE};
@@ -408,7 +408,9 @@ pub async fn blob(
         OciError::new(
             StatusCode::NOT_FOUND,
             "BLOB_UNKNOWN",
-            format!("blob {digest} is not a layer or config of an image of {env}/{stack} this rack may pull"),
+            format!(
+                "blob {digest} is not a layer or config of an image of {env}/{stack} this rack may pull"
+            ),
         )
     };
     let servable: Vec<&BuiltImage> = images
@@ -434,7 +436,11 @@ pub async fn blob(
     Err(unknown())
 }
 
-async fn layer_response(method: &Method, blobs: &BlobDir, digest: &str) -> Result<Response, OciError> {
+async fn layer_response(
+    method: &Method,
+    blobs: &BlobDir,
+    digest: &str,
+) -> Result<Response, OciError> {
     use tokio::io::AsyncReadExt;
     let gone = || {
         OciError::new(
@@ -494,7 +500,11 @@ mod tests {
             "sha256:../../etc/passwd",
         ] {
             let e = parse_reference(bad).unwrap_err();
-            assert_eq!((e.status, e.code), (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"), "{bad}");
+            assert_eq!(
+                (e.status, e.code),
+                (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
+                "{bad}"
+            );
             assert!(e.message.contains("sha256-<hex>"), "{}", e.message);
         }
     }
@@ -502,7 +512,13 @@ mod tests {
     #[test]
     fn repositories_are_two_names() {
         assert!(repository("shop", "app").is_ok());
-        for (e, s) in [("..", "app"), ("shop", ".."), ("a/b", "c"), ("Shop", "app"), ("", "x")] {
+        for (e, s) in [
+            ("..", "app"),
+            ("shop", ".."),
+            ("a/b", "c"),
+            ("Shop", "app"),
+            ("", "x"),
+        ] {
             let err = repository(e, s).unwrap_err();
             assert_eq!(err.code, "NAME_UNKNOWN", "{e}/{s}");
         }
@@ -520,7 +536,10 @@ mod tests {
             "Basic realm=\"widemesh\""
         );
         assert_eq!(code_for(StatusCode::NOT_FOUND, &Method::PUT), "UNSUPPORTED");
-        assert_eq!(code_for(StatusCode::NOT_FOUND, &Method::GET), "NAME_UNKNOWN");
+        assert_eq!(
+            code_for(StatusCode::NOT_FOUND, &Method::GET),
+            "NAME_UNKNOWN"
+        );
         assert_eq!(code_for(StatusCode::FORBIDDEN, &Method::GET), "DENIED");
         assert!(is_registry_path("/v2/") && is_registry_path("/v2") && !is_registry_path("/v2x"));
     }

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::*;
 
 /// An OCI image layout tar with one gzip'd layer holding `files`, and a config with `cmd`.
-fn image_archive(dir: &Path, files: &[(&str, &str)], cmd: &[&str]) -> Vec<u8> {
+pub(super) fn image_archive(dir: &Path, files: &[(&str, &str)], cmd: &[&str]) -> Vec<u8> {
     let root = dir.join("root");
     for (name, text) in files {
         let p = root.join(name);
@@ -59,9 +59,18 @@ fn image_archive(dir: &Path, files: &[(&str, &str)], cmd: &[&str]) -> Vec<u8> {
         json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": manifest.len()}]}).to_string(),
     )
     .unwrap();
-    std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
     let out = dir.join("image.tar");
-    run(Command::new("tar").arg("-cf").arg(&out).arg("-C").arg(&layout).arg("."));
+    run(Command::new("tar")
+        .arg("-cf")
+        .arg(&out)
+        .arg("-C")
+        .arg(&layout)
+        .arg("."));
     std::fs::read(out).unwrap()
 }
 
@@ -85,8 +94,11 @@ async fn deploy_image(s: &TestServer, env: &str, racks: &[&str], archive: Vec<u8
     )
     .await;
     ok::<Value>(
-        s.post(&format!("/v1/environments/{env}/stacks"), json!({"name": "app"}))
-            .await,
+        s.post(
+            &format!("/v1/environments/{env}/stacks"),
+            json!({"name": "app"}),
+        )
+        .await,
         StatusCode::CREATED,
     )
     .await;
@@ -111,9 +123,7 @@ async fn deploy_image(s: &TestServer, env: &str, racks: &[&str], archive: Vec<u8
     let version = created["version"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let d: Value = s
-            .get_ok(&format!("{stack}/deployments/{version}"))
-            .await;
+        let d: Value = s.get_ok(&format!("{stack}/deployments/{version}")).await;
         if d["image"].is_object() {
             return d;
         }
@@ -262,7 +272,10 @@ async fn containerd_pulls_a_racks_images_and_nothing_else() {
     let shop = deploy_image(&s, "shop", &["local"], archive).await;
     let image = &shop["image"];
     let version = shop["version"].as_str().unwrap();
-    let hex = image["digest"].as_str().unwrap().trim_start_matches("sha256:");
+    let hex = image["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
     let layer = image["layers"][0].as_str().unwrap().to_string();
     std::fs::create_dir_all(tmp.path().join("b")).unwrap();
     let other = image_archive(&tmp.path().join("b"), &[("bank.txt", "vault\n")], &["/x"]);
@@ -279,11 +292,17 @@ async fn containerd_pulls_a_racks_images_and_nothing_else() {
 
     // The version check: a challenge without credentials, 200 with a join token.
     let resp = get("/v2/", None).await.unwrap();
-    assert_eq!(resp.headers()["www-authenticate"], "Basic realm=\"widemesh\"");
+    assert_eq!(
+        resp.headers()["www-authenticate"],
+        "Basic realm=\"widemesh\""
+    );
     oci_error(resp, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
     let resp = get("/v2/", Some(&local)).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(resp.headers()["docker-distribution-api-version"], "registry/2.0");
+    assert_eq!(
+        resp.headers()["docker-distribution-api-version"],
+        "registry/2.0"
+    );
     let resp = get("/v2/", Some("mesh_not_a_token")).await.unwrap();
     oci_error(resp, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
     // An admin token is not a pull token.
@@ -321,12 +340,18 @@ async fn containerd_pulls_a_racks_images_and_nothing_else() {
         .unwrap();
     assert_eq!(head.status(), StatusCode::OK);
     assert_eq!(head.headers()["docker-content-digest"], layer.as_str());
-    let len: usize = head.headers()["content-length"].to_str().unwrap().parse().unwrap();
+    let len: usize = head.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(len > 0);
 
     // Refusals, as a hostile tenant would try them.
     let m = oci_error(
-        get("/v2/bank/app/manifests/v0", Some(&local)).await.unwrap(),
+        get("/v2/bank/app/manifests/v0", Some(&local))
+            .await
+            .unwrap(),
         StatusCode::FORBIDDEN,
         "DENIED",
     )
@@ -341,50 +366,70 @@ async fn containerd_pulls_a_racks_images_and_nothing_else() {
     )
     .await;
     oci_error(
-        get("/v2/nowhere/app/manifests/v0", Some(&local)).await.unwrap(),
+        get("/v2/nowhere/app/manifests/v0", Some(&local))
+            .await
+            .unwrap(),
         StatusCode::FORBIDDEN,
         "DENIED",
     )
     .await;
     oci_error(
-        get("/v2/shop/nothing/manifests/v0", Some(&local)).await.unwrap(),
+        get("/v2/shop/nothing/manifests/v0", Some(&local))
+            .await
+            .unwrap(),
         StatusCode::NOT_FOUND,
         "NAME_UNKNOWN",
     )
     .await;
     oci_error(
-        get("/v2/shop/app/manifests/latest", Some(&local)).await.unwrap(),
+        get("/v2/shop/app/manifests/latest", Some(&local))
+            .await
+            .unwrap(),
         StatusCode::NOT_FOUND,
         "MANIFEST_UNKNOWN",
     )
     .await;
     oci_error(
-        get("/v2/shop/app/manifests/v7", Some(&local)).await.unwrap(),
+        get("/v2/shop/app/manifests/v7", Some(&local))
+            .await
+            .unwrap(),
         StatusCode::NOT_FOUND,
         "MANIFEST_UNKNOWN",
     )
     .await;
     // Another environment's layer through this one's repository; the uploaded archive (a blob
     // of the same store); a digest naming nothing; not a digest at all.
-    for blob in [bank_layer.clone(), archive_digest, format!("sha256:{}", "0".repeat(64))] {
+    for blob in [
+        bank_layer.clone(),
+        archive_digest,
+        format!("sha256:{}", "0".repeat(64)),
+    ] {
         oci_error(
-            get(&format!("/v2/shop/app/blobs/{blob}"), Some(&local)).await.unwrap(),
+            get(&format!("/v2/shop/app/blobs/{blob}"), Some(&local))
+                .await
+                .unwrap(),
             StatusCode::NOT_FOUND,
             "BLOB_UNKNOWN",
         )
         .await;
     }
     oci_error(
-        get("/v2/shop/app/blobs/sha256:..%2F..%2Fetc", Some(&local)).await.unwrap(),
+        get("/v2/shop/app/blobs/sha256:..%2F..%2Fetc", Some(&local))
+            .await
+            .unwrap(),
         StatusCode::BAD_REQUEST,
         "DIGEST_INVALID",
     )
     .await;
     // East's token pulls its own environment's layer, not shop's through bank's name.
-    let resp = get(&format!("/v2/bank/app/blobs/{bank_layer}"), Some(&east)).await.unwrap();
+    let resp = get(&format!("/v2/bank/app/blobs/{bank_layer}"), Some(&east))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     oci_error(
-        get(&format!("/v2/bank/app/blobs/{layer}"), Some(&east)).await.unwrap(),
+        get(&format!("/v2/bank/app/blobs/{layer}"), Some(&east))
+            .await
+            .unwrap(),
         StatusCode::NOT_FOUND,
         "BLOB_UNKNOWN",
     )
@@ -456,15 +501,32 @@ async fn containerd_pulls_a_racks_images_and_nothing_else() {
     // Another rack's token, a wrong one, none: refused.
     let east_user = format!("x:{east}");
     for args in [
-        vec!["images", "pull", "--plain-http", "--user", &east_user, &name],
-        vec!["images", "pull", "--plain-http", "--user", "x:mesh_wrong", &name],
+        vec![
+            "images",
+            "pull",
+            "--plain-http",
+            "--user",
+            &east_user,
+            &name,
+        ],
+        vec![
+            "images",
+            "pull",
+            "--plain-http",
+            "--user",
+            "x:mesh_wrong",
+            &name,
+        ],
         vec!["images", "pull", "--plain-http", &name],
     ] {
         let out = c.ctr(&args);
         assert!(!out.status.success(), "{args:?} pulled: {}", text(&out));
         let t = text(&out);
         assert!(
-            t.contains("403") || t.contains("401") || t.contains("unauthorized") || t.contains("denied"),
+            t.contains("403")
+                || t.contains("401")
+                || t.contains("unauthorized")
+                || t.contains("denied"),
             "{args:?}: {t}"
         );
     }
