@@ -82,10 +82,10 @@ impl IntoResponse for OciError {
             self.body(),
         )
             .into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{REALM}\"")) {
-                resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-            }
+        if self.status == StatusCode::UNAUTHORIZED
+            && let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{REALM}\""))
+        {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
         resp.extensions_mut().insert(OciBody);
         resp
