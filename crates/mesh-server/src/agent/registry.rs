@@ -25,8 +25,8 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 use mesh_build::blobs::{BlobDir, digest_hex};
 use mesh_build::distribution::{self, Distributed, MANIFEST_MEDIA_TYPE};
-use mesh_types::Name;
 use mesh_types::desired::BuiltImage;
+use mesh_types::{ErrorCode, Name};
 
 use super::gateway::{caller_rack, rack_scope};
 use super::scope::RackScope;
@@ -262,12 +262,13 @@ async fn images(
         .store()
         .list_deployments(env.as_str(), stack.as_str())
         .await
-        .map_err(|_| {
-            OciError::new(
+        .map_err(|e| match ApiError::from(e) {
+            e if e.code == ErrorCode::NotFound => OciError::new(
                 StatusCode::NOT_FOUND,
                 "NAME_UNKNOWN",
                 format!("repository {env}/{stack}: no stack {stack:?} in environment {env:?}"),
-            )
+            ),
+            e => internal(e.message),
         })?;
     let images = deployments
         .into_iter()
