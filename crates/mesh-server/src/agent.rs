@@ -2,4 +2,5 @@
 
 pub mod desired;
 pub mod gateway;
+pub mod registry;
 pub mod scope;

@@ -12,7 +12,7 @@ use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 
-use crate::agent::gateway;
+use crate::agent::{gateway, registry};
 use crate::api::{
     access, certificates, config, deployments, endpoints, environments, platform, replacement,
     runs, services, sources, stacks, system,
@@ -27,6 +27,8 @@ pub const MAX_LOG_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 const ENV: &str = "/v1/environments/{env}";
 const STACK: &str = "/v1/environments/{env}/stacks/{stack}";
+const REPO_MANIFEST: &str = "/v2/{env}/{stack}/manifests/{reference}";
+const REPO_BLOB: &str = "/v2/{env}/{stack}/blobs/{digest}";
 const SERVICE: &str = "/v1/environments/{env}/stacks/{stack}/services/{service}";
 
 /// (method, path) of every route, `/healthz` included.
@@ -194,6 +196,12 @@ fn v1(table: Table) -> Table {
             "/v1/agent/tasks/{task}/result",
             gateway::task_result,
         )
+        // The registry API, pull side (see `agent/registry.rs`).
+        .add(M::GET, "/v2/", registry::base)
+        .add(M::GET, REPO_MANIFEST, registry::manifest)
+        .add(M::HEAD, REPO_MANIFEST, registry::manifest)
+        .add(M::GET, REPO_BLOB, registry::blob)
+        .add(M::HEAD, REPO_BLOB, registry::blob)
         .add(M::POST, format!("{STACK}/runs"), runs::run)
         .add(
             M::POST,
@@ -223,6 +231,7 @@ fn build(state: Option<AppState>) -> (Router<AppState>, Vec<(Method, String)>) {
                 state.clone(),
                 auth::authenticate,
             ))
+            .layer(middleware::from_fn(registry::oci_errors))
             .route_layer(middleware::from_fn_with_state(state, metrics::record));
     }
     let router = Router::new()

@@ -30,7 +30,7 @@ const POLL: Duration = Duration::from_secs(5);
 /// A line at least this often, so either side notices a dead connection.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-async fn caller_rack(state: &AppState, caller: &Caller) -> ApiResult<Rack> {
+pub(super) async fn caller_rack(state: &AppState, caller: &Caller) -> ApiResult<Rack> {
     match (&caller.role, &caller.rack) {
         (Role::Agent, Some(rack)) => Ok(state.store().get_rack(rack.as_str()).await?),
         _ => Err(ApiError::new(
@@ -63,7 +63,7 @@ fn refused(r: Refused) -> ApiError {
 
 /// What the store says about `rack`, for [`scope`]'s decisions: its environments and servers,
 /// and if asked, the instances known in those environments and the layers it may fetch.
-async fn rack_scope(
+pub(super) async fn rack_scope(
     state: &AppState,
     rack: &Rack,
     instances: bool,

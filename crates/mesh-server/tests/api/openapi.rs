@@ -1344,6 +1344,11 @@ fn samples() -> Vec<(&'static str, Value)> {
                 files: 0,
             },
         ),
+        // What `agent/registry.rs` answers under `/v2/`.
+        sample(
+            "RegistryErrors",
+            json!({"errors": [{"code": "DENIED", "message": "not this rack's", "detail": null}]}),
+        ),
     ]
 }
 
@@ -1670,12 +1675,19 @@ fn every_operation_is_documented_alike() {
         if method == "DELETE" && (!has("204") || responses["204"].get("content").is_some()) {
             fail("DELETE answers 204 without a body".into());
         }
+        // The registry API (`/v2/`) takes Basic credentials too and answers the OCI
+        // distribution spec's errors.
+        let registry = path.starts_with("/v2/");
         if path == "/healthz" {
             if op["security"] != json!([]) {
                 fail("/healthz needs no token: `security: []`".into());
             }
         } else {
-            if op.get("security").is_some() {
+            if registry {
+                if op["security"] != json!([{"registryBasic": []}, {"bearer": []}]) {
+                    fail("a registry route takes Basic or Bearer credentials".into());
+                }
+            } else if op.get("security").is_some() {
                 fail("only /healthz overrides the global bearer security".into());
             }
             for code in ["401", "403"] {
@@ -1714,9 +1726,14 @@ fn every_operation_is_documented_alike() {
                 fail(format!("response {code} has no description"));
             }
             let error = code == "default" || code.starts_with('4') || code.starts_with('5');
+            let expected_error = if registry {
+                json!({ "$ref": "#/components/schemas/RegistryErrors" })
+            } else {
+                error_body.clone()
+            };
             if error
                 && response["content"]
-                    != json!({ "application/json": { "schema": error_body.clone() } })
+                    != json!({ "application/json": { "schema": expected_error } })
             {
                 fail(format!("response {code} is not the JSON ErrorBody"));
             }
@@ -1973,12 +1990,18 @@ impl<'a> Live<'a> {
                         documented["content"]
                     )
                 });
-            value = if media == "application/json" {
+            value = if method == Method::HEAD {
+                // A HEAD answer has the GET's headers and no body.
+                assert!(text.is_empty(), "{at}: HEAD with a body: {text}");
+                Value::Null
+            } else if media == "application/json" {
                 serde_json::from_str(&text).unwrap_or_else(|e| panic!("{at}: {e}: {text}"))
             } else {
                 Value::String(text)
             };
-            failures.extend(checker.check(&content["schema"], &value, "response"));
+            if method != Method::HEAD {
+                failures.extend(checker.check(&content["schema"], &value, "response"));
+            }
         }
         assert!(
             failures.is_empty(),
@@ -2661,6 +2684,115 @@ async fn a_live_control_plane_answers_every_operation_as_documented() {
         S::NOT_FOUND,
     )
     .await;
+
+    // The registry API: an imported image (no built-in base) pulled with the join token.
+    let image_stack = "/v1/environments/shop/stacks/image";
+    api.call(
+        M::POST,
+        stacks,
+        shop_stacks,
+        Some(json!({"name": "image"})),
+        S::CREATED,
+    )
+    .await;
+    let idle = json!({"name": "jobs", "instances": 0});
+    let image_services = format!("{image_stack}/services");
+    api.call(M::POST, &services, &image_services, Some(idle), S::CREATED)
+        .await;
+    let archive = super::registry::image_archive(tree.path(), &[("a.txt", "a\n")], &["/a"]);
+    let archive_path = format!("/v1/sources/{}?kind=image", mesh_build::digest_of(&archive));
+    api.put_raw(sources, &archive_path, archive.clone(), S::OK)
+        .await;
+    let import = json!({"image_archive": mesh_build::digest_of(&archive)});
+    let image_deployments = format!("{image_stack}/deployments");
+    api.call(
+        M::POST,
+        &deployments,
+        &image_deployments,
+        Some(import),
+        S::CREATED,
+    )
+    .await;
+    let imported = api.follow_to_the_end(&log, image_stack, "v0").await;
+    let agent_token = Some(join.trim());
+    let version_check = "/v2/";
+    api.call_as(agent_token, M::GET, version_check, "/v2/", None, S::OK)
+        .await;
+    api.call_as(None, M::GET, version_check, "/v2/", None, S::UNAUTHORIZED)
+        .await;
+    api.call(M::GET, version_check, "/v2/", None, S::FORBIDDEN)
+        .await;
+    let manifest = "/v2/{env}/{stack}/manifests/{reference}";
+    for m in [M::GET, M::HEAD] {
+        let ok = "/v2/shop/image/manifests/v0";
+        api.call_as(agent_token, m.clone(), manifest, ok, None, S::OK)
+            .await;
+        let latest = "/v2/shop/image/manifests/latest";
+        api.call_as(agent_token, m.clone(), manifest, latest, None, S::NOT_FOUND)
+            .await;
+        let on_a_base = "/v2/shop/site/manifests/v0";
+        api.call_as(
+            agent_token,
+            m.clone(),
+            manifest,
+            on_a_base,
+            None,
+            S::NOT_FOUND,
+        )
+        .await;
+        api.call_as(None, m.clone(), manifest, ok, None, S::UNAUTHORIZED)
+            .await;
+        api.call(m.clone(), manifest, ok, None, S::FORBIDDEN).await;
+    }
+    let registry_blob = "/v2/{env}/{stack}/blobs/{digest}";
+    let image_layer = format!(
+        "/v2/shop/image/blobs/{}",
+        imported["image"]["layers"][0].as_str().unwrap()
+    );
+    for m in [M::GET, M::HEAD] {
+        api.call_as(
+            agent_token,
+            m.clone(),
+            registry_blob,
+            &image_layer,
+            None,
+            S::OK,
+        )
+        .await;
+        let source_blob = format!("/v2/shop/image/blobs/{source}");
+        api.call_as(
+            agent_token,
+            m.clone(),
+            registry_blob,
+            &source_blob,
+            None,
+            S::NOT_FOUND,
+        )
+        .await;
+        let bad = "/v2/shop/image/blobs/latest";
+        api.call_as(
+            agent_token,
+            m.clone(),
+            registry_blob,
+            bad,
+            None,
+            S::BAD_REQUEST,
+        )
+        .await;
+        api.call_as(
+            None,
+            m.clone(),
+            registry_blob,
+            &image_layer,
+            None,
+            S::UNAUTHORIZED,
+        )
+        .await;
+        api.call(m.clone(), registry_blob, &image_layer, None, S::FORBIDDEN)
+            .await;
+    }
+    api.call(M::DELETE, stack, image_stack, None, S::NO_CONTENT)
+        .await;
 
     // Deletes, deepest first.
     api.call(
