@@ -419,7 +419,7 @@ async fn the_two_servers_of_a_replacement_are_told_apart() {
         router: Some("127.0.0.3:80".into()),
     };
     store
-        .join_server_beside(&joined, &[old.clone()])
+        .join_server_beside(&joined, std::slice::from_ref(&old))
         .await
         .unwrap();
     let doc = |server: &'static str| {
