@@ -223,9 +223,33 @@ impl StateFile {
     }
 }
 
+/// The lock of the pool state in `path`, one per file in this process: every change of the
+/// pool (pick a server, record it, free it) holds it, so drivers made for concurrent requests
+/// on one provider never pick the same server or lose each other's writes.
+pub fn lock_for(path: &Path) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: std::sync::LazyLock<
+        std::sync::Mutex<BTreeMap<PathBuf, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    > = std::sync::LazyLock::new(Default::default);
+    LOCKS
+        .lock()
+        .expect("pool locks")
+        .entry(path.to_path_buf())
+        .or_default()
+        .clone()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drivers_on_one_state_file_share_its_lock() {
+        let a = lock_for(Path::new("/tmp/wm-pool-a/state.json"));
+        let again = lock_for(Path::new("/tmp/wm-pool-a/state.json"));
+        let b = lock_for(Path::new("/tmp/wm-pool-b/state.json"));
+        assert!(std::sync::Arc::ptr_eq(&a, &again));
+        assert!(!std::sync::Arc::ptr_eq(&a, &b));
+    }
 
     fn made(name: &str, address: &str) -> MadeServer {
         MadeServer {

@@ -42,8 +42,9 @@ pub struct SshDriver {
     user: String,
     key: PrivateKey,
     state: StateFile,
-    /// One change of the pool at a time in this process.
-    lock: tokio::sync::Mutex<()>,
+    /// One change of the pool at a time in this process, shared by every driver on the same
+    /// state file (a control plane makes one driver per request).
+    lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for SshDriver {
@@ -82,8 +83,8 @@ impl SshDriver {
             servers: settings.servers,
             user,
             key,
+            lock: pool::lock_for(&settings.state),
             state: StateFile::new(settings.state),
-            lock: tokio::sync::Mutex::new(()),
         })
     }
 

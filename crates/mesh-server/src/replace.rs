@@ -23,6 +23,9 @@ use crate::provision;
 /// Often enough that traffic follows the new server's health within about a second.
 const EVERY: Duration = Duration::from_secs(1);
 
+/// How long deleting the server that goes may keep failing before the replacement ends anyway.
+const GIVE_UP_DELETING_MS: i64 = 10 * 60 * 1000;
+
 /// Who the task's events are from.
 pub(crate) const ACTOR: &str = "platform";
 
@@ -125,6 +128,20 @@ async fn advance(state: &AppState, r: &Replacement) -> Result<bool, ApiError> {
                 )
                 .await?)
         }
+        Step::Joined => {
+            let message = format!("the agent of {} joined", r.new_server);
+            Ok(store
+                .advance_replacement(
+                    rack,
+                    r.since,
+                    ReplacementPhase::Making,
+                    ReplacementPhase::Starting,
+                    live.now,
+                    Some(&message),
+                    None,
+                )
+                .await?)
+        }
         Step::Switch => {
             let servers = store.list_servers(rack).await?;
             let Some(new) = servers.iter().find(|s| s.name == r.new_server) else {
@@ -171,11 +188,22 @@ async fn advance(state: &AppState, r: &Replacement) -> Result<bool, ApiError> {
                 event(state, "rack.replace.removing", rack, &message).await;
                 let mut r = r.clone();
                 r.phase = ReplacementPhase::Removing;
+                r.phase_since = live.now;
                 delete(state, &r).await?;
             }
             Ok(moved)
         }
         Step::Undo(why) => {
+            // After the switch, the rack's address goes back to the old server.
+            let back = match r.phase {
+                ReplacementPhase::Forwarding => store
+                    .list_servers(rack)
+                    .await?
+                    .into_iter()
+                    .find(|s| s.name == r.old_server)
+                    .map(|s| s.address),
+                _ => None,
+            };
             let moved = store
                 .advance_replacement(
                     rack,
@@ -184,7 +212,7 @@ async fn advance(state: &AppState, r: &Replacement) -> Result<bool, ApiError> {
                     ReplacementPhase::Undoing,
                     live.now,
                     Some(&why),
-                    None,
+                    back.as_deref(),
                 )
                 .await?;
             if moved {
@@ -192,6 +220,7 @@ async fn advance(state: &AppState, r: &Replacement) -> Result<bool, ApiError> {
                 event(state, "rack.replace.undoing", rack, &why).await;
                 let mut r = r.clone();
                 r.phase = ReplacementPhase::Undoing;
+                r.phase_since = live.now;
                 r.message = Some(why);
                 delete(state, &r).await?;
             }
@@ -214,10 +243,34 @@ async fn delete(state: &AppState, r: &Replacement) -> Result<bool, ApiError> {
         _ => return Ok(false),
     };
     let provider = store.get_rack(rack).await?.provider;
+    let mut left = None;
     if let Some((_, driver)) = provision::rack_driver(state, provider.as_str()).await? {
         match driver.delete(going.as_str()).await {
             Ok(()) | Err(mesh_provider::ProviderError::NotFound(_)) => {}
-            Err(e) => return Err(provision::api_error(e)),
+            // Its host may be down for good: after a while the replacement ends anyway,
+            // saying what was left behind.
+            Err(e) if state.now() - r.phase_since > GIVE_UP_DELETING_MS => {
+                left = Some(format!(
+                    "{going} could not be deleted ({e}): remove what it runs by hand"
+                ));
+            }
+            Err(e) => {
+                let message = format!("deleting {going} failed, trying again: {e}");
+                if r.message.as_deref() != Some(message.as_str()) {
+                    store
+                        .advance_replacement(
+                            rack,
+                            r.since,
+                            r.phase,
+                            r.phase,
+                            r.phase_since,
+                            Some(&message),
+                            None,
+                        )
+                        .await?;
+                }
+                return Err(provision::api_error(e));
+            }
         }
     }
     if !store.end_replacement(rack, r.since, r.phase).await? {
@@ -240,6 +293,10 @@ async fn delete(state: &AppState, r: &Replacement) -> Result<bool, ApiError> {
             r.old_server,
             r.message.as_deref().unwrap_or("undone")
         ),
+    };
+    let detail = match left {
+        Some(left) => format!("{detail}; {left}"),
+        None => detail,
     };
     tracing::info!(rack, server = %going, "{detail}");
     event(state, action, rack, &detail).await;

@@ -176,7 +176,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_replacements(&self) -> StoreResult<Vec<Replacement>>;
     /// Moves the replacement of `rack` started at `since` from phase `from` to `to` at `at`,
     /// saying `message`; into `Forwarding`, the rack's address becomes `address` (if given) and
-    /// the old server is marked draining, in the same write. False if it is not in `from`
+    /// the old server is marked draining, in the same write; from `Forwarding` into `Undoing`,
+    /// the address becomes `address` (the old server's) and the old server is ready again. False if it is not in `from`
     /// (another control plane moved it first).
     #[allow(clippy::too_many_arguments)]
     async fn advance_replacement(

@@ -47,7 +47,14 @@ pub async fn for_server(
     previous: Option<&DesiredState>,
     live: Liveness,
 ) -> StoreResult<DesiredState> {
-    let replacement = store.get_replacement(rack.name.as_str()).await?;
+    let replacements = store.list_replacements().await?;
+    let replacement = replacements.iter().find(|r| r.rack == rack.name).cloned();
+    // An agent that does not say its server (one from before servers were told apart) is the
+    // rack's server: during a replacement, the old one.
+    let server: Option<Name> = server
+        .cloned()
+        .or_else(|| replacement.as_ref().map(|r| r.old_server.clone()));
+    let server = server.as_ref();
     let rack_servers = store.list_servers(rack.name.as_str()).await?;
     let role = server.map_or(Role::Sole, |s| replacement::role(replacement.as_ref(), s));
     let router_of = |name: &Name| {
@@ -79,6 +86,13 @@ pub async fn for_server(
         ),
         None => store.instance_salt(rack.name.as_str()).await?,
     };
+    // Other racks' routers forward to, and are trusted from, the servers that serve their
+    // rack: not a replacement's new server before traffic moved to it, nor the old one after.
+    let serving = |s: &Server| {
+        !replacements
+            .iter()
+            .any(|r| !replacement::serves(r, &s.name))
+    };
     let mut environments = Vec::new();
     for env in store.list_environments().await? {
         let leaving = env.leaving.iter().find(|l| l.rack == rack.name);
@@ -91,7 +105,7 @@ pub async fn for_server(
         // A rack the environment is leaving forwards its hosts once the remaining racks are
         // healthy; with no router address known there, it goes on serving them itself.
         let forward_to = match leaving {
-            Some(l) if l.forwarding_since.is_some() => forward_targets(&remaining, live),
+            Some(l) if l.forwarding_since.is_some() => forward_targets(&remaining, live, serving),
             _ => forward_all.clone(),
         };
         // The racks that forward to this one now: its router trusts theirs meanwhile.
@@ -104,7 +118,8 @@ pub async fn for_server(
                 .map(|l| l.rack.clone())
                 .collect(),
         };
-        let mut forwarded_from = forward_targets(&servers_of(store, &forwarding).await?, live);
+        let mut forwarded_from =
+            forward_targets(&servers_of(store, &forwarding).await?, live, serving);
         forwarded_from.extend(trusted.iter().cloned());
         let services = store.list_services(name, None).await?;
         let mut stacks = Vec::new();
@@ -224,11 +239,15 @@ fn serves_alias(env: &Environment, ep: &Endpoint, rack: &Rack) -> bool {
 
 /// The routers of `racks`' live servers, in rack order: those a leaving rack forwards to, or
 /// those that forward to a remaining rack.
-fn forward_targets(remaining: &[(Name, Vec<Server>)], live: Liveness) -> Vec<String> {
+fn forward_targets(
+    remaining: &[(Name, Vec<Server>)],
+    live: Liveness,
+    serving: impl Fn(&Server) -> bool,
+) -> Vec<String> {
     remaining
         .iter()
         .flat_map(|(_, servers)| servers)
-        .filter(|s| live.state(s) != ServerState::Lost)
+        .filter(|s| live.state(s) != ServerState::Lost && serving(s))
         .filter_map(|s| s.router.clone())
         .collect()
 }

@@ -48,7 +48,8 @@ pub async fn register(
     JsonBody(req): JsonBody<RegisterServer>,
 ) -> ApiResult<Json<Server>> {
     let rack = caller_rack(&state, &caller).await?;
-    let server = servers::register(state.store(), &rack, req, state.liveness()).await?;
+    let server =
+        servers::register(state.store(), &rack, req, &caller.name, state.liveness()).await?;
     // A rack with a server again may take back work that runs once (cron).
     state.notify_change();
     Ok(Json(server))
@@ -140,14 +141,20 @@ pub async fn status(
         .store()
         .replace_server_instances(report.server.as_str(), &report.instances)
         .await?;
-    // A status report is a heartbeat: a lost server is ready again.
+    // A status report is a heartbeat: a lost server is ready again (the old server of a
+    // replacement stays draining).
+    let replacement = state.store().get_replacement(rack.name.as_str()).await?;
     state
         .store()
         .heartbeat_server(
             rack.name.as_str(),
             report.server.as_str(),
             state.now(),
-            servers::after_heartbeat(server.state),
+            crate::domain::replacement::heartbeat_state(
+                replacement.as_ref(),
+                &server.name,
+                server.state,
+            ),
         )
         .await?;
     if state.liveness().state(&server) == ServerState::Lost {

@@ -165,6 +165,12 @@ async fn start(
     let new = mesh_types::Name::parse(&next_server(name, &taken))?;
     let token = tokens::generate();
     let token_name = server_token_name(name, new.as_str());
+    // Left by an attempt that crashed before it ended (the name is reused once undone).
+    match store.delete_token(&token_name).await {
+        Ok(()) | Err(mesh_store::StoreError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    state.tokens().evict_name(&token_name);
     store
         .create_token(
             &token_name,
@@ -245,9 +251,19 @@ async fn start(
                     replace::event(&state, action, rack.name.as_str(), &message).await;
                     state.notify_change();
                 }
-                // Undone meanwhile (it took longer than the timeout): what was made goes.
+                // Moved on meanwhile: its agent joined first (fine: it was made), or it was
+                // undone (it took longer than the timeout) or the rack deleted: what was made
+                // goes.
                 Ok(false) | Err(_) => {
-                    if made.is_ok()
+                    let current = store.get_replacement(rack.name.as_str()).await;
+                    let goes_on = matches!(
+                        &current,
+                        Ok(Some(c)) if c.since == r.since && c.phase != ReplacementPhase::Undoing
+                    );
+                    if made.is_ok() && goes_on {
+                        replace::event(&state, "rack.replace.made", rack.name.as_str(), &message)
+                            .await;
+                    } else if made.is_ok()
                         && let Err(e) = driver.delete(r.new_server.as_str()).await
                     {
                         tracing::warn!(rack = %rack.name, server = %r.new_server, error = %e, "cannot delete a server made after its replacement was undone");

@@ -10,7 +10,9 @@
 //! deleted (`removing`). If the new server is not healthy within the timeout, it is deleted and
 //! the old one serves on (`undoing`).
 
-use mesh_types::api::{Replacement, ReplacementPhase};
+use mesh_types::api::{Replacement, ReplacementPhase, ServerState};
+
+use super::racks::server_token_name;
 use mesh_types::{Name, UnixMs};
 
 /// Default drain grace: DNS caches of the old address (5 minutes, as for a rack migration).
@@ -91,15 +93,33 @@ pub enum NewServer {
 pub enum Step {
     /// Nothing yet; the message says what it waits for (None: unchanged).
     Wait(Option<String>),
+    /// The new server's agent joined while it was being made (this control plane restarted
+    /// meanwhile, say): it is starting.
+    Joined,
     /// The new server is healthy: move the rack's traffic to it.
     Switch,
-    /// The drain grace is over: delete the old server.
+    /// The drain grace is over and the new server healthy: delete the old server.
     Remove,
-    /// The new server did not become healthy in time: delete it, saying why.
+    /// The new server did not become healthy in time, or was lost after the switch: delete it
+    /// (traffic back to the old one), saying why.
     Undo(String),
     /// Delete the server that goes (the old one when removing, the new one when undoing),
     /// then end the replacement.
     Delete,
+}
+
+/// What the new server lacks, as a message.
+fn lacking(r: &Replacement, new: &NewServer) -> Option<String> {
+    match new {
+        NewServer::Running { missing } if missing.is_empty() => None,
+        NewServer::Running { missing } => Some(format!(
+            "{} lacks healthy instances: {}",
+            r.new_server,
+            missing.join(", ")
+        )),
+        NewServer::Absent => Some(format!("the agent of {} has not joined yet", r.new_server)),
+        NewServer::Lost => Some(format!("{} is lost (no heartbeat)", r.new_server)),
+    }
 }
 
 /// The next step of `r` at `now`, with the new server as `new`.
@@ -112,32 +132,42 @@ pub fn step(r: &Replacement, new: &NewServer, now: UnixMs) -> Step {
             r.new_server,
             timeout()
         )),
+        ReplacementPhase::Making if *new != NewServer::Absent => Step::Joined,
         ReplacementPhase::Making => Step::Wait(None),
-        ReplacementPhase::Starting => {
-            let waiting = match new {
-                NewServer::Running { missing } if missing.is_empty() => return Step::Switch,
-                NewServer::Running { missing } => {
-                    format!(
-                        "{} runs {} of the rack's instances",
-                        r.new_server,
-                        missing.join(", ")
-                    )
+        ReplacementPhase::Starting => match lacking(r, new) {
+            None => Step::Switch,
+            Some(waiting) if late => Step::Undo(format!(
+                "{} did not become healthy within {}: {waiting}",
+                r.new_server,
+                timeout()
+            )),
+            Some(waiting) => Step::Wait(Some(waiting)),
+        },
+        ReplacementPhase::Forwarding => {
+            let grace_over = now - r.phase_since >= r.drain_grace_ms;
+            match (lacking(r, new), new) {
+                (Some(why), NewServer::Lost | NewServer::Absent) => Step::Undo(format!(
+                    "{why} after traffic moved to it: traffic goes back to {}",
+                    r.old_server
+                )),
+                (None, _) if grace_over => Step::Remove,
+                (None, _) => Step::Wait(None),
+                (Some(why), _)
+                    if grace_over && now - r.phase_since > r.drain_grace_ms + r.timeout_ms =>
+                {
+                    Step::Undo(format!(
+                        "{why} for {} after the drain grace: traffic goes back to {}",
+                        timeout(),
+                        r.old_server
+                    ))
                 }
-                NewServer::Absent => format!("the agent of {} has not joined yet", r.new_server),
-                NewServer::Lost => format!("{} is lost (no heartbeat)", r.new_server),
-            };
-            if late {
-                Step::Undo(format!(
-                    "{} did not become healthy within {}: {waiting}",
-                    r.new_server,
-                    timeout()
-                ))
-            } else {
-                Step::Wait(Some(waiting))
+                (Some(why), _) if grace_over => Step::Wait(Some(format!(
+                    "{} is deleted once {} is healthy again: {why}",
+                    r.old_server, r.new_server
+                ))),
+                (Some(_), _) => Step::Wait(None),
             }
         }
-        ReplacementPhase::Forwarding if now - r.phase_since >= r.drain_grace_ms => Step::Remove,
-        ReplacementPhase::Forwarding => Step::Wait(None),
         ReplacementPhase::Removing | ReplacementPhase::Undoing => Step::Delete,
     }
 }
@@ -156,7 +186,9 @@ pub enum Role {
 
 /// The role of `server` in its rack's replacement `r`.
 pub fn role(r: Option<&Replacement>, server: &Name) -> Role {
-    let Some(r) = r else { return Role::Sole };
+    let Some(r) = r else {
+        return Role::Sole;
+    };
     let switched = matches!(
         r.phase,
         ReplacementPhase::Forwarding | ReplacementPhase::Removing
@@ -174,6 +206,15 @@ pub fn role(r: Option<&Replacement>, server: &Name) -> Role {
     }
 }
 
+/// Whether `server` serves its rack's traffic as far as `r` says: not the new server before
+/// traffic moved to it (it may not run the instances yet), nor the old one after.
+pub fn serves(r: &Replacement, server: &Name) -> bool {
+    !matches!(
+        role(Some(r), server),
+        Role::Incoming { forwarded: false } | Role::Outgoing { forwarding: true }
+    )
+}
+
 /// The instance salt of `server`: its own name while it is the new server of a replacement
 /// (so its instance ids differ from the old server's), else the rack's (`rack_salt`: the name
 /// of the server that last replaced another, which keeps its ids once alone).
@@ -184,15 +225,28 @@ pub fn salt(r: Option<&Replacement>, server: &Name, rack_salt: Option<String>) -
     }
 }
 
-/// Whether server `name` may join its rack as the new server of `r`.
-pub fn admits(r: Option<&Replacement>, name: &Name) -> bool {
+/// Whether server `name` may join its rack as the new server of `r`, registering with the
+/// token named `token`: only with the join token made for that server, and only before the
+/// switch (another agent of the rack cannot take its place).
+pub fn admits(r: Option<&Replacement>, name: &Name, token: &str) -> bool {
     r.is_some_and(|r| {
         &r.new_server == name
+            && token == server_token_name(r.rack.as_str(), name.as_str())
             && matches!(
                 r.phase,
                 ReplacementPhase::Making | ReplacementPhase::Starting
             )
     })
+}
+
+/// The state a heartbeat (or registration) of `server` leaves it in: the old server of a
+/// replacement whose traffic moved stays draining, even after being lost a while (it must not
+/// take one-off work back just before it goes); otherwise as `servers::after_heartbeat`.
+pub fn heartbeat_state(r: Option<&Replacement>, server: &Name, stored: ServerState) -> ServerState {
+    match role(r, server) {
+        Role::Outgoing { forwarding: true } => ServerState::Draining,
+        _ => super::servers::after_heartbeat(stored),
+    }
 }
 
 #[cfg(test)]

@@ -183,6 +183,7 @@ pub async fn register(
     store: &dyn Store,
     rack: &Rack,
     req: RegisterServer,
+    token: &str,
     live: Liveness,
 ) -> Result<Server, ServerError> {
     let router = req
@@ -192,7 +193,7 @@ pub async fn register(
         .transpose()?;
     let existing = store.list_servers(rack.name.as_str()).await?;
     let replacement = store.get_replacement(rack.name.as_str()).await?;
-    let incoming = super::replacement::admits(replacement.as_ref(), &req.name);
+    let incoming = super::replacement::admits(replacement.as_ref(), &req.name, token);
     let replacing = admit(&rack.name, &existing, &req.name, live, incoming)?;
     let mut others = Vec::new();
     for other in store.list_racks().await? {
@@ -206,7 +207,9 @@ pub async fn register(
     let before = existing.iter().find(|s| s.name == req.name);
     let created_at = before.map_or(live.now, |s| s.created_at);
     // A server being replaced stays draining when its agent registers again.
-    let state = before.map_or(ServerState::Ready, |s| after_heartbeat(s.state));
+    let state = before.map_or(ServerState::Ready, |s| {
+        super::replacement::heartbeat_state(replacement.as_ref(), &s.name, s.state)
+    });
     let server = Server {
         name: req.name,
         rack: rack.name.clone(),
@@ -220,8 +223,14 @@ pub async fn register(
         instances: 0,
         router,
     };
-    let stored = if incoming && before.is_none() {
-        let keeping: Vec<Name> = existing.iter().map(|s| s.name.clone()).collect();
+    // The rack's other servers stay: those of a replacement under way (this one being either),
+    // and the lost ones a registering agent does not replace (its own re-registration).
+    let stored = if replacing.is_empty() {
+        let keeping: Vec<Name> = existing
+            .iter()
+            .filter(|s| s.name != server.name)
+            .map(|s| s.name.clone())
+            .collect();
         store.join_server_beside(&server, &keeping).await?
     } else {
         store.claim_server(&server, &replacing).await?

@@ -112,6 +112,30 @@ pub(crate) async fn advance(
     .await?
     .rows_affected()
         > 0;
+    if done && from == ReplacementPhase::Forwarding && to == ReplacementPhase::Undoing {
+        // Traffic goes back to the old server: it serves and takes one-off work again.
+        let row = sqlx::query("SELECT old_server FROM rack_replacements WHERE rack_id = $1")
+            .bind(rack_id)
+            .fetch_one(w.conn())
+            .await?;
+        let old = text(&row, "old_server")?;
+        sqlx::query(
+            "UPDATE servers SET state = $1 WHERE rack_id = $2 AND name = $3 AND state = $4",
+        )
+        .bind(wire(&ServerState::Ready)?)
+        .bind(rack_id)
+        .bind(old.as_str())
+        .bind(wire(&ServerState::Draining)?)
+        .execute(w.conn())
+        .await?;
+        if let Some(address) = address {
+            sqlx::query("UPDATE racks SET address = $1 WHERE id = $2")
+                .bind(address)
+                .bind(rack_id)
+                .execute(w.conn())
+                .await?;
+        }
+    }
     if done && to == ReplacementPhase::Forwarding {
         let row = sqlx::query("SELECT old_server FROM rack_replacements WHERE rack_id = $1")
             .bind(rack_id)

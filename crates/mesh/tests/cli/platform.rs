@@ -153,9 +153,9 @@ fn racks_and_providers() {
         .mesh(&["rack", "resize", "fsn1", "--size", "cx22"])
         .fails();
     assert!(out.error().contains("is of size cx22 already"), "{out:#?}");
-    let out = p
-        .mesh(&["rack", "upgrade", "fsn1", "--timeout", "3h"])
-        .fails();
+    // Refused by the argument parser (exit code 2), before any request.
+    let out = p.mesh(&["rack", "upgrade", "fsn1", "--timeout", "3h"]);
+    assert_eq!(out.code, 2, "{out:#?}");
     assert!(out.stderr.contains("from 1s to 2h"), "{out:#?}");
     let out = p.mesh(&["rack", "upgrade", "nowhere"]).fails();
     assert!(out.error().contains("nowhere"), "{out:#?}");

@@ -471,6 +471,51 @@ async fn the_two_servers_of_a_replacement_are_told_apart() {
     for env in &a.environments {
         assert_eq!(env.forward_to, ["127.0.0.3:80"], "{}", env.environment);
     }
+    // An old agent that does not say its server is the old server.
+    let legacy = for_rack(store.as_ref(), &local, None, LIVE).await.unwrap();
+    assert_eq!(shop(&legacy).forward_to, ["127.0.0.3:80"]);
+    assert!(cron_services(&legacy).is_empty());
+    // Both agents register again (a reconnect, a restart): the old one stays draining.
+    let again = |server: &str, address: &str, router: &str| mesh_types::agent::RegisterServer {
+        name: name(server),
+        address: address.into(),
+        cpus: 1.0,
+        memory_mb: 1024,
+        version: None,
+        router: Some(router.into()),
+    };
+    let live = |at| Liveness { now: at, ..LIVE };
+    let old_again = crate::domain::servers::register(
+        store.as_ref(),
+        &local,
+        again("box-a", "127.0.0.1", "127.0.0.1:8080"),
+        "rack-local-join",
+        live(t + 3),
+    )
+    .await
+    .unwrap();
+    assert_eq!(old_again.state, ServerState::Draining);
+    let new_again = crate::domain::servers::register(
+        store.as_ref(),
+        &local,
+        again("box-c", "127.0.0.3", "127.0.0.3:80"),
+        "rack-local-server-box-c-join",
+        live(t + 3),
+    )
+    .await
+    .unwrap();
+    assert_eq!(new_again.state, ServerState::Ready);
+    // A third agent of the rack is refused, whatever name it takes.
+    let e = crate::domain::servers::register(
+        store.as_ref(),
+        &local,
+        again("box-d", "127.0.0.4", "127.0.0.4:80"),
+        "rack-local-join",
+        live(t + 3),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("already has server"), "{e}");
     assert_eq!(shop(&c).forwarded_from, ["127.0.0.1:8080"]);
     assert!(cron_services(&a).is_empty());
     assert_eq!(cron_services(&c), ["tick"]);

@@ -35,17 +35,21 @@ fn the_new_server_takes_over_only_once_healthy() {
     assert_eq!(
         step(&r, &running(&["web-web 0/2 healthy"]), T + 20_000),
         Step::Wait(Some(
-            "east-2 runs web-web 0/2 healthy of the rack's instances".into()
+            "east-2 lacks healthy instances: web-web 0/2 healthy".into()
         ))
     );
     assert_eq!(
         step(&r, &NewServer::Absent, T + 20_000),
         Step::Wait(Some("the agent of east-2 has not joined yet".into()))
     );
-    // Still being made: nothing to look at yet.
+    // Still being made: nothing to look at yet; its agent joining means it was made.
     assert_eq!(
         step(&rep(ReplacementPhase::Making), &NewServer::Absent, T + 1),
         Step::Wait(None)
+    );
+    assert_eq!(
+        step(&rep(ReplacementPhase::Making), &running(&["x"]), T + 1),
+        Step::Joined
     );
 }
 
@@ -55,8 +59,8 @@ fn a_new_server_that_is_not_healthy_in_time_is_undone_saying_why() {
     assert_eq!(
         step(&r, &running(&["web-web 1/2 healthy"]), T + 600_001),
         Step::Undo(
-            "east-2 did not become healthy within 600s: east-2 runs web-web 1/2 healthy of the \
-             rack's instances"
+            "east-2 did not become healthy within 600s: east-2 lacks healthy instances: web-web \
+             1/2 healthy"
                 .into()
         )
     );
@@ -86,8 +90,31 @@ fn the_old_server_forwards_for_the_drain_grace_then_goes() {
         Step::Wait(None)
     );
     assert_eq!(step(&r, &running(&[]), T + 10_000 + 60_000), Step::Remove);
-    // Forwarding outlives the timeout: the timeout is for becoming healthy only.
-    assert_eq!(step(&r, &NewServer::Lost, T + 10_000_000), Step::Remove);
+    // Forwarding may outlive the timeout: the timeout is for becoming healthy.
+    assert_eq!(step(&r, &running(&[]), T + 10_000_000), Step::Remove);
+    // The new server lost after the switch: traffic goes back to the old one, which is kept.
+    assert_eq!(
+        step(&r, &NewServer::Lost, T + 20_000),
+        Step::Undo(
+            "east-2 is lost (no heartbeat) after traffic moved to it: traffic goes back to east-1"
+                .into()
+        )
+    );
+    // Not healthy when the grace ends: the old server stays until it is, for a timeout more.
+    let sick = running(&["web-web 1/2 healthy"]);
+    assert_eq!(step(&r, &sick, T + 20_000), Step::Wait(None));
+    assert_eq!(
+        step(&r, &sick, T + 10_000 + 60_000),
+        Step::Wait(Some(
+            "east-1 is deleted once east-2 is healthy again: east-2 lacks healthy instances: \
+             web-web 1/2 healthy"
+                .into()
+        ))
+    );
+    assert!(matches!(
+        step(&r, &sick, T + 10_000 + 60_000 + 600_001),
+        Step::Undo(why) if why.ends_with("after the drain grace: traffic goes back to east-1")
+    ));
     for phase in [ReplacementPhase::Removing, ReplacementPhase::Undoing] {
         assert_eq!(step(&rep(phase), &NewServer::Absent, T), Step::Delete);
     }
@@ -152,10 +179,36 @@ fn the_new_server_keeps_its_instance_ids_once_alone() {
 #[test]
 fn only_the_new_server_joins_and_only_before_the_switch() {
     let r = rep(ReplacementPhase::Starting);
-    assert!(admits(Some(&r), &n("east-2")));
-    assert!(!admits(Some(&r), &n("east-3")));
-    assert!(!admits(None, &n("east-2")));
-    assert!(!admits(Some(&rep(ReplacementPhase::Undoing)), &n("east-2")));
+    let token = "rack-east-server-east-2-join";
+    assert!(admits(Some(&r), &n("east-2"), token));
+    // Not with the rack's join token, nor another server's.
+    assert!(!admits(Some(&r), &n("east-2"), "rack-east-join"));
+    assert!(!admits(
+        Some(&r),
+        &n("east-3"),
+        "rack-east-server-east-3-join"
+    ));
+    assert!(!admits(None, &n("east-2"), token));
+    assert!(!admits(
+        Some(&rep(ReplacementPhase::Undoing)),
+        &n("east-2"),
+        token
+    ));
+    // The old server keeps draining once traffic moved, even back from lost.
+    use mesh_types::api::ServerState;
+    let fwd = rep(ReplacementPhase::Forwarding);
+    assert_eq!(
+        heartbeat_state(Some(&fwd), &n("east-1"), ServerState::Lost),
+        ServerState::Draining
+    );
+    assert_eq!(
+        heartbeat_state(Some(&r), &n("east-1"), ServerState::Lost),
+        ServerState::Ready
+    );
+    assert_eq!(
+        heartbeat_state(None, &n("east-1"), ServerState::Draining),
+        ServerState::Draining
+    );
 }
 
 #[test]
@@ -183,4 +236,17 @@ fn options_versions_and_names_say_what_is_wrong() {
         "east-11"
     );
     assert_eq!(next_server("east", &[]), "east-1");
+}
+
+#[test]
+fn other_racks_forward_to_the_server_that_serves() {
+    let starting = rep(ReplacementPhase::Starting);
+    let forwarding = rep(ReplacementPhase::Forwarding);
+    assert!(serves(&starting, &n("east-1")));
+    assert!(!serves(&starting, &n("east-2")));
+    assert!(!serves(&forwarding, &n("east-1")));
+    assert!(serves(&forwarding, &n("east-2")));
+    assert!(serves(&rep(ReplacementPhase::Undoing), &n("east-1")));
+    assert!(!serves(&rep(ReplacementPhase::Undoing), &n("east-2")));
+    assert!(serves(&starting, &n("elsewhere")));
 }
