@@ -106,12 +106,11 @@ pub trait Driver: Send + Sync {
 /// Waits (at most `limit`) until `address` (`host[:port]`, `default_port` when none) accepts
 /// a TCP connection.
 pub async fn tcp_wait(address: &str, default_port: u16, limit: Duration) -> Result<()> {
-    let target = if address.parse::<std::net::SocketAddr>().is_ok()
-        || (address.contains(':')
-            && !address.contains("::")
-            && address
-                .rsplit_once(':')
-                .is_some_and(|(_, p)| p.parse::<u16>().is_ok()))
+    let target = if let Ok(ip) = address.parse::<std::net::IpAddr>() {
+        std::net::SocketAddr::new(ip, default_port).to_string()
+    } else if address
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
     {
         address.to_string()
     } else {
@@ -134,4 +133,32 @@ pub async fn tcp_wait(address: &str, default_port: u16, limit: Duration) -> Resu
         address: target,
         why: format!("no answer within {}s ({last})", limit.as_secs()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn waiting_for_an_address_ends_when_it_answers_or_at_the_limit() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tcp_wait(&format!("127.0.0.1:{port}"), 22, Duration::from_secs(2))
+            .await
+            .unwrap();
+        // The default port when the address has none.
+        tcp_wait("127.0.0.1", port, Duration::from_secs(2))
+            .await
+            .unwrap();
+        drop(l);
+        let t = std::time::Instant::now();
+        let e = tcp_wait(&format!("127.0.0.1:{port}"), 22, Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(5));
+        assert!(
+            matches!(&e, ProviderError::Unreachable { .. }) && e.to_string().contains("within 1s"),
+            "{e}"
+        );
+    }
 }
