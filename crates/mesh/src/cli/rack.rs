@@ -33,8 +33,12 @@ pub enum RackCmd {
         #[arg(long)]
         address: Option<String>,
         /// Return once the provider has made the server, without waiting for its agent to join
-        #[arg(long)]
+        #[arg(long, conflicts_with = "wait")]
         no_wait: bool,
+        /// How long to wait for a made server's agent to join and be healthy, in seconds
+        /// [default: 120 for an ssh pool server, 600 for a cloud server, which boots first]
+        #[arg(long, value_name = "SECS")]
+        wait: Option<u64>,
     },
     /// List racks
     #[command(visible_alias = "ls")]
@@ -143,6 +147,7 @@ async fn wait_for_server(
     rack: &str,
     started: Instant,
     cloud: bool,
+    wait: Option<u64>,
 ) -> Result<()> {
     let say = |line: String| {
         if !ctx.json() {
@@ -150,11 +155,11 @@ async fn wait_for_server(
         }
     };
     let secs = |t: Instant| format!("{:.1}s", t.elapsed().as_secs_f64());
-    let limit = if cloud {
+    let limit = wait.map(Duration::from_secs).unwrap_or(if cloud {
         CLOUD_JOIN_TIMEOUT
     } else {
         JOIN_TIMEOUT
-    };
+    });
     if cloud {
         say(format!(
             "server created ({}); waiting up to {}s for it to boot, download mesh and join (Ctrl-C stops waiting, not the server)",
@@ -218,6 +223,7 @@ pub async fn run(ctx: &Ctx, cmd: RackCmd) -> Result<()> {
             domain,
             address,
             no_wait,
+            wait,
         } => {
             let req = CreateRack {
                 name: Name::parse_as("rack name", &name)?,
@@ -265,7 +271,7 @@ pub async fn run(ctx: &Ctx, cmd: RackCmd) -> Result<()> {
                     ));
                 }
             } else if makes_server {
-                wait_for_server(ctx, &client, r.name.as_str(), started, cloud).await?;
+                wait_for_server(ctx, &client, r.name.as_str(), started, cloud, wait).await?;
             }
             if ctx.json() {
                 print_json(&created);

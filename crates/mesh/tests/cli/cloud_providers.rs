@@ -479,6 +479,48 @@ fn mesh_rack_create_makes_a_cloud_server_and_rack_delete_removes_it() {
     let racks = cp.mesh(&["rack", "list"]).ok().stdout;
     assert!(!racks.contains("big"), "{racks}");
 
+    // Waiting for an agent that never comes (moto boots nothing) ends with what to check.
+    let e = cp
+        .mesh(&[
+            "rack",
+            "create",
+            "slow",
+            "--provider",
+            "ec2",
+            "--region",
+            "eu-west-1",
+            "--size",
+            "t3.micro",
+            "--domain",
+            "slow.test",
+            "--address",
+            "203.0.113.54",
+            "--wait",
+            "2",
+        ])
+        .fails();
+    assert!(
+        e.stdout
+            .contains("waiting up to 2s for it to boot, download mesh and join"),
+        "{}",
+        e.stdout
+    );
+    assert!(
+        e.error()
+            .contains("the agent of rack slow did not join within 2s")
+            && e.error().contains("`mesh rack delete slow`"),
+        "{}",
+        e.error()
+    );
+    assert!(
+        e.hint().unwrap().contains("/var/log/cloud-init-output.log"),
+        "{:?}",
+        e.hint()
+    );
+    assert_eq!(live("slow-1"), 1);
+    cp.mesh(&["rack", "delete", "slow", "-y"]).ok();
+    assert_eq!(live("slow-1"), 0);
+
     // Deleting the rack terminates its instance.
     cp.mesh(&["rack", "delete", "shop", "-y"]).ok();
     assert_eq!(live("shop-1"), 0);
