@@ -137,6 +137,7 @@ mod tests {
         let state = DesiredState {
             rack: Name::parse("local").unwrap(),
             region: Name::parse("secret-region-marker").unwrap(),
+            server_salt: None,
             environments: vec![],
         };
         cache.save(&state).unwrap();

@@ -54,9 +54,10 @@ impl Gateway {
         self.client.report_task_result(task, result).await
     }
 
-    pub async fn watch(&self) -> Result<Watch, GatewayError> {
+    /// The desired state of this server (`server`, as registered) of the token's rack.
+    pub async fn watch(&self, server: &mesh_types::Name) -> Result<Watch, GatewayError> {
         Ok(Watch {
-            lines: self.client.watch().await?,
+            lines: self.client.watch(Some(server.as_str())).await?,
         })
     }
 }

@@ -195,6 +195,7 @@ mod tests {
         let desired = DesiredState {
             rack: "local".parse().unwrap(),
             region: "here".parse().unwrap(),
+            server_salt: None,
             environments: vec![
                 env("shop", &["127.0.0.1:8081", "not an address"]),
                 env("blog", &[]),
@@ -232,6 +233,7 @@ mod tests {
         let desired = DesiredState {
             rack: "east".parse().unwrap(),
             region: "here".parse().unwrap(),
+            server_salt: None,
             environments: vec![shop, blog],
         };
         let routing = Routing::new(&desired, BTreeMap::new());
@@ -255,6 +257,7 @@ mod tests {
         let desired = DesiredState {
             rack: "local".parse().unwrap(),
             region: "here".parse().unwrap(),
+            server_salt: None,
             environments: vec![env("shop", &["127.0.0.1:8080"])],
         };
         let upstreams = BTreeMap::from([("shop/app-web".to_string(), vec![local("shop-1")])]);
@@ -268,6 +271,7 @@ mod tests {
         let desired = DesiredState {
             rack: "local".parse().unwrap(),
             region: "here".parse().unwrap(),
+            server_salt: None,
             environments: vec![env("shop", &["nowhere"])],
         };
         let upstreams = BTreeMap::from([("shop/app-web".to_string(), vec![local("shop-1")])]);

@@ -15,6 +15,7 @@ pub mod blobs;
 pub mod builder;
 pub mod buildpacks;
 pub mod detect;
+pub mod distribution;
 pub mod dockerfile;
 pub mod external;
 pub mod image;

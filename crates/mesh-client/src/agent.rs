@@ -13,11 +13,11 @@ impl Client {
     }
 
     /// `GET /v1/agent/watch`: the rack's desired state, as `WatchEvent` lines (a snapshot at
-    /// once, another after every change, keep-alives between).
-    pub async fn watch(&self) -> Result<JsonLines> {
-        let resp = self
-            .get_response(&["v1", "agent", "watch"], &[] as &[(&str, &str)])
-            .await?;
+    /// once, another after every change, keep-alives between), for the token's rack or, with
+    /// `server`, for that server of it (which differs while the rack's server is replaced).
+    pub async fn watch(&self, server: Option<&str>) -> Result<JsonLines> {
+        let query: Vec<(&str, &str)> = server.map(|s| ("server", s)).into_iter().collect();
+        let resp = self.get_response(&["v1", "agent", "watch"], &query).await?;
         Ok(JsonLines::new(resp, self))
     }
 

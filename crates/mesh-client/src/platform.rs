@@ -2,7 +2,7 @@
 
 use mesh_types::api::{
     CreateProvider, CreateRack, CreateToken, CreatedRack, CreatedToken, Event, Provider, Rack,
-    ResizeRack, Server, Token, WhoAmI,
+    Replacement, ResizeRack, Server, Token, UpgradeRack, WhoAmI,
 };
 use serde::Serialize;
 
@@ -97,15 +97,27 @@ impl Client {
         self.delete(&["v1", "racks", name]).await
     }
 
-    /// `POST /v1/racks/{rack}/upgrade`
-    pub async fn upgrade_rack(&self, name: &str) -> Result<Rack> {
-        self.post(&["v1", "racks", name, "upgrade"], &serde_json::json!({}))
-            .await
+    /// `POST /v1/racks/{rack}/upgrade`: starts replacing the rack's server.
+    pub async fn upgrade_rack(&self, name: &str, req: &UpgradeRack) -> Result<Replacement> {
+        self.post(&["v1", "racks", name, "upgrade"], req).await
     }
 
-    /// `POST /v1/racks/{rack}/resize`
-    pub async fn resize_rack(&self, name: &str, req: &ResizeRack) -> Result<Rack> {
+    /// `POST /v1/racks/{rack}/resize`: starts replacing the rack's server with one of a size.
+    pub async fn resize_rack(&self, name: &str, req: &ResizeRack) -> Result<Replacement> {
         self.post(&["v1", "racks", name, "resize"], req).await
+    }
+
+    /// `GET /v1/racks/{rack}/replacement`: the server replacement under way, if any.
+    pub async fn replacement(&self, name: &str) -> Result<Option<Replacement>> {
+        match self.get(&["v1", "racks", name, "replacement"]).await {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.code() == Some(mesh_types::ErrorCode::NotFound) => {
+                // The rack itself must exist: that NotFound is the caller's to see.
+                self.rack(name).await?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// `GET /v1/racks/{rack}/servers`

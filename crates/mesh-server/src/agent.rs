@@ -3,4 +3,5 @@
 pub mod binary;
 pub mod desired;
 pub mod gateway;
+pub mod registry;
 pub mod scope;

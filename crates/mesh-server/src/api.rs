@@ -8,6 +8,7 @@ pub mod deployments;
 pub mod endpoints;
 pub mod environments;
 pub mod platform;
+pub mod replacement;
 pub mod runs;
 pub mod services;
 pub mod sources;

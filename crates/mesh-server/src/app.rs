@@ -38,6 +38,8 @@ struct Inner {
     shutdown: watch::Sender<bool>,
     /// How racks of server-making providers get their servers; none: they cannot.
     provision: std::sync::RwLock<Option<Arc<crate::provision::Provision>>>,
+    /// The server replacements (rack, since) whose new server this process is making now.
+    making: std::sync::Mutex<std::collections::BTreeSet<(String, UnixMs)>>,
 }
 
 impl AppState {
@@ -54,6 +56,7 @@ impl AppState {
             changes: watch::channel(0).0,
             shutdown: watch::channel(false).0,
             provision: std::sync::RwLock::new(None),
+            making: Default::default(),
         };
         Self {
             inner: Arc::new(inner),
@@ -129,6 +132,25 @@ impl AppState {
 
     pub(crate) fn provision(&self) -> Option<Arc<crate::provision::Provision>> {
         self.inner.provision.read().expect("provision lock").clone()
+    }
+
+    /// Marks the new server of the replacement of `rack` started at `since` as being made (or,
+    /// with `false`, made or failed) by this process: an undone replacement waits for it.
+    pub(crate) fn set_making(&self, rack: &str, since: UnixMs, on: bool) {
+        let mut making = self.inner.making.lock().expect("making lock");
+        if on {
+            making.insert((rack.to_string(), since));
+        } else {
+            making.remove(&(rack.to_string(), since));
+        }
+    }
+
+    pub(crate) fn is_making(&self, rack: &str, since: UnixMs) -> bool {
+        self.inner
+            .making
+            .lock()
+            .expect("making lock")
+            .contains(&(rack.to_string(), since))
     }
 
     pub(crate) fn notify_change(&self) {

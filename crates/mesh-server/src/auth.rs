@@ -88,21 +88,42 @@ fn unauthenticated(message: &str) -> Response {
     ApiError::new(ErrorCode::Unauthenticated, message).into_response()
 }
 
-fn bearer(req: &Request) -> Option<&str> {
+/// The token a request carries: `Authorization: Bearer <token>`, or under the registry API
+/// (`/v2`, where container runtimes send Basic credentials) the password of
+/// `Authorization: Basic`, whatever the user name.
+fn bearer(req: &Request) -> Option<String> {
     let value = req
         .headers()
         .get(http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(token.trim().to_string());
+    }
+    if scheme.eq_ignore_ascii_case("basic")
+        && crate::agent::registry::is_registry_path(req.uri().path())
+    {
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(token.trim())
+            .ok()?;
+        let pair = String::from_utf8(decoded).ok()?;
+        let (_, password) = pair.split_once(':')?;
+        return (!password.is_empty()).then(|| password.to_string());
+    }
+    None
 }
 
 /// Applies the route's [`policy`] to the caller. Requests that matched no route go on to the
 /// 404/405 fallbacks, which reveal nothing.
 fn authorize(req: &Request, caller: &Caller) -> Result<(), Box<Response>> {
     let Some(matched) = req.extensions().get::<MatchedPath>() else {
-        if caller.role == Role::Agent && !req.uri().path().starts_with("/v1/agent/") {
+        let path = req.uri().path();
+        if caller.role == Role::Agent
+            && !path.starts_with("/v1/agent/")
+            && !crate::agent::registry::is_registry_path(path)
+        {
             return Err(Box::new(denied(
                 "this token is an agent's join token; it may only use /v1/agent",
             )));
@@ -139,7 +160,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             "missing bearer token: send `Authorization: Bearer <token>` (the CLI gets one from `mesh up` or `mesh login`)",
         );
     };
-    let hash = tokens::hash(token);
+    let hash = tokens::hash(&token);
     let now = state.now();
     let cached = match state.tokens().get(&hash, now) {
         Some(c) => c,

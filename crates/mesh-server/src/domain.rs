@@ -7,11 +7,13 @@
 //! - [`migration`]: moving an environment between racks: leaving, forwarding, finishing.
 //! - [`placement`]: where an environment's one-off work runs.
 //! - [`racks`]: a rack from its request, with its provider's defaults.
+//! - [`replacement`]: replacing a rack's server: phases, and what each server is told.
 //! - [`servers`]: a rack's one server: who may register, when it is lost.
 //! - [`services`]: a service's spec, to change and store again.
 
 pub mod migration;
 pub mod placement;
 pub mod racks;
+pub mod replacement;
 pub mod servers;
 pub mod services;

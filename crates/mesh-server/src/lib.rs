@@ -21,6 +21,7 @@ mod logs;
 mod metrics;
 mod ndjson;
 pub mod provision;
+mod replace;
 mod retire;
 mod routes;
 mod sweeper;
@@ -198,6 +199,7 @@ pub async fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
     let streams = state.clone();
     sweeper::spawn(state.clone(), rx.clone());
     retire::spawn(state.clone(), rx.clone());
+    replace::spawn(state.clone(), rx.clone());
     acme::spawn(state.clone(), opts.acme.clone(), &opts.data_dir, rx.clone());
     let task = tokio::spawn(async move {
         axum::serve(

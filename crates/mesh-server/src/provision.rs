@@ -248,6 +248,33 @@ pub async fn make_server(
     driver.create(&req).await
 }
 
+/// The driver that makes the servers of racks of `provider`, with this control plane's
+/// settings; `None` when its racks' servers are started by hand.
+pub(crate) async fn rack_driver(
+    state: &crate::app::AppState,
+    provider: &str,
+) -> crate::error::ApiResult<Option<(std::sync::Arc<Provision>, Box<dyn mesh_provider::Driver>)>> {
+    let kind = state.store().get_provider(provider).await?.kind;
+    let secrets = state.store().provider_secrets(provider).await?;
+    if !makes_servers(kind, &secrets) {
+        return Ok(None);
+    }
+    let p = state.provision().ok_or_else(|| {
+        ApiError::not_available(
+            "this control plane makes no servers: start it with `mesh up` or `mesh server` (and --advertise-url)",
+        )
+    })?;
+    let driver = driver(&p, provider, kind, &secrets)
+        .map_err(api_error)?
+        .ok_or_else(|| {
+            ApiError::new(
+                mesh_types::ErrorCode::Internal,
+                "the provider makes servers but has no driver",
+            )
+        })?;
+    Ok(Some((p, driver)))
+}
+
 /// A driver's error as the API answers it.
 pub fn api_error(e: ProviderError) -> ApiError {
     let code = match &e {

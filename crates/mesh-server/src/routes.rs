@@ -12,10 +12,10 @@ use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 
-use crate::agent::{binary, gateway};
+use crate::agent::{binary, gateway, registry};
 use crate::api::{
-    access, certificates, config, deployments, endpoints, environments, platform, runs, services,
-    sources, stacks, system,
+    access, certificates, config, deployments, endpoints, environments, platform, replacement,
+    runs, services, sources, stacks, system,
 };
 use crate::app::AppState;
 use crate::{auth, metrics};
@@ -27,6 +27,8 @@ pub const MAX_LOG_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 const ENV: &str = "/v1/environments/{env}";
 const STACK: &str = "/v1/environments/{env}/stacks/{stack}";
+const REPO_MANIFEST: &str = "/v2/{env}/{stack}/manifests/{reference}";
+const REPO_BLOB: &str = "/v2/{env}/{stack}/blobs/{digest}";
 const SERVICE: &str = "/v1/environments/{env}/stacks/{stack}/services/{service}";
 
 /// (method, path) of every route, `/healthz` included.
@@ -87,8 +89,17 @@ fn v1(table: Table) -> Table {
         .add(M::POST, "/v1/racks", platform::create_rack)
         .add(M::GET, "/v1/racks/{rack}", platform::get_rack)
         .add(M::DELETE, "/v1/racks/{rack}", platform::delete_rack)
-        .add(M::POST, "/v1/racks/{rack}/upgrade", platform::upgrade_rack)
-        .add(M::POST, "/v1/racks/{rack}/resize", platform::resize_rack)
+        .add(
+            M::POST,
+            "/v1/racks/{rack}/upgrade",
+            replacement::upgrade_rack,
+        )
+        .add(M::POST, "/v1/racks/{rack}/resize", replacement::resize_rack)
+        .add(
+            M::GET,
+            "/v1/racks/{rack}/replacement",
+            replacement::get_replacement,
+        )
         .add(M::GET, "/v1/racks/{rack}/servers", platform::list_servers)
         .add(M::GET, "/v1/environments", environments::list)
         .add(M::POST, "/v1/environments", environments::create)
@@ -186,6 +197,12 @@ fn v1(table: Table) -> Table {
             "/v1/agent/tasks/{task}/result",
             gateway::task_result,
         )
+        // The registry API, pull side (see `agent/registry.rs`).
+        .add(M::GET, "/v2/", registry::base)
+        .add(M::GET, REPO_MANIFEST, registry::manifest)
+        .add(M::HEAD, REPO_MANIFEST, registry::manifest)
+        .add(M::GET, REPO_BLOB, registry::blob)
+        .add(M::HEAD, REPO_BLOB, registry::blob)
         .add(M::POST, format!("{STACK}/runs"), runs::run)
         .add(
             M::POST,
@@ -215,6 +232,7 @@ fn build(state: Option<AppState>) -> (Router<AppState>, Vec<(Method, String)>) {
                 state.clone(),
                 auth::authenticate,
             ))
+            .layer(middleware::from_fn(registry::oci_errors))
             .route_layer(middleware::from_fn_with_state(state, metrics::record));
     }
     let router = Router::new()

@@ -14,6 +14,8 @@ mod flow;
 mod openapi;
 #[path = "api/postgres.rs"]
 mod postgres;
+#[path = "api/registry.rs"]
+mod registry;
 #[path = "api/servers.rs"]
 mod servers;
 #[path = "api/uploads.rs"]

@@ -16,6 +16,7 @@ mod logs;
 mod lookup;
 mod migrate;
 mod platform;
+mod replacements;
 mod reseal;
 mod rows;
 mod servers;

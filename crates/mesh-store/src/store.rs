@@ -7,7 +7,8 @@ use mesh_types::agent::{LogAck, LogLine};
 use mesh_types::api::{
     Certificate, CreateProvider, CreateStack, Deployment, DeploymentBuild, DeploymentStatus,
     DeploymentStep, Endpoint, EndpointKind, Environment, Event, Instance, LeavingRack,
-    NewDeployment, Provider, Rack, Route, Server, ServerState, Service, Stack, Token, UpdateStack,
+    NewDeployment, Provider, Rack, RackState, Replacement, ReplacementPhase, Route, Server,
+    ServerState, Service, Stack, Token, UpdateStack,
 };
 use mesh_types::api::{HealthCheck, Role};
 use mesh_types::config::{ConfigScope, ConfigVar};
@@ -148,6 +149,10 @@ pub trait Store: Send + Sync + 'static {
     /// the rack's other servers are exactly `replacing`, i.e. they changed since the caller
     /// read them. Claims of one rack are serialized, also across control planes.
     async fn claim_server(&self, server: &Server, replacing: &[Name]) -> StoreResult<Server>;
+    /// Registers `server` as a second server of its rack, beside `keeping` (the new server of
+    /// a server replacement); `FailedPrecondition` if the rack's other servers are not exactly
+    /// `keeping`.
+    async fn join_server_beside(&self, server: &Server, keeping: &[Name]) -> StoreResult<Server>;
     /// Records a heartbeat of a server at `at`, leaving it in `state`; `NotFound` if the rack
     /// has no such server.
     async fn heartbeat_server(
@@ -160,8 +165,42 @@ pub trait Store: Send + Sync + 'static {
     /// Marks a server lost and its instances `unknown`, unless it is lost already or its last
     /// heartbeat (its creation, without one) is no longer `seen`: true if this call marked it.
     async fn mark_server_lost(&self, rack: &str, server: &str, seen: UnixMs) -> StoreResult<bool>;
-    /// With each server's instance count.
+    /// With each server's instance count, in the order they joined.
     async fn list_servers(&self, rack: &str) -> StoreResult<Vec<Server>>;
+
+    // Server replacements (`mesh rack upgrade` / `resize`): at most one per rack.
+    /// Starts `r`, putting the rack in `state`; `AlreadyExists` if the rack replaces a server
+    /// already.
+    async fn start_replacement(&self, r: &Replacement, state: RackState) -> StoreResult<()>;
+    async fn get_replacement(&self, rack: &str) -> StoreResult<Option<Replacement>>;
+    async fn list_replacements(&self) -> StoreResult<Vec<Replacement>>;
+    /// Moves the replacement of `rack` started at `since` from phase `from` to `to` at `at`,
+    /// saying `message`; into `Forwarding`, the rack's address becomes `address` (if given) and
+    /// the old server is marked draining, in the same write. False if it is not in `from`
+    /// (another control plane moved it first).
+    #[allow(clippy::too_many_arguments)]
+    async fn advance_replacement(
+        &self,
+        rack: &str,
+        since: UnixMs,
+        from: ReplacementPhase,
+        to: ReplacementPhase,
+        at: UnixMs,
+        message: Option<&str>,
+        address: Option<&str>,
+    ) -> StoreResult<bool>;
+    /// Ends the replacement of `rack` in phase `from`: from `Removing` it is done (the old
+    /// server and its instances go, the rack takes the new server's size and instance salt),
+    /// from `Undoing` it is undone (the new server and its instances go); the rack is ready.
+    /// False if it is not in `from`.
+    async fn end_replacement(
+        &self,
+        rack: &str,
+        since: UnixMs,
+        from: ReplacementPhase,
+    ) -> StoreResult<bool>;
+    /// The instance salt of the rack's server, if it replaced another.
+    async fn instance_salt(&self, rack: &str) -> StoreResult<Option<String>>;
 
     // Environments. `aliases` are the alias endpoints it must have afterwards: the store adds
     // the missing ones and removes alias endpoints no longer listed.

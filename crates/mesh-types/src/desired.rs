@@ -78,6 +78,11 @@ pub struct DesiredState {
     pub rack: Name,
     pub region: Name,
     pub environments: Vec<EnvironmentDoc>,
+    /// Set on a server that replaced another of its rack (`mesh rack upgrade`/`resize`): it
+    /// goes into its instances' generation, so their ids differ from the replaced server's
+    /// while both run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_salt: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -8,6 +8,7 @@ mod endpoint;
 mod env;
 mod provider;
 mod rack;
+mod replace;
 mod run;
 mod scope;
 mod ship;

@@ -40,6 +40,8 @@ mod platform;
 mod provider_lab;
 #[path = "cli/providers.rs"]
 mod providers;
+#[path = "cli/replacement.rs"]
+mod replacement;
 #[path = "cli/restart.rs"]
 mod restart;
 #[path = "cli/routes.rs"]

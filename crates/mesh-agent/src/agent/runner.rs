@@ -94,7 +94,7 @@ impl Agent {
             let session = async {
                 self.gateway.register(&self.registration()).await?;
                 self.heard(super::now_ms());
-                let mut stream = self.gateway.watch().await?;
+                let mut stream = self.gateway.watch(&self.opts.server_name).await?;
                 while let Some(event) = stream.next().await? {
                     match event {
                         WatchEvent::Snapshot { state, .. } => {

@@ -35,6 +35,7 @@ pub fn state(services: Vec<ServiceDoc>, image: Option<&str>) -> DesiredState {
     DesiredState {
         rack: n("local"),
         region: n("local"),
+        server_salt: None,
         environments: vec![EnvironmentDoc {
             environment: n("shop"),
             stacks: vec![StackDoc {

@@ -26,6 +26,19 @@ fn ids_are_readable_labels_with_a_generation() {
 }
 
 #[test]
+fn the_new_server_of_a_replacement_has_ids_of_its_own() {
+    let with = |salt: Option<&str>| {
+        let mut st = state(vec![service("web", 1, "httpd")], Some("busybox"));
+        st.server_salt = salt.map(String::from);
+        wanted(&st).0[0].id.clone()
+    };
+    // Without a salt the ids are what they always were; each salt gives others.
+    assert_ne!(with(None), with(Some("east-2")));
+    assert_ne!(with(Some("east-2")), with(Some("east-3")));
+    assert_eq!(with(Some("east-2")), with(Some("east-2")));
+}
+
+#[test]
 fn ids_name_the_rack_only_when_the_environment_is_on_several() {
     let on = |rack: &str, several: bool| {
         let mut st = state(vec![service("web", 1, "httpd")], Some("busybox"));

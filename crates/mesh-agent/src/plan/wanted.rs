@@ -74,7 +74,8 @@ pub fn is_run(id: &str) -> bool {
 /// The generation of a service's instances: a digest of what they run. For an environment on
 /// several racks, `rack` (this one) is part of it, so the same service on two racks gets
 /// distinct instance ids (the control plane keeps one row per id in an environment); on one
-/// rack it is left out, so ids stay what they were.
+/// rack it is left out, so ids stay what they were. Likewise `server_salt`, on a server that
+/// replaced another of its rack, keeps its ids apart from the replaced server's.
 fn generation(
     env: &str,
     stack: &str,
@@ -82,6 +83,7 @@ fn generation(
     image: &ImageRef,
     deployment: Option<Version>,
     rack: Option<&str>,
+    server_salt: Option<&str>,
 ) -> String {
     let mut shape = serde_json::json!({
         "env": env, "stack": stack, "service": svc.name, "image": image, "deployment": deployment,
@@ -89,6 +91,9 @@ fn generation(
     });
     if let (Some(rack), Some(obj)) = (rack, shape.as_object_mut()) {
         obj.insert("rack".into(), rack.into());
+    }
+    if let (Some(salt), Some(obj)) = (server_salt, shape.as_object_mut()) {
+        obj.insert("server".into(), salt.into());
     }
     let digest = Sha256::digest(shape.to_string().as_bytes());
     hex::encode(&digest[..4])
@@ -110,6 +115,7 @@ pub fn wanted(state: &DesiredState) -> (Vec<Wanted>, Vec<CronJob>) {
                     image,
                     stack.deployment,
                     env.several_racks.then_some(state.rack.as_str()),
+                    state.server_salt.as_deref(),
                 );
                 let template = Wanted {
                     id: String::new(),

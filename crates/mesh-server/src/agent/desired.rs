@@ -22,6 +22,7 @@ use mesh_types::desired::{
 use sha2::{Digest, Sha256};
 
 use crate::domain::placement::{cron_rack, servers_of};
+use crate::domain::replacement::{self, Role};
 use crate::domain::servers::Liveness;
 
 /// The rack's document; `previous` (the document the rack was sent last, if any) stands in for
@@ -32,6 +33,52 @@ pub async fn for_rack(
     previous: Option<&DesiredState>,
     live: Liveness,
 ) -> StoreResult<DesiredState> {
+    for_server(store, rack, None, previous, live).await
+}
+
+/// The document of server `server` of the rack (`None`: of the rack as a whole). While the
+/// rack replaces its server (`domain::replacement`), its two servers are told apart: the new
+/// one's instances get ids of their own, cron runs on the one that takes one-off work, and once
+/// traffic moved the old one's router forwards every host to the new one's, which trusts it.
+pub async fn for_server(
+    store: &dyn Store,
+    rack: &Rack,
+    server: Option<&Name>,
+    previous: Option<&DesiredState>,
+    live: Liveness,
+) -> StoreResult<DesiredState> {
+    let replacement = store.get_replacement(rack.name.as_str()).await?;
+    let rack_servers = store.list_servers(rack.name.as_str()).await?;
+    let role = server.map_or(Role::Sole, |s| replacement::role(replacement.as_ref(), s));
+    let router_of = |name: &Name| {
+        rack_servers
+            .iter()
+            .find(|s| &s.name == name && live.state(s) != ServerState::Lost)
+            .and_then(|s| s.router.clone())
+    };
+    let (mut forward_all, mut trusted) = (Vec::new(), Vec::new());
+    if let Some(r) = &replacement {
+        match role {
+            Role::Outgoing { forwarding: true } => forward_all.extend(router_of(&r.new_server)),
+            Role::Incoming { forwarded: true } => trusted.extend(router_of(&r.old_server)),
+            _ => {}
+        }
+    }
+    // Cron runs on the server that takes the rack's one-off work (the first ready one).
+    let takes_one_off = server.is_none_or(|s| {
+        rack_servers
+            .iter()
+            .find(|x| live.state(x) == ServerState::Ready)
+            .is_some_and(|x| &x.name == s)
+    });
+    let server_salt = match server {
+        Some(s) => replacement::salt(
+            replacement.as_ref(),
+            s,
+            store.instance_salt(rack.name.as_str()).await?,
+        ),
+        None => store.instance_salt(rack.name.as_str()).await?,
+    };
     let mut environments = Vec::new();
     for env in store.list_environments().await? {
         let leaving = env.leaving.iter().find(|l| l.rack == rack.name);
@@ -40,12 +87,12 @@ pub async fn for_rack(
         }
         let name = env.name.as_str();
         let remaining = servers_of(store, &env.racks).await?;
-        let runs_cron = cron_rack(&remaining, live).as_ref() == Some(&rack.name);
+        let runs_cron = takes_one_off && cron_rack(&remaining, live).as_ref() == Some(&rack.name);
         // A rack the environment is leaving forwards its hosts once the remaining racks are
         // healthy; with no router address known there, it goes on serving them itself.
         let forward_to = match leaving {
             Some(l) if l.forwarding_since.is_some() => forward_targets(&remaining, live),
-            _ => Vec::new(),
+            _ => forward_all.clone(),
         };
         // The racks that forward to this one now: its router trusts theirs meanwhile.
         let forwarding: Vec<Name> = match leaving {
@@ -57,7 +104,8 @@ pub async fn for_rack(
                 .map(|l| l.rack.clone())
                 .collect(),
         };
-        let forwarded_from = forward_targets(&servers_of(store, &forwarding).await?, live);
+        let mut forwarded_from = forward_targets(&servers_of(store, &forwarding).await?, live);
+        forwarded_from.extend(trusted.iter().cloned());
         let services = store.list_services(name, None).await?;
         let mut stacks = Vec::new();
         for stack in store.list_stacks(name).await? {
@@ -155,6 +203,7 @@ pub async fn for_rack(
         rack: rack.name.clone(),
         region: rack.region.clone(),
         environments,
+        server_salt,
     })
 }
 

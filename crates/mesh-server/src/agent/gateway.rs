@@ -30,7 +30,7 @@ const POLL: Duration = Duration::from_secs(5);
 /// A line at least this often, so either side notices a dead connection.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-async fn caller_rack(state: &AppState, caller: &Caller) -> ApiResult<Rack> {
+pub(super) async fn caller_rack(state: &AppState, caller: &Caller) -> ApiResult<Rack> {
     match (&caller.role, &caller.rack) {
         (Role::Agent, Some(rack)) => Ok(state.store().get_rack(rack.as_str()).await?),
         _ => Err(ApiError::new(
@@ -63,7 +63,7 @@ fn refused(r: Refused) -> ApiError {
 
 /// What the store says about `rack`, for [`scope`]'s decisions: its environments and servers,
 /// and if asked, the instances known in those environments and the layers it may fetch.
-async fn rack_scope(
+pub(super) async fn rack_scope(
     state: &AppState,
     rack: &Rack,
     instances: bool,
@@ -183,6 +183,8 @@ pub async fn logs(
 struct Watch {
     state: AppState,
     rack: Rack,
+    /// The watching server, when it said which (`?server=`).
+    server: Option<Name>,
     changes: tokio::sync::watch::Receiver<u64>,
     tasks: tokio::sync::broadcast::Receiver<mesh_types::agent::Task>,
     last: Option<String>,
@@ -209,9 +211,10 @@ impl Watch {
                 }
                 quiet += started.elapsed();
             }
-            match desired::for_rack(
+            match desired::for_server(
                 self.state.store(),
                 &self.rack,
+                self.server.as_ref(),
                 self.previous.as_ref(),
                 self.state.liveness(),
             )
@@ -238,16 +241,33 @@ impl Watch {
 
 /// A stream of newline-delimited JSON: the rack's full desired state at once, then again every
 /// time it changes, with keep-alive lines between.
+/// `?server=NAME`: the watching server of the rack (registered first).
+#[derive(Debug, serde::Deserialize)]
+pub struct WatchQuery {
+    #[serde(default)]
+    server: Option<String>,
+}
+
 pub async fn watch(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    crate::extract::QueryArgs(query): crate::extract::QueryArgs<WatchQuery>,
 ) -> ApiResult<Response> {
     let rack = caller_rack(&state, &caller).await?;
+    let server = match query.server {
+        Some(s) => {
+            let name =
+                Name::parse_as("server name", &s).map_err(|e| ApiError::invalid(e.to_string()))?;
+            Some(own_server(&state, &rack, &name).await?.name)
+        }
+        None => None,
+    };
     let changes = state.subscribe_changes();
     let tasks = state.tasks().subscribe(rack.name.as_str());
     let w = Watch {
         state,
         rack,
+        server,
         changes,
         tasks,
         last: None,

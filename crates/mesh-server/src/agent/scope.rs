@@ -6,7 +6,7 @@
 //! - Logs: every line's environment is placed on the rack, its instance is not one the store
 //!   knows on a server of another rack, and its offset is within [`MAX_LOG_OFFSET`] (a huge
 //!   offset would make the control plane drop that instance's later lines as duplicates).
-//! - Blobs: only layers of images the rack's environments run or may run (the current and the
+//! - Blobs (and images, for the registry API, `registry.rs`): only layers of images the rack's environments run or may run (the current and the
 //!   recorded deployments of their stacks); source archives are never layers, so never served.
 
 use std::collections::{BTreeSet, HashMap};
@@ -30,6 +30,8 @@ pub struct RackScope {
     pub instances: HashMap<String, Option<String>>,
     /// Blob digests the rack's agents may fetch.
     pub blobs: BTreeSet<String>,
+    /// Digests of the images whose layers those are (what the registry API may serve).
+    pub images: BTreeSet<String>,
 }
 
 /// Why a request was refused.
@@ -45,6 +47,7 @@ impl RackScope {
     /// Adds the layers of `image` to the blobs the rack may fetch.
     pub fn allow_image(&mut self, image: &BuiltImage) {
         self.blobs.extend(image.layers.iter().cloned());
+        self.images.insert(image.digest.clone());
     }
 
     /// Adds every layer the rack's desired state names.
@@ -111,6 +114,19 @@ impl RackScope {
             }
         }
         Ok(())
+    }
+
+    /// An image the registry API may serve: one the rack runs or may run.
+    pub fn check_image(&self, image: &BuiltImage) -> Result<(), Refused> {
+        if self.images.contains(&image.digest) {
+            Ok(())
+        } else {
+            Err(Refused::Forbidden(format!(
+                "image {} is not one rack {:?} runs; a join token pulls only its own rack's \
+                 images",
+                image.digest, self.rack
+            )))
+        }
     }
 
     pub fn check_blob(&self, digest: &str) -> Result<(), Refused> {
@@ -237,5 +253,16 @@ mod tests {
         );
         // The image's own digest names no blob.
         assert!(s.check_blob("sha256:img").is_err());
+        let mut other = BuiltImage {
+            digest: "sha256:img".into(),
+            base: None,
+            layers: vec![],
+            config: Default::default(),
+        };
+        assert_eq!(s.check_image(&other), Ok(()));
+        other.digest = "sha256:other".into();
+        assert!(
+            matches!(s.check_image(&other), Err(Refused::Forbidden(m)) if m.contains("rack \"east\""))
+        );
     }
 }

@@ -7,6 +7,7 @@ use crate::deploy::DeployError;
 use crate::domain::migration::MigrationError;
 use crate::domain::placement::PlaceError;
 use crate::domain::racks::RackError;
+use crate::domain::replacement::ReplaceError;
 use crate::domain::servers::ServerError;
 use crate::error::ApiError;
 use crate::tasks::TaskError;
@@ -62,6 +63,13 @@ impl From<TaskError> for ApiError {
     /// The rack's agents are not there now: worth trying again.
     fn from(e: TaskError) -> Self {
         ApiError::new(ErrorCode::Unavailable, e.to_string())
+    }
+}
+
+impl From<ReplaceError> for ApiError {
+    /// Every option or version error is the request's to fix.
+    fn from(e: ReplaceError) -> Self {
+        ApiError::invalid(e.to_string())
     }
 }
 

@@ -3,14 +3,12 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use mesh_types::api::{
-    CreateProvider, CreateRack, CreatedRack, Provider, Rack, ResizeRack, Role, Server,
-};
+use mesh_types::api::{CreateProvider, CreateRack, CreatedRack, Provider, Rack, Role, Server};
 
 use super::{Created, JsonBody, audit, created};
 use crate::app::AppState;
 use crate::auth::Caller;
-use crate::domain::racks::{check_size, join_token_name, rack_from_request};
+use crate::domain::racks::{join_token_name, rack_from_request};
 use crate::error::{ApiError, ApiResult};
 use crate::provision;
 use crate::tokens;
@@ -114,7 +112,7 @@ pub async fn create_rack(
         "provider {} region {} size {}",
         rack.provider, rack.region, rack.size
     );
-    if let Some((p, driver)) = rack_driver(&state, rack.provider.as_str()).await? {
+    if let Some((p, driver)) = provision::rack_driver(&state, rack.provider.as_str()).await? {
         // The rack's one server, made now: the rack goes again if it cannot be made, so that
         // the same command can be run again once the cause is fixed. In a task of its own, so
         // that a client hanging up mid-way leaves a made server or none, never half of one.
@@ -162,45 +160,13 @@ async fn make_or_undo(
     }
 }
 
-/// The driver that makes the servers of racks of `provider`, with this control plane's
-/// settings; `None` when its racks' servers are started by hand.
-pub(crate) async fn rack_driver(
-    state: &AppState,
-    provider: &str,
-) -> ApiResult<
-    Option<(
-        std::sync::Arc<provision::Provision>,
-        Box<dyn mesh_provider::Driver>,
-    )>,
-> {
-    let kind = state.store().get_provider(provider).await?.kind;
-    let secrets = state.store().provider_secrets(provider).await?;
-    if !provision::makes_servers(kind, &secrets) {
-        return Ok(None);
-    }
-    let p = state.provision().ok_or_else(|| {
-        ApiError::not_available(
-            "this control plane makes no servers: start it with `mesh up` or `mesh server` (and --advertise-url)",
-        )
-    })?;
-    let driver = provision::driver(&p, provider, kind, &secrets)
-        .map_err(provision::api_error)?
-        .ok_or_else(|| {
-            ApiError::new(
-                mesh_types::ErrorCode::Internal,
-                "the provider makes servers but has no driver",
-            )
-        })?;
-    Ok(Some((p, driver)))
-}
-
 pub async fn delete_rack(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     let rack = state.store().get_rack(&name).await?;
-    if let Some((_, driver)) = rack_driver(&state, rack.provider.as_str()).await? {
+    if let Some((_, driver)) = provision::rack_driver(&state, rack.provider.as_str()).await? {
         // The servers go first, only when no environment is on the rack (the store checks
         // again when the rack goes).
         let envs = state.store().list_environments().await?;
@@ -231,29 +197,6 @@ pub async fn delete_rack(
     state.tokens().evict_name(&token);
     audit(&state, &caller, "rack.delete", &name, "").await;
     Ok(StatusCode::NO_CONTENT)
-}
-
-pub async fn upgrade_rack(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> ApiResult<Json<Rack>> {
-    state.store().get_rack(&name).await?;
-    Err(ApiError::not_available(format!(
-        "rack upgrade replaces the servers of rack {name:?} with new ones; server replacement is not available yet on this platform"
-    )))
-}
-
-pub async fn resize_rack(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    JsonBody(req): JsonBody<ResizeRack>,
-) -> ApiResult<Json<Rack>> {
-    state.store().get_rack(&name).await?;
-    check_size(&req.size)?;
-    Err(ApiError::not_available(format!(
-        "rack resize replaces the servers of rack {name:?} with servers of size {}; server replacement is not available yet on this platform",
-        req.size
-    )))
 }
 
 pub async fn list_servers(

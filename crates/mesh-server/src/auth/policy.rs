@@ -26,7 +26,7 @@ pub enum Policy {
     /// Uploading a source or image archive for a later deployment: admin or any developer
     /// (content-addressed; a deployment of an environment it may write is what uses it).
     Upload,
-    /// A rack's join token: the agent gateway, for that rack only.
+    /// A rack's join token: the agent gateway and the registry API (`/v2/`), for that rack only.
     Agent,
 }
 
@@ -63,6 +63,7 @@ pub fn of(method: &Method, template: &str) -> Option<Policy> {
         ("POST", "/v1/environments") => Admin,
         ("PUT", "/v1/sources/{digest}") => Upload,
         (_, p) if p.starts_with("/v1/agent/") => Agent,
+        ("GET" | "HEAD", p) if p.starts_with("/v2/") => Agent,
         (m, p) if p == ENV => match m {
             "GET" => EnvRead,
             // Which racks run it and whether it exists are the platform's business.

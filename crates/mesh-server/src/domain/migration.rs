@@ -154,15 +154,30 @@ pub fn rack_state(
             "no live server: lost, or none registered yet".into(),
         );
     }
-    let mut healthy: BTreeMap<(&str, &str), u32> = BTreeMap::new();
-    for i in instances {
-        if i.rack.as_ref() == Some(rack) && i.state == InstanceState::Healthy {
-            *healthy
-                .entry((i.stack.as_str(), i.service.as_str()))
-                .or_default() += 1;
-        }
+    let missing = missing_healthy(
+        services,
+        instances.iter().filter(|i| i.rack.as_ref() == Some(rack)),
+    );
+    if missing.is_empty() {
+        (PlacementState::Healthy, String::new())
+    } else {
+        (PlacementState::Starting, missing.join(", "))
     }
-    let missing: Vec<String> = services
+}
+
+/// The services (not cron jobs) of `services` that lack their instance count of healthy
+/// instances among `instances`, each as `<stack>-<service> <healthy>/<count> healthy`.
+pub fn missing_healthy<'a>(
+    services: &[Service],
+    instances: impl Iterator<Item = &'a Instance>,
+) -> Vec<String> {
+    let mut healthy: BTreeMap<(&str, &str), u32> = BTreeMap::new();
+    for i in instances.filter(|i| i.state == InstanceState::Healthy) {
+        *healthy
+            .entry((i.stack.as_str(), i.service.as_str()))
+            .or_default() += 1;
+    }
+    services
         .iter()
         .filter(|s| s.schedule.is_none() && s.instances > 0)
         .filter_map(|s| {
@@ -172,12 +187,7 @@ pub fn rack_state(
                 .unwrap_or(0);
             (n < s.instances).then(|| format!("{}-{} {n}/{} healthy", s.stack, s.name, s.instances))
         })
-        .collect();
-    if missing.is_empty() {
-        (PlacementState::Healthy, String::new())
-    } else {
-        (PlacementState::Starting, missing.join(", "))
-    }
+        .collect()
 }
 
 /// Where the environment stands on each of its racks, then on each rack it is leaving;
@@ -275,6 +285,27 @@ pub fn healthy_racks(
         .collect()
 }
 
+/// The services of environment `env` that run somewhere: those of a stack with nothing to run
+/// (no image, no deployment) run nowhere, so they hold no move up.
+pub async fn runnable_services(
+    store: &dyn mesh_store::Store,
+    env: &str,
+) -> Result<Vec<Service>, mesh_store::StoreError> {
+    let runnable: Vec<Name> = store
+        .list_stacks(env)
+        .await?
+        .into_iter()
+        .filter(|s| s.image.is_some() || s.current_deployment.is_some())
+        .map(|s| s.name)
+        .collect();
+    Ok(store
+        .list_services(env, None)
+        .await?
+        .into_iter()
+        .filter(|s| runnable.contains(&s.stack))
+        .collect())
+}
+
 /// Reads where `env` stands on each of its racks and each rack it is leaving, now: the one
 /// effect of this module, shared by `mesh env show`, `mesh env update` and the retire task.
 pub async fn observe(
@@ -285,21 +316,7 @@ pub async fn observe(
     let mut racks = env.racks.clone();
     racks.extend(env.leaving.iter().map(|l| l.rack.clone()));
     let name = env.name.as_str();
-    // Services of a stack with nothing to run (no image, no deployment) run nowhere: they do
-    // not hold a migration up.
-    let runnable: Vec<Name> = store
-        .list_stacks(name)
-        .await?
-        .into_iter()
-        .filter(|s| s.image.is_some() || s.current_deployment.is_some())
-        .map(|s| s.name)
-        .collect();
-    let services: Vec<Service> = store
-        .list_services(name, None)
-        .await?
-        .into_iter()
-        .filter(|s| runnable.contains(&s.stack))
-        .collect();
+    let services = runnable_services(store, name).await?;
     let map = super::servers::server_map(store, &racks, live).await?;
     let instances = super::servers::instances_view(store.list_instances(name).await?, &map);
     let mut lost: BTreeMap<Name, (usize, usize)> = BTreeMap::new();

@@ -82,6 +82,12 @@ pub fn join_token_name(rack: &str) -> String {
     format!("rack-{rack}-join")
 }
 
+/// The name of the join token the platform made for server `server` of `rack` when it replaced
+/// another (the rack's own join token is shown once and not kept); it goes with its server.
+pub fn server_token_name(rack: &str, server: &str) -> String {
+    format!("rack-{rack}-server-{server}-join")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -131,14 +131,16 @@ pub fn name_free(
 
 /// Whether server `name` may register in `rack`, whose servers are `existing`: the servers it
 /// replaces (the lost ones, when it is new), or why not. Its own re-registration (an agent
-/// restart) replaces nothing.
+/// restart) replaces nothing, nor does the new server of a server replacement (`incoming`,
+/// see `domain::replacement`), which joins beside the server it replaces.
 pub fn admit(
     rack: &Name,
     existing: &[Server],
     name: &Name,
     live: Liveness,
+    incoming: bool,
 ) -> Result<Vec<Name>, ServerError> {
-    if existing.iter().any(|s| &s.name == name) {
+    if incoming || existing.iter().any(|s| &s.name == name) {
         return Ok(Vec::new());
     }
     if let Some(alive) = existing.iter().find(|s| live.state(s) != ServerState::Lost) {
@@ -189,7 +191,9 @@ pub async fn register(
         .map(|r| check_router(r, &req.address))
         .transpose()?;
     let existing = store.list_servers(rack.name.as_str()).await?;
-    let replacing = admit(&rack.name, &existing, &req.name, live)?;
+    let replacement = store.get_replacement(rack.name.as_str()).await?;
+    let incoming = super::replacement::admits(replacement.as_ref(), &req.name);
+    let replacing = admit(&rack.name, &existing, &req.name, live, incoming)?;
     let mut others = Vec::new();
     for other in store.list_racks().await? {
         if other.name != rack.name {
@@ -199,24 +203,29 @@ pub async fn register(
         }
     }
     name_free(&req.name, &others, live)?;
-    let created_at = existing
-        .iter()
-        .find(|s| s.name == req.name)
-        .map_or(live.now, |s| s.created_at);
+    let before = existing.iter().find(|s| s.name == req.name);
+    let created_at = before.map_or(live.now, |s| s.created_at);
+    // A server being replaced stays draining when its agent registers again.
+    let state = before.map_or(ServerState::Ready, |s| after_heartbeat(s.state));
     let server = Server {
         name: req.name,
         rack: rack.name.clone(),
         address: req.address,
         cpus: req.cpus,
         memory_mb: req.memory_mb,
-        state: ServerState::Ready,
+        state,
         last_heartbeat: Some(live.now),
         created_at,
         version: req.version,
         instances: 0,
         router,
     };
-    let stored = store.claim_server(&server, &replacing).await?;
+    let stored = if incoming && before.is_none() {
+        let keeping: Vec<Name> = existing.iter().map(|s| s.name.clone()).collect();
+        store.join_server_beside(&server, &keeping).await?
+    } else {
+        store.claim_server(&server, &replacing).await?
+    };
     for old in existing.iter().filter(|s| replacing.contains(&s.name)) {
         tracing::warn!(
             rack = %rack.name,
@@ -370,14 +379,14 @@ mod tests {
     #[test]
     fn the_first_server_and_its_restarts_are_admitted() {
         assert!(
-            admit(&n("local"), &[], &n("a"), live(T))
+            admit(&n("local"), &[], &n("a"), live(T), false)
                 .unwrap()
                 .is_empty()
         );
         let existing = [server("a", T - 100_000)];
         // Even lost, its own agent comes back as itself.
         assert!(
-            admit(&n("local"), &existing, &n("a"), live(T))
+            admit(&n("local"), &existing, &n("a"), live(T), false)
                 .unwrap()
                 .is_empty()
         );
@@ -386,7 +395,7 @@ mod tests {
     #[test]
     fn a_second_server_is_refused_while_the_first_is_alive() {
         let existing = [server("a", T - 2_000)];
-        let e = admit(&n("local"), &existing, &n("b"), live(T)).unwrap_err();
+        let e = admit(&n("local"), &existing, &n("b"), live(T), false).unwrap_err();
         assert_eq!(
             e.to_string(),
             "rack local already has server a (ready, last seen 2s ago): a rack of the native \
@@ -394,6 +403,12 @@ mod tests {
              runtime's job. Join this agent to another rack (`mesh rack create`, then that \
              rack's join token), or stop a's agent: once a is lost (no heartbeat for 30s), the \
              next server to register replaces it"
+        );
+        // The new server of a replacement joins beside it, replacing nothing.
+        assert!(
+            admit(&n("local"), &existing, &n("b"), live(T), true)
+                .unwrap()
+                .is_empty()
         );
     }
 
@@ -417,7 +432,7 @@ mod tests {
     fn a_lost_server_is_replaced() {
         let existing = [server("a", T - 31_000)];
         assert_eq!(
-            admit(&n("local"), &existing, &n("b"), live(T)).unwrap(),
+            admit(&n("local"), &existing, &n("b"), live(T), false).unwrap(),
             [n("a")]
         );
         // Marked lost by a sweeper, even with a recent-looking row.
@@ -426,7 +441,7 @@ mod tests {
             ..server("a", T)
         }];
         assert_eq!(
-            admit(&n("local"), &marked, &n("b"), live(T)).unwrap(),
+            admit(&n("local"), &marked, &n("b"), live(T), false).unwrap(),
             [n("a")]
         );
     }

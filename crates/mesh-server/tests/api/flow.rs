@@ -631,19 +631,43 @@ async fn racks_providers_and_placement() {
         "fsn",
     )
     .await;
+    // Its server is not made by the platform: the platform cannot replace it.
     err(
         s.post("/v1/racks/fsn/upgrade", json!({})).await,
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "not available yet",
+        StatusCode::CONFLICT,
+        "failed_precondition",
+        "not made by the platform",
     )
     .await;
     err(
         s.post("/v1/racks/fsn/resize", json!({"size": "cx32"}))
             .await,
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "cx32",
+        StatusCode::CONFLICT,
+        "failed_precondition",
+        "not made by the platform",
+    )
+    .await;
+    err(
+        s.post("/v1/racks/fsn/resize", json!({"size": "cx 32"}))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        "cx 32",
+    )
+    .await;
+    err(
+        s.post("/v1/racks/fsn/upgrade", json!({"drain_grace_s": 100000}))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        "--drain-grace",
+    )
+    .await;
+    err(
+        s.get("/v1/racks/fsn/replacement").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "server replacement of rack",
     )
     .await;
 

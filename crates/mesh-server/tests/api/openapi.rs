@@ -17,9 +17,10 @@ use mesh_types::api::{
     CreatedRack, CreatedToken, Deployment, DeploymentStatus, DeploymentStep, DnsRecord, Endpoint,
     EndpointKind, Environment, EnvironmentDetails, Event, Formula, HealthCheck, Instance,
     InstanceState, LeavingRack, PlacementState, Provider, ProviderKind, PublishService, Rack,
-    RackPlacement, RackState, ResizeRack, Role, RollbackRequest, Route, ScaleService, Server,
-    ServerState, Service, ServiceKind, ServiceStatus, SourceUploaded, Stack, Token,
-    UnpublishService, UpdateEnvironment, UpdateService, UpdateStack, UploadCertificate, WhoAmI,
+    RackPlacement, RackState, ReplaceOptions, Replacement, ReplacementPhase, ResizeRack, Role,
+    RollbackRequest, Route, ScaleService, Server, ServerState, Service, ServiceKind, ServiceStatus,
+    SourceUploaded, Stack, Token, UnpublishService, UpdateEnvironment, UpdateService, UpdateStack,
+    UpgradeRack, UploadCertificate, WhoAmI,
 };
 use mesh_types::config::{ConfigChange, ConfigScope, ConfigVar, ResolvedConfig, ResolvedVar};
 use mesh_types::desired::{BuiltImage, ImageConfig};
@@ -838,6 +839,62 @@ fn samples() -> Vec<(&'static str, Value)> {
             "ResizeRack",
             ResizeRack {
                 size: "s-4vcpu-8gb".into(),
+                replace: ReplaceOptions::default(),
+            },
+        ),
+        sample(
+            "ResizeRack",
+            ResizeRack {
+                size: "s-4vcpu-8gb".into(),
+                replace: ReplaceOptions {
+                    drain_grace_s: Some(60),
+                    timeout_s: Some(600),
+                },
+            },
+        ),
+        sample("UpgradeRack", UpgradeRack::default()),
+        sample(
+            "UpgradeRack",
+            UpgradeRack {
+                version: Some("0.1.0".into()),
+                replace: ReplaceOptions {
+                    drain_grace_s: Some(0),
+                    timeout_s: Some(1),
+                },
+            },
+        ),
+        sample(
+            "Replacement",
+            Replacement {
+                rack: name("fra1"),
+                old_server: name("fra1-1"),
+                new_server: name("fra1-2"),
+                size: "s-4vcpu-8gb".into(),
+                version: "0.1.0".into(),
+                phase: ReplacementPhase::Starting,
+                since: T0,
+                phase_since: T0 + 2000,
+                drain_grace_ms: 300_000,
+                timeout_ms: 900_000,
+                message: Some(
+                    "fra1-2 runs shop/web-web 0/2 healthy of the rack's instances".into(),
+                ),
+            },
+        ),
+        sample(
+            "Replacement",
+            Replacement {
+                rack: name("fra1"),
+                old_server: name("fra1-1"),
+                new_server: name("fra1-2"),
+                size: "s-4vcpu-8gb".into(),
+                version: "0.1.0".into(),
+                phase: ReplacementPhase::Making,
+                since: T0,
+                phase_since: T0,
+                drain_grace_ms: 0,
+                timeout_ms: 1000,
+                message: None,
             },
         ),
         sample(
@@ -1287,6 +1344,11 @@ fn samples() -> Vec<(&'static str, Value)> {
                 files: 0,
             },
         ),
+        // What `agent/registry.rs` answers under `/v2/`.
+        sample(
+            "RegistryErrors",
+            json!({"errors": [{"code": "DENIED", "message": "not this rack's", "detail": null}]}),
+        ),
     ]
 }
 
@@ -1413,6 +1475,13 @@ fn the_enum_schemas_list_every_variant() {
             Ready,
             Draining,
             Lost
+        }),
+        variants!(ReplacementPhase {
+            Making,
+            Starting,
+            Forwarding,
+            Removing,
+            Undoing
         }),
         variants!(PlacementState {
             Healthy,
@@ -1611,12 +1680,19 @@ fn every_operation_is_documented_alike() {
         if method == "DELETE" && (!has("204") || responses["204"].get("content").is_some()) {
             fail("DELETE answers 204 without a body".into());
         }
+        // The registry API (`/v2/`) takes Basic credentials too and answers the OCI
+        // distribution spec's errors.
+        let registry = path.starts_with("/v2/");
         if path == "/healthz" {
             if op["security"] != json!([]) {
                 fail("/healthz needs no token: `security: []`".into());
             }
         } else {
-            if op.get("security").is_some() {
+            if registry {
+                if op["security"] != json!([{"registryBasic": []}, {"bearer": []}]) {
+                    fail("a registry route takes Basic or Bearer credentials".into());
+                }
+            } else if op.get("security").is_some() {
                 fail("only /healthz overrides the global bearer security".into());
             }
             for code in ["401", "403"] {
@@ -1655,9 +1731,14 @@ fn every_operation_is_documented_alike() {
                 fail(format!("response {code} has no description"));
             }
             let error = code == "default" || code.starts_with('4') || code.starts_with('5');
+            let expected_error = if registry {
+                json!({ "$ref": "#/components/schemas/RegistryErrors" })
+            } else {
+                error_body.clone()
+            };
             if error
                 && response["content"]
-                    != json!({ "application/json": { "schema": error_body.clone() } })
+                    != json!({ "application/json": { "schema": expected_error } })
             {
                 fail(format!("response {code} is not the JSON ErrorBody"));
             }
@@ -1914,12 +1995,18 @@ impl<'a> Live<'a> {
                         documented["content"]
                     )
                 });
-            value = if media == "application/json" {
+            value = if method == Method::HEAD {
+                // A HEAD answer has the GET's headers and no body.
+                assert!(text.is_empty(), "{at}: HEAD with a body: {text}");
+                Value::Null
+            } else if media == "application/json" {
                 serde_json::from_str(&text).unwrap_or_else(|e| panic!("{at}: {e}: {text}"))
             } else {
                 Value::String(text)
             };
-            failures.extend(checker.check(&content["schema"], &value, "response"));
+            if method != Method::HEAD {
+                failures.extend(checker.check(&content["schema"], &value, "response"));
+            }
         }
         assert!(
             failures.is_empty(),
@@ -2048,23 +2135,49 @@ async fn a_live_control_plane_answers_every_operation_as_documented() {
         S::OK,
     )
     .await;
+    // The servers of fra1 are not made by the platform: none to replace.
     let upgrade = "/v1/racks/{rack}/upgrade";
     api.call(
         M::POST,
         upgrade,
         "/v1/racks/fra1/upgrade",
-        None,
-        S::NOT_IMPLEMENTED,
+        Some(json!({})),
+        S::CONFLICT,
+    )
+    .await;
+    api.call(
+        M::POST,
+        upgrade,
+        "/v1/racks/fra1/upgrade",
+        Some(json!({"version": "99.0.0"})),
+        S::BAD_REQUEST,
     )
     .await;
     let resize = "/v1/racks/{rack}/resize";
-    let size = json!({"size": "s-4vcpu-8gb"});
+    let size = json!({"size": "s-4vcpu-8gb", "drain_grace_s": 10});
     api.call(
         M::POST,
         resize,
         "/v1/racks/fra1/resize",
         Some(size),
-        S::NOT_IMPLEMENTED,
+        S::CONFLICT,
+    )
+    .await;
+    api.call(
+        M::POST,
+        resize,
+        "/v1/racks/nowhere/resize",
+        Some(json!({"size": "s-4vcpu-8gb"})),
+        S::NOT_FOUND,
+    )
+    .await;
+    let replacement = "/v1/racks/{rack}/replacement";
+    api.call(
+        M::GET,
+        replacement,
+        "/v1/racks/fra1/replacement",
+        None,
+        S::NOT_FOUND,
     )
     .await;
     api.call(M::DELETE, provider, "/v1/providers/own", None, S::CONFLICT)
@@ -2581,6 +2694,115 @@ async fn a_live_control_plane_answers_every_operation_as_documented() {
         S::NOT_FOUND,
     )
     .await;
+
+    // The registry API: an imported image (no built-in base) pulled with the join token.
+    let image_stack = "/v1/environments/shop/stacks/image";
+    api.call(
+        M::POST,
+        stacks,
+        shop_stacks,
+        Some(json!({"name": "image"})),
+        S::CREATED,
+    )
+    .await;
+    let idle = json!({"name": "jobs", "instances": 0});
+    let image_services = format!("{image_stack}/services");
+    api.call(M::POST, &services, &image_services, Some(idle), S::CREATED)
+        .await;
+    let archive = super::registry::image_archive(tree.path(), &[("a.txt", "a\n")], &["/a"]);
+    let archive_path = format!("/v1/sources/{}?kind=image", mesh_build::digest_of(&archive));
+    api.put_raw(sources, &archive_path, archive.clone(), S::OK)
+        .await;
+    let import = json!({"image_archive": mesh_build::digest_of(&archive)});
+    let image_deployments = format!("{image_stack}/deployments");
+    api.call(
+        M::POST,
+        &deployments,
+        &image_deployments,
+        Some(import),
+        S::CREATED,
+    )
+    .await;
+    let imported = api.follow_to_the_end(&log, image_stack, "v0").await;
+    let agent_token = Some(join.trim());
+    let version_check = "/v2/";
+    api.call_as(agent_token, M::GET, version_check, "/v2/", None, S::OK)
+        .await;
+    api.call_as(None, M::GET, version_check, "/v2/", None, S::UNAUTHORIZED)
+        .await;
+    api.call(M::GET, version_check, "/v2/", None, S::FORBIDDEN)
+        .await;
+    let manifest = "/v2/{env}/{stack}/manifests/{reference}";
+    for m in [M::GET, M::HEAD] {
+        let ok = "/v2/shop/image/manifests/v0";
+        api.call_as(agent_token, m.clone(), manifest, ok, None, S::OK)
+            .await;
+        let latest = "/v2/shop/image/manifests/latest";
+        api.call_as(agent_token, m.clone(), manifest, latest, None, S::NOT_FOUND)
+            .await;
+        let on_a_base = "/v2/shop/site/manifests/v0";
+        api.call_as(
+            agent_token,
+            m.clone(),
+            manifest,
+            on_a_base,
+            None,
+            S::NOT_FOUND,
+        )
+        .await;
+        api.call_as(None, m.clone(), manifest, ok, None, S::UNAUTHORIZED)
+            .await;
+        api.call(m.clone(), manifest, ok, None, S::FORBIDDEN).await;
+    }
+    let registry_blob = "/v2/{env}/{stack}/blobs/{digest}";
+    let image_layer = format!(
+        "/v2/shop/image/blobs/{}",
+        imported["image"]["layers"][0].as_str().unwrap()
+    );
+    for m in [M::GET, M::HEAD] {
+        api.call_as(
+            agent_token,
+            m.clone(),
+            registry_blob,
+            &image_layer,
+            None,
+            S::OK,
+        )
+        .await;
+        let source_blob = format!("/v2/shop/image/blobs/{source}");
+        api.call_as(
+            agent_token,
+            m.clone(),
+            registry_blob,
+            &source_blob,
+            None,
+            S::NOT_FOUND,
+        )
+        .await;
+        let bad = "/v2/shop/image/blobs/latest";
+        api.call_as(
+            agent_token,
+            m.clone(),
+            registry_blob,
+            bad,
+            None,
+            S::BAD_REQUEST,
+        )
+        .await;
+        api.call_as(
+            None,
+            m.clone(),
+            registry_blob,
+            &image_layer,
+            None,
+            S::UNAUTHORIZED,
+        )
+        .await;
+        api.call(m.clone(), registry_blob, &image_layer, None, S::FORBIDDEN)
+            .await;
+    }
+    api.call(M::DELETE, stack, image_stack, None, S::NO_CONTENT)
+        .await;
 
     // Deletes, deepest first.
     api.call(

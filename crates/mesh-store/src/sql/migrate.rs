@@ -53,6 +53,10 @@ const SQLITE: &[Migration] = &[
         version: 6,
         step: Step::Sql(include_str!("../../migrations/sqlite/0006_migration.sql")),
     },
+    Migration {
+        version: 7,
+        step: Step::Sql(include_str!("../../migrations/sqlite/0007_replacement.sql")),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -83,6 +87,12 @@ const POSTGRES: &[Migration] = &[
     Migration {
         version: 6,
         step: Step::Sql(include_str!("../../migrations/postgres/0006_migration.sql")),
+    },
+    Migration {
+        version: 7,
+        step: Step::Sql(include_str!(
+            "../../migrations/postgres/0007_replacement.sql"
+        )),
     },
 ];
 

@@ -78,10 +78,13 @@ pub(crate) async fn upsert_server(store: &SqlStore, s: &Server) -> StoreResult<S
     Ok(stored)
 }
 
+/// Registers `s`, deleting the servers it replaces (`replacing`), with the rack's other servers
+/// exactly `replacing` and `keeping`.
 pub(crate) async fn claim_server(
     store: &SqlStore,
     s: &Server,
     replacing: &[Name],
+    keeping: &[Name],
 ) -> StoreResult<Server> {
     let rack = s.rack.as_str();
     let mut w = store.write().await?;
@@ -104,7 +107,11 @@ pub(crate) async fn claim_server(
         }
     }
     others.sort();
-    let mut expected: Vec<String> = replacing.iter().map(|n| n.to_string()).collect();
+    let mut expected: Vec<String> = replacing
+        .iter()
+        .chain(keeping)
+        .map(|n| n.to_string())
+        .collect();
     expected.sort();
     if others != expected {
         return Err(StoreError::FailedPrecondition(format!(
@@ -199,6 +206,6 @@ pub(crate) async fn list_servers(store: &SqlStore, rack_name: &str) -> StoreResu
         .fetch_all(&mut *tx)
         .await?;
     let mut servers = rows.iter().map(server).collect::<StoreResult<Vec<_>>>()?;
-    servers.sort_by(|a, b| a.name.cmp(&b.name));
+    servers.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
     Ok(servers)
 }

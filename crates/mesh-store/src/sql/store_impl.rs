@@ -7,15 +7,15 @@ use mesh_types::agent::LogLine;
 use mesh_types::api::{
     Certificate, CreateProvider, CreateStack, Deployment, DeploymentBuild, DeploymentStatus,
     DeploymentStep, Endpoint, EndpointKind, Environment, Event, Instance, LeavingRack,
-    NewDeployment, Provider, Rack, Role, Route, Server, ServerState, Service, Stack, Token,
-    UpdateStack,
+    NewDeployment, Provider, Rack, RackState, Replacement, ReplacementPhase, Role, Route, Server,
+    ServerState, Service, Stack, Token, UpdateStack,
 };
 use mesh_types::config::{ConfigScope, ConfigVar};
 use mesh_types::{ConfigKey, Domain, Name, UnixMs, Version};
 
 use super::{
     SqlStore, certificates, config, deployments, endpoints, environments, events, instances, logs,
-    platform, servers, services, stacks, tokens,
+    platform, replacements, servers, services, stacks, tokens,
 };
 use crate::{
     AliasSpec, CertificateRecord, LogAppend, LogLimits, LogRead, ServiceSpec, Store, StoreResult,
@@ -110,7 +110,11 @@ impl Store for SqlStore {
     }
 
     async fn claim_server(&self, server: &Server, replacing: &[Name]) -> StoreResult<Server> {
-        servers::claim_server(self, server, replacing).await
+        servers::claim_server(self, server, replacing, &[]).await
+    }
+
+    async fn join_server_beside(&self, server: &Server, keeping: &[Name]) -> StoreResult<Server> {
+        servers::claim_server(self, server, &[], keeping).await
     }
 
     async fn heartbeat_server(
@@ -158,6 +162,44 @@ impl Store for SqlStore {
         at: UnixMs,
     ) -> StoreResult<Environment> {
         environments::update_racks(self, name, racks, leaving, aliases, at).await
+    }
+
+    async fn start_replacement(&self, r: &Replacement, state: RackState) -> StoreResult<()> {
+        replacements::start(self, r, state).await
+    }
+
+    async fn get_replacement(&self, rack: &str) -> StoreResult<Option<Replacement>> {
+        replacements::get(self, rack).await
+    }
+
+    async fn list_replacements(&self) -> StoreResult<Vec<Replacement>> {
+        replacements::list(self).await
+    }
+
+    async fn advance_replacement(
+        &self,
+        rack: &str,
+        since: UnixMs,
+        from: ReplacementPhase,
+        to: ReplacementPhase,
+        at: UnixMs,
+        message: Option<&str>,
+        address: Option<&str>,
+    ) -> StoreResult<bool> {
+        replacements::advance(self, rack, since, from, to, at, message, address).await
+    }
+
+    async fn end_replacement(
+        &self,
+        rack: &str,
+        since: UnixMs,
+        from: ReplacementPhase,
+    ) -> StoreResult<bool> {
+        replacements::end(self, rack, since, from).await
+    }
+
+    async fn instance_salt(&self, rack: &str) -> StoreResult<Option<String>> {
+        replacements::instance_salt(self, rack).await
     }
 
     async fn start_forwarding(

@@ -113,9 +113,86 @@ pub struct CreatedRack {
     pub join_token: String,
 }
 
+/// `mesh rack resize`: replace the rack's server with one of `size`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResizeRack {
     pub size: String,
+    #[serde(default, flatten)]
+    pub replace: ReplaceOptions,
+}
+
+/// `mesh rack upgrade`: replace the rack's server with one running mesh `version` (the control
+/// plane's, which is the only one it installs).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpgradeRack {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, flatten)]
+    pub replace: ReplaceOptions,
+}
+
+/// How a server replacement goes: how long the old server's router forwards to the new one
+/// (while DNS caches still send visitors to its address), and how long the new server may take
+/// to run the rack's instances healthy before the replacement is undone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplaceOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_grace_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<u64>,
+}
+
+/// Where a server replacement stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplacementPhase {
+    /// The provider makes the new server and starts its agent.
+    Making,
+    /// The new server's agent starts the rack's instances; the old server serves.
+    Starting,
+    /// The rack's address is the new server's; the old server's router forwards to it for the
+    /// drain grace.
+    Forwarding,
+    /// The old server is being deleted.
+    Removing,
+    /// The new server never became healthy: it is being deleted; the old one serves on.
+    Undoing,
+}
+
+impl ReplacementPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplacementPhase::Making => "making",
+            ReplacementPhase::Starting => "starting",
+            ReplacementPhase::Forwarding => "forwarding",
+            ReplacementPhase::Removing => "removing",
+            ReplacementPhase::Undoing => "undoing",
+        }
+    }
+}
+
+/// A rack's server being replaced by a new one (`mesh rack upgrade` / `mesh rack resize`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replacement {
+    pub rack: Name,
+    /// The server being replaced.
+    pub old_server: Name,
+    /// The server replacing it.
+    pub new_server: Name,
+    /// The new server's size (the rack's size once done).
+    pub size: String,
+    /// The mesh version the new server runs.
+    pub version: String,
+    pub phase: ReplacementPhase,
+    pub since: UnixMs,
+    /// When the current phase began.
+    pub phase_since: UnixMs,
+    pub drain_grace_ms: UnixMs,
+    /// How long the new server may take to run the rack's instances healthy.
+    pub timeout_ms: UnixMs,
+    /// What the replacement waits for, or why it is being undone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -59,7 +59,7 @@ pub enum EnvCmd {
     },
 }
 
-fn grace_arg(s: &str) -> Result<u64, String> {
+pub(super) fn grace_arg(s: &str) -> Result<u64, String> {
     let secs = mesh_types::schedule::parse_duration(s)?;
     if secs > mesh_types::api::MAX_DRAIN_GRACE_S {
         return Err("at most a day (24h): DNS caches rarely keep a record longer".into());

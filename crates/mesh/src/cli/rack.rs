@@ -4,7 +4,10 @@ use anyhow::Result;
 use clap::Subcommand;
 use std::time::{Duration, Instant};
 
-use mesh_types::api::{CreateRack, ProviderKind, Rack, RackState, ResizeRack, Server, ServerState};
+use mesh_types::api::{
+    CreateRack, ProviderKind, Rack, RackState, ReplaceOptions, Replacement, ResizeRack, Server,
+    ServerState, UpgradeRack,
+};
 use mesh_types::{Domain, Name, UnixMs};
 
 use super::Ctx;
@@ -52,16 +55,70 @@ pub enum RackCmd {
         #[arg(short = 'y', long)]
         yes: bool,
     },
-    /// Move a rack onto servers with a new runtime, without downtime
-    Upgrade { name: String },
-    /// Move a rack onto servers of another size, without downtime
+    /// Replace the rack's server with a new one running this control plane's mesh, without
+    /// downtime: the new server takes the rack's instances and address, the old one forwards
+    /// to it for the drain grace, then goes
+    #[command(disable_version_flag = true)]
+    Upgrade {
+        name: String,
+        /// The mesh version to run: the control plane's (the only one it installs)
+        #[arg(long)]
+        version: Option<String>,
+        #[command(flatten)]
+        replace: ReplaceArgs,
+    },
+    /// Replace the rack's server with one of another size, without downtime (as `upgrade`)
     Resize {
         name: String,
+        /// The new size, in the provider's words
         #[arg(long)]
         size: String,
+        #[command(flatten)]
+        replace: ReplaceArgs,
     },
     /// List the servers of a rack: state, last heartbeat, version, CPUs, memory, instances
     Servers { name: String },
+}
+
+/// How a server replacement goes.
+#[derive(Debug, clap::Args)]
+pub struct ReplaceArgs {
+    /// How long the old server forwards to the new one once traffic moved, for DNS caches that
+    /// still point at its address (`30s`, `5m`, `1h`; at most a day)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = super::env::grace_arg)]
+    drain_grace: u64,
+    /// How long the new server may take to run the rack's instances healthy before the
+    /// replacement is undone (`10m`, `1h`; at most 2h)
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = super::replace::timeout_arg)]
+    timeout: u64,
+    /// Return once started instead of following it; `mesh rack show` tells where it stands
+    #[arg(long)]
+    no_wait: bool,
+}
+
+impl ReplaceArgs {
+    fn options(&self) -> ReplaceOptions {
+        ReplaceOptions {
+            drain_grace_s: Some(self.drain_grace),
+            timeout_s: Some(self.timeout),
+        }
+    }
+}
+
+/// Starts following a replacement, or says it started.
+async fn started(ctx: &Ctx, rack: &str, r: Replacement, no_wait: bool) -> Result<()> {
+    if no_wait {
+        if ctx.json() {
+            print_json(&r);
+        } else {
+            print(format!(
+                "replacing server {} of rack {rack} with {}: follow it with `mesh rack show {rack}`",
+                r.old_server, r.new_server
+            ));
+        }
+        return Ok(());
+    }
+    super::replace::follow(ctx, rack, r).await
 }
 
 fn rack_state(s: RackState) -> &'static str {
@@ -312,11 +369,21 @@ pub async fn run(ctx: &Ctx, cmd: RackCmd) -> Result<()> {
             }
         }
         RackCmd::Show { name } => {
-            let r = ctx.client()?.rack(&name).await?;
+            let client = ctx.client()?;
+            let r = client.rack(&name).await?;
+            let replacement = client.replacement(&name).await?;
             if ctx.json() {
-                print_json(&r);
+                // The rack's fields, with the replacement under way beside them.
+                let mut json = serde_json::to_value(&r)?;
+                if let (Some(rep), Some(obj)) = (&replacement, json.as_object_mut()) {
+                    obj.insert("replacement".into(), serde_json::to_value(rep)?);
+                }
+                print_json(&json);
             } else {
                 print(rack_fields(&r));
+                if let Some(rep) = &replacement {
+                    print(super::replace::replacement_fields(rep, now_ms()));
+                }
             }
         }
         RackCmd::Delete { name, yes } => {
@@ -326,24 +393,29 @@ pub async fn run(ctx: &Ctx, cmd: RackCmd) -> Result<()> {
                 print(format!("deleted rack {name}"));
             }
         }
-        RackCmd::Upgrade { name } => {
-            let r = ctx.client()?.upgrade_rack(&name).await?;
-            if ctx.json() {
-                print_json(&r);
-            } else {
-                print(format!("rack {} is {}", r.name, rack_state(r.state)));
-            }
+        RackCmd::Upgrade {
+            name,
+            version,
+            replace,
+        } => {
+            let req = UpgradeRack {
+                version,
+                replace: replace.options(),
+            };
+            let r = ctx.client()?.upgrade_rack(&name, &req).await?;
+            started(ctx, &name, r, replace.no_wait).await?;
         }
-        RackCmd::Resize { name, size } => {
-            let r = ctx
-                .client()?
-                .resize_rack(&name, &ResizeRack { size })
-                .await?;
-            if ctx.json() {
-                print_json(&r);
-            } else {
-                print(format!("rack {} is {}", r.name, rack_state(r.state)));
-            }
+        RackCmd::Resize {
+            name,
+            size,
+            replace,
+        } => {
+            let req = ResizeRack {
+                size,
+                replace: replace.options(),
+            };
+            let r = ctx.client()?.resize_rack(&name, &req).await?;
+            started(ctx, &name, r, replace.no_wait).await?;
         }
         RackCmd::Servers { name } => {
             let servers = ctx.client()?.list_servers(&name).await?;

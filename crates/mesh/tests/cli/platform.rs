@@ -137,13 +137,36 @@ fn racks_and_providers() {
         serde_json::json!([])
     );
 
-    // Not available yet: said so, never pretended.
+    // A rack whose server the platform did not make cannot have it replaced by the platform.
     let out = p.mesh(&["rack", "upgrade", "fsn1"]).fails();
-    assert!(out.error().contains("not available yet"), "{out:#?}");
+    assert!(
+        out.error()
+            .contains("the servers of rack fsn1 are not made by the platform"),
+        "{out:#?}"
+    );
     let out = p
         .mesh(&["rack", "resize", "fsn1", "--size", "cx32"])
         .fails();
-    assert!(out.error().contains("not available yet"), "{out:#?}");
+    assert!(
+        out.error()
+            .contains("the servers of rack fsn1 are not made by the platform"),
+        "{out:#?}"
+    );
+    // Nor another mesh than the control plane's, nor the size it has, nor a bad option.
+    let out = p
+        .mesh(&["rack", "upgrade", "fsn1", "--version", "9.9.9"])
+        .fails();
+    assert!(out.error().contains("installs mesh"), "{out:#?}");
+    let out = p
+        .mesh(&["rack", "resize", "fsn1", "--size", "cx22"])
+        .fails();
+    assert!(out.error().contains("is of size cx22 already"), "{out:#?}");
+    let out = p
+        .mesh(&["rack", "upgrade", "fsn1", "--timeout", "3h"])
+        .fails();
+    assert!(out.stderr.contains("from 1s to 2h"), "{out:#?}");
+    let out = p.mesh(&["rack", "upgrade", "nowhere"]).fails();
+    assert!(out.error().contains("nowhere"), "{out:#?}");
 
     // A provider in use cannot go; a rack in use cannot either.
     let out = p.mesh(&["provider", "remove", "hetzner"]).fails();

@@ -168,6 +168,8 @@ pub struct Lab {
     pub root: PathBuf,
     /// Racks' directories elsewhere (the control plane's default root), swept the same way.
     pub racks: Vec<PathBuf>,
+    /// The agents' networking on each test server (see [`net_plan`]).
+    pub plans: Vec<NetPlan>,
     /// The driver's user key and authorized_keys.
     pub key: PathBuf,
     pub authorized: PathBuf,
@@ -175,8 +177,16 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// A bridge at 10.198.<subnet>.1/24 and `n` servers at .2, .3, ...
+    /// A bridge at 10.198.<subnet>.1/24 and `n` servers at .2, .3, ..., whose agents use the
+    /// networking of [`net_plan`].
     pub fn new(subnet: u8, n: usize) -> Lab {
+        Lab::with_plans(subnet, (0..n).map(net_plan).collect())
+    }
+
+    /// A bridge at 10.198.<subnet>.1/24 and a server for each of `plans` (its agents'
+    /// networking) at .2, .3, ...: tests that run at once need their own.
+    pub fn with_plans(subnet: u8, plans: Vec<NetPlan>) -> Lab {
+        let n = plans.len();
         let id = format!(
             "{}{}",
             std::process::id(),
@@ -194,6 +204,7 @@ impl Lab {
             servers: Vec::new(),
             root: dir.path().join("servers"),
             racks: Vec::new(),
+            plans,
             key,
             authorized,
             dir,
@@ -309,9 +320,13 @@ impl Drop for Lab {
                 let dir = server.path();
                 // The supervisor names its agent's prefix, which says its test server.
                 let script = std::fs::read_to_string(dir.join("supervise.sh")).unwrap_or_default();
-                let i = usize::from(script.contains("'--net-prefix' 'px'"));
+                let i = self
+                    .plans
+                    .iter()
+                    .position(|p| script.contains(&format!("'--net-prefix' '{}'", p.net_prefix)))
+                    .unwrap_or(0);
                 if let Some(s) = self.servers.get(i) {
-                    Lab::stop_agent(&s.ns, &dir, Some(&net_plan(i)));
+                    Lab::stop_agent(&s.ns, &dir, self.plans.get(i));
                 }
             }
             if !rack.starts_with(&self.root) {
@@ -343,7 +358,11 @@ pub fn net_plan(i: usize) -> NetPlan {
 }
 
 pub fn spec(s: &TestServer, i: usize) -> String {
-    let n = net_plan(i);
+    spec_with(s, &net_plan(i))
+}
+
+/// The `--server` of a test server whose agents use `n`.
+pub fn spec_with(s: &TestServer, n: &NetPlan) -> String {
     format!(
         "{},net-prefix={},subnet-pool={}",
         s.address(),
@@ -474,9 +493,13 @@ impl Drop for ControlPlane {
     }
 }
 
-/// `GET /` at `ip:80` with `host`: status and body.
+/// `GET /` at `ip:80` (or at `ip:port`) with `host`: status and body.
 pub fn get(ip: &str, host: &str) -> Result<(u16, String), String> {
-    let addr = format!("{ip}:80").parse().unwrap();
+    let addr = if ip.contains(':') {
+        ip.parse().unwrap()
+    } else {
+        format!("{ip}:80").parse().unwrap()
+    };
     let mut s =
         TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

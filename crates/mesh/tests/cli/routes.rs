@@ -1,6 +1,7 @@
 //! mesh-client covers every route of the control plane: a stand-in server built from
 //! `mesh_server::ROUTES` records which route each client method reaches, and every route must be
-//! reached. A route added to the server without a client method fails here.
+//! reached (but the registry API's, under `/v2/`, which container runtimes call). A route added
+//! to the server without a client method fails here.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -115,8 +116,15 @@ async fn call_everything(c: &Client) {
     }));
     reach!(c.rack("r"));
     reach!(c.delete_rack("r"));
-    reach!(c.upgrade_rack("r"));
-    reach!(c.resize_rack("r", &ResizeRack { size: "s".into() }));
+    reach!(c.upgrade_rack("r", &UpgradeRack::default()));
+    reach!(c.resize_rack(
+        "r",
+        &ResizeRack {
+            size: "s".into(),
+            replace: ReplaceOptions::default(),
+        }
+    ));
+    reach!(c.replacement("r"));
     reach!(c.list_servers("r"));
     reach!(c.list_environments());
     reach!(c.create_environment(&CreateEnvironment {
@@ -190,7 +198,7 @@ async fn call_everything(c: &Client) {
         version: None,
         router: None,
     }));
-    reach!(c.watch());
+    reach!(c.watch(None));
     reach!(c.blob("sha256:0000000000000000000000000000000000000000000000000000000000000000"));
     reach!(c.report_status(&StatusReport {
         server: n("srv"),
@@ -227,8 +235,11 @@ fn the_client_reaches_every_route_of_the_server() {
         call_everything(&client).await;
     });
     let seen = seen.lock().unwrap().clone();
+    // The registry API (`/v2/`) is for container runtimes (containerd pulling a rack's images),
+    // not for the CLI: mesh-client has no methods for it (docs/registry.md).
     let all: BTreeSet<(String, String)> = mesh_server::ROUTES
         .iter()
+        .filter(|(_, p)| !p.starts_with("/v2/"))
         .map(|(m, p)| (m.to_string(), p.clone()))
         .collect();
     let missed: Vec<_> = all.difference(&seen).collect();

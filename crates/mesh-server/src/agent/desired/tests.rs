@@ -323,6 +323,7 @@ async fn a_rack_being_left_forwards_to_the_rest_and_its_alias_is_served_by_all()
         cron_services(&DesiredState {
             rack: local.name.clone(),
             region: local.region.clone(),
+            server_salt: None,
             environments: vec![on_local.clone()],
         })
         .is_empty()
@@ -372,4 +373,132 @@ async fn a_rack_being_left_forwards_to_the_rest_and_its_alias_is_served_by_all()
     assert!(on_east.forwarded_from.is_empty());
     assert!(hosts(&on_east).is_empty());
     assert!(!on_east.several_racks);
+}
+
+#[tokio::test]
+async fn the_two_servers_of_a_replacement_are_told_apart() {
+    use mesh_types::api::{Replacement, ReplacementPhase, ServerState};
+    let dir = tempfile::tempdir().unwrap();
+    let (store, local) =
+        platform(&dir.path().join("state.db"), MasterKey::generate().unwrap()).await;
+    // A cron job `tick` in shop, and the rack's server box-a (east's box-b is not used here).
+    east_tick_and_servers(&store, &local).await;
+    let t = LIVE.now;
+    let old = name("box-a");
+    let new = name("box-c");
+    store
+        .start_replacement(
+            &Replacement {
+                rack: name("local"),
+                old_server: old.clone(),
+                new_server: new.clone(),
+                size: "local".into(),
+                version: "0.1.0".into(),
+                phase: ReplacementPhase::Starting,
+                since: t,
+                phase_since: t,
+                drain_grace_ms: 60_000,
+                timeout_ms: 600_000,
+                message: None,
+            },
+            RackState::Upgrading,
+        )
+        .await
+        .unwrap();
+    let joined = Server {
+        name: new.clone(),
+        rack: name("local"),
+        address: "127.0.0.3".into(),
+        cpus: 1.0,
+        memory_mb: 1024,
+        state: ServerState::Ready,
+        last_heartbeat: Some(t + 1),
+        created_at: t + 1,
+        version: None,
+        instances: 0,
+        router: Some("127.0.0.3:80".into()),
+    };
+    store
+        .join_server_beside(&joined, std::slice::from_ref(&old))
+        .await
+        .unwrap();
+    let doc = |server: &'static str| {
+        let (store, local) = (store.clone(), local.clone());
+        async move {
+            for_server(store.as_ref(), &local, Some(&name(server)), None, LIVE)
+                .await
+                .unwrap()
+        }
+    };
+    let shop = |d: &DesiredState| {
+        d.environments
+            .iter()
+            .find(|e| e.environment.as_str() == "shop")
+            .cloned()
+            .unwrap()
+    };
+
+    // Starting: the new server's instance ids are its own; cron stays on the old one; nobody
+    // forwards yet.
+    let (a, c) = (doc("box-a").await, doc("box-c").await);
+    assert_eq!(a.server_salt, None);
+    assert_eq!(c.server_salt.as_deref(), Some("box-c"));
+    assert_eq!(cron_services(&a), ["tick"]);
+    assert!(cron_services(&c).is_empty());
+    assert!(shop(&a).forward_to.is_empty() && shop(&c).forwarded_from.is_empty());
+    // The document of the rack as a whole (an agent that does not say its server) is the old
+    // server's.
+    let whole = for_rack(store.as_ref(), &local, None, LIVE).await.unwrap();
+    assert_eq!(cron_services(&whole), ["tick"]);
+
+    // Traffic moved: the old server forwards every host to the new one, which trusts it and
+    // now runs cron.
+    assert!(
+        store
+            .advance_replacement(
+                "local",
+                t,
+                ReplacementPhase::Starting,
+                ReplacementPhase::Forwarding,
+                t + 2,
+                None,
+                Some("127.0.0.3"),
+            )
+            .await
+            .unwrap()
+    );
+    let (a, c) = (doc("box-a").await, doc("box-c").await);
+    for env in &a.environments {
+        assert_eq!(env.forward_to, ["127.0.0.3:80"], "{}", env.environment);
+    }
+    assert_eq!(shop(&c).forwarded_from, ["127.0.0.1:8080"]);
+    assert!(cron_services(&a).is_empty());
+    assert_eq!(cron_services(&c), ["tick"]);
+    assert_eq!(c.server_salt.as_deref(), Some("box-c"));
+
+    // Done: the new server alone keeps its salt, so its instances keep their ids.
+    assert!(
+        store
+            .advance_replacement(
+                "local",
+                t,
+                ReplacementPhase::Forwarding,
+                ReplacementPhase::Removing,
+                t + 3,
+                None,
+                None,
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .end_replacement("local", t, ReplacementPhase::Removing)
+            .await
+            .unwrap()
+    );
+    let c = doc("box-c").await;
+    assert_eq!(c.server_salt.as_deref(), Some("box-c"));
+    assert!(shop(&c).forwarded_from.is_empty());
+    assert_eq!(cron_services(&c), ["tick"]);
 }
