@@ -79,33 +79,49 @@ pub fn quote(s: &str) -> String {
 /// The supervisor script for the agent `server` of `b.rack` living in `dir` on a server whose
 /// address is `host`. It restarts the agent when it exits and stops it on SIGTERM.
 pub fn supervisor_script(b: &Bootstrap, server: &str, host: &str, dir: &str) -> Result<String> {
+    script(b, server, quote(host), dir)
+}
+
+/// The same supervisor for a server whose address is only known once it runs (a cloud
+/// server): the agent's `--address` is read from the file `address` in `dir`, which the
+/// server's first boot writes.
+pub fn supervisor_script_address_file(b: &Bootstrap, server: &str, dir: &str) -> Result<String> {
+    script(b, server, "\"$(cat \"$dir/address\")\"".to_string(), dir)
+}
+
+/// The supervisor, with `address` the agent's `--address` as one shell word.
+fn script(b: &Bootstrap, server: &str, address: String, dir: &str) -> Result<String> {
     check_label("server name", server)?;
-    let mut args = vec![
-        "agent".to_string(),
-        "--api-url".into(),
-        b.api_url.clone(),
-        "--name".into(),
-        server.to_string(),
-        "--data-dir".into(),
-        format!("{dir}/data"),
-        "--address".into(),
-        host.to_string(),
-        "--http-listen".into(),
-        b.http_listen.clone(),
-    ];
+    let dir_data = format!("{dir}/data");
+    let mut args: Vec<String> = [
+        "agent",
+        "--api-url",
+        b.api_url.as_str(),
+        "--name",
+        server,
+        "--data-dir",
+        dir_data.as_str(),
+        "--address",
+    ]
+    .map(quote)
+    .into();
+    args.push(address);
+    args.extend(["--http-listen", b.http_listen.as_str()].map(quote));
     if let Some(net) = &b.net {
-        args.extend([
-            "--net-prefix".into(),
-            net.net_prefix.clone(),
-            "--subnet-pool".into(),
-            net.subnet_pool.clone(),
-        ]);
+        args.extend(
+            [
+                "--net-prefix",
+                net.net_prefix.as_str(),
+                "--subnet-pool",
+                net.subnet_pool.as_str(),
+            ]
+            .map(quote),
+        );
     }
-    let args: Vec<String> = args.iter().map(|a| quote(a)).collect();
     let d = quote(dir);
     Ok(format!(
         r#"#!/bin/sh
-# The widemesh agent's supervisor (made by the ssh provider): restarts the agent when it
+# The widemesh agent's supervisor (made by a provider driver): restarts the agent when it
 # exits; on SIGTERM stops it gracefully (it removes its own networks at its next start).
 dir={d}
 echo $$ > "$dir/supervisor.pid"
@@ -249,6 +265,11 @@ mod tests {
         b.net = None;
         let s = supervisor_script(&b, "east-1", "h", "/d").unwrap();
         assert!(!s.contains("--net-prefix"));
+        let s = supervisor_script_address_file(&b, "east-1", "/d").unwrap();
+        assert!(
+            s.contains("'--address' \"$(cat \"$dir/address\")\" '--http-listen'"),
+            "{s}"
+        );
     }
 
     /// `sh -n`: the scripts parse.
@@ -278,6 +299,7 @@ mod tests {
     fn the_scripts_are_valid_shell() {
         let dir = "/var/lib/widemesh/east/east-1";
         parses(&supervisor_script(&boot(), "east-1", "10.0.0.2", dir).unwrap());
+        parses(&supervisor_script_address_file(&boot(), "east-1", dir).unwrap());
         parses(&start_command(dir));
         parses(&stop_command(dir, boot().net.as_ref(), 30));
         parses(&stop_command(dir, None, 30));

@@ -6,12 +6,17 @@
 //! the supervisor script says, whether a host key is trusted) are pure functions with unit
 //! tests; the network and the files are at the edges.
 //!
-//! Drivers today: `ssh` ([`ssh::SshDriver`]), a pool of servers the user already has.
+//! Drivers: `ssh` ([`ssh::SshDriver`]), a pool of servers the user already has; `aws`
+//! ([`aws::AwsDriver`], EC2) and `hetzner` ([`hetzner::HetznerDriver`], Hetzner Cloud), which
+//! make servers that boot with the user data of [`cloudinit`].
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod aws;
 pub mod bootstrap;
+pub mod cloudinit;
+pub mod hetzner;
 pub mod pool;
 pub mod ssh;
 
@@ -96,4 +101,64 @@ pub trait Driver: Send + Sync {
     async fn delete(&self, name: &str) -> Result<()>;
     /// Waits (at most `limit`) until `address` answers; the error says why not.
     async fn wait_reachable(&self, address: &str, limit: Duration) -> Result<()>;
+}
+
+/// Waits (at most `limit`) until `address` (`host[:port]`, `default_port` when none) accepts
+/// a TCP connection.
+pub async fn tcp_wait(address: &str, default_port: u16, limit: Duration) -> Result<()> {
+    let target = if let Ok(ip) = address.parse::<std::net::IpAddr>() {
+        std::net::SocketAddr::new(ip, default_port).to_string()
+    } else if address
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        address.to_string()
+    } else {
+        format!("{address}:{default_port}")
+    };
+    let start = std::time::Instant::now();
+    let mut last = String::from("no attempt");
+    while start.elapsed() < limit {
+        let left = limit
+            .saturating_sub(start.elapsed())
+            .min(Duration::from_secs(5));
+        match tokio::time::timeout(left, tokio::net::TcpStream::connect(&target)).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => last = "timed out".into(),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(ProviderError::Unreachable {
+        address: target,
+        why: format!("no answer within {}s ({last})", limit.as_secs()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn waiting_for_an_address_ends_when_it_answers_or_at_the_limit() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tcp_wait(&format!("127.0.0.1:{port}"), 22, Duration::from_secs(2))
+            .await
+            .unwrap();
+        // The default port when the address has none.
+        tcp_wait("127.0.0.1", port, Duration::from_secs(2))
+            .await
+            .unwrap();
+        drop(l);
+        let t = std::time::Instant::now();
+        let e = tcp_wait(&format!("127.0.0.1:{port}"), 22, Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(5));
+        assert!(
+            matches!(&e, ProviderError::Unreachable { .. }) && e.to_string().contains("within 1s"),
+            "{e}"
+        );
+    }
 }

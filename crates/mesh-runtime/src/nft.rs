@@ -7,7 +7,9 @@
 //!   environment pass the forward hook too (br_netfilter) and are accepted first; without
 //!   egress an environment's traffic may not leave its bridge at all; nothing may start a
 //!   connection into an environment from elsewhere (the edge router connects from the host,
-//!   which is the output path, not forward).
+//!   which is the output path, not forward); no instance reaches a link-local address
+//!   (169.254.0.0/16: a cloud server's metadata service, whose user data holds the rack's
+//!   join token), egress or not.
 //! - input: instances reach no host address (any bridge's gateway, the host's own interfaces),
 //!   except replies to connections the host opened, and DNS on the gateway when the network's
 //!   resolver is the gateway.
@@ -43,6 +45,9 @@ pub fn render(table: &str, bridge_glob: &str, networks: &[NftNetwork]) -> String
     for n in networks {
         let b = &n.bridge;
         let _ = writeln!(out, "\t\tiifname \"{b}\" oifname \"{b}\" accept");
+        // Link-local addresses are the cloud's metadata service (169.254.169.254), which
+        // answers with the server's user data and so the rack's join token.
+        let _ = writeln!(out, "\t\tiifname \"{b}\" ip daddr 169.254.0.0/16 drop");
         let _ = writeln!(out, "\t\tiifname \"{b}\" oifname \"{g}\" drop");
         if !n.egress {
             let _ = writeln!(out, "\t\tiifname \"{b}\" drop");

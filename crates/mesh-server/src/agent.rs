@@ -1,5 +1,6 @@
 //! The agent gateway: what a rack's agents call with their join token, under `/v1/agent`.
 
+pub mod binary;
 pub mod desired;
 pub mod gateway;
 pub mod registry;

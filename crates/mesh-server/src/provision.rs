@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use mesh_provider::aws::{AwsDriver, AwsSettings};
+use mesh_provider::hetzner::{HetznerDriver, HetznerSettings};
 use mesh_provider::ssh::{SshDriver, SshSettings};
 use mesh_provider::{Bootstrap, CreateServer, Driver, MadeServer, ProviderError, pool};
 use mesh_types::ErrorCode;
@@ -70,6 +72,48 @@ fn pool_of(secrets: &BTreeMap<String, String>) -> Result<Vec<pool::PoolServer>, 
         .collect()
 }
 
+/// The secrets of an aws provider: required, then optional.
+pub const AWS_SECRETS: (&[&str], &[&str]) = (
+    &["access_key_id", "secret_access_key"],
+    &["endpoint", "image", "subnet", "security_group"],
+);
+/// The secrets of a hetzner provider: required, then optional.
+pub const HETZNER_SECRETS: (&[&str], &[&str]) = (&["token"], &["endpoint", "image"]);
+
+/// A cloud provider's secrets: the required ones present and not empty, no unknown one.
+fn check_cloud(
+    kind: &str,
+    (required, optional): (&[&str], &[&str]),
+    secrets: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    for r in required {
+        if secrets.get(*r).is_none_or(|v| v.trim().is_empty()) {
+            return Err(format!(
+                "an {kind} provider needs the secret {r} (`--secret {r}=...`); it takes {}",
+                required.join(", ")
+            ));
+        }
+    }
+    if let Some(k) = secrets
+        .keys()
+        .find(|k| !required.contains(&k.as_str()) && !optional.contains(&k.as_str()))
+    {
+        return Err(format!(
+            "an {kind} provider has no secret {k:?}: it takes {} and optionally {}",
+            required.join(", "),
+            optional.join(", ")
+        ));
+    }
+    if let Some(e) = secrets.get("endpoint")
+        && !(e.starts_with("http://") || e.starts_with("https://"))
+    {
+        return Err(format!(
+            "the endpoint {e:?} must be an http:// or https:// URL"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a new provider's secrets for its kind; the message says what is missing.
 pub fn check_provider(
     kind: ProviderKind,
@@ -78,6 +122,8 @@ pub fn check_provider(
     match kind {
         ProviderKind::Local => Ok(()),
         ProviderKind::Ssh => check_ssh_provider(secrets),
+        ProviderKind::Aws => check_cloud("aws", AWS_SECRETS, secrets),
+        ProviderKind::Hetzner => check_cloud("hetzner", HETZNER_SECRETS, secrets),
     }
 }
 
@@ -87,6 +133,7 @@ pub fn makes_servers(kind: ProviderKind, secrets: &BTreeMap<String, String>) -> 
     match kind {
         ProviderKind::Local => false,
         ProviderKind::Ssh => has_pool(secrets),
+        ProviderKind::Aws | ProviderKind::Hetzner => true,
     }
 }
 
@@ -104,7 +151,39 @@ pub fn driver(
     match kind {
         ProviderKind::Local => Ok(None),
         ProviderKind::Ssh => Ok(Some(Box::new(ssh_driver(p, name, secrets)?))),
+        ProviderKind::Aws => Ok(Some(Box::new(aws_driver(secrets)?))),
+        ProviderKind::Hetzner => Ok(Some(Box::new(hetzner_driver(secrets)?))),
     }
+}
+
+fn secret(secrets: &BTreeMap<String, String>, key: &str) -> Option<String> {
+    secrets
+        .get(key)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// The aws driver with these secrets.
+pub fn aws_driver(secrets: &BTreeMap<String, String>) -> Result<AwsDriver, ProviderError> {
+    AwsDriver::new(AwsSettings {
+        access_key_id: secret(secrets, "access_key_id").unwrap_or_default(),
+        secret_access_key: secret(secrets, "secret_access_key").unwrap_or_default(),
+        endpoint: secret(secrets, "endpoint"),
+        image: secret(secrets, "image"),
+        subnet: secret(secrets, "subnet"),
+        security_group: secret(secrets, "security_group"),
+    })
+}
+
+/// The hetzner driver with these secrets.
+pub fn hetzner_driver(secrets: &BTreeMap<String, String>) -> Result<HetznerDriver, ProviderError> {
+    HetznerDriver::new(HetznerSettings {
+        token: secret(secrets, "token").unwrap_or_default(),
+        endpoint: secret(secrets, "endpoint")
+            .unwrap_or_else(|| mesh_provider::hetzner::DEFAULT_ENDPOINT.into()),
+        image: secret(secrets, "image")
+            .unwrap_or_else(|| mesh_provider::hetzner::DEFAULT_IMAGE.into()),
+    })
 }
 
 /// The ssh driver of provider `name` with these secrets.
@@ -240,6 +319,37 @@ mod tests {
             check_ssh_provider(&secrets(&[("private_key", "k"), ("servers", "a b")])).unwrap_err();
         assert!(e.contains("pool server \"a b\""), "{e}");
         check_ssh_provider(&secrets(&[("private_key", "k"), ("servers", "a\nb:2222")])).unwrap();
+    }
+
+    #[test]
+    fn cloud_providers_need_their_keys_and_nothing_unknown() {
+        let aws = |p: &[(&str, &str)]| check_provider(ProviderKind::Aws, &secrets(p));
+        let e = aws(&[("access_key_id", "a")]).unwrap_err();
+        assert!(e.contains("secret_access_key"), "{e}");
+        aws(&[("access_key_id", "a"), ("secret_access_key", "s")]).unwrap();
+        let e = aws(&[
+            ("access_key_id", "a"),
+            ("secret_access_key", "s"),
+            ("region", "x"),
+        ])
+        .unwrap_err();
+        assert!(
+            e.contains("\"region\"") && e.contains("security_group"),
+            "{e}"
+        );
+        let e = aws(&[
+            ("access_key_id", "a"),
+            ("secret_access_key", "s"),
+            ("endpoint", "localhost:5000"),
+        ])
+        .unwrap_err();
+        assert!(e.contains("http://"), "{e}");
+        let h = |p: &[(&str, &str)]| check_provider(ProviderKind::Hetzner, &secrets(p));
+        let e = h(&[("token", " ")]).unwrap_err();
+        assert!(e.contains("secret token"), "{e}");
+        h(&[("token", "t"), ("image", "debian-12")]).unwrap();
+        assert!(makes_servers(ProviderKind::Aws, &BTreeMap::new()));
+        assert!(makes_servers(ProviderKind::Hetzner, &BTreeMap::new()));
     }
 
     #[test]

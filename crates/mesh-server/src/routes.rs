@@ -12,7 +12,7 @@ use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 
-use crate::agent::{gateway, registry};
+use crate::agent::{binary, gateway, registry};
 use crate::api::{
     access, certificates, config, deployments, endpoints, environments, platform, replacement,
     runs, services, sources, stacks, system,
@@ -184,6 +184,7 @@ fn v1(table: Table) -> Table {
         .add(M::POST, "/v1/agent/register", gateway::register)
         .add(M::GET, "/v1/agent/watch", gateway::watch)
         .add(M::GET, "/v1/agent/blobs/{digest}", gateway::blob)
+        .add(M::GET, "/v1/agent/mesh", binary::mesh)
         .add(M::POST, "/v1/agent/status", gateway::status)
         .add_sized(
             M::POST,

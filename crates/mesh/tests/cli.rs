@@ -10,6 +10,10 @@ mod access;
 mod agent;
 #[path = "cli/builds.rs"]
 mod builds;
+#[path = "cli/cloud_lab.rs"]
+mod cloud_lab;
+#[path = "cli/cloud_providers.rs"]
+mod cloud_providers;
 #[path = "cli/config.rs"]
 mod config;
 #[path = "cli/deploys.rs"]

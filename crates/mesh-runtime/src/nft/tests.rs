@@ -34,11 +34,13 @@ table inet widemesh {
 \tchain forward {
 \t\ttype filter hook forward priority filter; policy accept;
 \t\tiifname \"wmba\" oifname \"wmba\" accept
+\t\tiifname \"wmba\" ip daddr 169.254.0.0/16 drop
 \t\tiifname \"wmba\" oifname \"wmb*\" drop
 \t\tiifname \"wmba\" drop
 \t\toifname \"wmba\" ct state established,related accept
 \t\toifname \"wmba\" drop
 \t\tiifname \"wmbb\" oifname \"wmbb\" accept
+\t\tiifname \"wmbb\" ip daddr 169.254.0.0/16 drop
 \t\tiifname \"wmbb\" oifname \"wmb*\" drop
 \t\tiifname \"wmbb\" drop
 \t\toifname \"wmbb\" ct state established,related accept
@@ -62,6 +64,11 @@ fn egress_masquerades_and_dns_on_the_gateway_is_let_in() {
     b.dns = Some("10.9.9.9".parse().unwrap());
     let text = render("t", "wmb*", &[a, b]);
     assert!(!text.contains("iifname \"wmba\" drop\n"), "{text}");
+    // With egress too, no instance reaches the cloud's metadata service.
+    assert!(
+        text.contains("iifname \"wmba\" ip daddr 169.254.0.0/16 drop\n"),
+        "{text}"
+    );
     assert!(text.contains("iifname \"wmbb\" drop\n"), "{text}");
     assert!(text.contains("iifname \"wmba\" ip daddr 10.1.1.1 udp dport 53 accept"));
     assert!(text.contains("iifname \"wmba\" ip daddr 10.1.1.1 tcp dport 53 accept"));

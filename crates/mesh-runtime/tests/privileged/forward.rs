@@ -46,7 +46,9 @@ async fn forwarding_host_keeps_environments_apart_and_masquerades_egress() {
          ip -n {host} link add up0 type veth peer name up1 netns {uplink} && \
          ip -n {host} addr add 192.168.77.1/24 dev up0 && ip -n {host} link set up0 up && \
          ip -n {uplink} addr add 192.168.77.2/24 dev up1 && ip -n {uplink} link set up1 up && \
-         nsenter --net=/run/netns/{host} sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'"
+         nsenter --net=/run/netns/{host} sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward' && \
+         ip -n {uplink} addr add 169.254.169.254/32 dev up1 && \
+         ip -n {host} route add 169.254.169.254/32 via 192.168.77.2"
     ));
     assert_eq!(
         std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
@@ -121,6 +123,10 @@ async fn forwarding_host_keeps_environments_apart_and_masquerades_egress() {
     let seen = std::fs::read_to_string(&log).unwrap();
     assert!(seen.contains("192.168.77.1"), "{seen}");
     assert!(!seen.contains(&a.address.to_string()), "{seen}");
+    // The same uplink as a cloud's metadata service (169.254.169.254), whose user data holds
+    // the rack's join token: not reachable, even with egress.
+    let out = fx.sh("a-cli", &http_get("169.254.169.254", 8080)).await;
+    assert!(!out.stdout_str().contains("hello-from-uplink"), "{out:?}");
 
     // Across environments, both ways, although the host forwards: blocked by the rules.
     let out = fx

@@ -540,11 +540,20 @@ async fn racks_providers_and_placement() {
         "provider secrets are sealed"
     );
     err(
-        s.post("/v1/providers", json!({"name": "aws", "kind": "aws"}))
+        s.post("/v1/providers", json!({"name": "gcp", "kind": "gcp"}))
             .await,
         StatusCode::BAD_REQUEST,
         "invalid_argument",
         "kind",
+    )
+    .await;
+    // A cloud provider without its credentials is refused, saying which.
+    err(
+        s.post("/v1/providers", json!({"name": "aws", "kind": "aws"}))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        "access_key_id",
     )
     .await;
 

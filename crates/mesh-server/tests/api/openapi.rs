@@ -1460,7 +1460,12 @@ fn the_enum_schemas_list_every_variant() {
             Failed,
             Expired
         }),
-        variants!(ProviderKind { Local, Ssh }),
+        variants!(ProviderKind {
+            Local,
+            Ssh,
+            Aws,
+            Hetzner
+        }),
         variants!(RackState {
             Ready,
             Upgrading,
@@ -2549,6 +2554,11 @@ async fn a_live_control_plane_answers_every_operation_as_documented() {
     let malformed = "/v1/agent/blobs/latest";
     api.call_as(agent, M::GET, blob, malformed, None, S::BAD_REQUEST)
         .await;
+    // Servers made from a cloud image download the control plane's mesh with their token.
+    let mesh = "/v1/agent/mesh";
+    let exe = api.call_as(agent, M::GET, mesh, mesh, None, S::OK).await;
+    assert!(!exe.as_str().unwrap().is_empty());
+    api.call(M::GET, mesh, mesh, None, S::FORBIDDEN).await;
 
     // Rollbacks: none before v0 succeeded; to v0 by name, then to the one before the current.
     let site_rollback = format!("{site}/rollback");

@@ -59,6 +59,14 @@ async fn providers_keep_secrets(store: Arc<dyn Store>) {
         .map(|p| p.name.to_string())
         .collect();
     assert_eq!(names, ["aws", "ovh"]);
+    // The cloud kinds are kept by their names.
+    for (n, kind) in [("ec2", ProviderKind::Aws), ("hz", ProviderKind::Hetzner)] {
+        let mut p = provider(n, &[("token", "t")]);
+        p.kind = kind;
+        store.create_provider(&p, T).await.unwrap();
+        assert_eq!(store.get_provider(n).await.unwrap().kind, kind);
+        store.delete_provider(n).await.unwrap();
+    }
 
     not_found(store.get_provider("nope").await, "provider \"nope\"");
     not_found(store.provider_secrets("nope").await, "provider \"nope\"");

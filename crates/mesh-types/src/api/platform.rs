@@ -14,6 +14,10 @@ pub enum ProviderKind {
     Local,
     /// Servers you already own, reached over SSH.
     Ssh,
+    /// Amazon EC2: servers made with the AWS API.
+    Aws,
+    /// Hetzner Cloud: servers made with its HTTP API.
+    Hetzner,
 }
 
 impl ProviderKind {
@@ -21,6 +25,8 @@ impl ProviderKind {
         match self {
             ProviderKind::Local => "local",
             ProviderKind::Ssh => "ssh",
+            ProviderKind::Aws => "aws",
+            ProviderKind::Hetzner => "hetzner",
         }
     }
 }
@@ -37,8 +43,10 @@ impl std::str::FromStr for ProviderKind {
         match s {
             "local" => Ok(ProviderKind::Local),
             "ssh" => Ok(ProviderKind::Ssh),
+            "aws" => Ok(ProviderKind::Aws),
+            "hetzner" => Ok(ProviderKind::Hetzner),
             other => Err(format!(
-                "provider kind {other:?} is not supported; use local or ssh"
+                "provider kind {other:?} is not supported; use local, ssh, aws or hetzner"
             )),
         }
     }

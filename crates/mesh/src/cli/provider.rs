@@ -19,10 +19,21 @@ pub enum ProviderCmd {
     /// a pool (--server), `mesh rack create` takes a free server, installs this control plane's
     /// `mesh` binary under /var/lib/widemesh/<rack>/<server> and starts the agent under a
     /// supervisor; host keys are trusted on first contact and a changed one is refused. Without
-    /// one, you start the racks' agents yourself with their join token (see docs/providers.md).
+    /// one, you start the racks' agents yourself with their join token.
+    ///
+    /// An aws provider makes EC2 instances: `mesh provider add ec2 --kind aws --secret
+    /// access_key_id=AKIA... --secret secret_access_key=...` (optional secrets: endpoint,
+    /// image=ami-... [default: the newest official Debian 12 AMI], subnet, security_group).
+    /// A hetzner provider makes Hetzner Cloud servers: `mesh provider add hz --kind hetzner
+    /// --secret token=...` (optional: endpoint, image [default: debian-12]). Their servers boot
+    /// with cloud-init user data that downloads this control plane's `mesh` from its
+    /// --advertise-url, which the servers must reach, and starts the agent; the rack's --region
+    /// is the cloud's region or location and --size its instance or server type. See
+    /// docs/providers.md.
     Add {
         name: String,
-        /// local (this machine) or ssh (servers you already own)
+        /// local (this machine), ssh (servers you already own), aws (EC2) or hetzner
+        /// (Hetzner Cloud)
         #[arg(long)]
         kind: String,
         /// A server of an ssh provider's pool: HOST[:PORT], optionally with
@@ -89,7 +100,9 @@ pub async fn run(ctx: &Ctx, cmd: ProviderCmd) -> Result<()> {
             if ctx.json() {
                 print_json(&providers);
             } else if providers.is_empty() {
-                print("no providers yet: add one with `mesh provider add NAME --kind local|ssh`");
+                print(
+                    "no providers yet: add one with `mesh provider add NAME --kind local|ssh|aws|hetzner`",
+                );
             } else {
                 let rows = providers
                     .iter()

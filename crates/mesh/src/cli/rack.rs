@@ -35,6 +35,13 @@ pub enum RackCmd {
         /// Public address of the rack's edge router (the target of DNS records)
         #[arg(long)]
         address: Option<String>,
+        /// Return once the provider has made the server, without waiting for its agent to join
+        #[arg(long, conflicts_with = "wait")]
+        no_wait: bool,
+        /// How long to wait for a made server's agent to join and be healthy, in seconds
+        /// [default: 120 for an ssh pool server, 600 for a cloud server, which boots first]
+        #[arg(long, value_name = "SECS")]
+        wait: Option<u64>,
     },
     /// List racks
     #[command(visible_alias = "ls")]
@@ -175,8 +182,20 @@ fn rack_fields(r: &Rack) -> String {
     ])
 }
 
-/// How long a made server's agent may take to join its rack.
+/// How long a made server's agent may take to join its rack: an ssh pool server has it
+/// started already; a cloud server boots first, then downloads mesh.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
+const CLOUD_JOIN_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Whether racks of this provider get their server made, and whether that server boots from
+/// a cloud image (it installs mesh itself, minutes later).
+fn made_server(p: &mesh_types::api::Provider) -> (bool, bool) {
+    match p.kind {
+        ProviderKind::Ssh => (p.secret_keys.iter().any(|k| k == "servers"), false),
+        ProviderKind::Aws | ProviderKind::Hetzner => (true, true),
+        ProviderKind::Local => (false, false),
+    }
+}
 
 /// Follows a made server until its agent has joined and is ready, saying so as it goes.
 async fn wait_for_server(
@@ -184,6 +203,8 @@ async fn wait_for_server(
     client: &mesh_client::Client,
     rack: &str,
     started: Instant,
+    cloud: bool,
+    wait: Option<u64>,
 ) -> Result<()> {
     let say = |line: String| {
         if !ctx.json() {
@@ -191,10 +212,23 @@ async fn wait_for_server(
         }
     };
     let secs = |t: Instant| format!("{:.1}s", t.elapsed().as_secs_f64());
-    say(format!(
-        "server made, mesh installed and the agent started ({})",
-        secs(started)
-    ));
+    let limit = wait.map(Duration::from_secs).unwrap_or(if cloud {
+        CLOUD_JOIN_TIMEOUT
+    } else {
+        JOIN_TIMEOUT
+    });
+    if cloud {
+        say(format!(
+            "server created ({}); waiting up to {}s for it to boot, download mesh and join (Ctrl-C stops waiting, not the server)",
+            secs(started),
+            limit.as_secs()
+        ));
+    } else {
+        say(format!(
+            "server made, mesh installed and the agent started ({})",
+            secs(started)
+        ));
+    }
     let mut joined = false;
     loop {
         let servers = client.list_servers(rack).await?;
@@ -213,15 +247,22 @@ async fn wait_for_server(
                 return Ok(());
             }
         }
-        if started.elapsed() > JOIN_TIMEOUT {
+        if started.elapsed() > limit {
+            let boot = if cloud {
+                format!(
+                    "; a cloud server logs its first boot in /var/log/cloud-init-output.log and /var/lib/widemesh/{rack}/{rack}-1/install.log"
+                )
+            } else {
+                String::new()
+            };
             return Err(hinted(
                 format!(
-                    "the agent of rack {rack} did not {} within {}s",
+                    "the agent of rack {rack} did not {} within {}s (the rack and its server stay: follow with `mesh rack servers {rack}`, or `mesh rack delete {rack}`)",
                     if joined { "become healthy" } else { "join" },
-                    JOIN_TIMEOUT.as_secs()
+                    limit.as_secs()
                 ),
                 format!(
-                    "check that the server reaches the control plane at its --advertise-url, and read the agent's log in /var/lib/widemesh/{rack}/{rack}-1/agent.log on the server"
+                    "check that the server reaches the control plane at its --advertise-url, and read the agent's log in /var/lib/widemesh/{rack}/{rack}-1/agent.log on the server{boot}"
                 ),
             ));
         }
@@ -238,6 +279,8 @@ pub async fn run(ctx: &Ctx, cmd: RackCmd) -> Result<()> {
             size,
             domain,
             address,
+            no_wait,
+            wait,
         } => {
             let req = CreateRack {
                 name: Name::parse_as("rack name", &name)?,
@@ -248,14 +291,23 @@ pub async fn run(ctx: &Ctx, cmd: RackCmd) -> Result<()> {
                 address,
             };
             let client = ctx.client()?;
-            // An ssh provider with a pool (`--server`) makes the rack's server.
+            // An ssh provider with a pool (`--server`), and a cloud provider, make the rack's
+            // server.
             let p = client.provider(&provider).await?;
-            let makes_server =
-                p.kind == ProviderKind::Ssh && p.secret_keys.iter().any(|k| k == "servers");
+            let (makes_server, cloud) = made_server(&p);
             if makes_server && !ctx.json() {
-                print(format!(
-                    "making the rack's server with provider {provider}: connecting, installing mesh, starting the agent"
-                ));
+                print(if cloud {
+                    format!(
+                        "making the rack's server with provider {provider} ({}): a {} server in {}",
+                        p.kind,
+                        req.size.as_deref().unwrap_or("?"),
+                        req.region
+                    )
+                } else {
+                    format!(
+                        "making the rack's server with provider {provider}: connecting, installing mesh, starting the agent"
+                    )
+                });
             }
             let started = Instant::now();
             let created = client.create_rack(&req).await?;
@@ -266,8 +318,17 @@ pub async fn run(ctx: &Ctx, cmd: RackCmd) -> Result<()> {
                     r.name, r.provider, r.region, r.size, r.domain, r.address
                 ));
             }
-            if makes_server {
-                wait_for_server(ctx, &client, r.name.as_str(), started).await?;
+            if makes_server && no_wait {
+                if !ctx.json() {
+                    print(format!(
+                        "server {}-1 made ({:.1}s); not waiting for its agent: follow with `mesh rack servers {}`",
+                        r.name,
+                        started.elapsed().as_secs_f64(),
+                        r.name
+                    ));
+                }
+            } else if makes_server {
+                wait_for_server(ctx, &client, r.name.as_str(), started, cloud, wait).await?;
             }
             if ctx.json() {
                 print_json(&created);

@@ -50,10 +50,18 @@ fn racks_and_providers() {
         .fails();
     assert!(out.error().contains("private_key"), "{out:#?}");
     let out = p
+        .mesh(&["provider", "add", "other", "--kind", "gcp"])
+        .fails();
+    assert!(
+        out.error()
+            .contains("not supported; use local, ssh, aws or hetzner"),
+        "{out:#?}"
+    );
+    let out = p
         .mesh(&["provider", "add", "other", "--kind", "aws"])
         .fails();
     assert!(
-        out.error().contains("not supported; use local or ssh"),
+        out.error().contains("needs the secret access_key_id"),
         "{out:#?}"
     );
     let out = p

@@ -1,0 +1,591 @@
+//! The `aws` and `hetzner` providers. No cloud is reachable from here: the AWS driver talks to
+//! moto's EC2 server (PyPI), the Hetzner driver to a fake that checks every request against
+//! the published API description vendored in `fixtures/` (see `cloud_lab.rs`). What they send
+//! is read back and checked; the user data is run in a namespace server, where the agent it
+//! starts downloads mesh from the control plane and joins its rack. Privileged: CI runs it as
+//! root.
+
+use std::time::Instant;
+
+use base64::Engine as _;
+use mesh_provider::aws::{AwsDriver, AwsSettings};
+use mesh_provider::hetzner::{HetznerDriver, HetznerSettings};
+use mesh_provider::{Bootstrap, CreateServer, Driver, ProviderError, cloudinit};
+
+use crate::cloud_lab::*;
+use crate::harness::*;
+use crate::provider_lab::ControlPlane;
+use crate::web::assert_root;
+
+fn aws(moto: &Moto, key: &str, image: Option<String>) -> AwsDriver {
+    AwsDriver::new(AwsSettings {
+        access_key_id: key.into(),
+        secret_access_key: "moto-secret".into(),
+        endpoint: Some(moto.url.clone()),
+        image,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn boot(api_url: &str, rack: &str, token: &str, root: &std::path::Path) -> Bootstrap {
+    Bootstrap {
+        binary: mesh_bin(),
+        api_url: api_url.into(),
+        join_token: token.into(),
+        rack: rack.into(),
+        root: root.display().to_string(),
+        http_listen: "0.0.0.0:80".into(),
+        net: Some(cloud_net()),
+    }
+}
+
+fn req(name: &str, size: &str, region: &str, b: Bootstrap) -> CreateServer {
+    CreateServer {
+        name: name.into(),
+        size: size.into(),
+        region: region.into(),
+        bootstrap: b,
+    }
+}
+
+#[test]
+fn the_aws_driver_makes_lists_and_deletes_instances_in_moto_and_its_user_data_joins_an_agent() {
+    assert_root();
+    let moto = Moto::start(&[]);
+    let server = NsServer::new();
+    let cp = ControlPlane::start(&server.gateway);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let probe = aws(&moto, "AKIDWIDEMESH", None);
+    let ec2 = probe.client("eu-central-1");
+    // An image moto has (moto has no Debian account: the default lookup is not exercised).
+    let images = rt.block_on(ec2.describe_images().send()).unwrap();
+    let ami = images.images()[0].image_id().unwrap().to_string();
+    let driver = aws(&moto, "AKIDWIDEMESH", Some(ami.clone()));
+
+    // A rack on the `local` provider for the agent to join (the control plane makes no server
+    // for it); the driver makes the server by hand.
+    let token = cp.rack("east", "local", &server.ip);
+    let b = boot(&cp.url, "east", &token, &server.root);
+    let t = Instant::now();
+    let made = rt
+        .block_on(driver.create(&req("east-1", "t3.small", "eu-central-1", b.clone())))
+        .unwrap_or_else(|e| panic!("{e}\nmoto:\n{}", moto.log()));
+    let created_in = t.elapsed();
+    assert_eq!((made.name.as_str(), made.rack.as_str()), ("east-1", "east"));
+    assert!(!made.host.is_empty(), "{made:?}");
+    assert_eq!(
+        made.dir,
+        server.root.join("east/east-1").display().to_string()
+    );
+
+    // What EC2 was asked: the instance type, the tags, the image, the user data, IMDSv2 only.
+    let out = rt
+        .block_on(
+            ec2.describe_instances()
+                .filters(
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name("tag:widemesh:server")
+                        .values("east-1")
+                        .build(),
+                )
+                .send(),
+        )
+        .unwrap();
+    let inst = &out.reservations()[0].instances()[0];
+    let id = inst.instance_id().unwrap().to_string();
+    assert_eq!(inst.instance_type().unwrap().as_str(), "t3.small");
+    assert_eq!(inst.image_id(), Some(ami.as_str()));
+    let tags: Vec<(String, String)> = inst
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap().into(), t.value().unwrap().into()))
+        .collect();
+    for want in [
+        ("widemesh:rack", "east"),
+        ("widemesh:server", "east-1"),
+        ("Name", "east-1"),
+    ] {
+        assert!(
+            tags.contains(&(want.0.into(), want.1.into())),
+            "{want:?} not in {tags:?}"
+        );
+    }
+    let md = inst.metadata_options().unwrap();
+    assert_eq!(md.http_tokens().unwrap().as_str(), "required");
+    assert_eq!(md.http_put_response_hop_limit(), Some(1));
+    let attr = rt
+        .block_on(
+            ec2.describe_instance_attribute()
+                .instance_id(&id)
+                .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+                .send(),
+        )
+        .unwrap();
+    let user_data = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(attr.user_data().unwrap().value().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let sum = cloudinit::sha256_file(&mesh_bin()).unwrap();
+    assert_eq!(
+        user_data,
+        cloudinit::user_data(&b, "east-1", &sum).unwrap(),
+        "the user data is the cloud-init of the bootstrap"
+    );
+
+    // Listed, by its tags, with its address.
+    let listed = rt.block_on(driver.list()).unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].name, "east-1");
+    assert_eq!(listed[0].host, made.host);
+
+    // The user data, run in a namespace server: the agent downloads mesh from the control
+    // plane, checks it, joins the rack and is ready.
+    let t = Instant::now();
+    let ran = run_cloud_config(&user_data, &server, &server.root);
+    let dir = server.root.join("east/east-1");
+    assert_eq!(
+        ran.skipped,
+        ["/etc/systemd/system/widemesh-east-east-1.service"]
+    );
+    assert_eq!(ran.written.len(), 3, "{ran:?}");
+    let ready = cp.wait_ready("east", "east-1", &dir.join("agent.log"));
+    let joined_in = t.elapsed();
+    assert_eq!(ready["address"], server.ip.as_str(), "{ready}");
+    assert_eq!(cloudinit::sha256_file(&dir.join("mesh")).unwrap(), sum);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("address")).unwrap().trim(),
+        server.ip
+    );
+    let install_log = std::fs::read_to_string(dir.join("install.log")).unwrap();
+    assert!(
+        install_log.contains("agent east-1 started"),
+        "{install_log}"
+    );
+    let servers = cp.mesh(&["rack", "servers", "east"]).ok().stdout;
+    assert!(
+        servers.contains("east-1") && servers.contains("ready"),
+        "{servers}"
+    );
+    // The token is only in its file, mode 0600; never on the agent's command line.
+    let agent = crate::provider_lab::read_pid(&dir.join("agent.pid")).unwrap();
+    let cmdline = std::fs::read_to_string(format!("/proc/{agent}/cmdline")).unwrap();
+    assert!(!cmdline.contains(&token));
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.join("join-token"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    crate::provider_lab::Lab::stop_agent(&server.ns, &dir, Some(&cloud_net()));
+
+    // Deleting terminates it; it is no longer listed; deleting again finds nothing.
+    let t = Instant::now();
+    rt.block_on(driver.delete("east-1")).unwrap();
+    let deleted_in = t.elapsed();
+    assert!(rt.block_on(driver.list()).unwrap().is_empty());
+    let state = rt
+        .block_on(ec2.describe_instances().instance_ids(&id).send())
+        .unwrap();
+    let gone = state.reservations()[0].instances()[0]
+        .state()
+        .unwrap()
+        .name()
+        .unwrap()
+        .as_str()
+        .to_string();
+    assert!(gone == "terminated" || gone == "shutting-down", "{gone}");
+    assert!(matches!(
+        rt.block_on(driver.delete("east-1")),
+        Err(ProviderError::NotFound(_))
+    ));
+
+    // An unknown region, an unknown size: nothing made.
+    let e = rt
+        .block_on(driver.create(&req("east-2", "t3.small", "mars-north-1", b.clone())))
+        .unwrap_err();
+    assert!(
+        matches!(&e, ProviderError::UnknownRegion { .. }) && e.to_string().contains("eu-central-1"),
+        "{e}"
+    );
+    let e = rt
+        .block_on(driver.create(&req("east-2", "m9.huge", "eu-central-1", b.clone())))
+        .unwrap_err();
+    assert!(matches!(&e, ProviderError::UnknownSize { .. }), "{e}");
+    assert!(e.to_string().contains("m9.huge"), "{e}");
+    assert!(rt.block_on(driver.list()).unwrap().is_empty());
+
+    // moto checks credentials when told to: an unknown access key is refused.
+    let strict = Moto::start(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")]);
+    let e = rt
+        .block_on(aws(&strict, "AKIDUNKNOWN", Some(ami)).create(&req(
+            "east-2",
+            "t3.small",
+            "eu-central-1",
+            b,
+        )))
+        .unwrap_err();
+    assert!(matches!(&e, ProviderError::BadCredentials(_)), "{e}");
+    assert!(e.to_string().contains("AuthFailure"), "{e}");
+
+    eprintln!(
+        "aws against moto: create {:.2}s, user data run to agent ready {:.2}s, delete {:.2}s",
+        created_in.as_secs_f64(),
+        joined_in.as_secs_f64(),
+        deleted_in.as_secs_f64()
+    );
+}
+
+#[test]
+fn the_hetzner_driver_sends_only_described_requests_and_says_what_is_wrong() {
+    let fake = HetznerFake::start("good-token", 1);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let driver = |token: &str| {
+        HetznerDriver::new(HetznerSettings {
+            token: token.into(),
+            endpoint: fake.url.clone(),
+            image: "debian-12".into(),
+        })
+        .unwrap()
+    };
+    let d = driver("good-token");
+    let root = tempfile::tempdir().unwrap();
+    let b = boot(
+        "http://198.51.100.7:7440",
+        "west",
+        "join-secret",
+        root.path(),
+    );
+
+    let made = rt
+        .block_on(d.create(&req("west-1", "cx22", "fsn1", b.clone())))
+        .unwrap();
+    assert_eq!((made.name.as_str(), made.rack.as_str()), ("west-1", "west"));
+    assert!(made.host.starts_with("203.0.113."), "{made:?}");
+    {
+        let s = fake.state.lock().unwrap();
+        let (_, _, _, body) = s.requests.iter().find(|r| r.0 == "POST").cloned().unwrap();
+        assert_eq!(body["name"], "west-1");
+        assert_eq!(body["server_type"], "cx22");
+        assert_eq!(body["location"], "fsn1");
+        assert_eq!(body["image"], "debian-12");
+        assert_eq!(body["labels"]["widemesh-rack"], "west");
+        assert_eq!(body["labels"]["widemesh-server"], "west-1");
+        let sum = cloudinit::sha256_file(&mesh_bin()).unwrap();
+        assert_eq!(
+            body["user_data"].as_str().unwrap(),
+            cloudinit::user_data(&b, "west-1", &sum).unwrap()
+        );
+        assert!(body["user_data"].as_str().unwrap().len() <= 32 * 1024);
+    }
+    let listed = rt.block_on(d.list()).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, "west-1");
+    assert_eq!(listed[0].host, made.host);
+
+    // The project's limit (one server here) is reached: the API's words are passed on.
+    let e = rt
+        .block_on(d.create(&req("west-2", "cx22", "fsn1", b.clone())))
+        .unwrap_err();
+    assert!(matches!(&e, ProviderError::Exhausted(_)), "{e}");
+    assert!(e.to_string().contains("server limit of 1 reached"), "{e}");
+
+    rt.block_on(d.delete("west-1")).unwrap();
+    assert!(rt.block_on(d.list()).unwrap().is_empty());
+    assert!(matches!(
+        rt.block_on(d.delete("west-1")),
+        Err(ProviderError::NotFound(_))
+    ));
+
+    // An unknown location, an unknown server type: the answers list what exists.
+    let e = rt
+        .block_on(d.create(&req("west-2", "cx22", "mars1", b.clone())))
+        .unwrap_err();
+    assert!(matches!(&e, ProviderError::UnknownRegion { .. }), "{e}");
+    assert!(e.to_string().contains("fsn1, nbg1"), "{e}");
+    let e = rt
+        .block_on(d.create(&req("west-2", "cx9000", "fsn1", b.clone())))
+        .unwrap_err();
+    assert!(matches!(&e, ProviderError::UnknownSize { .. }), "{e}");
+    assert!(e.to_string().contains("cx22, cx32"), "{e}");
+
+    // A bad token.
+    let e = rt
+        .block_on(driver("wrong").create(&req("west-2", "cx22", "fsn1", b)))
+        .unwrap_err();
+    assert!(matches!(&e, ProviderError::BadCredentials(_)), "{e}");
+    assert!(e.to_string().contains("unauthorized"), "{e}");
+    let e = rt.block_on(driver("wrong").list()).unwrap_err();
+    assert!(matches!(&e, ProviderError::BadCredentials(_)), "{e}");
+
+    // Every request was one the description has, with a body it allows.
+    let failures = fake.failures();
+    assert!(failures.is_empty(), "{failures:#?}");
+    let n = fake.state.lock().unwrap().requests.len();
+    assert!(n >= 10, "{n} requests");
+}
+
+#[test]
+fn the_hetzner_fake_refuses_what_the_description_does_not_allow() {
+    // The fake's own check, so that a passing test above means something.
+    let desc = hcloud_description();
+    let schema = &desc["schemas"]["create_server_request"];
+    let check = |v: serde_json::Value| {
+        let mut errs = Vec::new();
+        check_schema(&desc, schema, &v, "body", &mut errs);
+        errs
+    };
+    assert!(
+        check(serde_json::json!({"name": "a", "server_type": "cx22", "image": "debian-12"}))
+            .is_empty()
+    );
+    assert!(!check(serde_json::json!({"name": "a", "server_type": "cx22"})).is_empty());
+    assert!(
+        !check(serde_json::json!({"name": "a", "server_type": "cx22", "image": "d", "size": "x"}))
+            .is_empty()
+    );
+    assert!(!check(serde_json::json!({"name": "a", "server_type": "cx22", "image": "d", "labels": {"k": "bad value!"}})).is_empty());
+    assert!(!check(serde_json::json!({"name": 1, "server_type": "cx22", "image": "d"})).is_empty());
+}
+
+#[test]
+fn mesh_rack_create_makes_a_cloud_server_and_rack_delete_removes_it() {
+    let moto = Moto::start(&[]);
+    let fake = HetznerFake::start("hz-token", 5);
+    let cp = ControlPlane::start("127.0.0.1");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ec2 = aws(&moto, "AKIDWIDEMESH", None).client("eu-west-1");
+    let images = rt.block_on(ec2.describe_images().send()).unwrap();
+    let ami = images.images()[0].image_id().unwrap().to_string();
+
+    // What a provider needs is checked when it is added.
+    let e = cp
+        .mesh(&[
+            "provider",
+            "add",
+            "ec2",
+            "--kind",
+            "aws",
+            "--secret",
+            "access_key_id=AKID",
+        ])
+        .fails();
+    assert!(e.error().contains("secret_access_key"), "{}", e.error());
+    let added = cp
+        .mesh(&[
+            "provider",
+            "add",
+            "ec2",
+            "--kind",
+            "aws",
+            "--secret",
+            "access_key_id=AKIDWIDEMESH",
+            "--secret",
+            "secret_access_key=moto-secret",
+            "--secret",
+            &format!("endpoint={}", moto.url),
+            "--secret",
+            &format!("image={ami}"),
+        ])
+        .ok()
+        .stdout;
+    assert!(added.contains("added provider ec2 (aws)"), "{added}");
+
+    // rack create: the server is made; with --no-wait, it returns without waiting for an
+    // agent (moto boots no machine).
+    let out = cp
+        .mesh(&[
+            "rack",
+            "create",
+            "shop",
+            "--provider",
+            "ec2",
+            "--region",
+            "eu-west-1",
+            "--size",
+            "t3.micro",
+            "--domain",
+            "shop.test",
+            "--address",
+            "203.0.113.50",
+            "--no-wait",
+        ])
+        .ok()
+        .stdout;
+    for want in [
+        "making the rack's server with provider ec2 (aws): a t3.micro server in eu-west-1",
+        "created rack shop (provider ec2, region eu-west-1, size t3.micro",
+        "server shop-1 made",
+        "follow with `mesh rack servers shop`",
+        "join token: ",
+    ] {
+        assert!(out.contains(want), "{want} not in:\n{out}");
+    }
+    let live = |name: &str| {
+        let out = rt
+            .block_on(
+                ec2.describe_instances()
+                    .filters(
+                        aws_sdk_ec2::types::Filter::builder()
+                            .name("tag:widemesh:server")
+                            .values(name)
+                            .build(),
+                    )
+                    .filters(
+                        aws_sdk_ec2::types::Filter::builder()
+                            .name("instance-state-name")
+                            .values("pending")
+                            .values("running")
+                            .build(),
+                    )
+                    .send(),
+            )
+            .unwrap();
+        out.reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .count()
+    };
+    assert_eq!(live("shop-1"), 1);
+    let servers = cp.mesh(&["rack", "servers", "shop"]).ok().stdout;
+    assert!(servers.contains("no servers yet"), "{servers}");
+
+    // An unknown size: refused, and no rack left behind.
+    let e = cp
+        .mesh(&[
+            "rack",
+            "create",
+            "big",
+            "--provider",
+            "ec2",
+            "--region",
+            "eu-west-1",
+            "--size",
+            "m9.huge",
+            "--domain",
+            "big.test",
+            "--address",
+            "203.0.113.51",
+            "--no-wait",
+        ])
+        .fails();
+    assert!(
+        e.error().contains("unknown server size \"m9.huge\""),
+        "{}",
+        e.error()
+    );
+    let racks = cp.mesh(&["rack", "list"]).ok().stdout;
+    assert!(!racks.contains("big"), "{racks}");
+
+    // Waiting for an agent that never comes (moto boots nothing) ends with what to check.
+    let e = cp
+        .mesh(&[
+            "rack",
+            "create",
+            "slow",
+            "--provider",
+            "ec2",
+            "--region",
+            "eu-west-1",
+            "--size",
+            "t3.micro",
+            "--domain",
+            "slow.test",
+            "--address",
+            "203.0.113.54",
+            "--wait",
+            "2",
+        ])
+        .fails();
+    assert!(
+        e.stdout
+            .contains("waiting up to 2s for it to boot, download mesh and join"),
+        "{}",
+        e.stdout
+    );
+    assert!(
+        e.error()
+            .contains("the agent of rack slow did not join within 2s")
+            && e.error().contains("`mesh rack delete slow`"),
+        "{}",
+        e.error()
+    );
+    assert!(
+        e.hint().unwrap().contains("/var/log/cloud-init-output.log"),
+        "{:?}",
+        e.hint()
+    );
+    assert_eq!(live("slow-1"), 1);
+    cp.mesh(&["rack", "delete", "slow", "-y"]).ok();
+    assert_eq!(live("slow-1"), 0);
+
+    // Deleting the rack terminates its instance.
+    cp.mesh(&["rack", "delete", "shop", "-y"]).ok();
+    assert_eq!(live("shop-1"), 0);
+
+    // The same with Hetzner Cloud's fake.
+    cp.mesh(&[
+        "provider",
+        "add",
+        "hz",
+        "--kind",
+        "hetzner",
+        "--secret",
+        "token=hz-token",
+        "--secret",
+        &format!("endpoint={}", fake.url),
+    ])
+    .ok();
+    let out = cp
+        .mesh(&[
+            "rack",
+            "create",
+            "north",
+            "--provider",
+            "hz",
+            "--region",
+            "hel1",
+            "--size",
+            "cx22",
+            "--domain",
+            "north.test",
+            "--address",
+            "203.0.113.52",
+            "--no-wait",
+        ])
+        .ok()
+        .stdout;
+    assert!(out.contains("server north-1 made"), "{out}");
+    assert_eq!(fake.state.lock().unwrap().servers.len(), 1);
+    let e = cp
+        .mesh(&[
+            "rack",
+            "create",
+            "south",
+            "--provider",
+            "hz",
+            "--region",
+            "mars1",
+            "--size",
+            "cx22",
+            "--domain",
+            "south.test",
+            "--address",
+            "203.0.113.53",
+            "--no-wait",
+        ])
+        .fails();
+    assert!(
+        e.error().contains("unknown region \"mars1\""),
+        "{}",
+        e.error()
+    );
+    cp.mesh(&["rack", "delete", "north", "-y"]).ok();
+    assert!(fake.state.lock().unwrap().servers.is_empty());
+    assert!(fake.failures().is_empty(), "{:#?}", fake.failures());
+    // Providers whose racks are gone can be removed.
+    cp.mesh(&["provider", "remove", "hz"]).ok();
+    cp.mesh(&["provider", "remove", "ec2"]).ok();
+}
