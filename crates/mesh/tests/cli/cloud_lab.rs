@@ -563,7 +563,7 @@ pub struct NsServer {
 pub fn cloud_net() -> NetPlan {
     NetPlan {
         net_prefix: "cx".into(),
-        subnet_pool: "10.240.0.0/16".into(),
+        subnet_pool: "10.245.0.0/16".into(),
     }
 }
 
