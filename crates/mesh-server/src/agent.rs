@@ -2,6 +2,7 @@
 
 pub mod binary;
 pub mod desired;
+mod file_stream;
 pub mod gateway;
 pub mod registry;
 pub mod scope;

@@ -3,10 +3,8 @@
 //! rack's join token and checks its SHA-256). Only a rack's join token may download it.
 
 use axum::Extension;
-use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
-use futures_util::stream;
 use mesh_types::ErrorCode;
 use mesh_types::api::Role;
 
@@ -27,7 +25,6 @@ pub async fn mesh(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Response> {
-    use tokio::io::AsyncReadExt;
     match (&caller.role, &caller.rack) {
         (Role::Agent, Some(rack)) => {
             state.store().get_rack(rack.as_str()).await?;
@@ -55,26 +52,5 @@ pub async fn mesh(
         )
     })?;
     let len = file.metadata().await.map(|m| m.len()).ok();
-    let body = stream::unfold(Some(file), |f| async move {
-        let mut f = f?;
-        let mut buf = vec![0u8; 256 * 1024];
-        match f.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(buf), Some(f)))
-            }
-            Err(e) => Some((Err(e), None)),
-        }
-    });
-    let mut resp = Response::new(Body::from_stream(body));
-    let headers = resp.headers_mut();
-    headers.insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/octet-stream"),
-    );
-    if let Some(len) = len {
-        headers.insert(axum::http::header::CONTENT_LENGTH, len.into());
-    }
-    Ok(resp)
+    Ok(super::file_stream::octet_stream(file, len))
 }

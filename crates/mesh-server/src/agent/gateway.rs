@@ -309,7 +309,6 @@ pub async fn blob(
     Extension(caller): Extension<Caller>,
     axum::extract::Path(digest): axum::extract::Path<String>,
 ) -> ApiResult<Response> {
-    use tokio::io::AsyncReadExt;
     let rack = caller_rack(&state, &caller).await?;
     if mesh_build::blobs::digest_hex(&digest).is_none() {
         return Err(ApiError::invalid(format!(
@@ -333,26 +332,5 @@ pub async fn blob(
         .await
         .map_err(|_| ApiError::not_found(format!("blob {digest}")))?;
     let len = file.metadata().await.map(|m| m.len()).ok();
-    let body = stream::unfold(Some(file), |f| async move {
-        let mut f = f?;
-        let mut buf = vec![0u8; 256 * 1024];
-        match f.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(buf), Some(f)))
-            }
-            Err(e) => Some((Err(e), None)),
-        }
-    });
-    let mut resp = Response::new(Body::from_stream(body));
-    let headers = resp.headers_mut();
-    headers.insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/octet-stream"),
-    );
-    if let Some(len) = len {
-        headers.insert(axum::http::header::CONTENT_LENGTH, len.into());
-    }
-    Ok(resp)
+    Ok(super::file_stream::octet_stream(file, len))
 }

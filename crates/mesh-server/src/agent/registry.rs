@@ -22,7 +22,6 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use futures_util::stream;
 use mesh_build::blobs::{BlobDir, digest_hex};
 use mesh_build::distribution::{self, Distributed, MANIFEST_MEDIA_TYPE};
 use mesh_types::desired::BuiltImage;
@@ -442,7 +441,6 @@ async fn layer_response(
     blobs: &BlobDir,
     digest: &str,
 ) -> Result<Response, OciError> {
-    use tokio::io::AsyncReadExt;
     let gone = || {
         OciError::new(
             StatusCode::NOT_FOUND,
@@ -456,18 +454,7 @@ async fn layer_response(
     let body = if method == Method::HEAD {
         Body::empty()
     } else {
-        Body::from_stream(stream::unfold(Some(file), |f| async move {
-            let mut f = f?;
-            let mut buf = vec![0u8; 256 * 1024];
-            match f.read(&mut buf).await {
-                Ok(0) => None,
-                Ok(n) => {
-                    buf.truncate(n);
-                    Some((Ok::<_, std::io::Error>(buf), Some(f)))
-                }
-                Err(e) => Some((Err(e), None)),
-            }
-        }))
+        super::file_stream::body(file)
     };
     let mut resp = Response::new(body);
     content_headers(resp.headers_mut(), "application/octet-stream", digest, len);
