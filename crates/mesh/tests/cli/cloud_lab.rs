@@ -15,10 +15,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use mesh_provider::NetPlan;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use serde_json::{Value, json};
 
+use crate::harness::stop_child;
 use crate::provider_lab::{Lab, quiet, sh};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -106,16 +105,7 @@ impl Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_child(&mut self.child, Duration::from_secs(10));
     }
 }
 
