@@ -30,6 +30,8 @@ mod examples;
 mod instances;
 #[path = "cli/lifecycle.rs"]
 mod lifecycle;
+#[path = "cli/load.rs"]
+mod load;
 #[path = "cli/migration.rs"]
 mod migration;
 #[path = "cli/multirack.rs"]

@@ -7,15 +7,13 @@
 //! request at any point. Each rack serves its own resolved config (`WHERE`), which shows who
 //! answered. Privileged: CI runs it as root.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::edge::{curl, pki};
 use crate::harness::*;
+use crate::load::Load;
 use crate::web::{Purge, assert_root, free_port, get, wait_for_body};
 
 const PREFIX: &str = "mt";
@@ -27,52 +25,14 @@ const HOST: &str = "shop.test";
 const SECURE: &str = "secure.test";
 /// Short, so the test sees forwarding end; the default is five minutes.
 const GRACE_S: u64 = 20;
-/// Every load loop stops by then, whatever happens.
-const LOAD_LIMIT: Duration = Duration::from_secs(600);
-
-/// What one client saw: requests answered 200, and every other outcome.
-#[derive(Default)]
-struct Seen {
-    ok: u64,
-    from: std::collections::BTreeMap<String, u64>,
-    failures: Vec<String>,
-}
-
-/// A client sending `GET /` as `HOST` to one router, one request at a time, until stopped.
-struct Load {
-    stop: Arc<AtomicBool>,
-    task: JoinHandle<Seen>,
-}
-
-impl Load {
-    fn start(port: u16) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let until = stop.clone();
-        let task = std::thread::spawn(move || {
-            let started = Instant::now();
-            let mut seen = Seen::default();
-            while !until.load(Ordering::Relaxed) && started.elapsed() < LOAD_LIMIT {
-                match get(port, HOST) {
-                    Ok((200, body)) => {
-                        seen.ok += 1;
-                        *seen.from.entry(body).or_default() += 1;
-                    }
-                    other => seen.failures.push(format!(
-                        "{:.1}s: {other:?}",
-                        started.elapsed().as_secs_f64()
-                    )),
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            seen
-        });
-        Load { stop, task }
-    }
-
-    fn finish(self) -> Seen {
-        self.stop.store(true, Ordering::Relaxed);
-        self.task.join().unwrap()
-    }
+/// A client sending `GET /` as `HOST` to the router on `port`; answered when it answers 200.
+fn load_on(port: u16) -> Load {
+    Load::start(move || {
+        Some(match get(port, HOST) {
+            Ok((200, body)) => Ok(body),
+            other => Err(format!("{other:?}")),
+        })
+    })
 }
 
 fn rack_lines(p: &Platform) -> Vec<Value> {
@@ -244,7 +204,7 @@ fn moving_an_environment_to_another_rack_fails_no_request() {
     assert_eq!(env["racks"], serde_json::json!(["local"]), "{env}");
     assert!(env.get("leaving").is_none(), "{env}");
 
-    let old = Load::start(local_http);
+    let old = load_on(local_http);
     let started = Instant::now();
 
     // Up on east too: the command returns once east is healthy.
@@ -275,7 +235,7 @@ fn moving_an_environment_to_another_rack_fails_no_request() {
     assert_eq!(records, ["127.0.0.1", "127.0.0.2"], "{ep}");
     // The certificate uploaded once is served by east's router too.
     secure(east_https, "rack=east");
-    let new = Load::start(east_http);
+    let new = load_on(east_http);
     // A config change on two racks rolls out on both, still failing nothing.
     p.mesh(&with(
         &["config", "set", "--rack", "east", "WHERE=east2"],

@@ -12,20 +12,18 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mesh_provider::NetPlan;
 use serde_json::Value;
 
 use crate::harness::*;
+use crate::load::{LOAD_LIMIT, Load};
 use crate::provider_lab::*;
 use crate::web::assert_root;
 
 const SUBNET: u8 = 64;
 const HOST: &str = "shop.test";
-/// Every load loop stops by then, whatever happens.
-const LOAD_LIMIT: Duration = Duration::from_secs(600);
 
 fn plans() -> Vec<NetPlan> {
     [("ra", "10.241.0.0/16"), ("rb", "10.242.0.0/16")]
@@ -41,50 +39,19 @@ fn plans() -> Vec<NetPlan> {
 /// lab's bridge.
 const HOME_NET: (&str, &str) = ("rc", "10.243.0.0/16");
 
-/// What one client saw: requests answered 200, and every other outcome.
-#[derive(Default, Debug)]
-struct Seen {
-    ok: u64,
-    failures: Vec<String>,
-}
-
-/// A client sending `GET /` as `HOST` to the address in `target` (port 80), one request at a
-/// time, until stopped or `target` is emptied.
-struct Load {
-    stop: Arc<AtomicBool>,
-    task: JoinHandle<Seen>,
-}
-
-impl Load {
-    fn start(target: Arc<Mutex<String>>) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let until = stop.clone();
-        let task = std::thread::spawn(move || {
-            let started = Instant::now();
-            let mut seen = Seen::default();
-            while !until.load(Ordering::Relaxed) && started.elapsed() < LOAD_LIMIT {
-                let ip = target.lock().unwrap().clone();
-                if ip.is_empty() {
-                    break;
-                }
-                match get(&ip, HOST) {
-                    Ok((200, body)) if body.trim() == "hello" => seen.ok += 1,
-                    other => seen.failures.push(format!(
-                        "{:.1}s at {ip}: {other:?}",
-                        started.elapsed().as_secs_f64()
-                    )),
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            seen
-        });
-        Load { stop, task }
-    }
-
-    fn finish(self) -> Seen {
-        self.stop.store(true, Ordering::Relaxed);
-        self.task.join().unwrap()
-    }
+/// A client sending `GET /` as `HOST` to the address in `target` (port 80, or `ip:port`);
+/// answered when the app says hello; it stops when `target` is emptied.
+fn load_at(target: Arc<Mutex<String>>) -> Load {
+    Load::start(move || {
+        let ip = target.lock().unwrap().clone();
+        if ip.is_empty() {
+            return None;
+        }
+        Some(match get(&ip, HOST) {
+            Ok((200, body)) if body.trim() == "hello" => Ok(body),
+            other => Err(format!("at {ip}: {other:?}")),
+        })
+    })
 }
 
 fn rack_json(cp: &ControlPlane, rack: &str) -> Value {
@@ -262,8 +229,8 @@ fn replacing_a_rack_server_and_switching_provider_fail_no_request() {
     // one on the rack's address as the API gives it now.
     let stale = Arc::new(Mutex::new(ip0.clone()));
     let current = Arc::new(Mutex::new(ip0.clone()));
-    let stale_load = Load::start(stale.clone());
-    let current_load = Load::start(current.clone());
+    let stale_load = load_at(stale.clone());
+    let current_load = load_at(current.clone());
     let follow = AtomicBool::new(true);
     // The follower stops when the test ends, also when it fails.
     struct Stop<'a>(&'a AtomicBool);
@@ -461,9 +428,9 @@ fn replacing_a_rack_server_and_switching_provider_fail_no_request() {
             .mesh(&["env", "update", "shop", "--rack", &format!("{rack},home")])
             .ok();
         assert!(out.stdout.contains("home"), "{}", out.stdout);
-        let old_load = Load::start(Arc::new(Mutex::new(ip0.clone())));
+        let old_load = load_at(Arc::new(Mutex::new(ip0.clone())));
         let on_home = Arc::new(Mutex::new(format!("{bridge_ip}:{port}")));
-        let home_load = Load::start(on_home);
+        let home_load = load_at(on_home);
         cp.mesh(&[
             "env",
             "update",
