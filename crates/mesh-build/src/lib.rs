@@ -7,10 +7,13 @@
 //! - [`archive`]: the source archive the CLI uploads and the builder unpacks.
 //! - [`procfile`]: process types declared by the app.
 //! - [`detect`]: which formula a deployment uses and which built-in buildpack fits the source.
+//! - [`distribution`] and [`base_layer`]: built images as the OCI distribution API serves them,
+//!   the built-in bases packed as layers.
 //! - [`untar`]: the one hardened tar reader behind source archives, layers, buildpack tarballs
 //!   and image archives.
 
 pub mod archive;
+pub mod base_layer;
 pub mod blobs;
 pub mod builder;
 pub mod buildpacks;
