@@ -8,14 +8,17 @@
 //! - The manifest (`application/vnd.oci.image.manifest.v1+json`) names the config and the layers
 //!   as the blob store holds them: gzip'd tars (`...tar+gzip`), or plain tars (`...tar`), told
 //!   apart by their first bytes; a layer's digest and size are its blob's.
-//! - An image on a built-in base (`debian`, `busybox`) is refused: that base is made on the
-//!   agent's side (debootstrap, the host's busybox) and is not a layer the control plane holds.
+//! - An image on a built-in base (`debian`, `busybox`) lists that base's layer first, as
+//!   [`crate::base_layer`] packs it from the control plane's own copy of the base (native agents
+//!   make theirs, and never fetch it), then the image's layers; its diff id comes first in
+//!   `rootfs.diff_ids` too. Such a manifest is as deterministic as the base: control planes
+//!   with the same base (the same Debian debootstrap, the same busybox) give the same bytes.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
 
-use mesh_types::desired::BuiltImage;
+use mesh_types::desired::{BUILTIN_IMAGES, BuiltImage};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -32,11 +35,15 @@ pub const PROFILE_DIR_LABEL: &str = "dev.widemesh.profile-dir";
 #[derive(Debug, Error)]
 pub enum DistributionError {
     #[error(
-        "image {image} is built on the built-in base {base:?}, which agents make themselves \
-         (it is not a layer the control plane holds), so it cannot be served over the \
-         registry API; deploy it from a Dockerfile or an image archive instead"
+        "image {image} is built on {base:?}, which is not a built-in base (they are busybox \
+         and debian), so it cannot be served; deploy it again"
     )]
-    BuiltinBase { image: String, base: String },
+    UnknownBase { image: String, base: String },
+    #[error(
+        "image {image} is built on the built-in base {base:?}, whose layer was not made (a bug: \
+         the registry makes it before the manifest)"
+    )]
+    BaseLayerMissing { image: String, base: String },
     #[error("layer {digest} of image {image} is not in the blob store")]
     MissingLayer { image: String, digest: String },
     #[error("layer {digest}: {source}")]
@@ -223,25 +230,36 @@ pub fn manifest_bytes(config: &[u8], config_digest: &str, layers: &[LayerInfo]) 
     serde_json::to_vec(&doc).expect("a manifest serializes")
 }
 
-/// Checks that `image` can be served (no built-in base) without reading any layer.
-pub fn servable(image: &BuiltImage) -> Result<(), DistributionError> {
-    match &image.base {
-        Some(base) => Err(DistributionError::BuiltinBase {
+/// The built-in base `image` is on, if any, checked to be one the control plane can make.
+pub fn builtin_base(image: &BuiltImage) -> Result<Option<&str>, DistributionError> {
+    match image.base.as_deref() {
+        Some(base) if !BUILTIN_IMAGES.contains(&base) => Err(DistributionError::UnknownBase {
             image: image.digest.clone(),
-            base: base.clone(),
+            base: base.to_string(),
         }),
-        None => Ok(()),
+        base => Ok(base),
     }
 }
 
-/// The manifest and config of `image`, reading its layers from `blobs` (blocking I/O).
-pub fn distribute(blobs: &BlobDir, image: &BuiltImage) -> Result<Distributed, DistributionError> {
-    servable(image)?;
-    let layers = image
-        .layers
-        .iter()
-        .map(|d| layer_info(blobs, &image.digest, d))
-        .collect::<Result<Vec<_>, _>>()?;
+/// The manifest and config of `image`, reading its layers from `blobs` (blocking I/O). `base`
+/// is the layer of the built-in base the image is on ([`crate::base_layer::base_layer`]);
+/// it is needed when the image has one and ignored when it has none.
+pub fn distribute(
+    blobs: &BlobDir,
+    image: &BuiltImage,
+    base: Option<&LayerInfo>,
+) -> Result<Distributed, DistributionError> {
+    let mut layers = Vec::with_capacity(image.layers.len() + 1);
+    if let Some(name) = builtin_base(image)? {
+        let base = base.ok_or_else(|| DistributionError::BaseLayerMissing {
+            image: image.digest.clone(),
+            base: name.to_string(),
+        })?;
+        layers.push(base.clone());
+    }
+    for d in &image.layers {
+        layers.push(layer_info(blobs, &image.digest, d)?);
+    }
     let config = config_bytes(image, &layers, oci_arch());
     let config_digest = digest_of(&config);
     let manifest = manifest_bytes(&config, &config_digest, &layers);
@@ -289,8 +307,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blobs = BlobDir::new(dir.path());
         let (img, tar_a, tar_b) = image(&blobs);
-        let d = distribute(&blobs, &img).unwrap();
-        assert_eq!(d, distribute(&blobs, &img).unwrap(), "not deterministic");
+        let d = distribute(&blobs, &img, None).unwrap();
+        assert_eq!(
+            d,
+            distribute(&blobs, &img, None).unwrap(),
+            "not deterministic"
+        );
         assert_eq!(d.manifest_digest, digest_of(&d.manifest));
         assert_eq!(d.config_digest, digest_of(&d.config));
 
@@ -343,18 +365,64 @@ mod tests {
     }
 
     #[test]
-    fn builtin_bases_and_missing_layers_are_refused_clearly() {
+    fn an_image_on_a_builtin_base_lists_the_base_layer_first() {
         let dir = tempfile::tempdir().unwrap();
         let blobs = BlobDir::new(dir.path());
-        let img = seal(Some("debian".into()), vec![], ImageConfig::default());
-        let e = distribute(&blobs, &img).unwrap_err().to_string();
+        let base_tar = b"pretend base tar".repeat(50);
+        let base_digest = blobs.put_bytes(&gzip(&base_tar)).unwrap();
+        let base = layer_info(&blobs, "base busybox", &base_digest).unwrap();
+        assert_eq!(base.diff_id, digest_of(&base_tar));
+        let (plain, tar_a, tar_b) = image(&blobs);
+        let img = seal(
+            Some("busybox".into()),
+            plain.layers.clone(),
+            plain.config.clone(),
+        );
+        let d = distribute(&blobs, &img, Some(&base)).unwrap();
+        assert_eq!(d, distribute(&blobs, &img, Some(&base)).unwrap());
+        let m: serde_json::Value = serde_json::from_slice(&d.manifest).unwrap();
+        let layers = m["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), 3);
+        assert_eq!(layers[0]["digest"], base_digest.as_str());
+        assert_eq!(layers[0]["mediaType"], LAYER_GZIP_MEDIA_TYPE);
+        assert_eq!(layers[0]["size"], base.size);
+        assert_eq!(layers[1]["digest"], img.layers[0].as_str());
+        let c: serde_json::Value = serde_json::from_slice(&d.config).unwrap();
+        assert_eq!(
+            c["rootfs"]["diff_ids"],
+            serde_json::json!([digest_of(&base_tar), digest_of(&tar_a), digest_of(&tar_b)])
+        );
+        assert!(d.has_blob(&base_digest));
+        // The same layers without the base are another manifest.
+        let without = distribute(&blobs, &plain, Some(&base)).unwrap();
+        assert_eq!(
+            without.layers.len(),
+            2,
+            "a base given to an image without one is ignored"
+        );
+        assert_ne!(without.manifest_digest, d.manifest_digest);
+    }
+
+    #[test]
+    fn unknown_bases_missing_base_layers_and_missing_layers_are_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobDir::new(dir.path());
+        let img = seal(Some("alpine".into()), vec![], ImageConfig::default());
+        let e = distribute(&blobs, &img, None).unwrap_err().to_string();
         assert!(
-            e.contains("built-in base \"debian\"") && e.contains("Dockerfile"),
+            e.contains("\"alpine\", which is not a built-in base") && e.contains("busybox"),
+            "{e}"
+        );
+        let img = seal(Some("debian".into()), vec![], ImageConfig::default());
+        assert_eq!(builtin_base(&img).unwrap(), Some("debian"));
+        let e = distribute(&blobs, &img, None).unwrap_err().to_string();
+        assert!(
+            e.contains("built-in base \"debian\", whose layer was not made"),
             "{e}"
         );
         let gone = format!("sha256:{}", "0".repeat(64));
         let img = seal(None, vec![gone.clone()], ImageConfig::default());
-        let e = distribute(&blobs, &img).unwrap_err().to_string();
+        let e = distribute(&blobs, &img, None).unwrap_err().to_string();
         assert!(
             e.contains(&gone) && e.contains("not in the blob store"),
             "{e}"

@@ -10,11 +10,20 @@
 //!   another blob of the store (source archives live there too).
 //! - Manifests and configs are generated from the `BuiltImage` ([`mesh_build::distribution`]),
 //!   the same bytes every time; generated ones are kept in memory by image digest.
+//! - An image on a built-in base (`busybox`, `debian`: buildpack builds, `FROM debian`
+//!   Dockerfiles) has that base as its first layer: the control plane makes the base as native
+//!   agents do, packs it once into the blob store ([`mesh_build::base_layer`], remembered in
+//!   `<data dir>/bases/` by the base's fingerprint) and serves it as a blob of the images of the
+//!   repository on that base. One making per base at a time, in a task of its own, so pulls
+//!   waiting for it (and other requests) are not held up by each other, and a pull given up
+//!   does not stop it ([`base_layer`]).
 //! - Nothing is pushed: other methods answer 405 `UNSUPPORTED`. Every error under `/v2` is the
 //!   distribution spec's `{"errors":[{"code","message","detail"}]}` ([`oci_errors`]).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Extension;
 use axum::body::Body;
@@ -22,8 +31,10 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 use mesh_build::blobs::{BlobDir, digest_hex};
-use mesh_build::distribution::{self, Distributed, MANIFEST_MEDIA_TYPE};
+use mesh_build::distribution::{self, Distributed, LayerInfo, MANIFEST_MEDIA_TYPE};
 use mesh_types::desired::BuiltImage;
 use mesh_types::{ErrorCode, Name};
 
@@ -37,6 +48,8 @@ use crate::error::ApiError;
 pub const REALM: &str = "widemesh";
 /// Generated manifests kept in memory; past this the memo starts afresh.
 const MEMO_MAX: usize = 512;
+/// A base that could not be made is tried again by requests this long after the attempt began.
+const BASE_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 /// Whether `path` is under the registry API.
 pub fn is_registry_path(path: &str) -> bool {
@@ -279,32 +292,104 @@ async fn images(
 
 static MEMO: LazyLock<Mutex<HashMap<String, Arc<Distributed>>>> = LazyLock::new(Default::default);
 
-/// The manifest and config of `image`, generated once per process (the image digest covers
-/// everything they are made of).
+/// A base being made or made: its layer, or why it could not be made.
+type Making = Shared<BoxFuture<'static, Result<LayerInfo, String>>>;
+
+/// A blob store's root and a base name.
+type BaseKey = (PathBuf, String);
+
+/// Per blob store and base name: the making, and when it began.
+static BASES: LazyLock<Mutex<HashMap<BaseKey, (Making, Instant)>>> =
+    LazyLock::new(Default::default);
+
+/// Where the control plane keeps its copies of the built-in bases and the layers made of
+/// them: `<data dir>/bases`, beside the blob store `<data dir>/blobs`.
+pub fn bases_dir(blobs: &BlobDir) -> PathBuf {
+    match blobs.root().parent() {
+        Some(parent) => parent.join("bases"),
+        None => blobs.root().join("bases"),
+    }
+}
+
+/// The layer of built-in base `name` in `blobs`: made once per process in a task of its own
+/// (the first call starts it, every other waits for the same one; the task goes on if its
+/// callers give up), read back from the file [`mesh_build::base_layer`] keeps after a restart.
+/// A failure is answered to every waiter, and tried again after [`BASE_RETRY_AFTER`].
+async fn base_layer(blobs: &BlobDir, name: &str) -> Result<LayerInfo, OciError> {
+    let key = (blobs.root().to_path_buf(), name.to_string());
+    let making = {
+        let mut bases = BASES.lock().unwrap_or_else(|e| e.into_inner());
+        match bases.get(&key) {
+            Some((making, began))
+                if !(matches!(making.peek(), Some(Err(_)))
+                    && began.elapsed() >= BASE_RETRY_AFTER) =>
+            {
+                making.clone()
+            }
+            _ => {
+                let (blobs, name) = (blobs.clone(), name.to_string());
+                let task = tokio::spawn(async move {
+                    let started = Instant::now();
+                    let made =
+                        mesh_build::base_layer::base_layer(&bases_dir(&blobs), &blobs, &name).await;
+                    match &made {
+                        Ok(layer) => tracing::info!(
+                            base = %name, layer = %layer.digest, size = layer.size,
+                            seconds = started.elapsed().as_secs_f64(),
+                            "the built-in base is a layer of the registry API"
+                        ),
+                        Err(e) => tracing::warn!(base = %name, "{e}"),
+                    }
+                    made.map_err(|e| e.to_string())
+                });
+                let making = async move {
+                    task.await
+                        .unwrap_or_else(|e| Err(format!("making the base layer stopped: {e}")))
+                }
+                .boxed()
+                .shared();
+                bases.insert(key, (making.clone(), Instant::now()));
+                making
+            }
+        }
+    };
+    making
+        .await
+        .map_err(|e| OciError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e))
+}
+
+/// The manifest and config of `image`, generated once per process (the image digest, and the
+/// base layer's for an image on a built-in base, cover everything they are made of).
 async fn distributed(blobs: &BlobDir, image: &BuiltImage) -> Result<Arc<Distributed>, OciError> {
-    if let Some(d) = MEMO
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&image.digest)
-    {
+    let unknown = |e: distribution::DistributionError| {
+        OciError::new(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", e.to_string())
+    };
+    let base = match distribution::builtin_base(image).map_err(unknown)? {
+        Some(name) => Some(base_layer(blobs, name).await?),
+        None => None,
+    };
+    let key = match &base {
+        Some(b) => format!("{}+{}", image.digest, b.digest),
+        None => image.digest.clone(),
+    };
+    if let Some(d) = MEMO.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return Ok(d.clone());
     }
-    distribution::servable(image)
-        .map_err(|e| OciError::new(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", e.to_string()))?;
     let (blobs, img) = (blobs.clone(), image.clone());
-    let d = tokio::task::spawn_blocking(move || distribution::distribute(&blobs, &img))
-        .await
-        .map_err(internal)?
-        .map_err(|e| match e {
-            distribution::DistributionError::Io { .. } => internal(e),
-            _ => OciError::new(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", e.to_string()),
-        })?;
+    let d =
+        tokio::task::spawn_blocking(move || distribution::distribute(&blobs, &img, base.as_ref()))
+            .await
+            .map_err(internal)?
+            .map_err(|e| match e {
+                distribution::DistributionError::Io { .. } => internal(e),
+                _ => unknown(e),
+            })?;
     let d = Arc::new(d);
     let mut memo = MEMO.lock().unwrap_or_else(|e| e.into_inner());
     if memo.len() >= MEMO_MAX {
         memo.clear();
     }
-    memo.insert(image.digest.clone(), d.clone());
+    memo.insert(key, d.clone());
     Ok(d)
 }
 
@@ -367,9 +452,7 @@ pub async fn manifest(
         Reference::Manifest(digest) => {
             let mut hit = None;
             for entry in &images {
-                if entry.1.base.is_none()
-                    && &distributed(&blobs, &entry.1).await?.manifest_digest == digest
-                {
+                if &distributed(&blobs, &entry.1).await?.manifest_digest == digest {
                     hit = Some(entry);
                     break;
                 }
@@ -387,8 +470,9 @@ pub async fn manifest(
     ))
 }
 
-/// `GET|HEAD /v2/{env}/{stack}/blobs/{digest}`: a layer or the config of an image of the
-/// repository the caller's rack may pull; nothing else of the blob store.
+/// `GET|HEAD /v2/{env}/{stack}/blobs/{digest}`: a layer (the built-in base's included) or the
+/// config of an image of the repository the caller's rack may pull; nothing else of the blob
+/// store.
 pub async fn blob(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -416,7 +500,7 @@ pub async fn blob(
     let servable: Vec<&BuiltImage> = images
         .iter()
         .map(|(_, i)| i)
-        .filter(|i| i.base.is_none())
+        .filter(|i| distribution::builtin_base(i).is_ok())
         .collect();
     if servable.iter().any(|i| i.layers.contains(&digest)) {
         scope.check_blob(&digest).map_err(|_| unknown())?;
@@ -431,6 +515,10 @@ pub async fn blob(
                 &digest,
                 d.config.clone(),
             ));
+        }
+        // The built-in base's layer, to the racks that may pull an image on it from here.
+        if image.base.is_some() && d.layers.first().is_some_and(|l| l.digest == digest) {
+            return layer_response(&method, &blobs, &digest).await;
         }
     }
     Err(unknown())

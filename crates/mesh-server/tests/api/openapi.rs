@@ -2740,16 +2740,10 @@ async fn a_live_control_plane_answers_every_operation_as_documented() {
         let latest = "/v2/shop/image/manifests/latest";
         api.call_as(agent_token, m.clone(), manifest, latest, None, S::NOT_FOUND)
             .await;
+        // A buildpack build: on the built-in busybox base, served with it as a layer.
         let on_a_base = "/v2/shop/site/manifests/v0";
-        api.call_as(
-            agent_token,
-            m.clone(),
-            manifest,
-            on_a_base,
-            None,
-            S::NOT_FOUND,
-        )
-        .await;
+        api.call_as(agent_token, m.clone(), manifest, on_a_base, None, S::OK)
+            .await;
         api.call_as(None, m.clone(), manifest, ok, None, S::UNAUTHORIZED)
             .await;
         api.call(m.clone(), manifest, ok, None, S::FORBIDDEN).await;

@@ -1,6 +1,8 @@
 //! The registry API (`/v2/`, pull side) with a real client: a containerd of the test's own pulls
 //! an imported image with `ctr`, verifying every digest and unpacking it; another rack's token,
 //! no token, other environments' images, other blobs of the store and path tricks are refused.
+//! An image built on the built-in busybox base is pulled with its base as the first layer and
+//! run with `ctr run`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -85,38 +87,52 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Deploys `archive` to `env`/`app` (created, on `racks`) and returns the deployment's image.
-async fn deploy_image(s: &TestServer, env: &str, racks: &[&str], archive: Vec<u8>) -> Value {
-    ok::<Value>(
-        s.post("/v1/environments", json!({"name": env, "racks": racks}))
-            .await,
-        StatusCode::CREATED,
-    )
-    .await;
+/// Creates `env` (on `racks`) and its stack `stack`.
+async fn create_stack(s: &TestServer, env: &str, racks: &[&str], stack: &str) {
+    let created = s.get(&format!("/v1/environments/{env}")).await;
+    if created.status() == StatusCode::NOT_FOUND {
+        ok::<Value>(
+            s.post("/v1/environments", json!({"name": env, "racks": racks}))
+                .await,
+            StatusCode::CREATED,
+        )
+        .await;
+    }
     ok::<Value>(
         s.post(
             &format!("/v1/environments/{env}/stacks"),
-            json!({"name": "app"}),
+            json!({"name": stack}),
         )
         .await,
         StatusCode::CREATED,
     )
     .await;
-    let digest = digest_of(&archive);
+}
+
+/// Uploads `bytes` (`kind` `image` or `source`) and deploys them to `env`/`stack` with
+/// `deployment` (the upload's digest filled in under `field`); returns the deployment once it
+/// has its image.
+async fn deploy(s: &TestServer, env: &str, stack: &str, bytes: Vec<u8>, field: &str) -> Value {
+    let digest = digest_of(&bytes);
+    let kind = if field == "image_archive" {
+        "image"
+    } else {
+        "source"
+    };
     let put = s
-        .req(Method::PUT, &format!("/v1/sources/{digest}?kind=image"))
-        .body(archive)
+        .req(Method::PUT, &format!("/v1/sources/{digest}?kind={kind}"))
+        .body(bytes)
         .send()
         .await
         .unwrap();
     ok::<Value>(put, StatusCode::OK).await;
-    let stack = format!("/v1/environments/{env}/stacks/app");
+    let stack = format!("/v1/environments/{env}/stacks/{stack}");
+    let mut body = json!({ field: digest });
+    if field == "source" {
+        body["formula"] = json!("buildpack");
+    }
     let created: Value = ok(
-        s.post(
-            &format!("{stack}/deployments"),
-            json!({"image_archive": digest}),
-        )
-        .await,
+        s.post(&format!("{stack}/deployments"), body).await,
         StatusCode::CREATED,
     )
     .await;
@@ -129,10 +145,16 @@ async fn deploy_image(s: &TestServer, env: &str, racks: &[&str], archive: Vec<u8
         }
         assert!(
             d["status"] != "failed" && Instant::now() < deadline,
-            "no image imported: {d}"
+            "no image made: {d}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Deploys `archive` to `env`/`app` (created, on `racks`) and returns the deployment's image.
+async fn deploy_image(s: &TestServer, env: &str, racks: &[&str], archive: Vec<u8>) -> Value {
+    create_stack(s, env, racks, "app").await;
+    deploy(s, env, "app", archive, "image_archive").await
 }
 
 /// A containerd of the test's own (its own root, state and socket under a tempdir), killed and
@@ -183,8 +205,13 @@ impl Containerd {
     }
 
     fn ctr(&self, args: &[&str]) -> std::process::Output {
-        Command::new("ctr")
-            .arg("--address")
+        self.ctr_within(120, args)
+    }
+
+    /// `ctr` stopped after `secs` seconds if it has not ended.
+    fn ctr_within(&self, secs: u32, args: &[&str]) -> std::process::Output {
+        Command::new("timeout")
+            .args(["-s", "KILL", &secs.to_string(), "ctr", "--address"])
             .arg(self.dir.join("c.sock"))
             .args(["-n", "test"])
             .args(args)
@@ -195,6 +222,17 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
+        // Containers a failed step left: their tasks (and with them their shims) go first.
+        let stdout = |o: std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+        let tasks = stdout(self.ctr_within(10, &["tasks", "ls", "-q"]));
+        for id in tasks.split_whitespace().take(20) {
+            let _ = self.ctr_within(10, &["tasks", "kill", "-s", "SIGKILL", id]);
+            let _ = self.ctr_within(10, &["tasks", "delete", "-f", id]);
+        }
+        let containers = stdout(self.ctr_within(10, &["containers", "ls", "-q"]));
+        for id in containers.split_whitespace().take(20) {
+            let _ = self.ctr_within(10, &["containers", "delete", id]);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         // Unpacked snapshots are plain directories, but a mount left by a failed step is not.
@@ -530,5 +568,178 @@ async fn containerd_pulls_a_racks_images_and_nothing_else() {
             "{args:?}: {t}"
         );
     }
+    drop(c);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containerd_pulls_and_runs_an_image_on_the_busybox_base() {
+    let s = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let local = std::fs::read_to_string(s.dir.join("local-join-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let created: Value = ok(
+        s.post(
+            "/v1/racks",
+            json!({"name": "east", "provider": "local", "region": "east", "domain": "east.test"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let east = created["join_token"].as_str().unwrap().to_string();
+
+    // A source build (the test server's builder makes busybox-based images: the source at /app).
+    let tree = tmp.path().join("src");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("hello.txt"), "hello from the app layer\n").unwrap();
+    std::fs::write(tree.join("Procfile"), "web: sh -c 'cat hello.txt'\n").unwrap();
+    let packed = mesh_build::pack(&tree).unwrap();
+    create_stack(&s, "shop", &["local"], "app").await;
+    let built = deploy(&s, "shop", "app", packed.bytes, "source").await;
+    assert_eq!(built["image"]["base"], "busybox", "{built}");
+    let version = built["version"].as_str().unwrap().to_string();
+    let app_layer = built["image"]["layers"][0].as_str().unwrap().to_string();
+    // Another repository of the same rack without a base, and one of another rack.
+    std::fs::create_dir_all(tmp.path().join("p")).unwrap();
+    let plain = image_archive(&tmp.path().join("p"), &[("p.txt", "p\n")], &["/p"]);
+    create_stack(&s, "shop", &["local"], "plain").await;
+    deploy(&s, "shop", "plain", plain, "image_archive").await;
+    std::fs::create_dir_all(tmp.path().join("b")).unwrap();
+    let other = image_archive(&tmp.path().join("b"), &[("bank.txt", "vault\n")], &["/x"]);
+    deploy_image(&s, "bank", &["east"], other).await;
+
+    let get = |path: String, token: &str| {
+        s.http
+            .get(format!("{}{path}", s.url))
+            .basic_auth("anyone", Some(token))
+            .send()
+    };
+
+    // Two first pulls at once: the base is made once, both get the same manifest.
+    let manifest = format!("/v2/shop/app/manifests/{version}");
+    let started = Instant::now();
+    let (a, b) = tokio::join!(get(manifest.clone(), &local), get(manifest.clone(), &local));
+    eprintln!(
+        "the first manifests (busybox base made and packed) took {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::OK));
+    let manifest_digest = a.headers()["docker-content-digest"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let bytes = a.bytes().await.unwrap();
+    assert_eq!(bytes, b.bytes().await.unwrap());
+    assert_eq!(digest_of(&bytes), manifest_digest);
+    let m: Value = serde_json::from_slice(&bytes).unwrap();
+    let layers = m["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2, "{m}");
+    let base_layer = layers[0]["digest"].as_str().unwrap().to_string();
+    assert_eq!(
+        layers[0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    assert_eq!(layers[1]["digest"], app_layer.as_str());
+    // Remembered beside the blob store for the next start.
+    let remembered = std::fs::read_to_string(s.dir.join("bases/busybox.layer.json")).unwrap();
+    assert!(remembered.contains(&base_layer), "{remembered}");
+
+    // The base layer is a blob of the repository, for its rack only.
+    let blob = get(format!("/v2/shop/app/blobs/{base_layer}"), &local)
+        .await
+        .unwrap();
+    assert_eq!(blob.status(), StatusCode::OK);
+    assert_eq!(blob.headers()["docker-content-digest"], base_layer.as_str());
+    let base_bytes = blob.bytes().await.unwrap();
+    assert_eq!(digest_of(&base_bytes), base_layer);
+    assert_eq!(layers[0]["size"], base_bytes.len());
+    let m = oci_error(
+        get(format!("/v2/shop/app/blobs/{base_layer}"), &east)
+            .await
+            .unwrap(),
+        StatusCode::FORBIDDEN,
+        "DENIED",
+    )
+    .await;
+    assert!(m.contains("not placed on rack \"east\""), "{m}");
+    for (repo, token) in [("bank/app", &east), ("shop/plain", &local)] {
+        oci_error(
+            get(format!("/v2/{repo}/blobs/{base_layer}"), token)
+                .await
+                .unwrap(),
+            StatusCode::NOT_FOUND,
+            "BLOB_UNKNOWN",
+        )
+        .await;
+    }
+    oci_error(
+        get(manifest.clone(), &east).await.unwrap(),
+        StatusCode::FORBIDDEN,
+        "DENIED",
+    )
+    .await;
+
+    // containerd pulls it (checking every digest and diff id) and runs it: a file of the app
+    // layer, read by the base's shell, and the base's busybox.
+    let c = Containerd::start(&tmp.path().join("containerd"));
+    let host = s.url.trim_start_matches("http://").to_string();
+    let name = format!("{host}/shop/app:{version}");
+    let user = format!("x:{local}");
+    let started = Instant::now();
+    let out = c.ctr(&["images", "pull", "--plain-http", "--user", &user, &name]);
+    eprintln!("ctr pull took {:.2}s", started.elapsed().as_secs_f64());
+    assert!(out.status.success(), "ctr pull: {}", text(&out));
+    let out = c.ctr(&["images", "check"]);
+    let listing = text(&out);
+    assert!(
+        out.status.success() && listing.contains(&name) && listing.contains("complete"),
+        "{listing}"
+    );
+    assert!(
+        text(&c.ctr(&["images", "ls"])).contains(&manifest_digest),
+        "pulled another manifest"
+    );
+    let started = Instant::now();
+    let out = c.ctr_within(
+        120,
+        &[
+            "run",
+            "--rm",
+            &name,
+            "wm-registry-base",
+            "sh",
+            "-c",
+            "cat /app/hello.txt && busybox echo \"shell of $(busybox | head -n 1 | cut -d ' ' -f 1)\"",
+        ],
+    );
+    eprintln!("ctr run took {:.2}s", started.elapsed().as_secs_f64());
+    let said = text(&out);
+    eprintln!("ctr run said: {said}");
+    assert!(out.status.success(), "ctr run: {said}");
+    assert!(
+        said.contains("hello from the app layer") && said.contains("shell of BusyBox"),
+        "{said}"
+    );
+    // The workdir of the image is honoured too: the app's Procfile command runs there.
+    let out = c.ctr_within(
+        120,
+        &[
+            "run",
+            "--rm",
+            &name,
+            "wm-registry-base-2",
+            "sh",
+            "-c",
+            "cat hello.txt",
+        ],
+    );
+    assert!(
+        out.status.success() && text(&out).contains("hello from the app layer"),
+        "ctr run in the workdir: {}",
+        text(&out)
+    );
     drop(c);
 }
