@@ -26,6 +26,7 @@ pub enum CacheError {
 
 pub struct StateCache {
     path: PathBuf,
+    dir: PathBuf,
     cipher: XChaCha20Poly1305,
 }
 
@@ -74,52 +75,71 @@ impl StateCache {
             XChaCha20Poly1305::new_from_slice(&key).map_err(|_| CacheError::Sealed(key_path))?;
         Ok(Self {
             path: dir.join("desired.sealed"),
+            dir: dir.to_path_buf(),
             cipher,
         })
     }
 
     pub fn save(&self, state: &DesiredState) -> Result<(), CacheError> {
-        let plain = serde_json::to_vec(state).unwrap_or_default();
+        self.seal_to(&self.path, state)
+    }
+
+    /// The last saved state; none before the first save.
+    pub fn load(&self) -> Result<Option<DesiredState>, CacheError> {
+        self.open_from(&self.path)
+    }
+
+    /// Keeps `value` sealed in `<dir>/<name>.sealed` (a Kubernetes agent's rack and cluster).
+    pub fn save_named<T: serde::Serialize>(&self, name: &str, value: &T) -> Result<(), CacheError> {
+        self.seal_to(&self.dir.join(format!("{name}.sealed")), value)
+    }
+
+    /// What [`StateCache::save_named`] kept under `name`; none before it did.
+    pub fn load_named<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, CacheError> {
+        self.open_from(&self.dir.join(format!("{name}.sealed")))
+    }
+
+    fn seal_to<T: serde::Serialize>(&self, path: &Path, value: &T) -> Result<(), CacheError> {
+        let path = path.to_path_buf();
+        let plain = serde_json::to_vec(value).unwrap_or_default();
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(|e| CacheError::Io {
-            path: self.path.clone(),
+            path: path.clone(),
             source: std::io::Error::other(e.to_string()),
         })?;
         let sealed = self
             .cipher
             .encrypt(XNonce::from_slice(&nonce), plain.as_slice())
-            .map_err(|_| CacheError::Sealed(self.path.clone()))?;
+            .map_err(|_| CacheError::Sealed(path.clone()))?;
         let mut bytes = nonce.to_vec();
         bytes.extend(sealed);
-        write_private(&self.path, &bytes).map_err(|source| CacheError::Io {
-            path: self.path.clone(),
-            source,
-        })
+        write_private(&path, &bytes).map_err(|source| CacheError::Io { path, source })
     }
 
-    /// The last saved state; none before the first save.
-    pub fn load(&self) -> Result<Option<DesiredState>, CacheError> {
-        let bytes = match std::fs::read(&self.path) {
+    fn open_from<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &Path,
+    ) -> Result<Option<T>, CacheError> {
+        let path = path.to_path_buf();
+        let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(CacheError::Io {
-                    path: self.path.clone(),
-                    source,
-                });
-            }
+            Err(source) => return Err(CacheError::Io { path, source }),
         };
         if bytes.len() < NONCE_LEN {
-            return Err(CacheError::Sealed(self.path.clone()));
+            return Err(CacheError::Sealed(path.clone()));
         }
         let (nonce, sealed) = bytes.split_at(NONCE_LEN);
         let plain = self
             .cipher
             .decrypt(XNonce::from_slice(nonce), sealed)
-            .map_err(|_| CacheError::Sealed(self.path.clone()))?;
+            .map_err(|_| CacheError::Sealed(path.clone()))?;
         serde_json::from_slice(&plain)
             .map(Some)
-            .map_err(|_| CacheError::Sealed(self.path.clone()))
+            .map_err(|_| CacheError::Sealed(path.clone()))
     }
 }
 

@@ -42,6 +42,11 @@ impl Gateway {
         self.client.register_server(req).await
     }
 
+    /// The token's rack: its runtime and, for a Kubernetes rack, the cluster's kubeconfig.
+    pub async fn rack(&self) -> Result<mesh_types::agent::AgentRack, GatewayError> {
+        self.client.agent_rack().await
+    }
+
     pub async fn status(&self, report: &StatusReport) -> Result<(), GatewayError> {
         self.client.report_status(report).await.map(|_| ())
     }

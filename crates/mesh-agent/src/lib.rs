@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod handover;
 pub mod health;
 pub mod images;
+pub mod kube;
 pub mod logship;
 pub mod networks;
 pub mod plan;

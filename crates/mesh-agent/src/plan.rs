@@ -26,7 +26,7 @@ pub use wanted::{CronJob, Wanted, generation_of, instance_id, is_oneoff, is_run,
 
 #[cfg(test)]
 #[path = "plan/fixtures.rs"]
-mod fixtures;
+pub(crate) mod fixtures;
 #[cfg(test)]
 #[path = "plan/tests.rs"]
 mod tests;

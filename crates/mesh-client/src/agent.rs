@@ -1,12 +1,17 @@
 //! Routes of the agent gateway (`/v1/agent`), called with a rack's join token.
 
-use mesh_types::agent::{LogAck, LogBatch, RegisterServer, StatusReport};
+use mesh_types::agent::{AgentRack, LogAck, LogBatch, RegisterServer, StatusReport};
 use mesh_types::api::Server;
 
 use crate::client::{Client, JsonLines};
 use crate::error::Result;
 
 impl Client {
+    /// `GET /v1/agent/rack`: the token's rack, its runtime and (a Kubernetes rack's) cluster.
+    pub async fn agent_rack(&self) -> Result<AgentRack> {
+        self.get(&["v1", "agent", "rack"]).await
+    }
+
     /// `POST /v1/agent/register`: announces this server in the token's rack (also a heartbeat).
     pub async fn register_server(&self, req: &RegisterServer) -> Result<Server> {
         self.post(&["v1", "agent", "register"], req).await

@@ -55,6 +55,8 @@ pub async fn bootstrap(
                     size: None,
                     domain: None,
                     address: None,
+                    runtime: None,
+                    kubeconfig: None,
                 };
                 let rack = rack_from_request(&req, ProviderKind::Local, now)
                     .map_err(|e| StoreError::Invalid(e.to_string()))?;

@@ -15,6 +15,7 @@ mod deploy;
 mod domain;
 mod error;
 mod extract;
+mod kube;
 #[cfg(test)]
 mod layering;
 mod logs;

@@ -181,6 +181,7 @@ fn v1(table: Table) -> Table {
             format!("{ENV}/certificates/{{fingerprint}}"),
             certificates::delete,
         )
+        .add(M::GET, "/v1/agent/rack", gateway::rack)
         .add(M::POST, "/v1/agent/register", gateway::register)
         .add(M::GET, "/v1/agent/watch", gateway::watch)
         .add(M::GET, "/v1/agent/blobs/{digest}", gateway::blob)

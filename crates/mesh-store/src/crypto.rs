@@ -49,6 +49,7 @@ pub(crate) enum Purpose {
     Config,
     ProviderSecret,
     CertificateKey,
+    Kubeconfig,
 }
 
 impl Purpose {
@@ -57,6 +58,7 @@ impl Purpose {
             Purpose::Config => b"widemesh config value",
             Purpose::ProviderSecret => b"widemesh provider secret",
             Purpose::CertificateKey => b"widemesh certificate key",
+            Purpose::Kubeconfig => b"widemesh rack kubeconfig",
         }
     }
 }

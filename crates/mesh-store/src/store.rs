@@ -138,6 +138,10 @@ pub trait Store: Send + Sync + 'static {
     // Racks and their servers.
     /// `NotFound` if its provider does not exist.
     async fn create_rack(&self, rack: &Rack) -> StoreResult<Rack>;
+    /// A rack with the kubeconfig of its cluster (a Kubernetes rack), sealed, in one write.
+    async fn create_kube_rack(&self, rack: &Rack, kubeconfig: &str) -> StoreResult<Rack>;
+    /// A Kubernetes rack's kubeconfig; None for a native rack.
+    async fn rack_kubeconfig(&self, rack: &str) -> StoreResult<Option<String>>;
     async fn list_racks(&self) -> StoreResult<Vec<Rack>>;
     async fn get_rack(&self, name: &str) -> StoreResult<Rack>;
     async fn update_rack(&self, rack: &Rack) -> StoreResult<Rack>;

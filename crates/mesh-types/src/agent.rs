@@ -144,3 +144,30 @@ pub fn is_oneoff_instance(id: &str) -> bool {
         s.starts_with('x') && s.len() > 1 && s[1..].bytes().all(|b| b.is_ascii_hexdigit())
     })
 }
+
+/// `GET /v1/agent/rack`: the join token's rack, as its agents need it: what runs its
+/// instances and, for a Kubernetes rack, the cluster's kubeconfig. Secret (the kubeconfig).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentRack {
+    pub name: Name,
+    pub runtime: crate::api::RackRuntime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<String>,
+}
+
+impl std::fmt::Debug for AgentRack {
+    // Keeps the cluster's credentials out of logs and panics.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentRack")
+            .field("name", &self.name)
+            .field("runtime", &self.runtime)
+            .field(
+                "kubeconfig",
+                &self
+                    .kubeconfig
+                    .as_ref()
+                    .map(|k| format!("{} bytes", k.len())),
+            )
+            .finish()
+    }
+}

@@ -14,6 +14,7 @@ use crate::failure::hinted;
 mod builds;
 #[path = "edge.rs"]
 pub mod edge;
+mod kube;
 mod router_limits;
 
 use crate::output::print;
@@ -123,6 +124,10 @@ pub struct AgentArgs {
     pub router_handover: Option<PathBuf>,
     #[command(flatten)]
     pub router_limits: RouterLimits,
+    /// Reconcile into this Kubernetes cluster instead of the one the control plane keeps for
+    /// the rack (a Kubernetes rack only)
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// `mesh router`: `mesh agent` with the edge router on by default.
@@ -608,7 +613,7 @@ pub async fn agent(args: AgentArgs) -> Result<()> {
         handover: args.router_handover,
         options: args.router_limits.options(),
     });
-    run_agent(args.join, router).await
+    run_agent(args.join, router, args.kubeconfig).await
 }
 
 /// `mesh router`: a server of a rack that runs the rack's edge router beside its instances.
@@ -620,11 +625,11 @@ pub async fn router(args: RouterArgs) -> Result<()> {
         handover: args.router_handover,
         options: args.router_limits.options(),
     };
-    run_agent(args.join, Some(listen)).await
+    run_agent(args.join, Some(listen), None).await
 }
 
 /// Where an agent's router listens, and where it hands its sockets over on a restart.
-struct RouterListen {
+pub(crate) struct RouterListen {
     http: SocketAddr,
     https: Option<SocketAddr>,
     metrics: Option<SocketAddr>,
@@ -632,14 +637,21 @@ struct RouterListen {
     options: mesh_router::RouterOptions,
 }
 
-async fn run_agent(args: JoinArgs, router: Option<RouterListen>) -> Result<()> {
+async fn run_agent(
+    args: JoinArgs,
+    router: Option<RouterListen>,
+    kubeconfig: Option<PathBuf>,
+) -> Result<()> {
+    let data_dir = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => data_dir(None)?.join("agent"),
+    };
+    if kube::is_kubernetes(&args, &data_dir, kubeconfig.as_deref()).await {
+        return kube::run(args, data_dir, router, kubeconfig).await;
+    }
     if let Some(why) = cannot_run_instances() {
         anyhow::bail!("this machine cannot run instances: {why}");
     }
-    let data_dir = match args.data_dir {
-        Some(d) => d,
-        None => data_dir(None)?.join("agent"),
-    };
     let handle = start_agent(
         &args.api_url,
         &args.token,
@@ -651,23 +663,8 @@ async fn run_agent(args: JoinArgs, router: Option<RouterListen>) -> Result<()> {
     .await?;
     let edge = match router {
         Some(r) => {
-            let path = r.handover.unwrap_or_else(|| data_dir.join("router.sock"));
-            let handover = edge::Handover {
-                taken: edge::take(&path).await,
-                path,
-                initial: handle.agent.cached_routing().await,
-                offer_also: Vec::new(),
-            };
-            let started = edge::Edge::start_with_handover(
-                r.http,
-                r.https,
-                r.metrics,
-                r.options,
-                handle.agent.routing(),
-                Some(handover),
-            )
-            .await;
-            match started {
+            let initial = handle.agent.cached_routing().await;
+            match start_edge(r, &data_dir, handle.agent.routing(), initial).await {
                 Ok(e) => {
                     handle.agent.set_in_flight(e.in_flight());
                     handle.agent.set_router(e.http_addr());
@@ -675,11 +672,7 @@ async fn run_agent(args: JoinArgs, router: Option<RouterListen>) -> Result<()> {
                 }
                 Err(e) => {
                     handle.stop().await;
-                    return Err(hinted(
-                        format!("cannot start the edge router: {e}"),
-                        router_limits::settings_hint(&e)
-                            .unwrap_or("pass --http-listen and --https-listen with free addresses"),
-                    ));
+                    return Err(e);
                 }
             }
         }
@@ -690,20 +683,58 @@ async fn run_agent(args: JoinArgs, router: Option<RouterListen>) -> Result<()> {
         args.api_url,
         data_dir.display()
     ));
-    // Until a signal, or until a new process took the router over (it then waits for this
-    // agent to stop before its own runs).
-    match &edge {
+    wait_for_signal_or_handover(edge.as_ref()).await?;
+    if let Some(e) = edge {
+        e.stop().await;
+    }
+    // Instances keep running: a restarted agent adopts them.
+    handle.stop().await;
+    Ok(())
+}
+
+/// Starts the rack's edge router following `routing`, serving `initial` until it changes, and
+/// taking the sockets over from a previous process if one offers them.
+async fn start_edge(
+    r: RouterListen,
+    data_dir: &std::path::Path,
+    routing: tokio::sync::watch::Receiver<mesh_agent::Routing>,
+    initial: mesh_agent::Routing,
+) -> Result<edge::Edge> {
+    let path = r.handover.unwrap_or_else(|| data_dir.join("router.sock"));
+    let handover = edge::Handover {
+        taken: edge::take(&path).await,
+        path,
+        initial,
+        offer_also: Vec::new(),
+    };
+    edge::Edge::start_with_handover(
+        r.http,
+        r.https,
+        r.metrics,
+        r.options,
+        routing,
+        Some(handover),
+    )
+    .await
+    .map_err(|e| {
+        hinted(
+            format!("cannot start the edge router: {e}"),
+            router_limits::settings_hint(&e)
+                .unwrap_or("pass --http-listen and --https-listen with free addresses"),
+        )
+    })
+}
+
+/// Until a signal, or until a new process took the router over (it then waits for this agent
+/// to stop before its own runs).
+async fn wait_for_signal_or_handover(edge: Option<&edge::Edge>) -> Result<()> {
+    match edge {
         Some(e) => tokio::select! {
             r = wait_for_signal() => r?,
             _ = e.handed_over() => tracing::info!("handed the router over: stopping"),
         },
         None => wait_for_signal().await?,
     }
-    if let Some(e) = edge {
-        e.stop().await;
-    }
-    // Instances keep running: a restarted agent adopts them.
-    handle.stop().await;
     Ok(())
 }
 

@@ -40,6 +40,21 @@ pub(super) async fn caller_rack(state: &AppState, caller: &Caller) -> ApiResult<
     }
 }
 
+/// `GET /v1/agent/rack`: the caller's rack as its agent needs it: the runtime, and a Kubernetes
+/// rack's kubeconfig (opened from its seal; only the rack's own join token gets it).
+pub async fn rack(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<mesh_types::agent::AgentRack>> {
+    let rack = caller_rack(&state, &caller).await?;
+    let kubeconfig = state.store().rack_kubeconfig(rack.name.as_str()).await?;
+    Ok(Json(mesh_types::agent::AgentRack {
+        name: rack.name,
+        runtime: rack.runtime,
+        kubeconfig,
+    }))
+}
+
 /// Registers the agent's server, or records its heartbeat when it registers again. A rack has
 /// one server (see `domain::servers`): another agent is refused unless the server is lost.
 pub async fn register(

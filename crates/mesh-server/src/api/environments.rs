@@ -45,6 +45,7 @@ async fn placement(state: &AppState, env: &Name, racks: &[Name]) -> ApiResult<Ve
             return Err(ApiError::invalid(format!("rack {name:?} is listed twice")));
         }
         let rack: Rack = state.store().get_rack(name.as_str()).await?;
+        crate::kube::check_namespace(state, &rack, env.as_str()).await?;
         let domain = Domain::parse(&format!("{env}.{}", rack.domain))
             .map_err(|e| ApiError::invalid(format!("platform alias of rack {name}: {e}")))?;
         if !aliases.iter().any(|a| a.domain == domain) {

@@ -3,7 +3,9 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use mesh_types::api::{CreateProvider, CreateRack, CreatedRack, Provider, Rack, Role, Server};
+use mesh_types::api::{
+    CreateProvider, CreateRack, CreatedRack, Provider, Rack, RackRuntime, Role, Server,
+};
 
 use super::{Created, JsonBody, audit, created};
 use crate::app::AppState;
@@ -94,10 +96,29 @@ pub async fn create_rack(
     JsonBody(req): JsonBody<CreateRack>,
 ) -> ApiResult<Created<CreatedRack>> {
     let provider = state.store().get_provider(req.provider.as_str()).await?;
-    let rack = state
-        .store()
-        .create_rack(&rack_from_request(&req, provider.kind, state.now())?)
-        .await?;
+    let wanted = rack_from_request(&req, provider.kind, state.now())?;
+    let mut cluster = None;
+    let rack = match (&req.kubeconfig, wanted.runtime) {
+        (Some(kubeconfig), RackRuntime::Kubernetes) => {
+            let secrets = state
+                .store()
+                .provider_secrets(provider.name.as_str())
+                .await?;
+            if provision::makes_servers(provider.kind, &secrets) {
+                return Err(ApiError::invalid(format!(
+                    "provider {} makes servers, and a Kubernetes rack runs on a cluster that \
+                     exists: use a provider that makes none (such as one of kind local) with \
+                     --kubeconfig (making the cluster's servers with k3s is not built yet)",
+                    provider.name
+                )));
+            }
+            // Checked before anything is stored: a cluster that does not answer, or
+            // credentials without the agent's rights, leave nothing behind.
+            cluster = Some(crate::kube::check_cluster(kubeconfig).await?);
+            state.store().create_kube_rack(&wanted, kubeconfig).await?
+        }
+        _ => state.store().create_rack(&wanted).await?,
+    };
     let join_token = tokens::generate();
     state
         .store()
@@ -109,9 +130,12 @@ pub async fn create_rack(
         )
         .await?;
     let mut detail = format!(
-        "provider {} region {} size {}",
-        rack.provider, rack.region, rack.size
+        "provider {} region {} size {} runtime {}",
+        rack.provider, rack.region, rack.size, rack.runtime
     );
+    if let Some(version) = cluster {
+        detail.push_str(&format!(" cluster {version}"));
+    }
     if let Some((p, driver)) = provision::rack_driver(&state, rack.provider.as_str()).await? {
         // The rack's one server, made now: the rack goes again if it cannot be made, so that
         // the same command can be run again once the cause is fixed. In a task of its own, so

@@ -35,6 +35,8 @@ async fn platform(dir: &std::path::Path) -> AppState {
         size: None,
         domain: None,
         address: None,
+        runtime: None,
+        kubeconfig: None,
     };
     let rack = crate::domain::racks::rack_from_request(&req, ProviderKind::Local, 1).unwrap();
     store.create_rack(&rack).await.unwrap();

@@ -1,7 +1,7 @@
 //! Racks: the rack a request asks for, with the defaults of its provider's kind, and the token
 //! its agents join with.
 
-use mesh_types::api::{CreateRack, ProviderKind, Rack, RackState};
+use mesh_types::api::{CreateRack, ProviderKind, Rack, RackRuntime, RackState};
 use mesh_types::{Domain, NameError, UnixMs};
 
 /// Why a rack request cannot make a rack; every one is the caller's to fix.
@@ -19,6 +19,14 @@ pub enum RackError {
     BadSize(String),
     #[error("rack address {0:?} is neither an IP address nor a hostname")]
     BadAddress(String),
+    #[error(
+        "--kubeconfig is required for a Kubernetes rack: the kubeconfig of the cluster its agent reconciles into"
+    )]
+    KubeconfigRequired,
+    #[error(
+        "--kubeconfig is only for Kubernetes racks: add --runtime kubernetes, or leave the kubeconfig out for a native rack"
+    )]
+    KubeconfigNotNative,
     #[error(transparent)]
     Name(#[from] NameError),
 }
@@ -44,8 +52,16 @@ pub fn rack_from_request(
     now: UnixMs,
 ) -> Result<Rack, RackError> {
     let local = kind == ProviderKind::Local;
+    let runtime = req.runtime.unwrap_or_default();
+    match (runtime, &req.kubeconfig) {
+        (RackRuntime::Kubernetes, None) => return Err(RackError::KubeconfigRequired),
+        (RackRuntime::Native, Some(_)) => return Err(RackError::KubeconfigNotNative),
+        _ => {}
+    }
     let size = match (&req.size, local) {
         (Some(s), _) => s.clone(),
+        // A Kubernetes rack's servers are the cluster's nodes, not made by the platform.
+        (None, _) if runtime == RackRuntime::Kubernetes => "cluster".to_string(),
         (None, true) => "local".to_string(),
         (None, false) => return Err(RackError::SizeRequired),
     };
@@ -74,6 +90,7 @@ pub fn rack_from_request(
         address,
         state: RackState::Ready,
         created_at: now,
+        runtime,
     })
 }
 
@@ -100,7 +117,26 @@ mod tests {
             size: size.map(String::from),
             domain: domain.map(|d| Domain::parse(d).unwrap()),
             address: address.map(String::from),
+            runtime: None,
+            kubeconfig: None,
         }
+    }
+
+    #[test]
+    fn a_kubernetes_rack_needs_its_kubeconfig_and_only_it_has_one() {
+        let mut req = request(None, None, None);
+        req.runtime = Some(RackRuntime::Kubernetes);
+        let e = rack_from_request(&req, ProviderKind::Local, 7).unwrap_err();
+        assert!(e.to_string().contains("--kubeconfig is required"), "{e}");
+        req.kubeconfig = Some("apiVersion: v1".into());
+        let rack = rack_from_request(&req, ProviderKind::Local, 7).unwrap();
+        assert_eq!(
+            (rack.runtime, rack.size.as_str()),
+            (RackRuntime::Kubernetes, "cluster")
+        );
+        req.runtime = None;
+        let e = rack_from_request(&req, ProviderKind::Local, 7).unwrap_err();
+        assert!(e.to_string().contains("only for Kubernetes racks"), "{e}");
     }
 
     #[test]

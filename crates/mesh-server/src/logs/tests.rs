@@ -31,6 +31,7 @@ async fn store(dir: &tempfile::TempDir) -> Arc<dyn Store> {
             address: "203.0.113.10".into(),
             state: RackState::Ready,
             created_at: 1,
+            runtime: Default::default(),
         })
         .await
         .unwrap();

@@ -17,10 +17,10 @@ use mesh_types::api::{
     CreatedRack, CreatedToken, Deployment, DeploymentStatus, DeploymentStep, DnsRecord, Endpoint,
     EndpointKind, Environment, EnvironmentDetails, Event, Formula, HealthCheck, Instance,
     InstanceState, LeavingRack, PlacementState, Provider, ProviderKind, PublishService, Rack,
-    RackPlacement, RackState, ReplaceOptions, Replacement, ReplacementPhase, ResizeRack, Role,
-    RollbackRequest, Route, ScaleService, Server, ServerState, Service, ServiceKind, ServiceStatus,
-    SourceUploaded, Stack, Token, UnpublishService, UpdateEnvironment, UpdateService, UpdateStack,
-    UpgradeRack, UploadCertificate, WhoAmI,
+    RackPlacement, RackRuntime, RackState, ReplaceOptions, Replacement, ReplacementPhase,
+    ResizeRack, Role, RollbackRequest, Route, ScaleService, Server, ServerState, Service,
+    ServiceKind, ServiceStatus, SourceUploaded, Stack, Token, UnpublishService, UpdateEnvironment,
+    UpdateService, UpdateStack, UpgradeRack, UploadCertificate, WhoAmI,
 };
 use mesh_types::config::{ConfigChange, ConfigScope, ConfigVar, ResolvedConfig, ResolvedVar};
 use mesh_types::desired::{BuiltImage, ImageConfig};
@@ -513,6 +513,7 @@ fn rack() -> Rack {
         address: "203.0.113.10".into(),
         state: RackState::Ready,
         created_at: T0,
+        runtime: Default::default(),
     }
 }
 
@@ -815,6 +816,37 @@ fn samples() -> Vec<(&'static str, Value)> {
                 size: Some("s-2vcpu-4gb".into()),
                 domain: Some(domain("fra1.example.net")),
                 address: Some("203.0.113.10".into()),
+                runtime: None,
+                kubeconfig: None,
+            },
+        ),
+        sample(
+            "CreateRack",
+            CreateRack {
+                name: name("k8s"),
+                provider: name("local"),
+                region: name("eu"),
+                size: None,
+                domain: Some(domain("k8s.example.net")),
+                address: Some("203.0.113.20".into()),
+                runtime: Some(RackRuntime::Kubernetes),
+                kubeconfig: Some("apiVersion: v1\nkind: Config\n".into()),
+            },
+        ),
+        sample(
+            "AgentRack",
+            mesh_types::agent::AgentRack {
+                name: name("local"),
+                runtime: RackRuntime::Native,
+                kubeconfig: None,
+            },
+        ),
+        sample(
+            "AgentRack",
+            mesh_types::agent::AgentRack {
+                name: name("k8s"),
+                runtime: RackRuntime::Kubernetes,
+                kubeconfig: Some("apiVersion: v1\nkind: Config\n".into()),
             },
         ),
         sample(
@@ -826,6 +858,8 @@ fn samples() -> Vec<(&'static str, Value)> {
                 size: None,
                 domain: None,
                 address: None,
+                runtime: None,
+                kubeconfig: None,
             },
         ),
         sample(
@@ -1496,6 +1530,7 @@ fn the_enum_schemas_list_every_variant() {
             Viewer,
             Agent
         }),
+        variants!(RackRuntime { Native, Kubernetes }),
         variants!(LogStream {
             Stdout,
             Stderr,
@@ -2251,6 +2286,9 @@ async fn a_live_control_plane_answers_every_operation_as_documented() {
     let reg = "/v1/agent/register";
     api.call_as(agent, M::POST, reg, reg, Some(register.clone()), S::OK)
         .await;
+    let rack = "/v1/agent/rack";
+    api.call_as(agent, M::GET, rack, rack, None, S::OK).await;
+    api.call(M::GET, rack, rack, None, S::FORBIDDEN).await;
     api.call(M::POST, reg, reg, Some(register), S::FORBIDDEN)
         .await;
     let status = "/v1/agent/status";

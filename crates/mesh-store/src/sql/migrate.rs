@@ -57,6 +57,10 @@ const SQLITE: &[Migration] = &[
         version: 7,
         step: Step::Sql(include_str!("../../migrations/sqlite/0007_replacement.sql")),
     },
+    Migration {
+        version: 8,
+        step: Step::Sql(include_str!("../../migrations/sqlite/0008_kubernetes.sql")),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -92,6 +96,12 @@ const POSTGRES: &[Migration] = &[
         version: 7,
         step: Step::Sql(include_str!(
             "../../migrations/postgres/0007_replacement.sql"
+        )),
+    },
+    Migration {
+        version: 8,
+        step: Step::Sql(include_str!(
+            "../../migrations/postgres/0008_kubernetes.sql"
         )),
     },
 ];

@@ -3,12 +3,12 @@
 use std::collections::BTreeMap;
 
 use mesh_types::UnixMs;
-use mesh_types::api::{CreateProvider, Provider, Rack};
+use mesh_types::api::{CreateProvider, Provider, Rack, RackRuntime};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
 use super::rows::{
-    OrExists, blob, domain, enum_of, int, is_foreign_key_violation, name, text, wire,
+    OrExists, blob, corrupt, domain, enum_of, int, is_foreign_key_violation, name, text, wire,
 };
 use super::{SqlStore, lookup};
 use crate::crypto::Purpose;
@@ -17,7 +17,7 @@ use crate::{StoreError, StoreResult};
 macro_rules! select_rack {
     () => {
         "SELECT r.name, p.name AS provider, r.region, r.size, r.domain, r.address, r.state, \
-         r.created_at FROM racks r JOIN providers p ON p.id = r.provider_id"
+         r.created_at, r.runtime FROM racks r JOIN providers p ON p.id = r.provider_id"
     };
 }
 
@@ -31,6 +31,7 @@ fn rack(row: &AnyRow) -> StoreResult<Rack> {
         address: text(row, "address")?,
         state: enum_of(row, "state")?,
         created_at: int(row, "created_at")?,
+        runtime: RackRuntime::parse(&text(row, "runtime")?).map_err(corrupt)?,
     })
 }
 
@@ -159,7 +160,14 @@ async fn rack_by_name(conn: &mut AnyConnection, rack_name: &str) -> StoreResult<
     rack(&row)
 }
 
-pub(crate) async fn create_rack(store: &SqlStore, new: &Rack) -> StoreResult<Rack> {
+pub(crate) async fn create_rack(
+    store: &SqlStore,
+    new: &Rack,
+    kubeconfig: Option<&str>,
+) -> StoreResult<Rack> {
+    let sealed = kubeconfig
+        .map(|k| store.key().seal_str(Purpose::Kubeconfig, k))
+        .transpose()?;
     let exists = || format!("rack {:?} already exists", new.name.as_str());
     let mut w = store.write().await?;
     let provider_id = lookup::provider(w.conn(), new.provider.as_str()).await?;
@@ -167,8 +175,8 @@ pub(crate) async fn create_rack(store: &SqlStore, new: &Rack) -> StoreResult<Rac
         return Err(StoreError::AlreadyExists(exists()));
     }
     sqlx::query(
-        "INSERT INTO racks (name, provider_id, region, size, domain, address, state, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO racks (name, provider_id, region, size, domain, address, state, created_at, \
+         runtime, kubeconfig_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(new.name.as_str())
     .bind(provider_id)
@@ -178,12 +186,30 @@ pub(crate) async fn create_rack(store: &SqlStore, new: &Rack) -> StoreResult<Rac
     .bind(new.address.as_str())
     .bind(wire(&new.state)?)
     .bind(new.created_at)
+    .bind(new.runtime.as_str())
+    .bind(sealed)
     .execute(w.conn())
     .await
     .or_exists(exists)?;
     let created = rack_by_name(w.conn(), new.name.as_str()).await?;
     w.commit().await?;
     Ok(created)
+}
+
+/// A Kubernetes rack's kubeconfig (None for a native rack).
+pub(crate) async fn rack_kubeconfig(
+    store: &SqlStore,
+    rack_name: &str,
+) -> StoreResult<Option<String>> {
+    let row = sqlx::query("SELECT kubeconfig_sealed FROM racks WHERE name = $1")
+        .bind(rack_name)
+        .fetch_optional(&mut *store.read().await?)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("rack {rack_name:?}")))?;
+    let sealed: Option<Vec<u8>> = sqlx::Row::try_get(&row, "kubeconfig_sealed")?;
+    sealed
+        .map(|b| store.key().open_str(Purpose::Kubeconfig, &b))
+        .transpose()
 }
 
 pub(crate) async fn list_racks(store: &SqlStore) -> StoreResult<Vec<Rack>> {

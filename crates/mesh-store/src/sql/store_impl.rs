@@ -86,7 +86,15 @@ impl Store for SqlStore {
     }
 
     async fn create_rack(&self, rack: &Rack) -> StoreResult<Rack> {
-        platform::create_rack(self, rack).await
+        platform::create_rack(self, rack, None).await
+    }
+
+    async fn create_kube_rack(&self, rack: &Rack, kubeconfig: &str) -> StoreResult<Rack> {
+        platform::create_rack(self, rack, Some(kubeconfig)).await
+    }
+
+    async fn rack_kubeconfig(&self, rack: &str) -> StoreResult<Option<String>> {
+        platform::rack_kubeconfig(self, rack).await
     }
 
     async fn list_racks(&self) -> StoreResult<Vec<Rack>> {

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use mesh_store::Store;
-use mesh_types::api::{CreateProvider, ProviderKind, RackState, Role, Server, ServerState};
+use mesh_types::api::{
+    CreateProvider, ProviderKind, RackRuntime, RackState, Role, Server, ServerState,
+};
 
 use crate::support::*;
 
@@ -12,6 +14,7 @@ both!(
     providers_keep_secrets,
     racks_and_servers,
     deleting_a_rack_or_provider_in_use_is_refused,
+    kubernetes_racks_keep_their_kubeconfig_sealed,
 );
 
 fn provider(provider_name: &str, secrets: &[(&str, &str)]) -> CreateProvider {
@@ -189,4 +192,29 @@ async fn deleting_a_rack_or_provider_in_use_is_refused(store: Arc<dyn Store>) {
     assert!(store.token_by_hash("hash-agent").await.unwrap().is_none());
     store.delete_provider("local").await.unwrap();
     not_found(store.delete_rack("local").await, "rack \"local\"");
+}
+
+async fn kubernetes_racks_keep_their_kubeconfig_sealed(store: Arc<dyn Store>) {
+    store
+        .create_provider(&provider("local", &[]), T)
+        .await
+        .unwrap();
+    let mut k = rack("k8s", "local", "192.0.2.9");
+    k.runtime = RackRuntime::Kubernetes;
+    let kubeconfig = "apiVersion: v1\nusers:\n- user: {token: s3cret-cluster-token}\n";
+    let created = store.create_kube_rack(&k, kubeconfig).await.unwrap();
+    assert_eq!(created.runtime, RackRuntime::Kubernetes);
+    assert_eq!(store.get_rack("k8s").await.unwrap(), k);
+    assert_eq!(
+        store.rack_kubeconfig("k8s").await.unwrap().as_deref(),
+        Some(kubeconfig)
+    );
+    // A native rack has none; a rack that is not there is not found.
+    store
+        .create_rack(&rack("edge", "local", "192.0.2.1"))
+        .await
+        .unwrap();
+    assert_eq!(store.get_rack("edge").await.unwrap().runtime, RackRuntime::Native);
+    assert_eq!(store.rack_kubeconfig("edge").await.unwrap(), None);
+    not_found(store.rack_kubeconfig("nope").await, "rack \"nope\"");
 }

@@ -209,6 +209,7 @@ pub fn rack(rack_name: &str, provider: &str, address: &str) -> Rack {
         address: address.into(),
         state: RackState::Ready,
         created_at: T,
+        runtime: Default::default(),
     }
 }
 

@@ -78,11 +78,50 @@ pub enum RackState {
     Resizing,
 }
 
+/// What runs a rack's instances.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RackRuntime {
+    /// One server; the agent runs instances with runc.
+    #[default]
+    Native,
+    /// An existing Kubernetes cluster; the agent reconciles into its objects.
+    Kubernetes,
+}
+
+impl RackRuntime {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RackRuntime::Native => "native",
+            RackRuntime::Kubernetes => "kubernetes",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "native" => Ok(RackRuntime::Native),
+            "kubernetes" => Ok(RackRuntime::Kubernetes),
+            other => Err(format!(
+                "runtime {other:?} is unknown; use native (runc on one server) or kubernetes (an existing cluster)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for RackRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rack {
     pub name: Name,
     pub provider: Name,
     pub region: Name,
+    /// What runs its instances (`native` when left out, as racks made before runtimes).
+    #[serde(default)]
+    pub runtime: RackRuntime,
     /// Server size, in the provider's own words (`local` for this machine).
     pub size: String,
     /// Base domain of platform aliases: an environment answers on `<env>.<domain>`.
@@ -104,6 +143,11 @@ pub struct CreateRack {
     pub domain: Option<Domain>,
     #[serde(default)]
     pub address: Option<String>,
+    #[serde(default)]
+    pub runtime: Option<RackRuntime>,
+    /// The cluster of a Kubernetes rack (its kubeconfig's text). Secret: sealed at rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<String>,
 }
 
 /// A new rack and the token its agents join with; the token is shown only once.

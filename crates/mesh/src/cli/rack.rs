@@ -1,12 +1,12 @@
 //! `mesh rack`: groups of same-size servers of one provider in one region.
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::Subcommand;
 use std::time::{Duration, Instant};
 
 use mesh_types::api::{
-    CreateRack, ProviderKind, Rack, RackState, ReplaceOptions, Replacement, ResizeRack, Server,
-    ServerState, UpgradeRack,
+    CreateRack, ProviderKind, Rack, RackRuntime, RackState, ReplaceOptions, Replacement,
+    ResizeRack, Server, ServerState, UpgradeRack,
 };
 use mesh_types::{Domain, Name, UnixMs};
 
@@ -35,6 +35,14 @@ pub enum RackCmd {
         /// Public address of the rack's edge router (the target of DNS records)
         #[arg(long)]
         address: Option<String>,
+        /// What runs the rack's instances: native (runc on one server) or kubernetes (an
+        /// existing cluster, with --kubeconfig)
+        #[arg(long, value_name = "RUNTIME", default_value = "native", value_parser = parse_runtime)]
+        runtime: RackRuntime,
+        /// The kubeconfig of a Kubernetes rack's cluster (its current context is used; the
+        /// control plane keeps it sealed and hands it to the rack's agent)
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<std::path::PathBuf>,
         /// Return once the provider has made the server, without waiting for its agent to join
         #[arg(long, conflicts_with = "wait")]
         no_wait: bool,
@@ -175,6 +183,7 @@ fn rack_fields(r: &Rack) -> String {
         ("provider", r.provider.to_string()),
         ("region", r.region.to_string()),
         ("size", r.size.clone()),
+        ("runtime", r.runtime.to_string()),
         ("domain", r.domain.to_string()),
         ("address", r.address.clone()),
         ("state", rack_state(r.state).into()),
@@ -270,6 +279,10 @@ async fn wait_for_server(
     }
 }
 
+fn parse_runtime(s: &str) -> Result<RackRuntime, String> {
+    RackRuntime::parse(s)
+}
+
 pub async fn run(ctx: &Ctx, cmd: RackCmd) -> Result<()> {
     match cmd {
         RackCmd::Create {
@@ -279,9 +292,17 @@ pub async fn run(ctx: &Ctx, cmd: RackCmd) -> Result<()> {
             size,
             domain,
             address,
+            runtime,
+            kubeconfig,
             no_wait,
             wait,
         } => {
+            let kubeconfig = kubeconfig
+                .map(|f| {
+                    std::fs::read_to_string(&f)
+                        .with_context(|| format!("cannot read the kubeconfig {}", f.display()))
+                })
+                .transpose()?;
             let req = CreateRack {
                 name: Name::parse_as("rack name", &name)?,
                 provider: Name::parse_as("provider name", &provider)?,
@@ -289,6 +310,8 @@ pub async fn run(ctx: &Ctx, cmd: RackCmd) -> Result<()> {
                 size,
                 domain: domain.as_deref().map(Domain::parse).transpose()?,
                 address,
+                runtime: Some(runtime),
+                kubeconfig,
             };
             let client = ctx.client()?;
             // An ssh provider with a pool (`--server`), and a cloud provider, make the rack's
@@ -314,8 +337,8 @@ pub async fn run(ctx: &Ctx, cmd: RackCmd) -> Result<()> {
             let r = &created.rack;
             if !ctx.json() {
                 print(format!(
-                    "created rack {} (provider {}, region {}, size {}, domain {}, address {})",
-                    r.name, r.provider, r.region, r.size, r.domain, r.address
+                    "created rack {} (provider {}, region {}, size {}, domain {}, address {}, runtime {})",
+                    r.name, r.provider, r.region, r.size, r.domain, r.address, r.runtime
                 ));
             }
             if makes_server && no_wait {

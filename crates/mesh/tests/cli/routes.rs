@@ -113,6 +113,8 @@ async fn call_everything(c: &Client) {
         size: None,
         domain: None,
         address: None,
+        runtime: None,
+        kubeconfig: None,
     }));
     reach!(c.rack("r"));
     reach!(c.delete_rack("r"));
@@ -198,6 +200,7 @@ async fn call_everything(c: &Client) {
         version: None,
         router: None,
     }));
+    reach!(c.agent_rack());
     reach!(c.watch(None));
     reach!(c.blob("sha256:0000000000000000000000000000000000000000000000000000000000000000"));
     reach!(c.report_status(&StatusReport {

@@ -43,6 +43,7 @@ async fn platform(path: &std::path::Path, key: MasterKey) -> (Arc<SqlStore>, Rac
         address: "203.0.113.10".into(),
         state: RackState::Ready,
         created_at: 1,
+        runtime: Default::default(),
     };
     store.create_rack(&rack).await.unwrap();
     for env in ["shop", "bank"] {
