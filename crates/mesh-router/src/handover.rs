@@ -39,6 +39,7 @@ use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::net::TcpListener;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use rustix::net::{
@@ -177,6 +178,9 @@ pub async fn offer(path: &Path, router: &Router) -> io::Result<()> {
 pub async fn offer_with(path: &Path, router: &Router, extra: &[TcpListener]) -> io::Result<()> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)?;
+    // The file is removed at the end only while it is still this listener's: the successor
+    // binds its own offer at the same path before it says it serves, and that one must stay.
+    let own = std::fs::metadata(path).map(|m| (m.dev(), m.ino())).ok();
     let result = async {
         loop {
             let (mut stream, _) = listener.accept().await?;
@@ -190,7 +194,9 @@ pub async fn offer_with(path: &Path, router: &Router, extra: &[TcpListener]) -> 
         }
     }
     .await;
-    let _ = std::fs::remove_file(path);
+    if own.is_some() && std::fs::metadata(path).map(|m| (m.dev(), m.ino())).ok() == own {
+        let _ = std::fs::remove_file(path);
+    }
     result
 }
 

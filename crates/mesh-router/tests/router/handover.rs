@@ -232,3 +232,68 @@ async fn other_listening_sockets_go_along_with_the_routers() {
     new.shutdown(Duration::from_secs(5)).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Takes the sockets offered at `path`, retrying while nobody offers yet.
+async fn take_when_offered(path: &std::path::Path) -> (mesh_router::Listeners, handover::Taken) {
+    within("the handover", async {
+        loop {
+            match handover::take(path).await {
+                Ok(pair) => break pair,
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_that_took_over_hands_over_again() {
+    // A hands over to B, which offers at the same path before it tells A it serves; A going
+    // away must not remove B's offer, or a third process finds nobody to take over from.
+    let web = Backend::echo("web").await;
+    let dir = std::env::temp_dir().join(format!("mesh-router-chain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("router.sock");
+    let a = router(config(web.addr)).await;
+    let addr = a.http_addr();
+    let a_offer = {
+        let path = path.clone();
+        tokio::spawn(async move {
+            handover::offer(&path, &a).await.expect("A offers");
+            a.shutdown(Duration::from_secs(5)).await
+        })
+    };
+    let (listeners, taken) = take_when_offered(&path).await;
+    let ino = |p: &std::path::Path| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).map(|m| m.ino()).ok()
+    };
+    let a_file = ino(&path);
+    let (b, _) = Router::take_over(listeners, RouterOptions::default(), config(web.addr))
+        .expect("B takes over");
+    let b = std::sync::Arc::new(b);
+    let b_offer = {
+        let (path, b) = (path.clone(), b.clone());
+        tokio::spawn(async move { handover::offer(&path, &b).await })
+    };
+    // B's offer is bound before it says it serves, as `mesh agent` does.
+    eventually("B to offer", || {
+        ino(&path).is_some_and(|i| Some(i) != a_file)
+    })
+    .await;
+    taken.serving().await.expect("B tells A");
+    within("A's shutdown", a_offer).await.expect("join");
+    assert!(path.exists(), "A removed B's offer");
+    let (listeners, taken) = take_when_offered(&path).await;
+    let (c, _) = Router::take_over(listeners, RouterOptions::default(), config(web.addr))
+        .expect("C takes over");
+    assert_eq!(c.http_addr(), addr);
+    taken.serving().await.expect("C tells B");
+    within("B's offer", b_offer)
+        .await
+        .expect("join")
+        .expect("B handed over");
+    assert!(one_request(addr).await.is_ok(), "C serves");
+    c.shutdown(Duration::from_secs(5)).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
