@@ -28,6 +28,8 @@ mod environments;
 mod examples;
 #[path = "cli/instances.rs"]
 mod instances;
+#[path = "cli/kube.rs"]
+mod kube;
 #[path = "cli/lifecycle.rs"]
 mod lifecycle;
 #[path = "cli/load.rs"]

@@ -300,8 +300,11 @@ impl KubeAgent {
                 break;
             }
         }
+        tracing::debug!("reconcile loop stopped");
         let _ = watcher.await;
+        tracing::debug!("watch stream closed");
         let _ = shipper.await;
+        tracing::debug!("log shipper stopped");
     }
 
     async fn reconcile(

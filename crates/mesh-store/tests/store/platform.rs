@@ -214,7 +214,10 @@ async fn kubernetes_racks_keep_their_kubeconfig_sealed(store: Arc<dyn Store>) {
         .create_rack(&rack("edge", "local", "192.0.2.1"))
         .await
         .unwrap();
-    assert_eq!(store.get_rack("edge").await.unwrap().runtime, RackRuntime::Native);
+    assert_eq!(
+        store.get_rack("edge").await.unwrap().runtime,
+        RackRuntime::Native
+    );
     assert_eq!(store.rack_kubeconfig("edge").await.unwrap(), None);
     not_found(store.rack_kubeconfig("nope").await, "rack \"nope\"");
 }

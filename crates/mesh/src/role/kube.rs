@@ -91,7 +91,9 @@ pub(super) async fn run(
         e.stop().await;
     }
     // The cluster keeps everything running: a restarted agent carries on from it.
+    tracing::info!("stopping the agent");
     let _ = stop.send(true);
     let _ = task.await;
+    tracing::info!("agent stopped");
     Ok(())
 }

@@ -178,6 +178,7 @@ pub struct Platform {
     pub url: String,
     starts: u32,
     extra: Vec<String>,
+    listen: String,
 }
 
 impl Platform {
@@ -193,12 +194,19 @@ impl Platform {
     /// `mesh up` with extra arguments, such as an agent's `--net-prefix` and `--subnet-pool`
     /// (each test that runs instances needs its own, so parallel tests never share names).
     pub fn start_with(home: Home, extra: &[&str]) -> Self {
+        Self::start_listening(home, "127.0.0.1:0", extra)
+    }
+
+    /// [`Platform::start_with`] with the API on `listen` (such as the host's end of a test
+    /// cluster's link, so the cluster's nodes pull images from it).
+    pub fn start_listening(home: Home, listen: &str, extra: &[&str]) -> Self {
         let mut p = Self {
             home,
             child: None,
             url: String::new(),
             starts: 0,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            listen: listen.to_string(),
         };
         p.launch();
         p
@@ -214,7 +222,7 @@ impl Platform {
         let child = self
             .home
             .command(&mesh_bin())
-            .args(["up", "--listen", "127.0.0.1:0"])
+            .args(["up", "--listen", &self.listen])
             .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(out)

@@ -1,0 +1,861 @@
+//! The Kubernetes runtime on the real single-node cluster of `scripts/kube-up`, as a new user
+//! runs it: a rack made with `--runtime kubernetes --kubeconfig`, its `mesh agent` reconciling
+//! into the cluster with the rack's edge router on this machine (the cluster's host), apps
+//! deployed, rolled, scaled, run and exec'd into, their logs read; environments that cannot reach
+//! each other; an agent restart and a control plane outage under load; bad clusters refused.
+//!
+//! These tests need the cluster: `scripts/test-kube` (and `.ci/run`'s Kubernetes stage) starts it
+//! and runs them with `WIDEMESH_KUBE_DIR` set; `scripts/test` leaves them out. Each test has its
+//! own control plane, rack and environment names (namespaces are the cluster's), and removes the
+//! namespaces its rack made when it ends. Privileged: CI runs them as root.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+use crate::load::Load;
+use crate::web::{assert_root, free_port, get, wait_for_body};
+
+/// The host's end of the cluster's link (scripts/kube/lib.sh): the node reaches the control
+/// plane's registry there.
+const HOST_LINK: &str = "10.169.0.1";
+
+/// The cluster `scripts/kube-up` made, named by `WIDEMESH_KUBE_DIR`.
+pub struct Cluster {
+    dir: PathBuf,
+}
+
+impl Cluster {
+    pub fn get() -> Cluster {
+        let dir = std::env::var_os("WIDEMESH_KUBE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                panic!(
+                    "WIDEMESH_KUBE_DIR is not set: the Kubernetes tests run on the cluster of \
+                 scripts/kube-up; run them with scripts/test-kube"
+                )
+            });
+        assert!(
+            dir.join("kubeconfig").is_file(),
+            "{} holds no cluster (no kubeconfig)",
+            dir.display()
+        );
+        Cluster { dir }
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.join("kubeconfig")
+    }
+
+    /// `kubectl args...` as the cluster's admin: (success, stdout, stderr).
+    pub fn kubectl(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(self.dir.join("bin/kubectl"))
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[track_caller]
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.kubectl(args);
+        assert!(ok, "kubectl {}: {err}{out}", args.join(" "));
+        out
+    }
+
+    /// Lets the node's containerd pull from a control plane served over plain HTTP at
+    /// `registry` (`host:port`), until the guard goes.
+    fn trust(&self, registry: &str) -> Trusted {
+        let dir = self.dir.join("containerd/certs.d").join(registry);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("hosts.toml"),
+            format!(
+                "server = \"http://{registry}\"\n[host.\"http://{registry}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+            ),
+        )
+        .unwrap();
+        Trusted(dir)
+    }
+}
+
+struct Trusted(PathBuf);
+
+impl Drop for Trusted {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Removes every namespace `rack` made (by its label) when dropped.
+struct Namespaces<'a> {
+    cluster: &'a Cluster,
+    rack: String,
+}
+
+impl<'a> Namespaces<'a> {
+    /// Also removes what an earlier run of the same test left (its namespaces may still be
+    /// terminating), so the test starts clean.
+    fn clean(cluster: &'a Cluster, rack: &str) -> Self {
+        let n = Namespaces {
+            cluster,
+            rack: rack.to_string(),
+        };
+        n.remove();
+        n
+    }
+
+    fn remove(&self) {
+        let selector = format!("widemesh.dev/rack={}", self.rack);
+        let _ = self.cluster.kubectl(&[
+            "delete",
+            "ns",
+            "-l",
+            &selector,
+            "--wait=true",
+            "--timeout=120s",
+        ]);
+    }
+}
+
+impl Drop for Namespaces<'_> {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// A control plane reachable from the cluster, a Kubernetes rack on it and the rack's agent
+/// with its edge router on `127.0.0.1:<http>`.
+pub struct KubeRack<'a> {
+    pub p: Platform,
+    pub rack: String,
+    pub http: u16,
+    token: String,
+    agent: Option<Child>,
+    agent_starts: u32,
+    _namespaces: Namespaces<'a>,
+    _trusted: Trusted,
+}
+
+impl<'a> KubeRack<'a> {
+    /// `mesh up` (with `extra`, such as `--builder fake`) listening on the cluster's link, and
+    /// rack `rack` made on the cluster with its agent joined.
+    pub fn start(cluster: &'a Cluster, rack: &str, extra: &[&str]) -> KubeRack<'a> {
+        let namespaces = Namespaces::clean(cluster, rack);
+        let port = free_port();
+        let listen = format!("{HOST_LINK}:{port}");
+        let mut args = vec!["--no-agent"];
+        args.extend_from_slice(extra);
+        let p = Platform::start_listening(Home::new(), &listen, &args);
+        let trusted = cluster.trust(&listen);
+        let kubeconfig = cluster.kubeconfig();
+        let created = p
+            .mesh(&[
+                "rack",
+                "create",
+                rack,
+                "--provider",
+                "local",
+                "--region",
+                "kube",
+                "--runtime",
+                "kubernetes",
+                "--kubeconfig",
+                kubeconfig.to_str().unwrap(),
+                "--domain",
+                &format!("{rack}.localhost"),
+                "--json",
+            ])
+            .ok()
+            .json();
+        assert_eq!(created["rack"]["runtime"], "kubernetes", "{created}");
+        let mut k = KubeRack {
+            token: created["join_token"].as_str().unwrap().to_string(),
+            p,
+            rack: rack.to_string(),
+            http: free_port(),
+            agent: None,
+            agent_starts: 0,
+            _namespaces: namespaces,
+            _trusted: trusted,
+        };
+        k.start_agent();
+        k
+    }
+
+    /// Starts the rack's agent (a second one takes the router's sockets over from the first,
+    /// which then stops).
+    pub fn start_agent(&mut self) {
+        self.agent_starts += 1;
+        let log = self.log_path(self.agent_starts);
+        let out = std::fs::File::create(&log).unwrap();
+        let dir = self.p.home.path().join("agent");
+        let child = self
+            .p
+            .home
+            .command(&mesh_bin())
+            .args(["agent", "--api-url", &self.p.url, "--token", &self.token])
+            .args(["--name", &format!("{}-agent", self.rack)])
+            .args(["--data-dir", dir.to_str().unwrap()])
+            .args(["--address", HOST_LINK])
+            .args(["--http-listen", &format!("127.0.0.1:{}", self.http)])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        if let Some(mut old) = self.agent.replace(child) {
+            // It hands the router over and stops by itself.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while old.try_wait().unwrap().is_none() {
+                assert!(
+                    Instant::now() < deadline,
+                    "the old agent did not stop:\n{}",
+                    self.agent_log()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    fn log_path(&self, n: u32) -> PathBuf {
+        self.p.home.path().join(format!("agent-{n}.log"))
+    }
+
+    pub fn agent_log(&self) -> String {
+        (1..=self.agent_starts)
+            .map(|n| std::fs::read_to_string(self.log_path(n)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n----- next agent\n")
+    }
+
+    pub fn mesh(&self, args: &[&str]) -> Out {
+        self.p.mesh(args)
+    }
+
+    /// The environment's instances, as `mesh instances --json` lists them.
+    pub fn instances(&self, env: &str) -> Vec<serde_json::Value> {
+        self.mesh(&["instances", "--env", env, "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Waits until `env` has `n` healthy instances of `service` and no other of it.
+    pub fn wait_for_healthy(
+        &self,
+        env: &str,
+        service: &str,
+        n: usize,
+        within: Duration,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let all: Vec<_> = self
+                .instances(env)
+                .into_iter()
+                .filter(|i| i["service"] == service)
+                .collect();
+            if all.len() == n && all.iter().all(|i| i["state"] == "healthy") {
+                return all;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{env}: not {n} healthy {service} instances within {within:?}: {all:#?}\n{}",
+                self.agent_log()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for KubeRack<'_> {
+    fn drop(&mut self) {
+        if let Some(mut a) = self.agent.take() {
+            stop_child(&mut a, Duration::from_secs(20));
+        }
+    }
+}
+
+/// A source directory the platform's test builder (`--builder fake`) puts on the busybox image:
+/// busybox's httpd serving `page` on $PORT.
+pub fn write_app(dir: &Path, page: &str) {
+    std::fs::create_dir_all(dir.join("public")).unwrap();
+    std::fs::write(dir.join("public/index.html"), format!("{page}\n")).unwrap();
+    std::fs::write(
+        dir.join("Procfile"),
+        "web: httpd -f -p $PORT -h /app/public\n",
+    )
+    .unwrap();
+}
+
+/// A load through the rack's router as `host`: every answer must be 200 with one of `bodies`.
+fn load(http: u16, host: &str, bodies: &[&str]) -> Load {
+    let host = host.to_string();
+    let bodies: Vec<String> = bodies.iter().map(|b| b.to_string()).collect();
+    Load::start(move || {
+        Some(match get(http, &host) {
+            Ok((200, b)) if bodies.iter().any(|w| b.starts_with(w.as_str())) => Ok(b),
+            other => Err(format!("{other:?}")),
+        })
+    })
+}
+
+#[track_caller]
+fn assert_no_failures(what: &str, load: Load) {
+    let seen = load.finish();
+    assert!(seen.ok > 20, "{what}: only {} answers", seen.ok);
+    assert!(
+        seen.failures.is_empty(),
+        "{what}: {} of {} requests failed: {:?}",
+        seen.failures.len(),
+        seen.ok + seen.failures.len() as u64,
+        seen.failures
+    );
+}
+
+fn deploy(k: &KubeRack, env: &str, dir: &Path) -> Out {
+    let out = k.p.mesh_for(
+        &["deploy", "--env", env, "--dir", dir.to_str().unwrap()],
+        Duration::from_secs(300),
+    );
+    assert_eq!(out.code, 0, "{out:#?}\n{}", k.agent_log());
+    out
+}
+
+/// How many times `text` is in the environment's logs of the last `since`.
+fn log_count(k: &KubeRack, env: &str, text: &str) -> usize {
+    let out = k.mesh(&["logs", "--env", env, "--since", "10m"]).ok();
+    out.stdout.lines().filter(|l| l.ends_with(text)).count()
+}
+
+#[test]
+fn a_kubernetes_rack_deploys_rolls_scales_runs_and_ships_logs() {
+    assert_root();
+    let cluster = Cluster::get();
+    let mut k = KubeRack::start(&cluster, "kr1", &["--builder", "fake"]);
+    let env = "kube-shop";
+    let host = format!("{env}.kr1.localhost");
+    let shown = k.mesh(&["rack", "show", "kr1"]).ok();
+    assert!(shown.stdout.contains("kubernetes"), "{}", shown.stdout);
+    k.mesh(&["env", "create", env, "--rack", "kr1"]).ok();
+    let ns = format!("wm-{env}");
+
+    // A first deploy: the pods pull the built image from the control plane and serve through
+    // the rack's router.
+    let src = tempfile::tempdir().unwrap();
+    let app = src.path().join("app");
+    write_app(&app, "v1");
+    let started = Instant::now();
+    let out = deploy(&k, env, &app);
+    assert!(out.stdout.contains("v0 is live"), "{}", out.stdout);
+    wait_for_body(k.http, &host, "v1", Duration::from_secs(60));
+    eprintln!(
+        "first deploy to serving: {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let labels = cluster.kubectl_ok(&["get", "ns", &ns, "-o", "jsonpath={.metadata.labels}"]);
+    assert!(labels.contains("\"widemesh.dev/rack\":\"kr1\""), "{labels}");
+    cluster.kubectl_ok(&[
+        "get",
+        "deployment/app-web",
+        "service/app-web",
+        "networkpolicy/widemesh-isolation",
+        "secret/widemesh-pull",
+        "-n",
+        &ns,
+    ]);
+
+    // A cron service: a CronJob that runs every minute (checked at the end).
+    k.mesh(&[
+        "svc",
+        "create",
+        "-n",
+        "tick",
+        "--env",
+        env,
+        "--stack",
+        "app",
+        "--schedule",
+        "* * * * *",
+        "--",
+        "echo cron-tick-ran",
+    ])
+    .ok();
+
+    // A redeploy and a config change under load: no request fails.
+    write_app(&app, "v2");
+    let l = load(k.http, &host, &["v1", "v2"]);
+    deploy(&k, env, &app);
+    wait_for_body(k.http, &host, "v2", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_no_failures("redeploy", l);
+
+    let l = load(k.http, &host, &["v2"]);
+    k.mesh(&[
+        "config",
+        "set",
+        "GREETING=hi",
+        "--env",
+        env,
+        "--stack",
+        "app",
+    ])
+    .ok();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let out = k.mesh(&[
+            "exec",
+            "--env",
+            env,
+            k.wait_for_healthy(env, "web", 1, Duration::from_secs(60))[0]["id"]
+                .as_str()
+                .unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "echo $GREETING",
+        ]);
+        if out.code == 0 && out.stdout.trim() == "hi" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the config change did not roll out: {out:#?}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_no_failures("config change", l);
+
+    // A rollback to the first build.
+    k.mesh(&["rollback", "v0", "--env", env, "--stack", "app"])
+        .ok();
+    wait_for_body(k.http, &host, "v1", Duration::from_secs(120));
+
+    // Scale: replicas of the Deployment, instances in `mesh instances`.
+    k.mesh(&[
+        "svc",
+        "scale",
+        "web",
+        "--instances",
+        "3",
+        "--env",
+        env,
+        "--stack",
+        "app",
+    ])
+    .ok();
+    let three = k.wait_for_healthy(env, "web", 3, Duration::from_secs(120));
+    let replicas = cluster.kubectl_ok(&[
+        "get",
+        "deployment/app-web",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
+    assert_eq!(replicas, "3");
+    assert!(
+        three.iter().all(|i| i["rack"] == "kr1"
+            && i["address"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("10.170."))),
+        "{three:#?}"
+    );
+
+    // `mesh run`: a pod run to its end, its output shipped, its exit code returned.
+    let run = k.p.mesh_for(
+        &[
+            "run",
+            "--env",
+            env,
+            "--stack",
+            "app",
+            "--",
+            "echo run-said-$PORT; exit 7",
+        ],
+        Duration::from_secs(120),
+    );
+    assert_eq!(run.code, 7, "{run:#?}\n{}", k.agent_log());
+    assert!(run.stdout.contains("run-said-5000"), "{run:#?}");
+
+    // `mesh exec`: through the pods' exec API, with the command's output and exit code.
+    let id = three[0]["id"].as_str().unwrap();
+    let exec = k.mesh(&[
+        "exec",
+        "--env",
+        env,
+        id,
+        "--",
+        "sh",
+        "-c",
+        "echo in-$HOSTNAME; exit 3",
+    ]);
+    assert_eq!(exec.code, 3, "{exec:#?}");
+    assert_eq!(exec.stdout.trim(), format!("in-{id}"));
+    let missing = k.mesh(&["exec", "--env", env, "app-web-nope", "--", "true"]);
+    assert_ne!(missing.code, 0, "{missing:#?}");
+
+    // Logs survive an agent restart without doubling: the run's line is there once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while log_count(&k, env, "run-said-5000") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the run's output never reached the logs"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    k.start_agent();
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(log_count(&k, env, "run-said-5000"), 1);
+
+    // The cron service ran within a minute and a bit, and its output was shipped.
+    let deadline = Instant::now() + Duration::from_secs(100);
+    while log_count(&k, env, "cron-tick-ran") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the CronJob never ran:\n{}",
+            cluster.kubectl_ok(&["get", "cronjobs,jobs,pods", "-n", &ns])
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let policy = cluster.kubectl_ok(&[
+        "get",
+        "cronjob/app-tick",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.spec.concurrencyPolicy}",
+    ]);
+    assert_eq!(policy, "Forbid");
+
+    // Deleting the environment removes its namespace and everything in it.
+    k.mesh(&["env", "delete", env, "--yes"]).ok();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while cluster.kubectl(&["get", "ns", &ns]).0 {
+        assert!(Instant::now() < deadline, "namespace {ns} is still there");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn environments_on_a_kubernetes_rack_cannot_reach_each_other() {
+    assert_root();
+    let cluster = Cluster::get();
+    let k = KubeRack::start(&cluster, "kr2", &["--builder", "fake"]);
+    let src = tempfile::tempdir().unwrap();
+    for env in ["kube-iso-a", "kube-iso-b"] {
+        k.mesh(&["env", "create", env, "--rack", "kr2"]).ok();
+        let app = src.path().join(env).join("app");
+        write_app(&app, &format!("page of {env}"));
+        deploy(&k, env, &app);
+    }
+    let a = k.wait_for_healthy("kube-iso-a", "web", 1, Duration::from_secs(60));
+    let b = k.wait_for_healthy("kube-iso-b", "web", 1, Duration::from_secs(60));
+    let a_id = a[0]["id"].as_str().unwrap();
+    let b_ip = b[0]["address"].as_str().unwrap();
+    let in_a = |cmd: &str| k.mesh(&["exec", "--env", "kube-iso-a", a_id, "--", "sh", "-c", cmd]);
+
+    // Inside its environment, a service is reached by its name (busybox's own resolver: its
+    // static wget cannot resolve names itself).
+    let own = in_a(
+        "ip=$(nslookup app-web 2>/dev/null | awk '/^Name:.*app-web/ {getline; print $2; exit}'); \
+         echo \"resolved $ip\"; timeout 5 wget -q -O- http://$ip:5000/",
+    );
+    assert_eq!(own.code, 0, "{own:#?}");
+    assert!(own.stdout.contains("page of kube-iso-a"), "{own:#?}");
+    assert!(own.stdout.contains("resolved 10.171."), "{own:#?}");
+    // Another environment's pod and Service are out of reach.
+    let by_pod = in_a(&format!("timeout 3 wget -q -O- http://{b_ip}:5000/"));
+    assert_ne!(
+        by_pod.code, 0,
+        "reached another environment's pod: {by_pod:#?}"
+    );
+    let b_service = cluster.kubectl_ok(&[
+        "get",
+        "service/app-web",
+        "-n",
+        "wm-kube-iso-b",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    let by_service = in_a(&format!("timeout 3 wget -q -O- http://{b_service}:5000/"));
+    assert_ne!(
+        by_service.code, 0,
+        "reached another environment's Service: {by_service:#?}"
+    );
+    // Tenant code holds no credentials to the cluster.
+    let token = in_a("ls /var/run/secrets/kubernetes.io/serviceaccount");
+    assert_ne!(
+        token.code, 0,
+        "a service account token is mounted: {token:#?}"
+    );
+    // Both still answer through the router.
+    wait_for_body(
+        k.http,
+        "kube-iso-b.kr2.localhost",
+        "page of kube-iso-b",
+        Duration::from_secs(10),
+    );
+    wait_for_body(
+        k.http,
+        "kube-iso-a.kr2.localhost",
+        "page of kube-iso-a",
+        Duration::from_secs(10),
+    );
+}
+
+#[test]
+fn an_agent_restart_and_a_control_plane_outage_keep_pods_serving() {
+    assert_root();
+    let cluster = Cluster::get();
+    let mut k = KubeRack::start(&cluster, "kr3", &["--builder", "fake"]);
+    let env = "kube-calm";
+    let host = format!("{env}.kr3.localhost");
+    k.mesh(&["env", "create", env, "--rack", "kr3"]).ok();
+    let src = tempfile::tempdir().unwrap();
+    let app = src.path().join("app");
+    write_app(&app, "steady");
+    deploy(&k, env, &app);
+    wait_for_body(k.http, &host, "steady", Duration::from_secs(60));
+
+    let l = load(k.http, &host, &["steady"]);
+    // A new agent process takes the router over from the running one.
+    k.start_agent();
+    std::thread::sleep(Duration::from_secs(3));
+    // The control plane goes away; a restarted agent still reaches the cluster (the rack's
+    // kubeconfig as last seen, sealed in its data directory) and keeps routing.
+    k.p.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    k.start_agent();
+    std::thread::sleep(Duration::from_secs(3));
+    k.p.restart();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_no_failures("agent restarts and an outage", l);
+    let log = k.agent_log();
+    assert!(
+        log.contains("using the rack's cluster as last seen"),
+        "{log}"
+    );
+}
+
+#[test]
+fn bad_clusters_and_foreign_namespaces_are_refused_with_nothing_left_behind() {
+    assert_root();
+    let cluster = Cluster::get();
+    let p = Platform::start();
+    let home = p.home.path();
+    let rack = |name: &str, kubeconfig: &Path| {
+        p.mesh(&[
+            "rack",
+            "create",
+            name,
+            "--provider",
+            "local",
+            "--region",
+            "kube",
+            "--runtime",
+            "kubernetes",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ])
+    };
+    let admin = std::fs::read_to_string(cluster.kubeconfig()).unwrap();
+
+    // A cluster that does not answer.
+    let unreachable = home.join("unreachable.kubeconfig");
+    let server_line = admin
+        .lines()
+        .find(|l| l.trim_start().starts_with("server:"))
+        .unwrap();
+    std::fs::write(
+        &unreachable,
+        admin.replace(server_line, "    server: https://127.0.0.1:1"),
+    )
+    .unwrap();
+    let out = rack("kbad1", &unreachable).fails();
+    assert!(
+        out.error().contains("the cluster does not answer"),
+        "{out:#?}"
+    );
+
+    // Not a kubeconfig at all.
+    let garbage = home.join("garbage.kubeconfig");
+    std::fs::write(&garbage, "{not: [yaml").unwrap();
+    let out = rack("kbad2", &garbage).fails();
+    assert!(
+        out.error().contains("kubeconfig cannot be used"),
+        "{out:#?}"
+    );
+
+    // Credentials with only some of the rights: the error lists the missing ones.
+    let sa = "wm-test-limited";
+    let _limited = Limited {
+        cluster: &cluster,
+        name: sa,
+    };
+    cluster.kubectl_ok(&["create", "serviceaccount", sa, "-n", "default"]);
+    cluster.kubectl_ok(&[
+        "create",
+        "clusterrole",
+        sa,
+        "--verb=get,list,create,patch,delete",
+        "--resource=namespaces",
+    ]);
+    cluster.kubectl_ok(&[
+        "create",
+        "clusterrolebinding",
+        sa,
+        &format!("--clusterrole={sa}"),
+        &format!("--serviceaccount=default:{sa}"),
+    ]);
+    let token = cluster.kubectl_ok(&["create", "token", sa, "-n", "default"]);
+    let token_line = admin
+        .lines()
+        .find(|l| l.trim_start().starts_with("token:"))
+        .unwrap();
+    let limited = home.join("limited.kubeconfig");
+    std::fs::write(
+        &limited,
+        admin.replace(token_line, &format!("    token: {}", token.trim())),
+    )
+    .unwrap();
+    let out = rack("kbad3", &limited).fails();
+    let e = out.error();
+    assert!(
+        e.contains("lack rights the Widemesh agent needs"),
+        "{out:#?}"
+    );
+    assert!(
+        e.contains("patch deployments.apps")
+            && e.contains("create pods/exec")
+            && e.contains("get pods/log"),
+        "{e}"
+    );
+    assert!(
+        !e.contains(" create namespaces"),
+        "a granted right is listed as missing: {e}"
+    );
+
+    // A kubeconfig without the runtime, and a Kubernetes rack without a kubeconfig.
+    let out = p
+        .mesh(&[
+            "rack",
+            "create",
+            "kbad4",
+            "--provider",
+            "local",
+            "--region",
+            "kube",
+            "--kubeconfig",
+            cluster.kubeconfig().to_str().unwrap(),
+        ])
+        .fails();
+    assert!(
+        out.error().contains("only for Kubernetes racks"),
+        "{out:#?}"
+    );
+    let out = p
+        .mesh(&[
+            "rack",
+            "create",
+            "kbad5",
+            "--provider",
+            "local",
+            "--region",
+            "kube",
+            "--runtime",
+            "kubernetes",
+        ])
+        .fails();
+    assert!(out.error().contains("--kubeconfig is required"), "{out:#?}");
+    let racks = p.mesh(&["rack", "list", "--json"]).ok().json();
+    assert_eq!(
+        racks.as_array().unwrap().len(),
+        1,
+        "only the local rack: {racks}"
+    );
+
+    // A namespace that exists and is not Widemesh's is never taken over.
+    rack("kr4", &cluster.kubeconfig()).ok();
+    let _ns = Namespaces {
+        cluster: &cluster,
+        rack: "kr4".into(),
+    };
+    let foreign = ForeignNamespace::new(&cluster, "wm-kube-taken");
+    let out = p
+        .mesh(&["env", "create", "kube-taken", "--rack", "kr4"])
+        .fails();
+    assert!(
+        out.error().contains(
+            "namespace wm-kube-taken already exists and belongs to something that is not Widemesh"
+        ),
+        "{out:#?}"
+    );
+    assert!(
+        p.mesh(&["env", "show", "kube-taken"]).code != 0,
+        "the environment was made"
+    );
+    let labels =
+        cluster.kubectl_ok(&["get", "ns", &foreign.0, "-o", "jsonpath={.metadata.labels}"]);
+    assert!(
+        !labels.contains("widemesh"),
+        "the namespace was changed: {labels}"
+    );
+}
+
+/// A service account with its role and binding, removed when dropped.
+struct Limited<'a> {
+    cluster: &'a Cluster,
+    name: &'a str,
+}
+
+impl Drop for Limited<'_> {
+    fn drop(&mut self) {
+        let _ = self.cluster.kubectl(&[
+            "delete",
+            "clusterrolebinding",
+            self.name,
+            "--ignore-not-found",
+        ]);
+        let _ = self
+            .cluster
+            .kubectl(&["delete", "clusterrole", self.name, "--ignore-not-found"]);
+        let _ = self.cluster.kubectl(&[
+            "delete",
+            "serviceaccount",
+            self.name,
+            "-n",
+            "default",
+            "--ignore-not-found",
+        ]);
+    }
+}
+
+/// A namespace made by someone else, removed when dropped.
+struct ForeignNamespace<'a>(String, &'a Cluster);
+
+impl<'a> ForeignNamespace<'a> {
+    fn new(cluster: &'a Cluster, name: &str) -> Self {
+        cluster.kubectl_ok(&["create", "namespace", name]);
+        ForeignNamespace(name.to_string(), cluster)
+    }
+}
+
+impl Drop for ForeignNamespace<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .1
+            .kubectl(&["delete", "namespace", &self.0, "--wait=false"]);
+    }
+}
