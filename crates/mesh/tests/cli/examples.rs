@@ -17,11 +17,11 @@ const POOL: &str = "10.239.0.0/16";
 /// A first build downloads and installs a language runtime.
 const BUILD: Duration = Duration::from_secs(900);
 
-fn examples() -> PathBuf {
+pub(crate) fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     let ok = Command::new("cp")
         .arg("-a")
         .arg(from)
@@ -75,7 +75,7 @@ fn buildah(storage: &Path, args: &[&str]) -> String {
 }
 
 /// An image made from a directory, committed as `name` in the buildah storage at `storage`.
-fn image_from_dir(storage: &Path, dir: &Path, name: &str, cmd: Option<&str>) {
+pub(crate) fn image_from_dir(storage: &Path, dir: &Path, name: &str, cmd: Option<&str>) {
     let c = buildah(storage, &["from", "scratch"]);
     buildah(storage, &["copy", &c, dir.to_str().unwrap(), "/"]);
     if let Some(cmd) = cmd {

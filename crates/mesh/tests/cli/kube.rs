@@ -859,3 +859,107 @@ impl Drop for ForeignNamespace<'_> {
             .kubectl(&["delete", "namespace", &self.0, "--wait=false"]);
     }
 }
+
+#[test]
+fn a_buildpack_app_and_a_dockerfile_app_built_for_real_serve_from_the_cluster() {
+    use crate::examples::{copy_dir, examples, image_from_dir};
+    assert_root();
+    let cluster = Cluster::get();
+    // The real builder: buildpacks on the built-in Debian base, Dockerfiles with buildah.
+    let k = KubeRack::start(&cluster, "kr5", &[]);
+    let work = tempfile::tempdir().unwrap();
+    let build = Duration::from_secs(900);
+
+    // A buildpack app: its image is the built-in base (served to the node as a layer of the
+    // registry) under the app's layers.
+    k.mesh(&["env", "create", "kube-static", "--rack", "kr5"])
+        .ok();
+    let dir = work.path().join("static");
+    copy_dir(&examples().join("static"), &dir);
+    let started = Instant::now();
+    let out = k.p.mesh_for(
+        &[
+            "deploy",
+            "--env",
+            "kube-static",
+            "--dir",
+            dir.to_str().unwrap(),
+        ],
+        build,
+    );
+    assert_eq!(out.code, 0, "{out:#?}\n{}", k.agent_log());
+    wait_for_body(
+        k.http,
+        "kube-static.kr5.localhost",
+        "<!doctype html>",
+        Duration::from_secs(120),
+    );
+    eprintln!(
+        "buildpack app built and serving from the cluster in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // A Dockerfile app, from a Debian base imported into the builder's buildah storage (no
+    // registry is reachable here) and named through its declared BASE argument.
+    let storage = k.p.home.data_dir().join("builds/buildah/kube-docker");
+    let base = PathBuf::from(mesh_runtime::image::MACHINE_CACHE).join("base-bookworm/rootfs");
+    assert!(
+        base.is_dir(),
+        "the base image was made by the buildpack build above"
+    );
+    image_from_dir(
+        &storage,
+        &base,
+        "localhost/widemesh-test/debian:bookworm",
+        None,
+    );
+    k.mesh(&["env", "create", "kube-docker", "--rack", "kr5"])
+        .ok();
+    k.mesh(&["create", "stack", "dockerfile", "--env", "kube-docker"])
+        .ok();
+    k.mesh(&[
+        "config",
+        "set",
+        "BASE=localhost/widemesh-test/debian:bookworm",
+        "--env",
+        "kube-docker",
+        "--stack",
+        "dockerfile",
+    ])
+    .ok();
+    let dir = work.path().join("dockerfile");
+    copy_dir(&examples().join("dockerfile"), &dir);
+    let started = Instant::now();
+    let out = k.p.mesh_for(
+        &[
+            "deploy",
+            "--env",
+            "kube-docker",
+            "--dir",
+            dir.to_str().unwrap(),
+        ],
+        build,
+    );
+    assert_eq!(out.code, 0, "{out:#?}\n{}", k.agent_log());
+    assert!(out.stderr.contains("dockerfile formula"), "{}", out.stderr);
+    wait_for_body(
+        k.http,
+        "kube-docker.kr5.localhost",
+        "hello from dockerfile",
+        Duration::from_secs(120),
+    );
+    eprintln!(
+        "Dockerfile app built and serving from the cluster in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    // It runs as the image's user, in the cluster.
+    let pods = cluster.kubectl_ok(&[
+        "get",
+        "pods",
+        "-n",
+        "wm-kube-docker",
+        "-o",
+        "jsonpath={.items[*].spec.nodeName}",
+    ]);
+    assert!(pods.contains("wm-node"), "{pods}");
+}
