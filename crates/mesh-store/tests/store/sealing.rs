@@ -306,8 +306,8 @@ async fn old_format_values_are_resealed_and_still_read(fixture: Arc<Fixture>) {
     }
     assert_eq!(formats(&fixture).await, [1, 1, 1]);
     // Versions 1, 3 (token scopes), 4 (server versions), 5 (logs), 6 (moves between racks)
-    // and 7 (server replacements) stay applied; 2 is the one missing.
-    assert_eq!(fixture.migrations().await.len(), 6);
+    // 7 (server replacements) and 8 (Kubernetes racks) stay applied; 2 is the one missing.
+    assert_eq!(fixture.migrations().await.len(), 7);
 
     let store = fixture.open(key()).await.unwrap();
     assert_eq!(formats(&fixture).await, [2, 2, 2]);
@@ -322,7 +322,7 @@ async fn old_format_values_are_resealed_and_still_read(fixture: Arc<Fixture>) {
     let applied = fixture.migrations().await;
     assert_eq!(
         applied.iter().map(|m| m.0).collect::<Vec<_>>(),
-        [1, 2, 3, 4, 5, 6, 7]
+        [1, 2, 3, 4, 5, 6, 7, 8]
     );
     // Resealed values are bound: moving one still fails.
     copy(&fixture, &rows[0], &rows[1]).await;

@@ -157,7 +157,7 @@ async fn reopening_keeps_data_and_migrations(fixture: Arc<Fixture>) {
     let applied = fixture.migrations().await;
     assert_eq!(
         applied.iter().map(|m| m.0).collect::<Vec<_>>(),
-        [1, 2, 3, 4, 5, 6, 7]
+        [1, 2, 3, 4, 5, 6, 7, 8]
     );
 
     let again = fixture.open(key()).await.unwrap();
@@ -191,7 +191,7 @@ async fn concurrent_opens_migrate_once(fixture: Arc<Fixture>) {
     for open in opens {
         stores.push(open.await.unwrap().unwrap());
     }
-    assert_eq!(fixture.migrations().await.len(), 7);
+    assert_eq!(fixture.migrations().await.len(), 8);
     world(&stores[0]).await;
     assert_eq!(stores[3].list_environments().await.unwrap().len(), 1);
     for s in stores {
