@@ -19,6 +19,7 @@ pub mod kube;
 pub mod logship;
 pub mod networks;
 pub mod plan;
+pub mod report;
 pub mod routing;
 pub mod supervise;
 mod tasks;

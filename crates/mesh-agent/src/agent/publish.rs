@@ -85,6 +85,7 @@ impl Agent {
     /// delivered report is the server's heartbeat.
     pub(super) async fn report(
         &self,
+        desired: Option<&DesiredState>,
         last: Option<(Vec<Instance>, UnixMs)>,
     ) -> Option<(Vec<Instance>, UnixMs)> {
         let now = now_ms();
@@ -103,6 +104,9 @@ impl Agent {
             if r.error.is_some() && !listed.iter().any(|i| &i.id == id) {
                 instances.push(r.report(id, false, now));
             }
+        }
+        if let Some(d) = desired {
+            instances = crate::report::placed(instances, d);
         }
         instances.sort_by(|a, b| a.id.cmp(&b.id));
         let strip = |v: &[Instance]| {

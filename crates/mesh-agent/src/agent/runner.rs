@@ -47,7 +47,7 @@ impl Agent {
             {
                 tracing::warn!(error = %e, "reconcile stopped early; trying again");
             }
-            last_report = self.report(last_report).await;
+            last_report = self.report(desired.as_ref(), last_report).await;
             let wait =
                 policy::requeue_after(self.state().records.values(), now_ms(), self.opts.tick);
             tokio::select! {
