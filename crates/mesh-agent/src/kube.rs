@@ -16,4 +16,4 @@ pub mod objects;
 pub mod observe;
 mod tasks;
 
-pub use agent::{KubeAgent, KubeAgentOptions, registry_host};
+pub use agent::{KubeAgent, KubeAgentOptions};

@@ -128,8 +128,13 @@ pub fn pack_base(rootfs: &Path, name: &str, blobs: &BlobDir) -> Result<LayerInfo
     })
 }
 
-/// The layer remembered for a base with `fingerprint`, if its blob is still in the store.
-fn remembered(dir: &Path, name: &str, fingerprint: &str, blobs: &BlobDir) -> Option<LayerInfo> {
+/// The layer remembered as `name` with `fingerprint`, if its blob is still in the store.
+pub(crate) fn remembered(
+    dir: &Path,
+    name: &str,
+    fingerprint: &str,
+    blobs: &BlobDir,
+) -> Option<LayerInfo> {
     let bytes = std::fs::read(remembered_path(dir, name)).ok()?;
     let r: Remembered = serde_json::from_slice(&bytes).ok()?;
     let size = blobs
@@ -145,7 +150,8 @@ fn remembered(dir: &Path, name: &str, fingerprint: &str, blobs: &BlobDir) -> Opt
     })
 }
 
-fn remember(
+/// Remembers `layer` as `name` with `fingerprint` (`<dir>/<name>.layer.json`, replaced whole).
+pub(crate) fn remember(
     dir: &Path,
     name: &str,
     fingerprint: &str,

@@ -12,6 +12,7 @@
 //! - [`untar`]: the one hardened tar reader behind source archives, layers, buildpack tarballs
 //!   and image archives.
 
+pub mod agent_image;
 pub mod archive;
 pub mod base_layer;
 pub mod blobs;

@@ -196,6 +196,51 @@ mod tests {
         assert_eq!(a.subresource.as_deref(), Some("exec"));
     }
 
+    /// The ClusterRole of `docs/kubernetes-runtime.md` grants exactly [`RIGHTS`].
+    #[test]
+    fn the_documented_cluster_role_is_exactly_the_rights() {
+        let doc = include_str!("../../../docs/kubernetes-runtime.md");
+        let yaml = doc
+            .split("```yaml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a yaml block in docs/kubernetes-runtime.md");
+        assert!(yaml.contains("kind: ClusterRole"), "{yaml}");
+        let list = |line: &str, key: &str| -> Vec<String> {
+            let inner = line.trim().trim_start_matches("- ");
+            let inner = inner.strip_prefix(key).expect(key).trim();
+            let inner = inner.trim_start_matches('[').trim_end_matches(']');
+            inner
+                .split(',')
+                .map(|s| s.trim().trim_matches('"').to_string())
+                .collect()
+        };
+        let lines: Vec<&str> = yaml.lines().collect();
+        let mut documented = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            if !line.starts_with("- apiGroups:") {
+                continue;
+            }
+            let groups = list(line, "apiGroups:");
+            let resources = list(lines[i + 1], "resources:");
+            let verbs = list(lines[i + 2], "verbs:");
+            for g in &groups {
+                for r in &resources {
+                    for v in &verbs {
+                        documented.push(format!("{v} {r} {g}"));
+                    }
+                }
+            }
+        }
+        let mut wanted: Vec<String> = RIGHTS
+            .iter()
+            .map(|r| format!("{} {} {}", r.verb, r.resource, r.group))
+            .collect();
+        documented.sort();
+        wanted.sort();
+        assert_eq!(documented, wanted);
+    }
+
     #[test]
     fn namespaces_belong_to_the_rack_that_labelled_them() {
         assert_eq!(owner(None, "k1"), Owner::Free);

@@ -550,25 +550,43 @@ fn native_runtime(
 #[derive(Debug, Args)]
 pub struct PurgeArgs {
     /// The agent's data directory (its `--data-dir`)
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "kubeconfig")]
+    pub data_dir: Option<PathBuf>,
     #[command(flatten)]
     pub net: NetArgs,
+    /// A Kubernetes rack's agent instead: remove everything rack --rack made in the cluster of
+    /// this kubeconfig (its namespaces and what is in them)
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "rack",
+        conflicts_with = "data_dir"
+    )]
+    pub kubeconfig: Option<PathBuf>,
+    /// The Kubernetes rack whose objects go (with --kubeconfig)
+    #[arg(long, value_name = "NAME", requires = "kubeconfig")]
+    pub rack: Option<String>,
 }
 
 /// Removes every instance (killed), network, firewall table and cgroup of the agent with this
 /// data directory and prefix. The agent must be stopped first.
 pub async fn purge(args: PurgeArgs) -> Result<()> {
+    if let (Some(kubeconfig), Some(rack)) = (&args.kubeconfig, &args.rack) {
+        return kube::purge(kubeconfig, rack).await;
+    }
+    let Some(data_dir) = &args.data_dir else {
+        anyhow::bail!("give the agent's --data-dir, or --kubeconfig and --rack");
+    };
     if let Some(why) = cannot_run_instances() {
         anyhow::bail!("cannot purge an agent here: {why}");
     }
-    native_runtime(&args.data_dir, &args.net)?
+    native_runtime(data_dir, &args.net)?
         .purge()
         .await
         .context("cannot remove what the agent made")?;
     print(format!(
         "removed the instances and networks of the agent in {}",
-        args.data_dir.display()
+        data_dir.display()
     ));
     Ok(())
 }

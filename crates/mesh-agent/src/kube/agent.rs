@@ -102,27 +102,6 @@ pub fn now_ms() -> UnixMs {
         .unwrap_or(0)
 }
 
-/// `host:port` of the control plane's URL: the registry the nodes pull from.
-pub fn registry_host(api_url: &str) -> Result<String, KubeError> {
-    let rest = api_url.split_once("://").map(|(_, r)| r).unwrap_or(api_url);
-    let host = rest.split('/').next().unwrap_or_default();
-    if host.is_empty() {
-        return Err(KubeError::Kubeconfig(format!(
-            "the control plane URL {api_url:?} names no host for the nodes to pull images from"
-        )));
-    }
-    let default_port = if api_url.starts_with("https://") {
-        443
-    } else {
-        80
-    };
-    Ok(if host.contains(':') && !host.ends_with(']') {
-        host.to_string()
-    } else {
-        format!("{host}:{default_port}")
-    })
-}
-
 impl KubeAgent {
     /// Connects to the cluster (the kubeconfig given, or the rack's from the control plane) and
     /// checks it grants every right the agent needs.
@@ -208,7 +187,7 @@ impl KubeAgent {
 
     pub(crate) fn context(&self) -> Result<Context, KubeError> {
         Ok(Context {
-            registry: registry_host(&self.opts.api_url)?,
+            registry: mesh_kube::install::registry_host(&self.opts.api_url)?,
             pull_token: self.opts.join_token.clone(),
             router_sources: Vec::new(),
             stop_grace_s: self.opts.stop_grace_s,
@@ -379,10 +358,16 @@ impl KubeAgent {
                 tracing::debug!(pod = %name, error = %e, "cannot remove an ended one-off pod yet");
             }
         }
-        let mut instances: Vec<Instance> = pods
-            .iter()
-            .filter_map(|p| super::observe::instance(p, &self.opts.server_name, now))
-            .collect();
+        // Until the first desired state there is nothing to say which pods are the rack's now.
+        let Some(desired) = desired else {
+            return last;
+        };
+        let mut instances: Vec<Instance> = crate::report::placed(
+            pods.iter()
+                .filter_map(|p| super::observe::instance(p, &self.opts.server_name, now))
+                .collect(),
+            desired,
+        );
         instances.sort_by(|a, b| a.id.cmp(&b.id));
         let strip = |v: &[Instance]| {
             v.iter()
@@ -459,27 +444,5 @@ impl KubeAgent {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_registry_is_the_control_planes_host_and_port() {
-        assert_eq!(
-            registry_host("http://10.169.0.1:8080").unwrap(),
-            "10.169.0.1:8080"
-        );
-        assert_eq!(
-            registry_host("https://mesh.example.com/").unwrap(),
-            "mesh.example.com:443"
-        );
-        assert_eq!(
-            registry_host("http://mesh.example.com").unwrap(),
-            "mesh.example.com:80"
-        );
-        assert!(registry_host("http:///x").is_err());
     }
 }

@@ -8,8 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine;
-use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
@@ -17,8 +15,8 @@ use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar, ExecAction, HTTPGetAction, Lifecycle,
     LifecycleHandler, LocalObjectReference, Namespace, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, Secret, SecurityContext, Service, ServicePort, ServiceSpec, SleepAction,
-    TCPSocketAction,
+    ResourceRequirements, SeccompProfile, Secret, SecurityContext, Service, ServicePort,
+    ServiceSpec, SleepAction, TCPSocketAction,
 };
 use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicySpec,
@@ -212,19 +210,7 @@ pub fn unservable(stack: &StackDoc) -> Option<String> {
 }
 
 fn pull_secret(rack: &str, env: &EnvironmentDoc, ns: &str, ctx: &Context) -> Secret {
-    let auth =
-        base64::engine::general_purpose::STANDARD.encode(format!("widemesh:{}", ctx.pull_token));
-    let config = serde_json::json!({"auths": {ctx.registry.clone(): {
-        "username": "widemesh", "password": ctx.pull_token, "auth": auth}}});
-    Secret {
-        metadata: meta(names::PULL_SECRET, Some(ns), env_labels(rack, env)),
-        type_: Some("kubernetes.io/dockerconfigjson".into()),
-        data: Some(BTreeMap::from([(
-            ".dockerconfigjson".to_string(),
-            ByteString(config.to_string().into_bytes()),
-        )])),
-        ..Default::default()
-    }
+    mesh_kube::install::pull_secret(ns, env_labels(rack, env), &ctx.registry, &ctx.pull_token)
 }
 
 /// Only the namespace's own pods and the rack's routers get in; everything from other
@@ -379,6 +365,12 @@ impl Pod<'_> {
                 capabilities: Some(Capabilities {
                     add: None,
                     drop: Some(vec!["NET_RAW".into(), "SYS_CHROOT".into(), "MKNOD".into()]),
+                }),
+                // The container runtime's default seccomp profile (Docker's), as native racks
+                // apply it; Kubernetes runs pods unconfined unless told.
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".into(),
+                    localhost_profile: None,
                 }),
                 ..Default::default()
             }),

@@ -14,7 +14,7 @@ use crate::error::{ApiError, ApiResult};
 
 /// The executable served: the one made servers are told to expect (`Provision::binary`),
 /// else the running one.
-fn binary_path(state: &AppState) -> std::io::Result<std::path::PathBuf> {
+pub fn binary_path(state: &AppState) -> std::io::Result<std::path::PathBuf> {
     match state.provision() {
         Some(p) => Ok(p.binary.clone()),
         None => std::env::current_exe(),

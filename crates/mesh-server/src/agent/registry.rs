@@ -17,6 +17,8 @@
 //!   repository on that base. One making per base at a time, in a task of its own, so pulls
 //!   waiting for it (and other requests) are not held up by each other, and a pull given up
 //!   does not stop it ([`base_layer`]).
+//! - `widemesh.system/agent` is the image of a Kubernetes rack's agent installed into its
+//!   cluster: this control plane's own `mesh` on the Debian base ([`agent_image`]).
 //! - Nothing is pushed: other methods answer 405 `UNSUPPORTED`. Every error under `/v2` is the
 //!   distribution spec's `{"errors":[{"code","message","detail"}]}` ([`oci_errors`]).
 
@@ -37,6 +39,8 @@ use mesh_build::blobs::{BlobDir, digest_hex};
 use mesh_build::distribution::{self, Distributed, LayerInfo, MANIFEST_MEDIA_TYPE};
 use mesh_types::desired::BuiltImage;
 use mesh_types::{ErrorCode, Name};
+
+pub mod agent_image;
 
 use super::gateway::{caller_rack, rack_scope};
 use super::scope::RackScope;
@@ -436,6 +440,9 @@ pub async fn manifest(
     method: Method,
     Path((env, stack, reference)): Path<(String, String, String)>,
 ) -> Result<Response, OciError> {
+    if agent_image::is_repository(&env, &stack) {
+        return agent_image::manifest(&state, &caller, &method, &reference).await;
+    }
     let wanted = parse_reference(&reference)?;
     let (_, images) = images(&state, &caller, &env, &stack).await?;
     let blobs = blob_dir(&state)?;
@@ -485,6 +492,9 @@ pub async fn blob(
             "DIGEST_INVALID",
             format!("{digest:?} is not a sha256:<hex> digest"),
         ));
+    }
+    if agent_image::is_repository(&env, &stack) {
+        return agent_image::blob(&state, &caller, &method, &digest).await;
     }
     let (scope, images) = images(&state, &caller, &env, &stack).await?;
     let blobs = blob_dir(&state)?;

@@ -743,3 +743,45 @@ async fn containerd_pulls_and_runs_an_image_on_the_busybox_base() {
     );
     drop(c);
 }
+
+/// `widemesh.system/agent` (the agent installed into a cluster): join tokens only, by its tags
+/// or digest only; nothing is made for a request that is refused. (Pulled and run for real by
+/// the Kubernetes e2e test, `kube::the_agent_installed_into_the_cluster_...`.)
+#[tokio::test]
+async fn the_agent_image_is_for_join_tokens_and_its_own_tags() {
+    let s = TestServer::start().await;
+    let local = std::fs::read_to_string(s.dir.join("local-join-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let get = |path: &str, token: Option<&str>| {
+        let mut r = s.http.get(format!("{}{path}", s.url));
+        if let Some(t) = token {
+            r = r.basic_auth("anyone", Some(t));
+        }
+        r.send()
+    };
+    let latest = "/v2/widemesh.system/agent/manifests/latest";
+    oci_error(
+        get(latest, None).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+    )
+    .await;
+    let resp = s.req(Method::GET, latest).send().await.unwrap();
+    oci_error(resp, StatusCode::FORBIDDEN, "DENIED").await;
+    let resp = get("/v2/widemesh.system/agent/manifests/v9", Some(&local))
+        .await
+        .unwrap();
+    let m = oci_error(resp, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
+    assert!(m.contains(env!("CARGO_PKG_VERSION")), "{m}");
+    let resp = get(
+        "/v2/widemesh.system/agent/blobs/sha256:nothex",
+        Some(&local),
+    )
+    .await
+    .unwrap();
+    oci_error(resp, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+    // Nothing was packed for those.
+    assert!(!s.dir.join("bases/agent.layer.json").exists());
+}

@@ -56,6 +56,25 @@ pub enum RackCmd {
     List,
     /// Show a rack
     Show { name: String },
+    /// Print the Kubernetes objects that install a Kubernetes rack's agent into its cluster
+    /// (one pod on a node's network, its edge router on the node's address), for
+    /// `kubectl apply -f -`
+    AgentManifest {
+        name: String,
+        /// The rack's join token (printed once by `mesh rack create`)
+        #[arg(long, env = "MESH_JOIN_TOKEN", hide_env_values = true)]
+        token: String,
+        /// The control plane as the cluster's nodes reach it (also where they pull the agent's
+        /// image) [default: this CLI's control plane]
+        #[arg(long, value_name = "URL")]
+        api_url: Option<String>,
+        /// The edge router's plain HTTP address on the node
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:80")]
+        http_listen: String,
+        /// The edge router's HTTPS address on the node
+        #[arg(long, value_name = "ADDR")]
+        https_listen: Option<String>,
+    },
     /// Delete a rack that hosts no environment
     Delete {
         name: String,
@@ -390,6 +409,44 @@ pub async fn run(ctx: &Ctx, cmd: RackCmd) -> Result<()> {
                     rows,
                 ));
             }
+        }
+        RackCmd::AgentManifest {
+            name,
+            token,
+            api_url,
+            http_listen,
+            https_listen,
+        } => {
+            let client = ctx.client()?;
+            let rack = client.rack(&name).await?;
+            if rack.runtime != RackRuntime::Kubernetes {
+                anyhow::bail!(
+                    "rack {name} runs the {} runtime: only a Kubernetes rack's agent is installed \
+                     into a cluster (run `mesh agent` on the rack's server)",
+                    rack.runtime
+                );
+            }
+            for (flag, addr) in [
+                ("--http-listen", Some(&http_listen)),
+                ("--https-listen", https_listen.as_ref()),
+            ] {
+                if let Some(a) = addr {
+                    a.parse::<std::net::SocketAddr>().with_context(|| {
+                        format!("{flag} {a:?} is not an address such as 0.0.0.0:80")
+                    })?;
+                }
+            }
+            let install = mesh_kube::install::AgentInstall {
+                rack: rack.name.to_string(),
+                api_url: api_url.unwrap_or_else(|| client.base_url().to_string()),
+                join_token: token,
+                // Whatever this control plane runs (pulled again at every start of the pod).
+                tag: "latest".to_string(),
+                http_listen: Some(http_listen),
+                https_listen,
+            };
+            let manifest = mesh_kube::install::agent_manifest(&install)?;
+            println!("{}", serde_json::to_string_pretty(&manifest)?);
         }
         RackCmd::Show { name } => {
             let client = ctx.client()?;

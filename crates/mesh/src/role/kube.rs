@@ -25,16 +25,25 @@ pub(super) async fn is_kubernetes(
         return true;
     }
     let asked = async {
-        let client = mesh_client::Client::new(&args.api_url, &args.token).ok()?;
+        let client =
+            mesh_client::Client::new(&args.api_url, &args.token).map_err(|e| e.to_string())?;
         let rack = tokio::time::timeout(std::time::Duration::from_secs(10), client.agent_rack())
             .await
-            .ok()?
-            .ok()?;
-        Some(rack.runtime == RackRuntime::Kubernetes)
+            .map_err(|_| "no answer within 10 s".to_string())?
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(rack.runtime == RackRuntime::Kubernetes)
     };
     match asked.await {
-        Some(k) => k,
-        None => data_dir.join(MARK).exists(),
+        Ok(k) => k,
+        Err(e) => {
+            let marked = data_dir.join(MARK).exists();
+            tracing::warn!(
+                error = %e,
+                "cannot ask the control plane what the rack runs; going by this data directory ({})",
+                if marked { "a Kubernetes rack's" } else { "a native rack's" }
+            );
+            marked
+        }
     }
 }
 
@@ -95,5 +104,23 @@ pub(super) async fn run(
     let _ = stop.send(true);
     let _ = task.await;
     tracing::info!("agent stopped");
+    Ok(())
+}
+
+/// `mesh agent-purge --kubeconfig FILE --rack NAME`: everything the rack made in the cluster
+/// goes (its namespaces, so their pods, and anything else with its labels).
+pub(super) async fn purge(kubeconfig: &Path, rack: &str) -> Result<()> {
+    let rack = mesh_types::Name::parse(rack).context("the rack's name")?;
+    let config = std::fs::read_to_string(kubeconfig)
+        .with_context(|| format!("cannot read the kubeconfig {}", kubeconfig.display()))?;
+    let client = mesh_kube::client::connect(&config)
+        .await
+        .context("cannot reach the cluster")?;
+    let removed = mesh_agent::kube::apply::purge(&client, rack.as_str())
+        .await
+        .context("cannot remove what the rack made")?;
+    print(format!(
+        "removed {removed} object(s) rack {rack} made in the cluster (namespaces finish deleting in the background)"
+    ));
     Ok(())
 }

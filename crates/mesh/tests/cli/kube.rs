@@ -15,11 +15,13 @@ use std::time::{Duration, Instant};
 
 use crate::harness::*;
 use crate::load::Load;
-use crate::web::{assert_root, free_port, get, wait_for_body};
+use crate::web::{assert_root, free_port, get, wait_for_body, wait_for_body_from};
 
 /// The host's end of the cluster's link (scripts/kube/lib.sh): the node reaches the control
 /// plane's registry there.
 const HOST_LINK: &str = "10.169.0.1";
+/// The node's end of that link: a pod on the node's network answers there.
+const NODE: &str = "10.169.0.2";
 
 /// The cluster `scripts/kube-up` made, named by `WIDEMESH_KUBE_DIR`.
 pub struct Cluster {
@@ -145,15 +147,18 @@ pub struct KubeRack<'a> {
 }
 
 impl<'a> KubeRack<'a> {
-    /// `mesh up` (with `extra`, such as `--builder fake`) listening on the cluster's link, and
-    /// rack `rack` made on the cluster with its agent joined.
+    /// `mesh up` (with `extra`, such as `--no-agent --builder fake`) listening on the cluster's
+    /// link, and rack `rack` made on the cluster with its agent joined.
     pub fn start(cluster: &'a Cluster, rack: &str, extra: &[&str]) -> KubeRack<'a> {
+        Self::start_in(Home::new(), cluster, rack, extra)
+    }
+
+    /// [`KubeRack::start`] in `home`.
+    pub fn start_in(home: Home, cluster: &'a Cluster, rack: &str, extra: &[&str]) -> KubeRack<'a> {
         let namespaces = Namespaces::clean(cluster, rack);
         let port = free_port();
         let listen = format!("{HOST_LINK}:{port}");
-        let mut args = vec!["--no-agent"];
-        args.extend_from_slice(extra);
-        let p = Platform::start_listening(Home::new(), &listen, &args);
+        let p = Platform::start_listening(home, &listen, extra);
         let trusted = cluster.trust(&listen);
         let kubeconfig = cluster.kubeconfig();
         let created = p
@@ -225,6 +230,13 @@ impl<'a> KubeRack<'a> {
         }
     }
 
+    /// Stops the rack's agent (gracefully); what it made keeps running.
+    pub fn stop_agent(&mut self) {
+        if let Some(mut a) = self.agent.take() {
+            stop_child(&mut a, Duration::from_secs(20));
+        }
+    }
+
     fn log_path(&self, n: u32) -> PathBuf {
         self.p.home.path().join(format!("agent-{n}.log"))
     }
@@ -280,9 +292,7 @@ impl<'a> KubeRack<'a> {
 
 impl Drop for KubeRack<'_> {
     fn drop(&mut self) {
-        if let Some(mut a) = self.agent.take() {
-            stop_child(&mut a, Duration::from_secs(20));
-        }
+        self.stop_agent();
     }
 }
 
@@ -342,7 +352,7 @@ fn log_count(k: &KubeRack, env: &str, text: &str) -> usize {
 fn a_kubernetes_rack_deploys_rolls_scales_runs_and_ships_logs() {
     assert_root();
     let cluster = Cluster::get();
-    let mut k = KubeRack::start(&cluster, "kr1", &["--builder", "fake"]);
+    let mut k = KubeRack::start(&cluster, "kr1", &["--no-agent", "--builder", "fake"]);
     let env = "kube-shop";
     let host = format!("{env}.kr1.localhost");
     let shown = k.mesh(&["rack", "show", "kr1"]).ok();
@@ -552,7 +562,7 @@ fn a_kubernetes_rack_deploys_rolls_scales_runs_and_ships_logs() {
 fn environments_on_a_kubernetes_rack_cannot_reach_each_other() {
     assert_root();
     let cluster = Cluster::get();
-    let k = KubeRack::start(&cluster, "kr2", &["--builder", "fake"]);
+    let k = KubeRack::start(&cluster, "kr2", &["--no-agent", "--builder", "fake"]);
     let src = tempfile::tempdir().unwrap();
     for env in ["kube-iso-a", "kube-iso-b"] {
         k.mesh(&["env", "create", env, "--rack", "kr2"]).ok();
@@ -600,6 +610,12 @@ fn environments_on_a_kubernetes_rack_cannot_reach_each_other() {
         token.code, 0,
         "a service account token is mounted: {token:#?}"
     );
+    // It runs under the runtime's seccomp filter (mode 2) and cannot gain privileges.
+    let status = in_a("grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status");
+    assert!(
+        status.stdout.contains("Seccomp:\t2") && status.stdout.contains("NoNewPrivs:\t1"),
+        "{status:#?}"
+    );
     // Both still answer through the router.
     wait_for_body(
         k.http,
@@ -619,7 +635,7 @@ fn environments_on_a_kubernetes_rack_cannot_reach_each_other() {
 fn an_agent_restart_and_a_control_plane_outage_keep_pods_serving() {
     assert_root();
     let cluster = Cluster::get();
-    let mut k = KubeRack::start(&cluster, "kr3", &["--builder", "fake"]);
+    let mut k = KubeRack::start(&cluster, "kr3", &["--no-agent", "--builder", "fake"]);
     let env = "kube-calm";
     let host = format!("{env}.kr3.localhost");
     k.mesh(&["env", "create", env, "--rack", "kr3"]).ok();
@@ -647,6 +663,40 @@ fn an_agent_restart_and_a_control_plane_outage_keep_pods_serving() {
         log.contains("using the rack's cluster as last seen"),
         "{log}"
     );
+
+    // With the agent stopped the pods keep serving; `mesh agent-purge` then removes what the
+    // rack made in the cluster.
+    k.stop_agent();
+    let ns = "wm-kube-calm";
+    assert!(
+        cluster
+            .kubectl_ok(&["get", "deploy", "-n", ns, "-o", "name"])
+            .contains("app-web")
+    );
+    let kubeconfig = cluster.kubeconfig();
+    let purged = k
+        .mesh(&[
+            "agent-purge",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--rack",
+            "kr3",
+        ])
+        .ok();
+    assert!(purged.stdout.contains("rack kr3"), "{purged:#?}");
+    let (_, phase, _) = cluster.kubectl(&["get", "ns", ns, "-o", "jsonpath={.status.phase}"]);
+    assert!(phase.is_empty() || phase == "Terminating", "{ns}: {phase}");
+    // A rack name that cannot be is refused before the cluster is touched.
+    let other = k
+        .mesh(&[
+            "agent-purge",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--rack",
+            "Not A Rack",
+        ])
+        .fails();
+    assert!(other.error().contains("the rack's name"), "{other:#?}");
 }
 
 #[test]
@@ -866,7 +916,7 @@ fn a_buildpack_app_and_a_dockerfile_app_built_for_real_serve_from_the_cluster() 
     assert_root();
     let cluster = Cluster::get();
     // The real builder: buildpacks on the built-in Debian base, Dockerfiles with buildah.
-    let k = KubeRack::start(&cluster, "kr5", &[]);
+    let k = KubeRack::start(&cluster, "kr5", &["--no-agent"]);
     let work = tempfile::tempdir().unwrap();
     let build = Duration::from_secs(900);
 
@@ -962,4 +1012,222 @@ fn a_buildpack_app_and_a_dockerfile_app_built_for_real_serve_from_the_cluster() 
         "jsonpath={.items[*].spec.nodeName}",
     ]);
     assert!(pods.contains("wm-node"), "{pods}");
+}
+
+/// Objects applied from a file, deleted (and waited for) when dropped.
+struct Applied<'a> {
+    cluster: &'a Cluster,
+    file: PathBuf,
+}
+
+impl Drop for Applied<'_> {
+    fn drop(&mut self) {
+        let _ = self.cluster.kubectl(&[
+            "delete",
+            "-f",
+            self.file.to_str().unwrap(),
+            "--ignore-not-found",
+            "--wait=true",
+            "--timeout=120s",
+        ]);
+    }
+}
+
+#[test]
+fn the_agent_installed_into_the_cluster_runs_the_rack_and_routes_on_the_node() {
+    assert_root();
+    let cluster = Cluster::get();
+    let mut k = KubeRack::start(&cluster, "kr6", &["--no-agent", "--builder", "fake"]);
+    // The agent outside the cluster goes; the one installed inside takes over its server.
+    k.stop_agent();
+    let http = free_port();
+    let manifest = k
+        .mesh(&[
+            "rack",
+            "agent-manifest",
+            "kr6",
+            "--token",
+            &k.token,
+            "--http-listen",
+            &format!("0.0.0.0:{http}"),
+        ])
+        .ok()
+        .stdout;
+    let file = k.p.home.path().join("agent.json");
+    std::fs::write(&file, &manifest).unwrap();
+    // What an earlier run of this test may have left.
+    let _ = cluster.kubectl(&[
+        "delete",
+        "namespace",
+        "widemesh-kr6",
+        "--ignore-not-found",
+        "--wait=true",
+        "--timeout=120s",
+    ]);
+    let _applied = Applied {
+        cluster: &cluster,
+        file: file.clone(),
+    };
+    cluster.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
+    // The node pulls this control plane's own mesh from its registry and starts it.
+    let (rolled, out, err) = cluster.kubectl(&[
+        "rollout",
+        "status",
+        "deployment/widemesh-agent",
+        "-n",
+        "widemesh-kr6",
+        "--timeout=180s",
+    ]);
+    assert!(
+        rolled,
+        "{out}\n{err}\n{}\n{}",
+        cluster
+            .kubectl(&["describe", "pods", "-n", "widemesh-kr6"])
+            .1,
+        cluster
+            .kubectl(&[
+                "logs",
+                "-n",
+                "widemesh-kr6",
+                "deployment/widemesh-agent",
+                "--previous"
+            ])
+            .1
+    );
+
+    let env = "kube-inside";
+    k.mesh(&["env", "create", env, "--rack", "kr6"]).ok();
+    let src = tempfile::tempdir().unwrap();
+    let app = src.path().join("app");
+    write_app(&app, "served from inside");
+    let out = k.p.mesh_for(
+        &["deploy", "--env", env, "--dir", app.to_str().unwrap()],
+        Duration::from_secs(300),
+    );
+    assert_eq!(
+        out.code,
+        0,
+        "{out:#?}\n{}",
+        cluster
+            .kubectl(&["logs", "-n", "widemesh-kr6", "deployment/widemesh-agent"])
+            .1
+    );
+    k.wait_for_healthy(env, "web", 1, Duration::from_secs(120));
+    // The rack's server is the pod's, at the node's address, and its router answers there.
+    let servers = k.mesh(&["rack", "servers", "kr6", "--json"]).ok().json();
+    let server = &servers.as_array().unwrap()[0];
+    assert_eq!(server["name"], "kr6-agent", "{servers}");
+    assert_eq!(server["address"], NODE, "{servers}");
+    wait_for_body_from(
+        NODE,
+        http,
+        &format!("{env}.kr6.localhost"),
+        "served from inside",
+        Duration::from_secs(60),
+    );
+    // Its token is in a Secret, not on the pod's command line.
+    let pod_spec = cluster.kubectl_ok(&[
+        "get",
+        "deploy",
+        "widemesh-agent",
+        "-n",
+        "widemesh-kr6",
+        "-o",
+        "json",
+    ]);
+    assert!(!pod_spec.contains(&k.token), "{pod_spec}");
+
+    // A native rack has no agent to install into a cluster.
+    let native = k
+        .mesh(&["rack", "agent-manifest", "local", "--token", "x"])
+        .fails();
+    assert!(
+        native.error().contains("only a Kubernetes rack"),
+        "{native:#?}"
+    );
+    k.mesh(&["env", "delete", env, "--yes"]).ok();
+}
+
+/// Seconds from `mesh deploy` (first deploy of a new environment on `rack`) until its alias
+/// answers through `http`, and from `mesh svc scale` 1 -> 2 until the new instance is healthy.
+fn deploy_and_start(k: &KubeRack, rack: &str, env: &str, http: u16, app: &Path) -> (f64, f64) {
+    k.mesh(&["env", "create", env, "--rack", rack]).ok();
+    // The local rack's domain is `localhost`; the others' `<rack>.localhost`.
+    let host = match rack {
+        "local" => format!("{env}.localhost"),
+        _ => format!("{env}.{rack}.localhost"),
+    };
+    let started = Instant::now();
+    deploy(k, env, app);
+    wait_for_body(http, &host, "bench", Duration::from_secs(120));
+    let deploy_s = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    k.mesh(&[
+        "svc",
+        "scale",
+        "web",
+        "--instances",
+        "2",
+        "--env",
+        env,
+        "--stack",
+        "app",
+    ])
+    .ok();
+    k.wait_for_healthy(env, "web", 2, Duration::from_secs(120));
+    let start_s = started.elapsed().as_secs_f64();
+    k.mesh(&["env", "delete", env, "--yes"]).ok();
+    (deploy_s, start_s)
+}
+
+/// The figures of `benches/kube-rack` (run alone, with `--run-ignored only`): first deploy to
+/// serving and instance start on the Kubernetes rack and on a native rack of the same control
+/// plane, `RUNS` times each (the platform's test builder, so no build time is counted).
+#[test]
+#[ignore = "a benchmark: benches/kube-rack runs it"]
+fn bench_deploy_to_serving_and_instance_start() {
+    assert_root();
+    let cluster = Cluster::get();
+    let native_http = free_port();
+    let home = Home::new();
+    let _purge = crate::web::Purge::new(home.data_dir(), "kbn");
+    let http_s = format!("127.0.0.1:{native_http}");
+    let k = KubeRack::start_in(
+        home,
+        &cluster,
+        "kbench",
+        &[
+            "--builder",
+            "fake",
+            "--net-prefix",
+            "kbn",
+            "--subnet-pool",
+            "10.246.0.0/16",
+            "--http-listen",
+            &http_s,
+        ],
+    );
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let src = tempfile::tempdir().unwrap();
+    let app = src.path().join("app");
+    write_app(&app, "bench");
+    for run in 1..=runs {
+        let (d, s) = deploy_and_start(
+            &k,
+            "local",
+            &format!("bench-native-{run}"),
+            native_http,
+            &app,
+        );
+        println!(
+            "native run {run}: first deploy to serving {d:.2}s, instance start to healthy {s:.2}s"
+        );
+        let (d, s) = deploy_and_start(&k, "kbench", &format!("bench-kube-{run}"), k.http, &app);
+        println!(
+            "kubernetes run {run}: first deploy to serving {d:.2}s, pod start to healthy {s:.2}s"
+        );
+    }
 }

@@ -106,7 +106,12 @@ pub fn free_port() -> u16 {
 
 /// `GET /` through the router as `host`: the status and body, or why there was none.
 pub fn get(port: u16, host: &str) -> Result<(u16, String), String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    get_from("127.0.0.1", port, host)
+}
+
+/// [`get`] of the router at `ip`.
+pub fn get_from(ip: &str, port: u16, host: &str) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect((ip, port)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(s, "GET / HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
@@ -128,9 +133,14 @@ pub fn get(port: u16, host: &str) -> Result<(u16, String), String> {
 
 /// Waits until `host` answers 200 with a body that starts with `want`.
 pub fn wait_for_body(port: u16, host: &str, want: &str, within: Duration) {
+    wait_for_body_from("127.0.0.1", port, host, want, within)
+}
+
+/// [`wait_for_body`] of the router at `ip`.
+pub fn wait_for_body_from(ip: &str, port: u16, host: &str, want: &str, within: Duration) {
     let deadline = Instant::now() + within;
     loop {
-        let got = get(port, host);
+        let got = get_from(ip, port, host);
         if matches!(&got, Ok((200, b)) if b.starts_with(want)) {
             return;
         }

@@ -125,12 +125,11 @@ fn web_services_roll_without_unavailability_and_drain_before_they_stop() {
     let limits = c.resources.as_ref().unwrap().limits.as_ref().unwrap();
     assert_eq!(limits["cpu"].0, "250m");
     assert_eq!(limits["memory"].0, "256Mi");
+    let security = c.security_context.as_ref().unwrap();
+    assert_eq!(security.allow_privilege_escalation, Some(false));
     assert_eq!(
-        c.security_context
-            .as_ref()
-            .unwrap()
-            .allow_privilege_escalation,
-        Some(false)
+        security.seccomp_profile.as_ref().map(|p| p.type_.as_str()),
+        Some("RuntimeDefault")
     );
     // Its pods carry its service's labels and its Service selects them by name.
     let svc = &w.services[0];
