@@ -65,6 +65,14 @@ impl Gateway {
             lines: self.client.watch(Some(server.as_str())).await?,
         })
     }
+
+    /// The rack's own document, for a process that is none of its servers (a Kubernetes rack's
+    /// router on one of its nodes).
+    pub async fn watch_rack(&self) -> Result<Watch, GatewayError> {
+        Ok(Watch {
+            lines: self.client.watch(None).await?,
+        })
+    }
 }
 
 #[async_trait::async_trait]

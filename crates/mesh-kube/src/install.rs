@@ -1,9 +1,10 @@
 //! A Kubernetes rack's agent installed into its own cluster (`mesh rack agent-manifest NAME |
 //! kubectl apply -f -`): a namespace `widemesh-<rack>` holding the join token, a pull secret for
-//! the control plane's registry, and a Deployment of one agent pod on the node's network, so
-//! its edge router answers on the node's address. The pod runs the control plane's own `mesh`
-//! (the registry's `widemesh.system/agent` image) and reaches the cluster with the kubeconfig
-//! the control plane keeps for the rack, as an agent outside the cluster does.
+//! the control plane's registry, a Deployment of the rack's one agent, and a DaemonSet of its
+//! edge router on every node's network (`mesh router --routes-only`), so every node answers
+//! for the rack on its own address. The pods run the control plane's own `mesh` (the
+//! registry's `widemesh.system/agent` image) and reach the cluster with the kubeconfig the
+//! control plane keeps for the rack, as an agent outside the cluster does.
 //!
 //! Pure functions of what the user gives; the objects are printed as one `v1` `List` (JSON, which
 //! `kubectl apply -f` takes as it takes YAML).
@@ -12,7 +13,10 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use k8s_openapi::ByteString;
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::apps::v1::{
+    DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, Deployment, DeploymentSpec,
+    DeploymentStrategy,
+};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, LocalObjectReference,
     Namespace, ObjectFieldSelector, PodSpec, PodTemplateSpec, Secret, SecretKeySelector,
@@ -26,10 +30,12 @@ use crate::names;
 
 /// The repository of the agent image in the control plane's registry.
 pub const AGENT_IMAGE: &str = "widemesh.system/agent";
-/// The Secret holding the join token, and the Deployment, in the install namespace.
+/// The Secret holding the join token, and the agent's Deployment, in the install namespace.
 pub const AGENT: &str = "widemesh-agent";
-/// Where the agent keeps its files in the pod (an `emptyDir`).
-const DATA_DIR: &str = "/var/lib/widemesh/agent";
+/// The routers' DaemonSet.
+pub const ROUTER: &str = "widemesh-router";
+/// Where a pod keeps its files (an `emptyDir`).
+const DATA_DIR: &str = "/var/lib/widemesh";
 
 /// What the manifest is made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +47,7 @@ pub struct AgentInstall {
     pub join_token: String,
     /// The agent image's tag: the control plane's version.
     pub tag: String,
-    /// The edge router's plain HTTP address on each node running the agent (`0.0.0.0:80`).
+    /// The edge router's plain HTTP address on each node (`0.0.0.0:80`).
     pub http_listen: Option<String>,
     /// Its HTTPS address (`0.0.0.0:443`).
     pub https_listen: Option<String>,
@@ -105,10 +111,10 @@ pub fn namespace(rack: &str) -> String {
     names::fit(&format!("widemesh-{rack}"))
 }
 
-/// The labels of the install's objects.
-fn labels(rack: &str) -> BTreeMap<String, String> {
+/// The labels of the install's objects (`name`: the agent's or the routers').
+fn labels(rack: &str, name: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), AGENT.to_string()),
+        ("app.kubernetes.io/name".to_string(), name.to_string()),
         (
             "app.kubernetes.io/part-of".to_string(),
             names::MANAGER.to_string(),
@@ -124,13 +130,13 @@ pub fn agent_manifest(i: &AgentInstall) -> Result<Value, KubeError> {
     let meta = |name: &str| ObjectMeta {
         name: Some(name.to_string()),
         namespace: Some(ns.clone()),
-        labels: Some(labels(&i.rack)),
+        labels: Some(labels(&i.rack, AGENT)),
         ..Default::default()
     };
     let namespace = Namespace {
         metadata: ObjectMeta {
             name: Some(ns.clone()),
-            labels: Some(labels(&i.rack)),
+            labels: Some(labels(&i.rack, AGENT)),
             ..Default::default()
         },
         ..Default::default()
@@ -144,9 +150,9 @@ pub fn agent_manifest(i: &AgentInstall) -> Result<Value, KubeError> {
         )])),
         ..Default::default()
     };
-    let pull = pull_secret(&ns, labels(&i.rack), &registry, &i.join_token);
+    let pull = pull_secret(&ns, labels(&i.rack, AGENT), &registry, &i.join_token);
 
-    let mut args = vec![
+    let agent_args = vec![
         "agent".to_string(),
         "--api-url".into(),
         i.api_url.clone(),
@@ -155,99 +161,53 @@ pub fn agent_manifest(i: &AgentInstall) -> Result<Value, KubeError> {
         "--address".into(),
         "$(NODE_IP)".into(),
         "--data-dir".into(),
-        DATA_DIR.into(),
+        format!("{DATA_DIR}/agent"),
+    ];
+    let mut router_args = vec![
+        "router".to_string(),
+        "--routes-only".into(),
+        "--api-url".into(),
+        i.api_url.clone(),
+        "--data-dir".into(),
+        format!("{DATA_DIR}/router"),
     ];
     if let Some(h) = &i.http_listen {
-        args.extend(["--http-listen".into(), h.clone()]);
+        router_args.extend(["--http-listen".into(), h.clone()]);
     }
     if let Some(h) = &i.https_listen {
-        args.extend(["--https-listen".into(), h.clone()]);
+        router_args.extend(["--https-listen".into(), h.clone()]);
     }
-    let env = vec![
-        EnvVar {
-            name: "MESH_JOIN_TOKEN".into(),
-            value: None,
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: AGENT.into(),
-                    key: "join-token".into(),
-                    optional: Some(false),
-                }),
-                ..Default::default()
-            }),
-        },
-        EnvVar {
-            name: "NODE_IP".into(),
-            value: None,
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    api_version: None,
-                    field_path: "status.hostIP".into(),
-                }),
-                ..Default::default()
-            }),
-        },
-    ];
-    let selector = BTreeMap::from([("app.kubernetes.io/name".to_string(), AGENT.to_string())]);
-    let container = Container {
-        name: "agent".into(),
-        image: Some(format!("{registry}/{AGENT_IMAGE}:{}", i.tag)),
-        // A control plane upgraded in place serves a new image under the same version.
-        image_pull_policy: Some("Always".into()),
-        args: Some(args),
-        env: Some(env),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "data".into(),
-            mount_path: DATA_DIR.into(),
-            ..Default::default()
-        }]),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities {
-                add: Some(vec!["NET_BIND_SERVICE".into()]),
-                drop: Some(vec!["ALL".into()]),
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let image = format!("{registry}/{AGENT_IMAGE}:{}", i.tag);
+    let agent = pod_template(&i.rack, AGENT, &image, agent_args);
+    let router = pod_template(&i.rack, ROUTER, &image, router_args);
     let deployment = Deployment {
         metadata: meta(AGENT),
         spec: Some(DeploymentSpec {
-            // One agent per rack: the old pod stops before the new one starts (it holds the
-            // node's router ports).
+            // One agent per rack: the old pod stops before the new one starts.
             replicas: Some(1),
             strategy: Some(DeploymentStrategy {
                 type_: Some("Recreate".into()),
                 rolling_update: None,
             }),
-            selector: LabelSelector {
-                match_labels: Some(selector.clone()),
-                match_expressions: None,
-            },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels(&i.rack)),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    host_network: Some(true),
-                    dns_policy: Some("ClusterFirstWithHostNet".into()),
-                    // It reaches the cluster with the rack's kubeconfig from the control plane.
-                    automount_service_account_token: Some(false),
-                    image_pull_secrets: Some(vec![LocalObjectReference {
-                        name: names::PULL_SECRET.into(),
-                    }]),
-                    termination_grace_period_seconds: Some(30),
-                    volumes: Some(vec![Volume {
-                        name: "data".into(),
-                        empty_dir: Some(EmptyDirVolumeSource::default()),
-                        ..Default::default()
-                    }]),
-                    ..Default::default()
-                }),
-            },
+            selector: selector(AGENT),
+            template: agent,
+            ..Default::default()
+        }),
+        status: None,
+    };
+    let routers = DaemonSet {
+        metadata: ObjectMeta {
+            labels: Some(labels(&i.rack, ROUTER)),
+            ..meta(ROUTER)
+        },
+        spec: Some(DaemonSetSpec {
+            selector: selector(ROUTER),
+            template: router,
+            // A node's router stops before its successor takes the node's ports.
+            update_strategy: Some(DaemonSetUpdateStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: None,
+            }),
             ..Default::default()
         }),
         status: None,
@@ -274,8 +234,94 @@ pub fn agent_manifest(i: &AgentInstall) -> Result<Value, KubeError> {
             item("Secret", "v1", to(serde_json::to_value(&token))?),
             item("Secret", "v1", to(serde_json::to_value(&pull))?),
             item("Deployment", "apps/v1", to(serde_json::to_value(&deployment))?),
+            item("DaemonSet", "apps/v1", to(serde_json::to_value(&routers))?),
         ],
     }))
+}
+
+fn selector(name: &str) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(BTreeMap::from([(
+            "app.kubernetes.io/name".to_string(),
+            name.to_string(),
+        )])),
+        match_expressions: None,
+    }
+}
+
+/// A pod of the install: `mesh` with `args`, on the node's network (the agent's address, the
+/// routers' ports are the node's), the join token from the Secret, the node's IP as `NODE_IP`.
+fn pod_template(rack: &str, name: &str, image: &str, args: Vec<String>) -> PodTemplateSpec {
+    let env = vec![
+        EnvVar {
+            name: "MESH_JOIN_TOKEN".into(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: AGENT.into(),
+                    key: "join-token".into(),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }),
+        },
+        EnvVar {
+            name: "NODE_IP".into(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    api_version: None,
+                    field_path: "status.hostIP".into(),
+                }),
+                ..Default::default()
+            }),
+        },
+    ];
+    let container = Container {
+        name: name.trim_start_matches("widemesh-").into(),
+        image: Some(image.to_string()),
+        // A control plane upgraded in place serves a new image under the same tag.
+        image_pull_policy: Some("Always".into()),
+        args: Some(args),
+        env: Some(env),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "data".into(),
+            mount_path: DATA_DIR.into(),
+            ..Default::default()
+        }]),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                add: Some(vec!["NET_BIND_SERVICE".into()]),
+                drop: Some(vec!["ALL".into()]),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels(rack, name)),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            containers: vec![container],
+            host_network: Some(true),
+            dns_policy: Some("ClusterFirstWithHostNet".into()),
+            // It reaches the cluster with the rack's kubeconfig from the control plane.
+            automount_service_account_token: Some(false),
+            image_pull_secrets: Some(vec![LocalObjectReference {
+                name: names::PULL_SECRET.into(),
+            }]),
+            termination_grace_period_seconds: Some(30),
+            volumes: Some(vec![Volume {
+                name: "data".into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -300,7 +346,7 @@ mod tests {
     }
 
     #[test]
-    fn the_manifest_runs_one_agent_on_the_nodes_network_with_the_token_in_a_secret() {
+    fn the_manifest_runs_one_agent_and_a_router_on_every_node_with_the_token_in_a_secret() {
         let m = agent_manifest(&AgentInstall {
             rack: "blue".into(),
             api_url: "http://10.0.0.1:7440".into(),
@@ -313,7 +359,10 @@ mod tests {
         assert_eq!(m["kind"], "List");
         let items = m["items"].as_array().unwrap();
         let kinds: Vec<_> = items.iter().map(|i| i["kind"].as_str().unwrap()).collect();
-        assert_eq!(kinds, ["Namespace", "Secret", "Secret", "Deployment"]);
+        assert_eq!(
+            kinds,
+            ["Namespace", "Secret", "Secret", "Deployment", "DaemonSet"]
+        );
         for i in items {
             let ns = i["metadata"]["namespace"].as_str();
             let name = i["metadata"]["name"].as_str();
@@ -321,6 +370,14 @@ mod tests {
             // Never labelled as one of the rack's own objects, which its agent prunes.
             assert!(i["metadata"]["labels"].get(names::RACK).is_none(), "{i}");
         }
+        let args = |o: &Value| -> Vec<String> {
+            o["spec"]["template"]["spec"]["containers"][0]["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect()
+        };
         let d = &items[3];
         assert_eq!(d["spec"]["replicas"], 1);
         assert_eq!(d["spec"]["strategy"]["type"], "Recreate");
@@ -329,20 +386,31 @@ mod tests {
         assert_eq!(pod["automountServiceAccountToken"], false);
         let c = &pod["containers"][0];
         assert_eq!(c["image"], "10.0.0.1:7440/widemesh.system/agent:0.1.0");
-        let args: Vec<_> = c["args"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap())
-            .collect();
-        assert_eq!(args[..3], ["agent", "--api-url", "http://10.0.0.1:7440"]);
+        let agent = args(d);
+        assert_eq!(agent[..3], ["agent", "--api-url", "http://10.0.0.1:7440"]);
+        assert!(agent.windows(2).any(|w| w == ["--name", "blue-agent"]));
+        assert!(!agent.iter().any(|a| a == "--http-listen"), "{agent:?}");
+        // The routers: one on every node's network, routing only.
+        let r = &items[4];
+        assert_eq!(r["spec"]["template"]["spec"]["hostNetwork"], true);
+        let router = args(r);
+        assert_eq!(router[..2], ["router", "--routes-only"]);
         assert!(
-            args.windows(2)
+            router
+                .windows(2)
                 .any(|w| w == ["--http-listen", "0.0.0.0:80"])
         );
-        assert!(args.windows(2).any(|w| w == ["--name", "blue-agent"]));
-        // The token is never on the command line or in the Deployment, only in the Secret.
+        assert_eq!(
+            r["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"],
+            "widemesh-router"
+        );
+        assert_eq!(
+            r["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"],
+            "widemesh-router"
+        );
+        // The token is never on a command line or in a pod's spec, only in the Secret.
         assert!(!d.to_string().contains("mesh_secret"), "{d}");
+        assert!(!r.to_string().contains("mesh_secret"), "{r}");
         assert_eq!(items[1]["stringData"]["join-token"], "mesh_secret");
         assert_eq!(
             c["env"][0]["valueFrom"]["secretKeyRef"]["name"],

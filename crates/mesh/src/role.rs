@@ -135,6 +135,10 @@ pub struct AgentArgs {
 pub struct RouterArgs {
     #[command(flatten)]
     pub join: JoinArgs,
+    /// Only route (a Kubernetes rack's router on one of its nodes, beside the rack's one
+    /// agent): follow the rack's routes and pods, register no server, change nothing
+    #[arg(long)]
+    pub routes_only: bool,
     /// The edge router's plain HTTP address
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:80")]
     pub http_listen: SocketAddr,
@@ -643,6 +647,13 @@ pub async fn router(args: RouterArgs) -> Result<()> {
         handover: args.router_handover,
         options: args.router_limits.options(),
     };
+    if args.routes_only {
+        let data_dir = match &args.join.data_dir {
+            Some(d) => d.clone(),
+            None => data_dir(None)?.join("router"),
+        };
+        return kube::run(args.join, data_dir, Some(listen), None, kube::Part::Router).await;
+    }
     run_agent(args.join, Some(listen), None).await
 }
 
@@ -665,7 +676,7 @@ async fn run_agent(
         None => data_dir(None)?.join("agent"),
     };
     if kube::is_kubernetes(&args, &data_dir, kubeconfig.as_deref()).await {
-        return kube::run(args, data_dir, router, kubeconfig).await;
+        return kube::run(args, data_dir, router, kubeconfig, kube::Part::Agent).await;
     }
     if let Some(why) = cannot_run_instances() {
         anyhow::bail!("this machine cannot run instances: {why}");

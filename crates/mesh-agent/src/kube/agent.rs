@@ -76,6 +76,14 @@ impl KubeAgentOptions {
     }
 }
 
+/// What this process is for the rack: its agent (a registered server that reconciles, reports
+/// and runs one-off work) or only one of its routers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Agent,
+    Router,
+}
+
 pub struct KubeAgent {
     pub(crate) opts: KubeAgentOptions,
     pub(crate) gateway: Gateway,
@@ -254,7 +262,7 @@ impl KubeAgent {
             None
         });
         let (tx, mut rx) = watch::channel(cached);
-        let watcher = tokio::spawn(self.clone().watch_loop(tx, shutdown.clone()));
+        let watcher = tokio::spawn(self.clone().watch_loop(tx, shutdown.clone(), Role::Agent));
         let shipper = tokio::spawn(super::logs::run(self.clone(), shutdown.clone()));
         let mut applier = Applier::new(self.client.clone(), self.rack.as_str());
         let mut last_report: Option<(Vec<Instance>, UnixMs)> = None;
@@ -322,6 +330,63 @@ impl KubeAgent {
             .items)
     }
 
+    /// The routes of `desired` to the ready ones of `pods`, for the router of this process.
+    fn publish_routing(&self, desired: &DesiredState, pods: &[Pod]) {
+        let routing = Routing::with_own_router(
+            desired,
+            super::observe::backends(pods),
+            self.router.get().copied(),
+        );
+        self.routing.send_if_modified(|r| {
+            let changed = *r != routing;
+            *r = routing;
+            changed
+        });
+    }
+
+    /// Runs a router's half only until `shutdown` turns true: follows the rack's routes and
+    /// pods and publishes them to this process's router, registering no server and changing
+    /// nothing in the cluster (`mesh router --routes-only`: a router on each of the cluster's
+    /// nodes, beside the rack's one agent).
+    pub async fn route(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let _lock = tokio::select! {
+            lock = crate::handover::DataDirLock::acquire(&self.opts.data_dir) => match lock {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot lock the router's data directory");
+                    return;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let cached = self.cache.load().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "ignoring the cached desired state");
+            None
+        });
+        let (tx, mut rx) = watch::channel(cached);
+        let watcher = tokio::spawn(self.clone().watch_loop(tx, shutdown.clone(), Role::Router));
+        loop {
+            let desired = rx.borrow_and_update().clone();
+            if let Some(d) = &desired {
+                match self.pods().await {
+                    Ok(pods) => self.publish_routing(d, &pods),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot list pods; routing stays as it was")
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = rx.changed() => {}
+                _ = tokio::time::sleep(self.opts.tick) => {}
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+        }
+        let _ = watcher.await;
+    }
+
     /// Lists the pods, publishes the routing, and reports the instances when they changed
     /// (or every ten seconds: the heartbeat).
     async fn observe(
@@ -337,16 +402,7 @@ impl KubeAgent {
             }
         };
         if let Some(d) = desired {
-            let routing = Routing::with_own_router(
-                d,
-                super::observe::backends(&pods),
-                self.router.get().copied(),
-            );
-            self.routing.send_if_modified(|r| {
-                let changed = *r != routing;
-                *r = routing;
-                changed
-            });
+            self.publish_routing(d, &pods);
         }
         let now = now_ms();
         for (ns, name) in super::observe::expired_oneoffs(&pods, now, ONEOFF_KEEP_MS) {
@@ -401,18 +457,24 @@ impl KubeAgent {
         }
     }
 
-    /// Registers, then follows the watch stream, reconnecting with backoff.
+    /// Registers (the agent), then follows the watch stream, reconnecting with backoff.
     async fn watch_loop(
         self: Arc<Self>,
         tx: watch::Sender<Option<DesiredState>>,
         mut shutdown: watch::Receiver<bool>,
+        role: Role,
     ) {
         let mut backoff: Option<Duration> = None;
         loop {
             let session = async {
-                self.gateway.register(&self.registration()).await?;
-                self.last_heartbeat.store(now_ms(), Ordering::Relaxed);
-                let mut stream = self.gateway.watch(&self.opts.server_name).await?;
+                let mut stream = match role {
+                    Role::Agent => {
+                        self.gateway.register(&self.registration()).await?;
+                        self.last_heartbeat.store(now_ms(), Ordering::Relaxed);
+                        self.gateway.watch(&self.opts.server_name).await?
+                    }
+                    Role::Router => self.gateway.watch_rack().await?,
+                };
                 backoff = None;
                 while let Some(event) = stream.next().await? {
                     match event {
@@ -422,9 +484,11 @@ impl KubeAgent {
                             }
                             tx.send_replace(Some(state));
                         }
-                        WatchEvent::Task { task } => {
+                        // One-off work is the agent's; a router leaves it alone.
+                        WatchEvent::Task { task } if role == Role::Agent => {
                             tokio::spawn(self.clone().handle_task(task));
                         }
+                        WatchEvent::Task { .. } => {}
                         WatchEvent::KeepAlive => {}
                     }
                 }

@@ -47,11 +47,21 @@ pub(super) async fn is_kubernetes(
     }
 }
 
+/// What a process of a Kubernetes rack does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Part {
+    /// The rack's agent: reconciles, reports, ships logs, runs one-off work (and may route).
+    Agent,
+    /// Only a router following the rack's routes and pods (`mesh router --routes-only`).
+    Router,
+}
+
 pub(super) async fn run(
     args: JoinArgs,
     data_dir: PathBuf,
     router: Option<RouterListen>,
     kubeconfig: Option<PathBuf>,
+    part: Part,
 ) -> Result<()> {
     let name = args.name.unwrap_or_else(host_name);
     let server_name = mesh_types::Name::parse(&name).context("the server name")?;
@@ -89,9 +99,12 @@ pub(super) async fn run(
         }
         None => None,
     };
-    let task = tokio::spawn(agent.clone().run(rx));
+    let (task, what) = match part {
+        Part::Agent => (tokio::spawn(agent.clone().run(rx)), "agent"),
+        Part::Router => (tokio::spawn(agent.clone().route(rx)), "router"),
+    };
     print(format!(
-        "widemesh agent is up (Kubernetes rack): control plane {}, data {}",
+        "widemesh {what} is up (Kubernetes rack): control plane {}, data {}",
         args.api_url,
         data_dir.display()
     ));
@@ -100,10 +113,10 @@ pub(super) async fn run(
         e.stop().await;
     }
     // The cluster keeps everything running: a restarted agent carries on from it.
-    tracing::info!("stopping the agent");
+    tracing::info!("stopping the {what}");
     let _ = stop.send(true);
     let _ = task.await;
-    tracing::info!("agent stopped");
+    tracing::info!("{what} stopped");
     Ok(())
 }
 

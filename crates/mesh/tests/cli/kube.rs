@@ -308,6 +308,16 @@ pub fn write_app(dir: &Path, page: &str) {
     .unwrap();
 }
 
+/// [`write_app`] with more Procfile lines (`release: ...`, `ticker: ...`).
+pub fn write_app_with(dir: &Path, page: &str, more: &str) {
+    write_app(dir, page);
+    std::fs::write(
+        dir.join("Procfile"),
+        format!("web: httpd -f -p $PORT -h /app/public\n{more}\n"),
+    )
+    .unwrap();
+}
+
 /// A load through the rack's router as `host`: every answer must be 200 with one of `bodies`.
 fn load(http: u16, host: &str, bodies: &[&str]) -> Load {
     let host = host.to_string();
@@ -402,13 +412,35 @@ fn a_kubernetes_rack_deploys_rolls_scales_runs_and_ships_logs() {
     ])
     .ok();
 
-    // A redeploy and a config change under load: no request fails.
-    write_app(&app, "v2");
+    // A redeploy and a config change under load: no request fails. The redeploy has a
+    // release command, run once as a pod of the new image before the rollout.
+    write_app_with(
+        &app,
+        "v2",
+        "release: echo release ran on the cluster in $(hostname)",
+    );
     let l = load(k.http, &host, &["v1", "v2"]);
-    deploy(&k, env, &app);
+    let out = deploy(&k, env, &app);
+    assert!(
+        out.stdout.contains("release ran on the cluster in "),
+        "{out:#?}"
+    );
     wait_for_body(k.http, &host, "v2", Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(2));
     assert_no_failures("redeploy", l);
+
+    // A release command that fails stops the deployment before its rollout: v2 serves on.
+    write_app_with(&app, "v3", "release: echo migrating; exit 3");
+    let failed = k.p.mesh_for(
+        &["deploy", "--env", env, "--dir", app.to_str().unwrap()],
+        Duration::from_secs(300),
+    );
+    assert_ne!(failed.code, 0, "{failed:#?}");
+    assert!(
+        failed.stderr.contains("release command failed"),
+        "{failed:#?}"
+    );
+    assert_eq!(get(k.http, &host).unwrap(), (200, "v2".to_string()));
 
     let l = load(k.http, &host, &["v2"]);
     k.mesh(&[
@@ -641,7 +673,13 @@ fn an_agent_restart_and_a_control_plane_outage_keep_pods_serving() {
     k.mesh(&["env", "create", env, "--rack", "kr3"]).ok();
     let src = tempfile::tempdir().unwrap();
     let app = src.path().join("app");
-    write_app(&app, "steady");
+    // A worker that counts every second: its output must reach the control plane whole and
+    // once, whatever happens to the agent.
+    write_app_with(
+        &app,
+        "steady",
+        "ticker: i=0; while true; do i=$((i+1)); echo tick-$i; sleep 1; done",
+    );
     deploy(&k, env, &app);
     wait_for_body(k.http, &host, "steady", Duration::from_secs(60));
 
@@ -663,6 +701,40 @@ fn an_agent_restart_and_a_control_plane_outage_keep_pods_serving() {
         log.contains("using the rack's cluster as last seen"),
         "{log}"
     );
+
+    // The ticks written while the agents changed and the control plane was away were shipped
+    // afterwards, and the ones read again by each new agent were not kept twice.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = k
+            .mesh(&[
+                "logs",
+                "--env",
+                env,
+                "--service",
+                "ticker",
+                "--since",
+                "10m",
+            ])
+            .ok();
+        let ticks: Vec<u64> = out
+            .stdout
+            .lines()
+            .filter_map(|l| l.split("tick-").nth(1))
+            .filter_map(|n| n.trim().parse().ok())
+            .collect();
+        let mut unique = ticks.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ticks.len(), "a tick shipped twice: {ticks:?}");
+        let whole = unique.first() == Some(&1) && unique.len() as u64 == *unique.last().unwrap();
+        // Past the restarts and the outage (about 15 s), with none missing.
+        if whole && unique.len() >= 15 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "ticks missing: {unique:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     // With the agent stopped the pods keep serving; `mesh agent-purge` then removes what the
     // rack made in the cluster.
@@ -1040,7 +1112,7 @@ fn the_agent_installed_into_the_cluster_runs_the_rack_and_routes_on_the_node() {
     let mut k = KubeRack::start(&cluster, "kr6", &["--no-agent", "--builder", "fake"]);
     // The agent outside the cluster goes; the one installed inside takes over its server.
     k.stop_agent();
-    let http = free_port();
+    let (http, https) = (free_port(), free_port());
     let manifest = k
         .mesh(&[
             "rack",
@@ -1050,6 +1122,8 @@ fn the_agent_installed_into_the_cluster_runs_the_rack_and_routes_on_the_node() {
             &k.token,
             "--http-listen",
             &format!("0.0.0.0:{http}"),
+            "--https-listen",
+            &format!("0.0.0.0:{https}"),
         ])
         .ok()
         .stdout;
@@ -1069,31 +1143,28 @@ fn the_agent_installed_into_the_cluster_runs_the_rack_and_routes_on_the_node() {
         file: file.clone(),
     };
     cluster.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
-    // The node pulls this control plane's own mesh from its registry and starts it.
-    let (rolled, out, err) = cluster.kubectl(&[
-        "rollout",
-        "status",
-        "deployment/widemesh-agent",
-        "-n",
-        "widemesh-kr6",
-        "--timeout=180s",
-    ]);
-    assert!(
-        rolled,
-        "{out}\n{err}\n{}\n{}",
-        cluster
-            .kubectl(&["describe", "pods", "-n", "widemesh-kr6"])
-            .1,
-        cluster
-            .kubectl(&[
-                "logs",
-                "-n",
-                "widemesh-kr6",
-                "deployment/widemesh-agent",
-                "--previous"
-            ])
-            .1
-    );
+    // The node pulls this control plane's own mesh from its registry and starts the agent and
+    // the node's router.
+    for what in ["deployment/widemesh-agent", "daemonset/widemesh-router"] {
+        let (rolled, out, err) = cluster.kubectl(&[
+            "rollout",
+            "status",
+            what,
+            "-n",
+            "widemesh-kr6",
+            "--timeout=180s",
+        ]);
+        assert!(
+            rolled,
+            "{what}: {out}\n{err}\n{}\n{}",
+            cluster
+                .kubectl(&["describe", "pods", "-n", "widemesh-kr6"])
+                .1,
+            cluster
+                .kubectl(&["logs", "-n", "widemesh-kr6", what, "--previous"])
+                .1
+        );
+    }
 
     let env = "kube-inside";
     k.mesh(&["env", "create", env, "--rack", "kr6"]).ok();
@@ -1113,29 +1184,56 @@ fn the_agent_installed_into_the_cluster_runs_the_rack_and_routes_on_the_node() {
             .1
     );
     k.wait_for_healthy(env, "web", 1, Duration::from_secs(120));
-    // The rack's server is the pod's, at the node's address, and its router answers there.
+    // The rack's one server is the agent's pod, at the node's address (the routers register
+    // none), and the node's router answers there.
     let servers = k.mesh(&["rack", "servers", "kr6", "--json"]).ok().json();
+    assert_eq!(servers.as_array().unwrap().len(), 1, "{servers}");
     let server = &servers.as_array().unwrap()[0];
     assert_eq!(server["name"], "kr6-agent", "{servers}");
     assert_eq!(server["address"], NODE, "{servers}");
+    let alias = format!("{env}.kr6.localhost");
     wait_for_body_from(
         NODE,
         http,
-        &format!("{env}.kr6.localhost"),
+        &alias,
         "served from inside",
         Duration::from_secs(60),
     );
-    // Its token is in a Secret, not on the pod's command line.
-    let pod_spec = cluster.kubectl_ok(&[
+    // Routing needs no agent: with it gone the node's router still serves the app.
+    cluster.kubectl_ok(&[
+        "scale",
+        "deployment/widemesh-agent",
+        "-n",
+        "widemesh-kr6",
+        "--replicas=0",
+    ]);
+    let _ = cluster.kubectl(&[
+        "wait",
+        "--for=delete",
+        "pod",
+        "-l",
+        "app.kubernetes.io/name=widemesh-agent",
+        "-n",
+        "widemesh-kr6",
+        "--timeout=60s",
+    ]);
+    wait_for_body_from(
+        NODE,
+        http,
+        &alias,
+        "served from inside",
+        Duration::from_secs(5),
+    );
+    // The token is in a Secret, not in the pods' specs.
+    let specs = cluster.kubectl_ok(&[
         "get",
-        "deploy",
-        "widemesh-agent",
+        "deploy,daemonset",
         "-n",
         "widemesh-kr6",
         "-o",
         "json",
     ]);
-    assert!(!pod_spec.contains(&k.token), "{pod_spec}");
+    assert!(!specs.contains(&k.token), "{specs}");
 
     // A native rack has no agent to install into a cluster.
     let native = k
