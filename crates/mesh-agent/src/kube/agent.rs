@@ -245,24 +245,43 @@ impl KubeAgent {
         }
     }
 
-    /// Runs until `shutdown` turns true. What it made in the cluster keeps running after.
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let _lock = tokio::select! {
+    /// Takes the data directory (waiting for a previous process to hand it over) and follows
+    /// the watch stream as `role` from the cached desired state on: the lock to hold, the
+    /// desired state as it changes, and the task following the stream. `None` if `shutdown`
+    /// came first or the directory cannot be locked.
+    async fn follow(
+        self: &Arc<Self>,
+        shutdown: &mut watch::Receiver<bool>,
+        role: Role,
+    ) -> Option<(
+        crate::handover::DataDirLock,
+        watch::Receiver<Option<DesiredState>>,
+        tokio::task::JoinHandle<()>,
+    )> {
+        let lock = tokio::select! {
             lock = crate::handover::DataDirLock::acquire(&self.opts.data_dir) => match lock {
                 Ok(l) => l,
                 Err(e) => {
-                    tracing::error!(error = %e, "cannot lock the agent's data directory");
-                    return;
+                    tracing::error!(error = %e, "cannot lock the data directory");
+                    return None;
                 }
             },
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => return None,
         };
         let cached = self.cache.load().unwrap_or_else(|e| {
             tracing::warn!(error = %e, "ignoring the cached desired state");
             None
         });
-        let (tx, mut rx) = watch::channel(cached);
-        let watcher = tokio::spawn(self.clone().watch_loop(tx, shutdown.clone(), Role::Agent));
+        let (tx, rx) = watch::channel(cached);
+        let watcher = tokio::spawn(self.clone().watch_loop(tx, shutdown.clone(), role));
+        Some((lock, rx, watcher))
+    }
+
+    /// Runs until `shutdown` turns true. What it made in the cluster keeps running after.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let Some((_lock, mut rx, watcher)) = self.follow(&mut shutdown, Role::Agent).await else {
+            return;
+        };
         let shipper = tokio::spawn(super::logs::run(self.clone(), shutdown.clone()));
         let mut applier = Applier::new(self.client.clone(), self.rack.as_str());
         let mut last_report: Option<(Vec<Instance>, UnixMs)> = None;
@@ -349,22 +368,9 @@ impl KubeAgent {
     /// nothing in the cluster (`mesh router --routes-only`: a router on each of the cluster's
     /// nodes, beside the rack's one agent).
     pub async fn route(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let _lock = tokio::select! {
-            lock = crate::handover::DataDirLock::acquire(&self.opts.data_dir) => match lock {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot lock the router's data directory");
-                    return;
-                }
-            },
-            _ = shutdown.changed() => return,
+        let Some((_lock, mut rx, watcher)) = self.follow(&mut shutdown, Role::Router).await else {
+            return;
         };
-        let cached = self.cache.load().unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "ignoring the cached desired state");
-            None
-        });
-        let (tx, mut rx) = watch::channel(cached);
-        let watcher = tokio::spawn(self.clone().watch_loop(tx, shutdown.clone(), Role::Router));
         loop {
             let desired = rx.borrow_and_update().clone();
             if let Some(d) = &desired {
