@@ -277,6 +277,21 @@ impl KubeAgent {
         Some((lock, rx, watcher))
     }
 
+    /// Waits for the next pass: a change of the desired state or a tick. False once
+    /// `shutdown` turned true.
+    async fn wait_for_pass(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+        desired: &mut watch::Receiver<Option<DesiredState>>,
+    ) -> bool {
+        tokio::select! {
+            _ = shutdown.changed() => return false,
+            _ = desired.changed() => {}
+            _ = tokio::time::sleep(self.opts.tick) => {}
+        }
+        !*shutdown.borrow()
+    }
+
     /// Runs until `shutdown` turns true. What it made in the cluster keeps running after.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let Some((_lock, mut rx, watcher)) = self.follow(&mut shutdown, Role::Agent).await else {
@@ -297,12 +312,7 @@ impl KubeAgent {
                 }
             }
             last_report = self.observe(desired.as_ref(), last_report).await;
-            tokio::select! {
-                _ = shutdown.changed() => break,
-                _ = rx.changed() => {}
-                _ = tokio::time::sleep(self.opts.tick) => {}
-            }
-            if *shutdown.borrow() {
+            if !self.wait_for_pass(&mut shutdown, &mut rx).await {
                 break;
             }
         }
@@ -381,12 +391,7 @@ impl KubeAgent {
                     }
                 }
             }
-            tokio::select! {
-                _ = shutdown.changed() => break,
-                _ = rx.changed() => {}
-                _ = tokio::time::sleep(self.opts.tick) => {}
-            }
-            if *shutdown.borrow() {
+            if !self.wait_for_pass(&mut shutdown, &mut rx).await {
                 break;
             }
         }
