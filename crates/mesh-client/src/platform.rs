@@ -1,8 +1,8 @@
 //! Routes of the platform itself: identity, tokens, the audit log, providers, racks, servers.
 
 use mesh_types::api::{
-    CreateProvider, CreateRack, CreateToken, CreatedRack, CreatedToken, Event, Provider, Rack,
-    Replacement, ResizeRack, Server, Token, UpgradeRack, WhoAmI,
+    CreateProvider, CreateRack, CreateToken, CreatedRack, CreatedToken, Event, MadeServer,
+    Provider, Rack, Replacement, ResizeRack, Server, Token, UpgradeRack, WhoAmI,
 };
 use serde::Serialize;
 
@@ -123,5 +123,10 @@ impl Client {
     /// `GET /v1/racks/{rack}/servers`
     pub async fn list_servers(&self, rack: &str) -> Result<Vec<Server>> {
         self.get(&["v1", "racks", rack, "servers"]).await
+    }
+
+    /// The servers the rack's provider made, and how far each is.
+    pub async fn list_made_servers(&self, rack: &str) -> Result<Vec<MadeServer>> {
+        self.get(&["v1", "racks", rack, "made-servers"]).await
     }
 }

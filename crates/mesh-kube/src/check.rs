@@ -179,6 +179,29 @@ pub async fn namespace_free(
     }
 }
 
+/// Whether a node's conditions say Ready.
+pub fn node_ready(node: &k8s_openapi::api::core::v1::Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// The cluster's nodes by name, and whether each is Ready.
+pub async fn nodes(
+    client: &kube::Client,
+) -> Result<std::collections::BTreeMap<String, bool>, KubeError> {
+    let list = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .map_err(|e| KubeError::api("listing the cluster's nodes", e))?;
+    Ok(list
+        .items
+        .iter()
+        .map(|n| (n.metadata.name.clone().unwrap_or_default(), node_ready(n)))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -123,8 +123,80 @@ fn labels(rack: &str, name: &str) -> BTreeMap<String, String> {
     ])
 }
 
+/// The objects that install a rack's agent and routers.
+#[derive(Debug, Clone)]
+pub struct AgentObjects {
+    pub namespace: Namespace,
+    pub token: Secret,
+    pub pull: Secret,
+    pub agent: Deployment,
+    pub routers: DaemonSet,
+}
+
 /// The objects that install the agent of `i.rack`, as a `v1` `List`.
 pub fn agent_manifest(i: &AgentInstall) -> Result<Value, KubeError> {
+    let o = agent_objects(i)?;
+    let item = |kind: &str, api: &str, v: Value| {
+        let mut v = v;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("apiVersion".into(), json!(api));
+            o.insert("kind".into(), json!(kind));
+        }
+        v
+    };
+    let to = |v: serde_json::Result<Value>| {
+        v.map_err(|e| KubeError::Api {
+            what: "encoding the agent's manifest".into(),
+            message: e.to_string(),
+        })
+    };
+    Ok(json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            item("Namespace", "v1", to(serde_json::to_value(&o.namespace))?),
+            item("Secret", "v1", to(serde_json::to_value(&o.token))?),
+            item("Secret", "v1", to(serde_json::to_value(&o.pull))?),
+            item("Deployment", "apps/v1", to(serde_json::to_value(&o.agent))?),
+            item("DaemonSet", "apps/v1", to(serde_json::to_value(&o.routers))?),
+        ],
+    }))
+}
+
+/// Installs the agent of `i.rack` into the cluster of `client` by server-side apply (what
+/// `kubectl apply -f` of [`agent_manifest`] does): the control plane does this itself for a
+/// cluster a provider made.
+pub async fn install(client: &kube::Client, i: &AgentInstall) -> Result<(), KubeError> {
+    use kube::api::{Api, Patch, PatchParams};
+    let o = agent_objects(i)?;
+    let ns = namespace(&i.rack);
+    let pp = PatchParams::apply(names::FIELD_MANAGER).force();
+    let what = |kind: &str| format!("installing the agent's {kind}");
+    Api::<Namespace>::all(client.clone())
+        .patch(&ns, &pp, &Patch::Apply(&o.namespace))
+        .await
+        .map_err(|e| KubeError::api(&what("namespace"), e))?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    for s in [&o.token, &o.pull] {
+        let name = s.metadata.name.clone().unwrap_or_default();
+        secrets
+            .patch(&name, &pp, &Patch::Apply(s))
+            .await
+            .map_err(|e| KubeError::api(&what("secrets"), e))?;
+    }
+    Api::<Deployment>::namespaced(client.clone(), &ns)
+        .patch(AGENT, &pp, &Patch::Apply(&o.agent))
+        .await
+        .map_err(|e| KubeError::api(&what("deployment"), e))?;
+    Api::<DaemonSet>::namespaced(client.clone(), &ns)
+        .patch(ROUTER, &pp, &Patch::Apply(&o.routers))
+        .await
+        .map_err(|e| KubeError::api(&what("routers"), e))?;
+    Ok(())
+}
+
+/// The objects that install the agent of `i.rack`.
+pub fn agent_objects(i: &AgentInstall) -> Result<AgentObjects, KubeError> {
     let registry = registry_host(&i.api_url)?;
     let ns = namespace(&i.rack);
     let meta = |name: &str| ObjectMeta {
@@ -212,31 +284,13 @@ pub fn agent_manifest(i: &AgentInstall) -> Result<Value, KubeError> {
         }),
         status: None,
     };
-    let item = |kind: &str, api: &str, v: Value| {
-        let mut v = v;
-        if let Some(o) = v.as_object_mut() {
-            o.insert("apiVersion".into(), json!(api));
-            o.insert("kind".into(), json!(kind));
-        }
-        v
-    };
-    let to = |v: serde_json::Result<Value>| {
-        v.map_err(|e| KubeError::Api {
-            what: "encoding the agent's manifest".into(),
-            message: e.to_string(),
-        })
-    };
-    Ok(json!({
-        "apiVersion": "v1",
-        "kind": "List",
-        "items": [
-            item("Namespace", "v1", to(serde_json::to_value(&namespace))?),
-            item("Secret", "v1", to(serde_json::to_value(&token))?),
-            item("Secret", "v1", to(serde_json::to_value(&pull))?),
-            item("Deployment", "apps/v1", to(serde_json::to_value(&deployment))?),
-            item("DaemonSet", "apps/v1", to(serde_json::to_value(&routers))?),
-        ],
-    }))
+    Ok(AgentObjects {
+        namespace,
+        token,
+        pull,
+        agent: deployment,
+        routers,
+    })
 }
 
 fn selector(name: &str) -> LabelSelector {

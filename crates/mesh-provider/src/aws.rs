@@ -355,8 +355,7 @@ impl Driver for AwsDriver {
         let b = &req.bootstrap;
         let region = req.region.as_str();
         let dir = agent_dir(&b.root, &b.rack, &req.name)?;
-        let sum = cloudinit::sha256_file(&b.binary)?;
-        let user_data = cloudinit::user_data(b, &req.name, &sum)?;
+        let user_data = cloudinit::for_server(b, &req.name)?;
         let regions = self.regions().await?;
         if !regions.iter().any(|r| r == region) {
             return Err(ProviderError::UnknownRegion {

@@ -39,6 +39,8 @@ pub struct Bootstrap {
     pub http_listen: String,
     /// Instance networking; `None` leaves the agent's defaults.
     pub net: Option<NetPlan>,
+    /// A Kubernetes rack's server runs k3s instead of the agent (cloud providers only).
+    pub kube: Option<crate::k3s::KubeNode>,
 }
 
 /// A DNS label (`[a-z0-9-]`, 1-63, starting with a letter or digit): safe in a path and a
@@ -118,41 +120,52 @@ fn script(b: &Bootstrap, server: &str, address: String, dir: &str) -> Result<Str
             .map(quote),
         );
     }
+    Ok(supervise(
+        dir,
+        "the widemesh agent",
+        "MESH_JOIN_TOKEN=$(cat \"$dir/join-token\")\nexport MESH_JOIN_TOKEN\n",
+        &format!("\"$dir/mesh\" {}", args.join(" ")),
+        "agent",
+    ))
+}
+
+/// A supervisor script living in `dir`: runs `command` (shell words; `$dir` is the directory)
+/// after `prelude`, appending its output to `<name>.log` and its pid to `<name>.pid`; starts it
+/// again when it exits (after 1 s, backing off to 30 s while it keeps failing at once); on
+/// SIGTERM forwards the signal to it and waits for it.
+pub fn supervise(dir: &str, what: &str, prelude: &str, command: &str, name: &str) -> String {
     let d = quote(dir);
-    Ok(format!(
+    format!(
         r#"#!/bin/sh
-# The widemesh agent's supervisor (made by a provider driver): restarts the agent when it
-# exits; on SIGTERM stops it gracefully (it removes its own networks at its next start).
+# The supervisor of {what} (made by a provider driver): restarts it when it exits; on SIGTERM
+# stops it gracefully.
 dir={d}
 echo $$ > "$dir/supervisor.pid"
 child=
 stop() {{
   if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null; wait "$child"; fi
-  rm -f "$dir/supervisor.pid" "$dir/agent.pid"
+  rm -f "$dir/supervisor.pid" "$dir/{name}.pid"
   exit 0
 }}
 trap stop TERM INT
-MESH_JOIN_TOKEN=$(cat "$dir/join-token")
-export MESH_JOIN_TOKEN
-delay=1
+{prelude}delay=1
 while :; do
   started=$(date +%s)
-  "$dir/mesh" {args} >>"$dir/agent.log" 2>&1 &
+  {command} >>"$dir/{name}.log" 2>&1 &
   child=$!
-  echo "$child" > "$dir/agent.pid"
+  echo "$child" > "$dir/{name}.pid"
   wait "$child"
   code=$?
   child=
-  # An agent that keeps failing at once is started again less and less often (at most every
-  # 30s); one that ran a while, at once.
+  # What keeps failing at once is started again less and less often (at most every 30s);
+  # what ran a while, at once.
   if [ $(( $(date +%s) - started )) -ge 10 ]; then delay=1; elif [ $delay -lt 30 ]; then delay=$((delay * 2)); fi
-  echo "supervisor: the agent exited with $code; starting it again in ${{delay}}s" >>"$dir/agent.log"
+  echo "supervisor: {name} exited with $code; starting it again in ${{delay}}s" >>"$dir/{name}.log"
   # In the background, so that SIGTERM is acted on at once.
   sleep $delay & wait $!
 done
-"#,
-        args = args.join(" ")
-    ))
+"#
+    )
 }
 
 /// Starts the supervisor in its own session, detached from the SSH channel.
@@ -216,6 +229,7 @@ mod tests {
                 net_prefix: "pw".into(),
                 subnet_pool: "10.237.0.0/16".into(),
             }),
+            kube: None,
         }
     }
 

@@ -101,21 +101,7 @@ dir={d}
 url={u}
 sum={sum}
 unit={unit}
-log() {{ echo "widemesh: $*" >&2; echo "widemesh: $*" >>"$dir/install.log"; }}
-chmod 0700 "$dir"
-cd "$dir" || exit 1
-# The address the rack's router and peers reach this server on: the source address of its
-# route to the control plane (or its first address).
-host=$(printf '%s' "$url" | sed -e 's|^[a-z]*://||' -e 's|^\[||' -e 's|[]/:].*$||')
-ip=$(getent ahostsv4 "$host" 2>/dev/null | head -n1 | cut -d' ' -f1)
-addr=$(ip -4 route get "${{ip:-$host}}" 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p' | head -n1)
-[ -n "$addr" ] || addr=$(hostname -I 2>/dev/null | cut -d' ' -f1)
-[ -n "$addr" ] || {{ log "cannot tell this server's address"; exit 1; }}
-printf '%s\n' "$addr" >"$dir/address"
-if ! command -v curl >/dev/null 2>&1; then
-  apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq curl >/dev/null 2>&1
-fi
-# The token goes to curl on its standard input (printf is a shell builtin): never on a
+{first_boot}# The token goes to curl on its standard input (printf is a shell builtin): never on a
 # command line, where other users could read it.
 i=0
 until printf 'Authorization: Bearer %s\n' "$(cat "$dir/join-token")" |
@@ -143,7 +129,37 @@ log "agent {server} started"
         sum = sha256,
         unit = unit_name(&b.rack, server),
         tries = DOWNLOAD_TRIES,
+        first_boot = FIRST_BOOT,
     ))
+}
+
+/// The start of every first-boot script (`$dir` and `$url`, a URL of the control plane, set
+/// before it): a log function, the directory made private, the server's own address found and
+/// written to `$dir/address` (and kept in `$addr`), and curl installed when missing.
+pub const FIRST_BOOT: &str = r#"log() { echo "widemesh: $*" >&2; echo "widemesh: $*" >>"$dir/install.log"; }
+chmod 0700 "$dir"
+cd "$dir" || exit 1
+# The address the rack's router and peers reach this server on: the source address of its
+# route to the control plane (or its first address).
+host=$(printf '%s' "$url" | sed -e 's|^[a-z]*://||' -e 's|^\[||' -e 's|[]/:].*$||')
+ip=$(getent ahostsv4 "$host" 2>/dev/null | head -n1 | cut -d' ' -f1)
+addr=$(ip -4 route get "${ip:-$host}" 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p' | head -n1)
+[ -n "$addr" ] || addr=$(hostname -I 2>/dev/null | cut -d' ' -f1)
+[ -n "$addr" ] || { log "cannot tell this server's address"; exit 1; }
+printf '%s\n' "$addr" >"$dir/address"
+if ! command -v curl >/dev/null 2>&1; then
+  apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq curl >/dev/null 2>&1
+fi
+"#;
+
+/// The user data of server `server` of `b.rack`: k3s for a Kubernetes rack's server
+/// ([`crate::k3s`]), else the agent with the control plane's `mesh` (its SHA-256 read from
+/// `b.binary`).
+pub fn for_server(b: &Bootstrap, server: &str) -> Result<String> {
+    match &b.kube {
+        Some(node) => crate::k3s::user_data(b, node, server),
+        None => user_data(b, server, &sha256_file(&b.binary)?),
+    }
 }
 
 /// The whole `#cloud-config` document for server `server` of `b.rack`, whose `mesh` binary
@@ -199,6 +215,7 @@ mod tests {
             root: DEFAULT_ROOT.into(),
             http_listen: "0.0.0.0:80".into(),
             net: None,
+            kube: None,
         }
     }
 

@@ -273,8 +273,7 @@ impl Driver for HetznerDriver {
     async fn create(&self, req: &CreateServer) -> Result<MadeServer> {
         let b = &req.bootstrap;
         let dir = agent_dir(&b.root, &b.rack, &req.name)?;
-        let sum = cloudinit::sha256_file(&b.binary)?;
-        let user_data = cloudinit::user_data(b, &req.name, &sum)?;
+        let user_data = cloudinit::for_server(b, &req.name)?;
         let body = json!({
             "name": req.name,
             "server_type": req.size,

@@ -8,7 +8,8 @@
 //!
 //! Drivers: `ssh` ([`ssh::SshDriver`]), a pool of servers the user already has; `aws`
 //! ([`aws::AwsDriver`], EC2) and `hetzner` ([`hetzner::HetznerDriver`], Hetzner Cloud), which
-//! make servers that boot with the user data of [`cloudinit`].
+//! make servers that boot with the user data of [`cloudinit`] (or, for a Kubernetes rack's
+//! servers, of [`k3s`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,6 +18,7 @@ pub mod aws;
 pub mod bootstrap;
 pub mod cloudinit;
 pub mod hetzner;
+pub mod k3s;
 pub mod pool;
 pub mod ssh;
 

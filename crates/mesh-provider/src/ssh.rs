@@ -238,6 +238,11 @@ impl SshDriver {
 #[async_trait::async_trait]
 impl Driver for SshDriver {
     async fn create(&self, req: &CreateServer) -> Result<MadeServer> {
+        if req.bootstrap.kube.is_some() {
+            return Err(ProviderError::Invalid(
+                "the servers of a Kubernetes rack are made by cloud providers (aws, hetzner) only: an ssh pool runs native racks".into(),
+            ));
+        }
         let _one = self.lock.lock().await;
         let state = self.state.load()?;
         let server =

@@ -92,15 +92,15 @@ fn unauthenticated(message: &str) -> Response {
 /// (`/v2`, where container runtimes send Basic credentials) the password of
 /// `Authorization: Basic`, whatever the user name.
 fn bearer(req: &Request) -> Option<String> {
+    if let Some(token) = bearer_header(req.headers()) {
+        return Some(token);
+    }
     let value = req
         .headers()
         .get(http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    if scheme.eq_ignore_ascii_case("bearer") {
-        return Some(token.trim().to_string());
-    }
     if scheme.eq_ignore_ascii_case("basic")
         && crate::agent::registry::is_registry_path(req.uri().path())
     {
@@ -113,6 +113,15 @@ fn bearer(req: &Request) -> Option<String> {
         return (!password.is_empty()).then(|| password.to_string());
     }
     None
+}
+
+/// The token of `Authorization: Bearer <token>`.
+pub(crate) fn bearer_header(headers: &http::HeaderMap) -> Option<String> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
 }
 
 /// Applies the route's [`policy`] to the caller. Requests that matched no route go on to the

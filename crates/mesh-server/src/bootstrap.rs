@@ -57,8 +57,9 @@ pub async fn bootstrap(
                     address: None,
                     runtime: None,
                     kubeconfig: None,
+                    servers: None,
                 };
-                let rack = rack_from_request(&req, ProviderKind::Local, now)
+                let rack = rack_from_request(&req, ProviderKind::Local, false, now)
                     .map_err(|e| StoreError::Invalid(e.to_string()))?;
                 store.create_rack(&rack).await?;
                 // The file first: a crash between the two leaves a token file without a token,

@@ -54,8 +54,8 @@ pub async fn check_namespace(state: &AppState, rack: &Rack, environment: &str) -
     }
     let Some(kubeconfig) = state.store().rack_kubeconfig(rack.name.as_str()).await? else {
         return Err(ApiError::precondition(format!(
-            "rack {} is a Kubernetes rack without a kubeconfig",
-            rack.name
+            "rack {} runs on a cluster its provider is still making: its first server has not sent the cluster's kubeconfig yet (wait until `mesh rack servers {}` lists its agent)",
+            rack.name, rack.name
         )));
     };
     bounded(

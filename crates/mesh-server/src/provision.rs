@@ -75,10 +75,18 @@ fn pool_of(secrets: &BTreeMap<String, String>) -> Result<Vec<pool::PoolServer>, 
 /// The secrets of an aws provider: required, then optional.
 pub const AWS_SECRETS: (&[&str], &[&str]) = (
     &["access_key_id", "secret_access_key"],
-    &["endpoint", "image", "subnet", "security_group"],
+    &["endpoint", "image", "subnet", "security_group", K3S_RELEASE],
 );
 /// The secrets of a hetzner provider: required, then optional.
-pub const HETZNER_SECRETS: (&[&str], &[&str]) = (&["token"], &["endpoint", "image"]);
+pub const HETZNER_SECRETS: (&[&str], &[&str]) = (&["token"], &["endpoint", "image", K3S_RELEASE]);
+/// A cloud provider's setting: where its Kubernetes racks' servers download k3s (a URL under
+/// which `k3s` and `sha256sum-amd64.txt` are; the pinned GitHub release by default).
+pub const K3S_RELEASE: &str = "k3s_release";
+
+/// Where a provider's Kubernetes racks' servers download k3s.
+pub fn k3s_release(secrets: &BTreeMap<String, String>) -> String {
+    secret(secrets, K3S_RELEASE).unwrap_or_else(|| mesh_provider::k3s::DEFAULT_RELEASE.into())
+}
 
 /// A cloud provider's secrets: the required ones present and not empty, no unknown one.
 fn check_cloud(
@@ -104,12 +112,14 @@ fn check_cloud(
             optional.join(", ")
         ));
     }
-    if let Some(e) = secrets.get("endpoint")
-        && !(e.starts_with("http://") || e.starts_with("https://"))
-    {
-        return Err(format!(
-            "the endpoint {e:?} must be an http:// or https:// URL"
-        ));
+    for key in ["endpoint", K3S_RELEASE] {
+        if let Some(e) = secrets.get(key)
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            return Err(format!(
+                "the {key} {e:?} must be an http:// or https:// URL"
+            ));
+        }
     }
     Ok(())
 }
@@ -222,7 +232,8 @@ pub fn server_name(rack: &str, n: u32) -> String {
     format!("{rack}-{n}")
 }
 
-/// Makes server `name` of `rack`, of `size`, with its agent joining with `join_token`.
+/// Makes server `name` of `rack`, of `size`, with its agent joining with `join_token` (or, a
+/// Kubernetes rack's server, running k3s as `kube` says).
 pub async fn make_server(
     p: &Provision,
     driver: &dyn Driver,
@@ -230,6 +241,7 @@ pub async fn make_server(
     name: &str,
     size: &str,
     join_token: &str,
+    kube: Option<mesh_provider::k3s::KubeNode>,
 ) -> Result<MadeServer, ProviderError> {
     let req = CreateServer {
         name: name.to_string(),
@@ -243,6 +255,7 @@ pub async fn make_server(
             root: p.root.clone(),
             http_listen: mesh_provider::bootstrap::DEFAULT_HTTP_LISTEN.into(),
             net: None,
+            kube,
         },
     };
     driver.create(&req).await
@@ -344,6 +357,21 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.contains("http://"), "{e}");
+        let e = aws(&[
+            ("access_key_id", "a"),
+            ("secret_access_key", "s"),
+            ("k3s_release", "mirror.local/k3s"),
+        ])
+        .unwrap_err();
+        assert!(e.contains("the k3s_release"), "{e}");
+        assert_eq!(
+            k3s_release(&secrets(&[("k3s_release", " http://m/k3s ")])),
+            "http://m/k3s"
+        );
+        assert_eq!(
+            k3s_release(&BTreeMap::new()),
+            mesh_provider::k3s::DEFAULT_RELEASE
+        );
         let h = |p: &[(&str, &str)]| check_provider(ProviderKind::Hetzner, &secrets(p));
         let e = h(&[("token", " ")]).unwrap_err();
         assert!(e.contains("secret token"), "{e}");

@@ -12,7 +12,7 @@ use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 
-use crate::agent::{binary, gateway, registry};
+use crate::agent::{binary, cluster, gateway, registry};
 use crate::api::{
     access, certificates, config, deployments, endpoints, environments, platform, replacement,
     runs, services, sources, stacks, system,
@@ -101,6 +101,11 @@ fn v1(table: Table) -> Table {
             replacement::get_replacement,
         )
         .add(M::GET, "/v1/racks/{rack}/servers", platform::list_servers)
+        .add(
+            M::GET,
+            "/v1/racks/{rack}/made-servers",
+            platform::list_made_servers,
+        )
         .add(M::GET, "/v1/environments", environments::list)
         .add(M::POST, "/v1/environments", environments::create)
         .add(M::GET, ENV, environments::get)
@@ -186,6 +191,7 @@ fn v1(table: Table) -> Table {
         .add(M::GET, "/v1/agent/watch", gateway::watch)
         .add(M::GET, "/v1/agent/blobs/{digest}", gateway::blob)
         .add(M::GET, "/v1/agent/mesh", binary::mesh)
+        .add(M::PUT, "/v1/agent/kubeconfig", cluster::kubeconfig)
         .add(M::POST, "/v1/agent/status", gateway::status)
         .add_sized(
             M::POST,

@@ -155,6 +155,14 @@ pub struct AgentRack {
     pub kubeconfig: Option<String>,
 }
 
+/// `PUT /v1/agent/kubeconfig`: the made cluster the control plane took for the rack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterTaken {
+    pub rack: Name,
+    /// The cluster's Kubernetes version.
+    pub version: String,
+}
+
 impl std::fmt::Debug for AgentRack {
     // Keeps the cluster's credentials out of logs and panics.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

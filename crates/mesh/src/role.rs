@@ -41,6 +41,10 @@ pub struct UpArgs {
     /// [default: the --listen address, with a wildcard read as loopback]
     #[arg(long, value_name = "URL")]
     pub advertise_url: Option<String>,
+    /// Where the directories of agents (and k3s) go on servers the platform makes, one per
+    /// rack and server (`<DIR>/<rack>/<server>`)
+    #[arg(long, value_name = "DIR", default_value = mesh_provider::bootstrap::DEFAULT_ROOT)]
+    pub servers_root: String,
     /// The edge router's plain HTTP address [default: 127.0.0.1:80; without either router
     /// flag, a busy or forbidden default only warns and the platform runs without a router]
     #[arg(long, value_name = "ADDR")]
@@ -206,6 +210,10 @@ pub struct ServerArgs {
     /// [default: the --listen address, with a wildcard read as loopback]
     #[arg(long, value_name = "URL")]
     pub advertise_url: Option<String>,
+    /// Where the directories of agents (and k3s) go on servers the platform makes, one per
+    /// rack and server (`<DIR>/<rack>/<server>`)
+    #[arg(long, value_name = "DIR", default_value = mesh_provider::bootstrap::DEFAULT_ROOT)]
+    pub servers_root: String,
     #[command(flatten)]
     pub acme: AcmeArgs,
     #[command(flatten)]
@@ -242,9 +250,13 @@ pub fn local_url(addr: SocketAddr) -> String {
 fn provision(
     running: &RunningServer,
     advertise: Option<String>,
+    servers_root: &str,
     api_url: &str,
     data_dir: &std::path::Path,
 ) -> Result<()> {
+    if !servers_root.starts_with('/') || servers_root.split('/').any(|p| p == "..") {
+        anyhow::bail!("--servers-root {servers_root:?} must be an absolute path without '..'");
+    }
     let url = match advertise {
         Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
             settings::normalize_url(&u)
@@ -252,8 +264,9 @@ fn provision(
         Some(u) => anyhow::bail!("--advertise-url {u:?} must start with http:// or https://"),
         None => api_url.to_string(),
     };
-    let p = mesh_server::provision::Provision::new(url, data_dir)
+    let mut p = mesh_server::provision::Provision::new(url, data_dir)
         .context("cannot find the mesh binary to install on made servers")?;
+    p.root = servers_root.to_string();
     running.set_provision(p);
     Ok(())
 }
@@ -317,7 +330,13 @@ pub async fn up(args: UpArgs) -> Result<()> {
     };
     let running = start(opts, "widemesh").await?;
     let api_url = local_url(running.addr());
-    provision(&running, args.advertise_url, &api_url, &data_dir)?;
+    provision(
+        &running,
+        args.advertise_url,
+        &args.servers_root,
+        &api_url,
+        &data_dir,
+    )?;
     match running.admin_token() {
         Some(token) => {
             let path = settings::config_path(&env_var)?;
@@ -784,7 +803,13 @@ pub async fn server(args: ServerArgs) -> Result<()> {
     };
     let running = start(opts, "the widemesh control plane").await?;
     let api_url = local_url(running.addr());
-    provision(&running, args.advertise_url, &api_url, &data_dir)?;
+    provision(
+        &running,
+        args.advertise_url,
+        &args.servers_root,
+        &api_url,
+        &data_dir,
+    )?;
     print(format!(
         "widemesh control plane is up: api {api_url}, data {}",
         data_dir.display()

@@ -4,13 +4,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use mesh_types::api::{
-    CreateProvider, CreateRack, CreatedRack, Provider, Rack, RackRuntime, Role, Server,
+    CreateProvider, CreateRack, CreatedRack, CreatedServer, MadeServer, MadeServerState, Provider,
+    ProviderKind, Rack, RackRuntime, Role, Server,
 };
 
 use super::{Created, JsonBody, audit, created};
 use crate::app::AppState;
 use crate::auth::Caller;
-use crate::domain::racks::{join_token_name, rack_from_request};
+use crate::domain::racks::{self, join_token_name, rack_from_request, servers_to_make};
 use crate::error::{ApiError, ApiResult};
 use crate::provision;
 use crate::tokens;
@@ -96,27 +97,29 @@ pub async fn create_rack(
     JsonBody(req): JsonBody<CreateRack>,
 ) -> ApiResult<Created<CreatedRack>> {
     let provider = state.store().get_provider(req.provider.as_str()).await?;
-    let wanted = rack_from_request(&req, provider.kind, state.now())?;
+    let secrets = state
+        .store()
+        .provider_secrets(provider.name.as_str())
+        .await?;
+    let makes = provision::makes_servers(provider.kind, &secrets);
+    let wanted = rack_from_request(&req, provider.kind, makes, state.now())?;
+    let count = servers_to_make(&req, makes)?;
+    if wanted.runtime == RackRuntime::Kubernetes && makes && provider.kind == ProviderKind::Ssh {
+        return Err(ApiError::invalid(format!(
+            "provider {} is an ssh pool, which runs native racks: a Kubernetes rack's cluster is made by a cloud provider (aws, hetzner), or given with --kubeconfig and a provider of kind local",
+            provider.name
+        )));
+    }
     let mut cluster = None;
-    let rack = match (&req.kubeconfig, wanted.runtime) {
-        (Some(kubeconfig), RackRuntime::Kubernetes) => {
-            let secrets = state
-                .store()
-                .provider_secrets(provider.name.as_str())
-                .await?;
-            if provision::makes_servers(provider.kind, &secrets) {
-                return Err(ApiError::invalid(format!(
-                    "provider {} makes servers, and a Kubernetes rack runs on a cluster that \
-                     exists: use a provider that makes none (such as one of kind local) with \
-                     --kubeconfig (making the cluster's servers with k3s is not built yet)",
-                    provider.name
-                )));
-            }
+    let rack = match &req.kubeconfig {
+        Some(kubeconfig) if wanted.runtime == RackRuntime::Kubernetes => {
             // Checked before anything is stored: a cluster that does not answer, or
             // credentials without the agent's rights, leave nothing behind.
             cluster = Some(crate::kube::check_cluster(kubeconfig).await?);
             state.store().create_kube_rack(&wanted, kubeconfig).await?
         }
+        // A native rack, or a Kubernetes rack whose cluster the provider makes: its first
+        // server sends the kubeconfig (`PUT /v1/agent/kubeconfig`).
         _ => state.store().create_rack(&wanted).await?,
     };
     let join_token = tokens::generate();
@@ -136,52 +139,95 @@ pub async fn create_rack(
     if let Some(version) = cluster {
         detail.push_str(&format!(" cluster {version}"));
     }
+    let mut servers = Vec::new();
     if let Some((p, driver)) = provision::rack_driver(&state, rack.provider.as_str()).await? {
-        // The rack's one server, made now: the rack goes again if it cannot be made, so that
+        // The rack's servers, made now: the rack goes again if one cannot be made, so that
         // the same command can be run again once the cause is fixed. In a task of its own, so
-        // that a client hanging up mid-way leaves a made server or none, never half of one.
+        // that a client hanging up mid-way leaves made servers or none, never half of one.
+        let kube =
+            (rack.runtime == RackRuntime::Kubernetes).then(|| provision::k3s_release(&secrets));
         let task = tokio::spawn({
             let (state, rack, join_token) = (state.clone(), rack.clone(), join_token.clone());
-            async move { make_or_undo(&state, &p, driver.as_ref(), &rack, &join_token).await }
+            async move {
+                make_or_undo(&state, &p, driver.as_ref(), &rack, &join_token, count, kube).await
+            }
         });
         let made = task.await.map_err(|e| {
             ApiError::new(
                 mesh_types::ErrorCode::Internal,
-                format!("making the rack's server failed: {e}"),
+                format!("making the rack's servers failed: {e}"),
             )
         })??;
-        detail.push_str(&format!(" server {} on {}", made.name, made.address));
+        for m in made {
+            detail.push_str(&format!(" server {} on {}", m.name, m.address));
+            servers.push(CreatedServer {
+                name: m.name,
+                address: m.address,
+            });
+        }
     }
     audit(&state, &caller, "rack.create", rack.name.as_str(), &detail).await;
-    Ok(created(CreatedRack { rack, join_token }))
+    Ok(created(CreatedRack {
+        rack,
+        join_token,
+        servers,
+    }))
 }
 
-/// Makes the rack's server, or removes the rack and its join token again.
+/// Makes the rack's `count` servers (a Kubernetes rack's: k3s from `k3s_release`, the first
+/// running the cluster's server and the others joining it), or removes what was made, the
+/// rack and its join token again.
 async fn make_or_undo(
     state: &AppState,
     p: &provision::Provision,
     driver: &dyn mesh_provider::Driver,
     rack: &Rack,
     join_token: &str,
-) -> ApiResult<mesh_provider::MadeServer> {
+    count: u32,
+    k3s_release: Option<String>,
+) -> ApiResult<Vec<mesh_provider::MadeServer>> {
     let t = std::time::Instant::now();
-    let name = provision::server_name(rack.name.as_str(), 1);
-    match provision::make_server(p, driver, rack, &name, &rack.size, join_token).await {
-        Ok(made) => {
-            tracing::info!(rack = %rack.name, server = %made.name, address = %made.address, elapsed = ?t.elapsed(), "made the rack's server: agent installed and started");
-            Ok(made)
-        }
-        Err(e) => {
-            state.store().delete_rack(rack.name.as_str()).await?;
-            let token = join_token_name(rack.name.as_str());
-            match state.store().delete_token(&token).await {
-                Ok(()) | Err(mesh_store::StoreError::NotFound(_)) => {}
-                Err(e) => return Err(e.into()),
+    // Every node of a made cluster joins it with this secret; kept only in the servers' user
+    // data (a replacement node is not made yet, see docs/providers.md).
+    let cluster_token = tokens::generate();
+    let mut made: Vec<mesh_provider::MadeServer> = Vec::new();
+    for n in 1..=count {
+        let name = provision::server_name(rack.name.as_str(), n);
+        let kube = k3s_release
+            .as_ref()
+            .map(|release| mesh_provider::k3s::KubeNode {
+                cluster_token: cluster_token.clone(),
+                release: release.clone(),
+                join: made.first().map(|first| first.host.clone()),
+            });
+        match provision::make_server(p, driver, rack, &name, &rack.size, join_token, kube).await {
+            Ok(m) => {
+                tracing::info!(rack = %rack.name, server = %m.name, address = %m.address, elapsed = ?t.elapsed(), "made a server of the rack");
+                made.push(m);
             }
-            state.tokens().evict_name(&token);
-            Err(provision::api_error(e))
+            Err(e) => {
+                for m in &made {
+                    if let Err(e) = driver.delete(&m.name).await {
+                        tracing::warn!(rack = %rack.name, server = %m.name, error = %e, "cannot delete a server made for a rack that could not be made");
+                    }
+                }
+                state.store().delete_rack(rack.name.as_str()).await?;
+                let token = join_token_name(rack.name.as_str());
+                match state.store().delete_token(&token).await {
+                    Ok(()) | Err(mesh_store::StoreError::NotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                state.tokens().evict_name(&token);
+                let e = provision::api_error(e);
+                return Err(if count > 1 {
+                    ApiError::new(e.code, format!("server {name}: {}", e.message))
+                } else {
+                    e
+                });
+            }
         }
     }
+    Ok(made)
 }
 
 pub async fn delete_rack(
@@ -221,6 +267,80 @@ pub async fn delete_rack(
     state.tokens().evict_name(&token);
     audit(&state, &caller, "rack.delete", &name, "").await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/racks/{rack}/made-servers`: the servers the rack's provider made, and how far each
+/// is (its agent; a cluster's node). Empty when its provider makes none.
+pub async fn list_made_servers(
+    State(state): State<AppState>,
+    Path(rack): Path<String>,
+) -> ApiResult<Json<Vec<MadeServer>>> {
+    let r = state.store().get_rack(&rack).await?;
+    let Some((_, driver)) = provision::rack_driver(&state, r.provider.as_str()).await? else {
+        return Ok(Json(Vec::new()));
+    };
+    let mut made: Vec<_> = driver
+        .list()
+        .await
+        .map_err(provision::api_error)?
+        .into_iter()
+        .filter(|m| m.rack == rack)
+        .collect();
+    made.sort_by_key(|m| server_number(&m.name));
+    let state_of: Box<dyn Fn(&str) -> MadeServerState + Send> = match r.runtime {
+        RackRuntime::Native => {
+            let agents = state
+                .liveness()
+                .view(state.store().list_servers(&rack).await?);
+            Box::new(move |name| {
+                racks::native_server_state(
+                    agents
+                        .iter()
+                        .find(|a| a.name.as_str() == name)
+                        .map(|a| a.state),
+                )
+            })
+        }
+        RackRuntime::Kubernetes => {
+            let seen = match state.store().rack_kubeconfig(&rack).await? {
+                None => racks::ClusterSeen::NotHandedOver,
+                Some(kubeconfig) => {
+                    let asked = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+                        let client = mesh_kube::client::connect(&kubeconfig).await?;
+                        mesh_kube::check::nodes(&client).await
+                    })
+                    .await;
+                    match asked {
+                        Ok(Ok(nodes)) => racks::ClusterSeen::Nodes(nodes),
+                        Ok(Err(e)) => {
+                            tracing::warn!(rack, error = %e, "cannot list the cluster's nodes");
+                            racks::ClusterSeen::Unreachable
+                        }
+                        Err(_) => racks::ClusterSeen::Unreachable,
+                    }
+                }
+            };
+            Box::new(move |name| racks::node_state(&seen, name))
+        }
+    };
+    Ok(Json(
+        made.into_iter()
+            .map(|m| MadeServer {
+                state: state_of(&m.name),
+                name: m.name,
+                address: m.address,
+            })
+            .collect(),
+    ))
+}
+
+/// The number of server `<rack>-<n>`, for listing a rack's servers in the order made.
+fn server_number(name: &str) -> (u64, String) {
+    let n = name
+        .rsplit_once('-')
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(u64::MAX);
+    (n, name.to_string())
 }
 
 pub async fn list_servers(

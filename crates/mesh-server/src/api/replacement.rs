@@ -114,6 +114,11 @@ async fn start(
             r.phase.as_str()
         )));
     }
+    if rack.runtime == mesh_types::api::RackRuntime::Kubernetes {
+        return Err(ApiError::precondition(format!(
+            "rack {name} runs on Kubernetes: replacing a cluster's servers one by one (drain a node, join a new one) is not built yet; move its environments to a new rack instead (`mesh env update ENV --rack ...`)"
+        )));
+    }
     let (drain_grace_ms, timeout_ms) = durations(opts.drain_grace_s, opts.timeout_s)?;
     let (p, driver) = provision::rack_driver(state, rack.provider.as_str())
         .await?
@@ -212,6 +217,7 @@ async fn start(
                 r.new_server.as_str(),
                 &r.size,
                 &token,
+                None,
             )
             .await;
             let store = state.store();

@@ -37,8 +37,10 @@ async fn platform(dir: &std::path::Path) -> AppState {
         address: None,
         runtime: None,
         kubeconfig: None,
+        servers: None,
     };
-    let rack = crate::domain::racks::rack_from_request(&req, ProviderKind::Local, 1).unwrap();
+    let rack =
+        crate::domain::racks::rack_from_request(&req, ProviderKind::Local, false, 1).unwrap();
     store.create_rack(&rack).await.unwrap();
     store
         .create_environment(&name("shop"), &[local], &[], 1)

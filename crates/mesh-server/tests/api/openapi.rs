@@ -16,11 +16,11 @@ use mesh_types::api::{
     CreateEnvironment, CreateProvider, CreateRack, CreateService, CreateStack, CreateToken,
     CreatedRack, CreatedToken, Deployment, DeploymentStatus, DeploymentStep, DnsRecord, Endpoint,
     EndpointKind, Environment, EnvironmentDetails, Event, Formula, HealthCheck, Instance,
-    InstanceState, LeavingRack, PlacementState, Provider, ProviderKind, PublishService, Rack,
-    RackPlacement, RackRuntime, RackState, ReplaceOptions, Replacement, ReplacementPhase,
-    ResizeRack, Role, RollbackRequest, Route, ScaleService, Server, ServerState, Service,
-    ServiceKind, ServiceStatus, SourceUploaded, Stack, Token, UnpublishService, UpdateEnvironment,
-    UpdateService, UpdateStack, UpgradeRack, UploadCertificate, WhoAmI,
+    InstanceState, LeavingRack, MadeServerState, PlacementState, Provider, ProviderKind,
+    PublishService, Rack, RackPlacement, RackRuntime, RackState, ReplaceOptions, Replacement,
+    ReplacementPhase, ResizeRack, Role, RollbackRequest, Route, ScaleService, Server, ServerState,
+    Service, ServiceKind, ServiceStatus, SourceUploaded, Stack, Token, UnpublishService,
+    UpdateEnvironment, UpdateService, UpdateStack, UpgradeRack, UploadCertificate, WhoAmI,
 };
 use mesh_types::config::{ConfigChange, ConfigScope, ConfigVar, ResolvedConfig, ResolvedVar};
 use mesh_types::desired::{BuiltImage, ImageConfig};
@@ -818,6 +818,7 @@ fn samples() -> Vec<(&'static str, Value)> {
                 address: Some("203.0.113.10".into()),
                 runtime: None,
                 kubeconfig: None,
+                servers: None,
             },
         ),
         sample(
@@ -831,6 +832,21 @@ fn samples() -> Vec<(&'static str, Value)> {
                 address: Some("203.0.113.20".into()),
                 runtime: Some(RackRuntime::Kubernetes),
                 kubeconfig: Some("apiVersion: v1\nkind: Config\n".into()),
+                servers: None,
+            },
+        ),
+        sample(
+            "CreateRack",
+            CreateRack {
+                name: name("k3s"),
+                provider: name("hz"),
+                region: name("fsn1"),
+                size: Some("cx22".into()),
+                domain: Some(domain("k3s.example.net")),
+                address: Some("203.0.113.21".into()),
+                runtime: Some(RackRuntime::Kubernetes),
+                kubeconfig: None,
+                servers: Some(3),
             },
         ),
         sample(
@@ -860,6 +876,7 @@ fn samples() -> Vec<(&'static str, Value)> {
                 address: None,
                 runtime: None,
                 kubeconfig: None,
+                servers: None,
             },
         ),
         sample(
@@ -867,6 +884,17 @@ fn samples() -> Vec<(&'static str, Value)> {
             CreatedRack {
                 rack: rack(),
                 join_token: "mesh_join".into(),
+                servers: vec![mesh_types::api::CreatedServer {
+                    name: "fra1-1".into(),
+                    address: "203.0.113.10".into(),
+                }],
+            },
+        ),
+        sample(
+            "ClusterTaken",
+            mesh_types::agent::ClusterTaken {
+                rack: name("k3s"),
+                version: "v1.34.4+k3s1".into(),
             },
         ),
         sample(
@@ -961,6 +989,14 @@ fn samples() -> Vec<(&'static str, Value)> {
                 version: None,
                 instances: 0,
                 router: None,
+            },
+        ),
+        sample(
+            "MadeServer",
+            mesh_types::api::MadeServer {
+                name: "k3s-2".into(),
+                address: "203.0.113.22".into(),
+                state: MadeServerState::NotReady,
             },
         ),
         // Environments and stacks
@@ -1509,6 +1545,13 @@ fn the_enum_schemas_list_every_variant() {
             Ready,
             Draining,
             Lost
+        }),
+        variants!(MadeServerState {
+            Joining,
+            Ready,
+            NotReady,
+            Lost,
+            Unknown
         }),
         variants!(ReplacementPhase {
             Making,
@@ -2170,6 +2213,17 @@ async fn a_live_control_plane_answers_every_operation_as_documented() {
         S::OK,
     )
     .await;
+    // Its provider makes no servers: none listed.
+    let made = api
+        .call(
+            M::GET,
+            "/v1/racks/{rack}/made-servers",
+            "/v1/racks/fra1/made-servers",
+            None,
+            S::OK,
+        )
+        .await;
+    assert_eq!(made, json!([]));
     // The servers of fra1 are not made by the platform: none to replace.
     let upgrade = "/v1/racks/{rack}/upgrade";
     api.call(
@@ -2597,6 +2651,13 @@ async fn a_live_control_plane_answers_every_operation_as_documented() {
     let exe = api.call_as(agent, M::GET, mesh, mesh, None, S::OK).await;
     assert!(!exe.as_str().unwrap().is_empty());
     api.call(M::GET, mesh, mesh, None, S::FORBIDDEN).await;
+    // Only the first server of a cluster a provider made hands its kubeconfig over: a native
+    // rack's agent is refused, anyone else forbidden.
+    let kc = "/v1/agent/kubeconfig";
+    let offered = json!("apiVersion: v1\nkind: Config\n");
+    api.call_as(agent, M::PUT, kc, kc, Some(offered.clone()), S::CONFLICT)
+        .await;
+    api.call(M::PUT, kc, kc, Some(offered), S::FORBIDDEN).await;
 
     // Rollbacks: none before v0 succeeded; to v0 by name, then to the one before the current.
     let site_rollback = format!("{site}/rollback");

@@ -212,6 +212,29 @@ pub(crate) async fn rack_kubeconfig(
         .transpose()
 }
 
+pub(crate) async fn set_rack_kubeconfig(
+    store: &SqlStore,
+    rack_name: &str,
+    kubeconfig: &str,
+) -> StoreResult<()> {
+    let sealed = store.key().seal_str(Purpose::Kubeconfig, kubeconfig)?;
+    let mut w = store.write().await?;
+    let rack = rack_by_name(w.conn(), rack_name).await?;
+    if rack.runtime != mesh_types::api::RackRuntime::Kubernetes {
+        return Err(StoreError::FailedPrecondition(format!(
+            "rack {rack_name:?} runs the {} runtime: only a Kubernetes rack has a kubeconfig",
+            rack.runtime
+        )));
+    }
+    sqlx::query("UPDATE racks SET kubeconfig_sealed = $1 WHERE name = $2")
+        .bind(sealed)
+        .bind(rack_name)
+        .execute(w.conn())
+        .await?;
+    w.commit().await?;
+    Ok(())
+}
+
 pub(crate) async fn list_racks(store: &SqlStore) -> StoreResult<Vec<Rack>> {
     let rows = sqlx::query(select_rack!())
         .fetch_all(&mut *store.read().await?)

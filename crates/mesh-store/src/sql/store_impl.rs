@@ -97,6 +97,10 @@ impl Store for SqlStore {
         platform::rack_kubeconfig(self, rack).await
     }
 
+    async fn set_rack_kubeconfig(&self, rack: &str, kubeconfig: &str) -> StoreResult<()> {
+        platform::set_rack_kubeconfig(self, rack, kubeconfig).await
+    }
+
     async fn list_racks(&self) -> StoreResult<Vec<Rack>> {
         platform::list_racks(self).await
     }

@@ -220,4 +220,31 @@ async fn kubernetes_racks_keep_their_kubeconfig_sealed(store: Arc<dyn Store>) {
     );
     assert_eq!(store.rack_kubeconfig("edge").await.unwrap(), None);
     not_found(store.rack_kubeconfig("nope").await, "rack \"nope\"");
+
+    // A cluster a provider made: the rack first, its kubeconfig once its first server sends it.
+    let mut made = rack("k3s", "local", "192.0.2.10");
+    made.runtime = RackRuntime::Kubernetes;
+    store.create_rack(&made).await.unwrap();
+    assert_eq!(store.rack_kubeconfig("k3s").await.unwrap(), None);
+    store
+        .set_rack_kubeconfig("k3s", "apiVersion: v1\n# made\n")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.rack_kubeconfig("k3s").await.unwrap().as_deref(),
+        Some("apiVersion: v1\n# made\n")
+    );
+    let e = store
+        .set_rack_kubeconfig("edge", "apiVersion: v1\n")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, mesh_store::StoreError::FailedPrecondition(m) if m.contains("only a Kubernetes rack")),
+        "{e}"
+    );
+    assert_eq!(store.rack_kubeconfig("edge").await.unwrap(), None);
+    not_found(
+        store.set_rack_kubeconfig("nope", "apiVersion: v1\n").await,
+        "rack \"nope\"",
+    );
 }

@@ -148,6 +148,10 @@ pub struct CreateRack {
     /// The cluster of a Kubernetes rack (its kubeconfig's text). Secret: sealed at rest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubeconfig: Option<String>,
+    /// How many servers the provider makes: 1 for a native rack; a Kubernetes rack's cluster
+    /// of N (the first runs its server). Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub servers: Option<u32>,
 }
 
 /// A new rack and the token its agents join with; the token is shown only once.
@@ -155,6 +159,56 @@ pub struct CreateRack {
 pub struct CreatedRack {
     pub rack: Rack,
     pub join_token: String,
+    /// The servers the provider made for the rack, in order (none when its agents are started
+    /// by hand).
+    #[serde(default)]
+    pub servers: Vec<CreatedServer>,
+}
+
+/// A server a rack's provider made (`GET /v1/racks/{rack}/made-servers`, `mesh rack show`), and
+/// how far it is: its agent joined (a native rack) or its node (a Kubernetes rack's cluster).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MadeServer {
+    pub name: String,
+    /// Where the provider says it is.
+    pub address: String,
+    pub state: MadeServerState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MadeServerState {
+    /// Made; its agent has not joined yet (or, a cluster's server, it is no node of the
+    /// cluster yet, or the cluster has not been handed over).
+    Joining,
+    /// Its agent is ready, or its node is Ready.
+    Ready,
+    /// Its node is not Ready.
+    NotReady,
+    /// Its agent sends no heartbeat.
+    Lost,
+    /// Its cluster does not answer.
+    Unknown,
+}
+
+impl MadeServerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MadeServerState::Joining => "joining",
+            MadeServerState::Ready => "ready",
+            MadeServerState::NotReady => "not_ready",
+            MadeServerState::Lost => "lost",
+            MadeServerState::Unknown => "unknown",
+        }
+    }
+}
+
+/// A server made for a new rack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedServer {
+    pub name: String,
+    /// Where the provider says it is.
+    pub address: String,
 }
 
 /// `mesh rack resize`: replace the rack's server with one of `size`.

@@ -28,8 +28,11 @@ pub enum ProviderCmd {
     /// --secret token=...` (optional: endpoint, image [default: debian-12]). Their servers boot
     /// with cloud-init user data that downloads this control plane's `mesh` from its
     /// --advertise-url, which the servers must reach, and starts the agent; the rack's --region
-    /// is the cloud's region or location and --size its instance or server type. See
-    /// docs/providers.md.
+    /// is the cloud's region or location and --size its instance or server type. For a
+    /// Kubernetes rack (`mesh rack create --runtime kubernetes --servers N`) they run k3s
+    /// instead, downloaded from the optional secret k3s_release [default: k3s's GitHub release
+    /// v1.34.4+k3s1], and the first one hands the cluster to the control plane (on port 6443,
+    /// which the control plane must reach). See docs/providers.md.
     Add {
         name: String,
         /// local (this machine), ssh (servers you already own), aws (EC2) or hetzner

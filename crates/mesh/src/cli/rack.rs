@@ -5,8 +5,8 @@ use clap::Subcommand;
 use std::time::{Duration, Instant};
 
 use mesh_types::api::{
-    CreateRack, ProviderKind, Rack, RackRuntime, RackState, ReplaceOptions, Replacement,
-    ResizeRack, Server, ServerState, UpgradeRack,
+    CreateRack, MadeServer, MadeServerState, ProviderKind, Rack, RackRuntime, RackState,
+    ReplaceOptions, Replacement, ResizeRack, Server, ServerState, UpgradeRack,
 };
 use mesh_types::{Domain, Name, UnixMs};
 
@@ -36,9 +36,14 @@ pub enum RackCmd {
         #[arg(long)]
         address: Option<String>,
         /// What runs the rack's instances: native (runc on one server) or kubernetes (an
-        /// existing cluster, with --kubeconfig)
+        /// existing cluster, with --kubeconfig; or, with a cloud provider, a k3s cluster of
+        /// --servers servers the provider makes)
         #[arg(long, value_name = "RUNTIME", default_value = "native", value_parser = parse_runtime)]
         runtime: RackRuntime,
+        /// How many servers the provider makes: a native rack has one; a Kubernetes rack's
+        /// cluster N (the first runs the cluster's server, the others join it) [default: 1]
+        #[arg(long, value_name = "N")]
+        servers: Option<u32>,
         /// The kubeconfig of a Kubernetes rack's cluster (its current context is used; the
         /// control plane keeps it sealed and hands it to the rack's agent)
         #[arg(long, value_name = "FILE")]
@@ -210,6 +215,27 @@ fn rack_fields(r: &Rack) -> String {
     ])
 }
 
+/// `mesh rack show`: the servers the provider made and how far each is.
+fn made_table(made: &[MadeServer], runtime: RackRuntime) -> String {
+    let what = |s: MadeServerState| match (s, runtime) {
+        (MadeServerState::Joining, RackRuntime::Kubernetes) => "joining (not a node yet)",
+        (MadeServerState::Joining, RackRuntime::Native) => "joining (no agent yet)",
+        (MadeServerState::Ready, RackRuntime::Kubernetes) => "ready (node Ready)",
+        (MadeServerState::Ready, RackRuntime::Native) => "ready (agent ready)",
+        (MadeServerState::NotReady, _) => "not ready (node not Ready)",
+        (MadeServerState::Lost, _) => "lost (no heartbeat)",
+        (MadeServerState::Unknown, _) => "unknown (the cluster does not answer)",
+    };
+    let rows = made
+        .iter()
+        .map(|m| vec![m.name.clone(), m.address.clone(), what(m.state).to_string()])
+        .collect();
+    format!(
+        "\nservers made by the provider:\n{}",
+        table(&["SERVER", "ADDRESS", "STATE"], rows)
+    )
+}
+
 /// How long a made server's agent may take to join its rack: an ssh pool server has it
 /// started already; a cloud server boots first, then downloads mesh.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -225,13 +251,16 @@ fn made_server(p: &mesh_types::api::Provider) -> (bool, bool) {
     }
 }
 
-/// Follows a made server until its agent has joined and is ready, saying so as it goes.
+/// Follows a made server until its agent has joined and is ready, saying so as it goes (for
+/// a made cluster, `kube`: the agent its first server's kubeconfig lets the control plane
+/// install into it).
 async fn wait_for_server(
     ctx: &Ctx,
     client: &mesh_client::Client,
     rack: &str,
     started: Instant,
     cloud: bool,
+    kube: bool,
     wait: Option<u64>,
 ) -> Result<()> {
     let say = |line: String| {
@@ -245,7 +274,13 @@ async fn wait_for_server(
     } else {
         JOIN_TIMEOUT
     });
-    if cloud {
+    if kube {
+        say(format!(
+            "servers created ({}); waiting up to {}s for them to boot and run k3s, for {rack}-1 to send the cluster's kubeconfig, and for the agent installed into the cluster to join (Ctrl-C stops waiting, not the servers)",
+            secs(started),
+            limit.as_secs()
+        ));
+    } else if cloud {
         say(format!(
             "server created ({}); waiting up to {}s for it to boot, download mesh and join (Ctrl-C stops waiting, not the server)",
             secs(started),
@@ -276,7 +311,11 @@ async fn wait_for_server(
             }
         }
         if started.elapsed() > limit {
-            let boot = if cloud {
+            let boot = if kube {
+                format!(
+                    "; the first server logs its boot in /var/log/cloud-init-output.log and /var/lib/widemesh/{rack}/{rack}-1/install.log, and k3s in k3s.log there; `mesh events` says when the control plane took the cluster"
+                )
+            } else if cloud {
                 format!(
                     "; a cloud server logs its first boot in /var/log/cloud-init-output.log and /var/lib/widemesh/{rack}/{rack}-1/install.log"
                 )
@@ -312,6 +351,7 @@ pub async fn run(ctx: &Ctx, cmd: RackCmd) -> Result<()> {
             domain,
             address,
             runtime,
+            servers,
             kubeconfig,
             no_wait,
             wait,
@@ -331,13 +371,26 @@ pub async fn run(ctx: &Ctx, cmd: RackCmd) -> Result<()> {
                 address,
                 runtime: Some(runtime),
                 kubeconfig,
+                servers,
             };
             let client = ctx.client()?;
             // An ssh provider with a pool (`--server`), and a cloud provider, make the rack's
             // server.
             let p = client.provider(&provider).await?;
             let (makes_server, cloud) = made_server(&p);
-            if makes_server && !ctx.json() {
+            // A Kubernetes rack without a kubeconfig: its provider makes the cluster.
+            let kube =
+                makes_server && runtime == RackRuntime::Kubernetes && req.kubeconfig.is_none();
+            if kube && !ctx.json() {
+                let n = servers.unwrap_or(1);
+                print(format!(
+                    "making the rack's cluster with provider {provider} ({}): {n} {} server{} in {}, running k3s",
+                    p.kind,
+                    req.size.as_deref().unwrap_or("?"),
+                    if n == 1 { "" } else { "s" },
+                    req.region
+                ));
+            } else if makes_server && !ctx.json() {
                 print(if cloud {
                     format!(
                         "making the rack's server with provider {provider} ({}): a {} server in {}",
@@ -360,17 +413,21 @@ pub async fn run(ctx: &Ctx, cmd: RackCmd) -> Result<()> {
                     r.name, r.provider, r.region, r.size, r.domain, r.address, r.runtime
                 ));
             }
+            if !ctx.json() {
+                for s in &created.servers {
+                    print(format!("server {} made at {}", s.name, s.address));
+                }
+            }
             if makes_server && no_wait {
                 if !ctx.json() {
                     print(format!(
-                        "server {}-1 made ({:.1}s); not waiting for its agent: follow with `mesh rack servers {}`",
-                        r.name,
+                        "made in {:.1}s; not waiting for the rack's agent: follow with `mesh rack servers {}`",
                         started.elapsed().as_secs_f64(),
                         r.name
                     ));
                 }
             } else if makes_server {
-                wait_for_server(ctx, &client, r.name.as_str(), started, cloud, wait).await?;
+                wait_for_server(ctx, &client, r.name.as_str(), started, cloud, kube, wait).await?;
             }
             if ctx.json() {
                 print_json(&created);
@@ -452,15 +509,23 @@ pub async fn run(ctx: &Ctx, cmd: RackCmd) -> Result<()> {
             let client = ctx.client()?;
             let r = client.rack(&name).await?;
             let replacement = client.replacement(&name).await?;
+            let made = client.list_made_servers(&name).await?;
             if ctx.json() {
-                // The rack's fields, with the replacement under way beside them.
+                // The rack's fields, with its made servers and the replacement under way
+                // beside them.
                 let mut json = serde_json::to_value(&r)?;
-                if let (Some(rep), Some(obj)) = (&replacement, json.as_object_mut()) {
-                    obj.insert("replacement".into(), serde_json::to_value(rep)?);
+                if let Some(obj) = json.as_object_mut() {
+                    obj.insert("made_servers".into(), serde_json::to_value(&made)?);
+                    if let Some(rep) = &replacement {
+                        obj.insert("replacement".into(), serde_json::to_value(rep)?);
+                    }
                 }
                 print_json(&json);
             } else {
                 print(rack_fields(&r));
+                if !made.is_empty() {
+                    print(made_table(&made, r.runtime));
+                }
                 if let Some(rep) = &replacement {
                     print(super::replace::replacement_fields(rep, now_ms()));
                 }

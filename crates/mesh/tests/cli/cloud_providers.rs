@@ -37,6 +37,7 @@ fn boot(api_url: &str, rack: &str, token: &str, root: &std::path::Path) -> Boots
         root: root.display().to_string(),
         http_listen: "0.0.0.0:80".into(),
         net: Some(cloud_net()),
+        kube: None,
     }
 }
 
@@ -588,4 +589,256 @@ fn mesh_rack_create_makes_a_cloud_server_and_rack_delete_removes_it() {
     // Providers whose racks are gone can be removed.
     cp.mesh(&["provider", "remove", "hz"]).ok();
     cp.mesh(&["provider", "remove", "ec2"]).ok();
+}
+
+/// The files of a `#cloud-config` document as this project writes them: (path, content).
+pub fn cloud_files(doc: &str) -> Vec<(String, String)> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut path = String::new();
+    let mut out = Vec::new();
+    for line in doc.lines().map(str::trim) {
+        if let Some(p) = line.strip_prefix("- path: ") {
+            path = p.trim_matches('\'').to_string();
+        } else if let Some(c) = line.strip_prefix("content: ") {
+            let text = String::from_utf8(b64.decode(c).unwrap()).unwrap();
+            out.push((path.clone(), text));
+        }
+    }
+    out
+}
+
+/// The user data the Hetzner fake was sent for server `name`.
+pub fn sent_user_data(fake: &HetznerFake, name: &str) -> Option<String> {
+    let s = fake.state.lock().unwrap();
+    s.requests
+        .iter()
+        .filter(|r| r.0 == "POST" && r.3["name"] == name)
+        .map(|r| r.3["user_data"].as_str().unwrap().to_string())
+        .next_back()
+}
+
+/// The content of the file of `files` whose path ends with `suffix`.
+pub fn file_ending<'a>(files: &'a [(String, String)], suffix: &str) -> Option<&'a str> {
+    files
+        .iter()
+        .find(|(p, _)| p.ends_with(suffix))
+        .map(|(_, c)| c.as_str())
+}
+
+#[test]
+fn a_cloud_provider_makes_a_kubernetes_racks_servers_running_k3s() {
+    let fake = HetznerFake::start("hz-token", 4);
+    let cp = ControlPlane::start("127.0.0.1");
+    cp.mesh(&[
+        "provider",
+        "add",
+        "hz",
+        "--kind",
+        "hetzner",
+        "--secret",
+        "token=hz-token",
+        "--secret",
+        &format!("endpoint={}", fake.url),
+        "--secret",
+        "k3s_release=http://mirror.test/k3s/v1.34.4",
+    ])
+    .ok();
+    let create = |name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "rack",
+            "create",
+            name,
+            "--provider",
+            "hz",
+            "--region",
+            "fsn1",
+            "--size",
+            "cx22",
+            "--domain",
+            "k.test",
+            "--address",
+            "203.0.113.70",
+            "--no-wait",
+        ];
+        args.extend_from_slice(extra);
+        cp.mesh(&args)
+    };
+
+    // A native rack has one server.
+    let e = create("one", &["--servers", "2"]).fails();
+    assert!(
+        e.error().contains("a native rack has one server"),
+        "{}",
+        e.error()
+    );
+    assert!(fake.state.lock().unwrap().servers.is_empty());
+
+    // A Kubernetes rack of three: the first runs the cluster's server, the others join it.
+    let out = create("kc", &["--runtime", "kubernetes", "--servers", "3"])
+        .ok()
+        .stdout;
+    for want in [
+        "making the rack's cluster with provider hz (hetzner): 3 cx22 servers in fsn1, running k3s",
+        "created rack kc (provider hz, region fsn1, size cx22, domain k.test, address 203.0.113.70, runtime kubernetes)",
+        "server kc-1 made at 203.0.113.",
+        "server kc-2 made at ",
+        "server kc-3 made at ",
+        "follow with `mesh rack servers kc`",
+    ] {
+        assert!(out.contains(want), "{want} not in:\n{out}");
+    }
+    let token = out
+        .lines()
+        .find_map(|l| l.strip_prefix("join token: "))
+        .unwrap()
+        .to_string();
+    let first_ip = {
+        let s = fake.state.lock().unwrap();
+        s.servers
+            .iter()
+            .find(|v| v["name"] == "kc-1")
+            .map(|v| v["public_net"]["ipv4"]["ip"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let files: Vec<Vec<(String, String)>> = ["kc-1", "kc-2", "kc-3"]
+        .iter()
+        .map(|n| cloud_files(&sent_user_data(&fake, n).unwrap()))
+        .collect();
+    let cluster_token = file_ending(&files[0], "/cluster-token").unwrap();
+    assert!(cluster_token.len() >= 16);
+    assert_eq!(file_ending(&files[0], "/join-token"), Some(token.as_str()));
+    let first = file_ending(&files[0], "/supervise.sh").unwrap();
+    assert!(first.contains("\"$dir/k3s\" 'server'"), "{first}");
+    assert!(
+        file_ending(&files[0], "/install.sh")
+            .unwrap()
+            .contains("release='http://mirror.test/k3s/v1.34.4'")
+    );
+    for (n, f) in files.iter().enumerate().skip(1) {
+        // The same cluster, joined at the first server's address; the rack's join token only
+        // on the first server.
+        assert_eq!(file_ending(f, "/cluster-token"), Some(cluster_token));
+        assert_eq!(file_ending(f, "/join-token"), None, "kc-{}", n + 1);
+        let sup = file_ending(f, "/supervise.sh").unwrap();
+        assert!(
+            sup.contains(&format!(
+                "\"$dir/k3s\" 'agent' '--server' 'https://{first_ip}:6443'"
+            )),
+            "{sup}"
+        );
+        assert!(
+            sup.contains(&format!("'--node-name' 'kc-{}'", n + 1)),
+            "{sup}"
+        );
+    }
+
+    // `mesh rack show` lists them, joining until the cluster is handed over.
+    let shown = cp.mesh(&["rack", "show", "kc", "--json"]).ok().json();
+    let made: Vec<(String, String)> = shown["made_servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().to_string(),
+                m["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        made,
+        ["kc-1", "kc-2", "kc-3"].map(|n| (n.to_string(), "joining".to_string())),
+        "{shown}"
+    );
+    let shown = cp.mesh(&["rack", "show", "kc"]).ok().stdout;
+    assert!(shown.contains("joining (not a node yet)"), "{shown}");
+
+    // Whoever holds the join token offers a kubeconfig as the first server would: one that
+    // would make the control plane run a program, or read its own files, is refused before
+    // anything connects; one whose cluster does not answer is refused too, and nothing is kept.
+    let marker = tempfile::tempdir().unwrap().path().join("ran");
+    let offer = |kubeconfig: &str| -> (String, String) {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "-w", "\n%{http_code}", "-X", "PUT"])
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .args(["--data-binary", kubeconfig])
+            .arg(format!("{}/v1/agent/kubeconfig", cp.url))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.to_string(), body.to_string())
+    };
+    let kubeconfig = |user: &str| {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: 'https://127.0.0.1:1'}}\nusers:\n- name: u\n  user: {user}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
+        )
+    };
+    let (code, body) = offer(&kubeconfig(&format!(
+        "{{exec: {{apiVersion: client.authentication.k8s.io/v1, command: /usr/bin/touch, args: ['{}']}}}}",
+        marker.display()
+    )));
+    assert_eq!(code, "400", "{body}");
+    assert!(body.contains("self-contained"), "{body}");
+    let (code, body) = offer(&kubeconfig("{tokenFile: /etc/shadow}"));
+    assert_eq!(code, "400", "{body}");
+    let (code, body) = offer(&kubeconfig("{token: abc}"));
+    assert_eq!(code, "409", "{body}");
+    assert!(body.contains("cluster"), "{body}");
+    assert!(
+        !marker.exists(),
+        "the control plane ran the kubeconfig's exec plugin"
+    );
+
+    // Until its first server hands the cluster over, no environment can go on the rack.
+    let e = cp.mesh(&["env", "create", "early", "--rack", "kc"]).fails();
+    assert!(
+        e.error().contains("still making") && e.error().contains("mesh rack servers kc"),
+        "{}",
+        e.error()
+    );
+
+    // The project's limit (4) is reached at the second of three more: the first goes again,
+    // and so does the rack.
+    let e = create("kd", &["--runtime", "kubernetes", "--servers", "3"]).fails();
+    assert!(
+        e.error().contains("server kd-2") && e.error().contains("limit"),
+        "{}",
+        e.error()
+    );
+    {
+        let s = fake.state.lock().unwrap();
+        let names: Vec<&str> = s
+            .servers
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["kc-1", "kc-2", "kc-3"]);
+    }
+    let racks = cp.mesh(&["rack", "list"]).ok().stdout;
+    assert!(!racks.contains("kd"), "{racks}");
+
+    // A cluster given by a kubeconfig is not made by this provider.
+    let kc = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(kc.path(), "apiVersion: v1\nkind: Config\n").unwrap();
+    let e = create(
+        "given",
+        &[
+            "--runtime",
+            "kubernetes",
+            "--kubeconfig",
+            kc.path().to_str().unwrap(),
+        ],
+    )
+    .fails();
+    assert!(
+        e.error().contains("leave --kubeconfig out"),
+        "{}",
+        e.error()
+    );
+
+    cp.mesh(&["rack", "delete", "kc", "-y"]).ok();
+    assert!(fake.state.lock().unwrap().servers.is_empty());
+    assert!(fake.failures().is_empty(), "{:#?}", fake.failures());
+    cp.mesh(&["provider", "remove", "hz"]).ok();
 }

@@ -1329,3 +1329,328 @@ fn bench_deploy_to_serving_and_instance_start() {
         );
     }
 }
+
+/// Serves fixed files over HTTP on `ip` (a k3s release mirror), until dropped.
+struct Mirror {
+    url: String,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Mirror {
+    fn start(ip: &str, files: Vec<(&'static str, Vec<u8>)>) -> Mirror {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind(format!("{ip}:0")))
+            .unwrap();
+        let url = format!("http://{}/k3s/v1.34.4", listener.local_addr().unwrap());
+        let files = std::sync::Arc::new(files);
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+            let files = files.clone();
+            async move {
+                let name = uri
+                    .path()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                match files.iter().find(|(n, _)| *n == name) {
+                    Some((_, body)) => (axum::http::StatusCode::OK, body.clone()),
+                    None => (axum::http::StatusCode::NOT_FOUND, Vec::new()),
+                }
+            }
+        });
+        rt.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Mirror { url, _rt: rt }
+    }
+}
+
+/// Deletes namespace `widemesh-<rack>` (where the control plane installed the rack's agent)
+/// when dropped, and before.
+struct InstallNamespace<'a> {
+    cluster: &'a Cluster,
+    name: String,
+}
+
+impl<'a> InstallNamespace<'a> {
+    fn clean(cluster: &'a Cluster, rack: &str) -> Self {
+        let n = InstallNamespace {
+            cluster,
+            name: format!("widemesh-{rack}"),
+        };
+        n.remove();
+        n
+    }
+
+    fn remove(&self) {
+        let _ = self.cluster.kubectl(&[
+            "delete",
+            "namespace",
+            &self.name,
+            "--ignore-not-found",
+            "--wait=true",
+            "--timeout=120s",
+        ]);
+    }
+}
+
+impl Drop for InstallNamespace<'_> {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// The stand-in for k3s (the k3s release cannot be downloaded here: its GitHub release is not
+/// reachable, and neither the Go module proxy nor Debian, PyPI or npm serve it). `k3s server`
+/// writes the test cluster's admin kubeconfig where k3s writes its own (`--write-kubeconfig`),
+/// `k3s agent` does nothing more; both record how they were started in `log`, then run until
+/// stopped as k3s would.
+fn k3s_stand_in(cluster: &Cluster, log: &Path) -> String {
+    format!(
+        r#"#!/bin/sh
+log='{log}'
+tokens=
+out=
+prev=
+for a in "$@"; do
+  [ "$prev" = --write-kubeconfig ] && out=$a
+  [ "$prev" = --token-file ] && tokens=$a
+  prev=$a
+done
+echo "k3s $* token=$(cat "$tokens")" >>"$log"
+if [ "$1" = server ]; then
+  cp '{kubeconfig}' "$out.part" && chmod 0600 "$out.part" && mv "$out.part" "$out"
+fi
+exec sleep 900
+"#,
+        log = log.display(),
+        kubeconfig = cluster.kubeconfig().display()
+    )
+}
+
+#[test]
+fn a_cloud_provider_makes_a_k3s_rack_whose_first_server_hands_its_cluster_over() {
+    use crate::cloud_lab::{HetznerFake, NsServer, run_cloud_config};
+    use crate::cloud_providers::{cloud_files, file_ending, sent_user_data};
+    assert_root();
+    let cluster = Cluster::get();
+    let rack = "kp";
+    let _namespaces = Namespaces::clean(&cluster, rack);
+    let _installed = InstallNamespace::clean(&cluster, rack);
+    let fake = HetznerFake::start("hz-token", 5);
+    // One namespace server runs each made server's user data in turn, from its directory.
+    let server = NsServer::new();
+    let work = tempfile::tempdir().unwrap();
+    let k3s_log = work.path().join("k3s.log");
+    let stand_in = k3s_stand_in(&cluster, &k3s_log).into_bytes();
+    let sum = {
+        let f = work.path().join("k3s");
+        std::fs::write(&f, &stand_in).unwrap();
+        mesh_provider::cloudinit::sha256_file(&f).unwrap()
+    };
+    let mirror = Mirror::start(
+        HOST_LINK,
+        vec![
+            ("k3s", stand_in),
+            (
+                "sha256sum-amd64.txt",
+                format!("{sum}  k3s\n0000  k3s-airgap-images-amd64.tar\n").into_bytes(),
+            ),
+        ],
+    );
+    let listen = format!("{HOST_LINK}:{}", free_port());
+    let root = server.root.display().to_string();
+    let p = Platform::start_listening(
+        Home::new(),
+        &listen,
+        &["--no-agent", "--builder", "fake", "--servers-root", &root],
+    );
+    let _trusted = cluster.trust(&listen);
+    p.mesh(&[
+        "provider",
+        "add",
+        "hz",
+        "--kind",
+        "hetzner",
+        "--secret",
+        "token=hz-token",
+        "--secret",
+        &format!("endpoint={}", fake.url),
+        "--secret",
+        &format!("k3s_release={}", mirror.url),
+    ])
+    .ok();
+
+    let created = std::thread::scope(|s| {
+        // `mesh rack create` follows the servers until the rack's agent is healthy ...
+        let create = s.spawn(|| {
+            p.mesh_for(
+                &[
+                    "rack",
+                    "create",
+                    rack,
+                    "--provider",
+                    "hz",
+                    "--region",
+                    "fsn1",
+                    "--size",
+                    "cx22",
+                    "--runtime",
+                    "kubernetes",
+                    "--servers",
+                    "2",
+                    "--domain",
+                    "kp.localhost",
+                    "--address",
+                    NODE,
+                    "--wait",
+                    "300",
+                ],
+                Duration::from_secs(330),
+            )
+        });
+        // ... while the servers boot: their user data, as the fake was sent it, runs on the
+        // namespace server.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (first, second) = loop {
+            if let (Some(a), Some(b)) =
+                (sent_user_data(&fake, "kp-1"), sent_user_data(&fake, "kp-2"))
+            {
+                break (a, b);
+            }
+            assert!(Instant::now() < deadline, "the servers were not made");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let ran = run_cloud_config(&first, &server, &server.root);
+        assert!(
+            ran.output
+                .contains("the control plane took the cluster's kubeconfig"),
+            "{ran:#?}"
+        );
+        run_cloud_config(&second, &server, &server.root);
+        (create.join().unwrap(), first, second)
+    });
+    let (out, first, second) = created;
+    assert_eq!(
+        out.code,
+        0,
+        "{out:#?}\n{}\n{}",
+        cluster
+            .kubectl(&["describe", "pods", "-n", "widemesh-kp"])
+            .1,
+        cluster
+            .kubectl(&["logs", "-n", "widemesh-kp", "deployment/widemesh-agent"])
+            .1
+    );
+    for want in [
+        "making the rack's cluster with provider hz (hetzner): 2 cx22 servers in fsn1, running k3s",
+        "server kp-1 made at ",
+        "server kp-2 made at ",
+        "for kp-1 to send the cluster's kubeconfig",
+        "agent kp-agent joined rack kp",
+        "server kp-agent is healthy",
+    ] {
+        assert!(out.stdout.contains(want), "{want} not in:\n{}", out.stdout);
+    }
+    // k3s ran as the cluster's server on the first server and joined it on the second, at
+    // the first server's address, with the same cluster token; each with its files in its
+    // own directory.
+    let first_ip = {
+        let s = fake.state.lock().unwrap();
+        s.servers
+            .iter()
+            .find(|v| v["name"] == "kp-1")
+            .map(|v| v["public_net"]["ipv4"]["ip"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let started = std::fs::read_to_string(&k3s_log).unwrap();
+    let token = file_ending(&cloud_files(&first), "/cluster-token")
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        file_ending(&cloud_files(&second), "/cluster-token"),
+        Some(token.as_str())
+    );
+    let dir1 = server.root.join("kp/kp-1");
+    let dir2 = server.root.join("kp/kp-2");
+    for want in [
+        format!(
+            "k3s server --data-dir {}/k3s-data --token-file {}/cluster-token --node-name kp-1 --node-ip {}",
+            dir1.display(),
+            dir1.display(),
+            server.ip
+        ),
+        format!(
+            "k3s agent --server https://{first_ip}:6443 --data-dir {}/k3s-data",
+            dir2.display()
+        ),
+        "--disable traefik,servicelb,metrics-server".to_string(),
+        format!("token={token}"),
+    ] {
+        assert!(started.contains(&want), "{want} not in:\n{started}");
+    }
+    assert_eq!(started.lines().count(), 2, "{started}");
+    // The server's checked download is what it runs.
+    assert_eq!(
+        mesh_provider::cloudinit::sha256_file(&dir1.join("k3s")).unwrap(),
+        sum
+    );
+    // `mesh rack show` asks the cluster about each made server's node. The stand-in's cluster
+    // is the test cluster, whose one node is not named after a made server: both are still
+    // joining as far as the cluster says (a k3s node takes its server's name, `--node-name`).
+    let shown = p.mesh(&["rack", "show", rack, "--json"]).ok().json();
+    let made = shown["made_servers"].as_array().unwrap();
+    assert_eq!(made.len(), 2, "{shown}");
+    assert_eq!(made[0]["name"], "kp-1", "{shown}");
+    assert_eq!(made[1]["name"], "kp-2", "{shown}");
+    assert!(made.iter().all(|m| m["state"] == "joining"), "{shown}");
+
+    // The control plane took the cluster (in the audit log), and refuses another one.
+    let events = p.mesh(&["events"]).ok().stdout;
+    assert!(
+        events.contains("rack.cluster") && events.contains("made by provider hz"),
+        "{events}"
+    );
+    let join_token = file_ending(&cloud_files(&first), "/join-token")
+        .unwrap()
+        .to_string();
+    let refused = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+        .args(["-H", &format!("Authorization: Bearer {join_token}")])
+        .args(["--data-binary", "apiVersion: v1\nkind: Config\n"])
+        .arg(format!("{}/v1/agent/kubeconfig", p.url))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&refused.stdout), "409");
+
+    // An app deploys onto the made cluster and the node's router serves it.
+    let env = "kube-made";
+    p.mesh(&["env", "create", env, "--rack", rack]).ok();
+    let src = tempfile::tempdir().unwrap();
+    let app = src.path().join("app");
+    write_app(&app, "served from a made cluster");
+    let out = p.mesh_for(
+        &["deploy", "--env", env, "--dir", app.to_str().unwrap()],
+        Duration::from_secs(300),
+    );
+    assert_eq!(out.code, 0, "{out:#?}");
+    wait_for_body_from(
+        NODE,
+        80,
+        &format!("{env}.kp.localhost"),
+        "served from a made cluster",
+        Duration::from_secs(120),
+    );
+    // The rack holds an environment: its servers stay. Once it is gone, they go.
+    let e = p.mesh(&["rack", "delete", rack, "-y"]).fails();
+    assert!(e.error().contains("hosts environment"), "{}", e.error());
+    p.mesh(&["env", "delete", env, "--yes"]).ok();
+    p.mesh(&["rack", "delete", rack, "-y"]).ok();
+    assert!(fake.state.lock().unwrap().servers.is_empty());
+    assert!(fake.failures().is_empty(), "{:#?}", fake.failures());
+}

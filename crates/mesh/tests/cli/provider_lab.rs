@@ -281,8 +281,11 @@ impl Lab {
             }
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
-        if let Some(pid) = read_pid(&dir.join("agent.pid")) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        // What the supervisor ran: an agent, or k3s on a Kubernetes rack's server.
+        for file in ["agent.pid", "k3s.pid"] {
+            if let Some(pid) = read_pid(&dir.join(file)) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
         }
         let mesh = dir.join("mesh");
         if mesh.exists() {
@@ -515,6 +518,7 @@ pub fn bootstrap(cp: &ControlPlane, lab: &Lab, rack: &str, token: &str) -> Boots
         root: lab.root.display().to_string(),
         http_listen: "0.0.0.0:80".into(),
         net: None,
+        kube: None,
     }
 }
 

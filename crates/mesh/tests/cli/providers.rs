@@ -250,6 +250,14 @@ fn the_ssh_provider_makes_a_server_whose_agent_joins_and_serves_then_deletes_it(
     assert!(cli_dir.join("supervisor.pid").exists());
     let cp_state = cp.home.data_dir().join("providers/cli/state.json");
     assert_eq!(StateFile::new(&cp_state).load().unwrap().made.len(), 1);
+    // `mesh rack show` lists the made server and its agent's state.
+    let shown = cp.mesh(&["rack", "show", &rack]).ok().stdout;
+    assert!(
+        shown.contains("servers made by the provider:")
+            && shown.contains(&format!("{rack}-1"))
+            && shown.contains("ready (agent ready)"),
+        "{shown}"
+    );
     // A second rack gets the pool's other server; a third, none, and nothing is left of it.
     let second = format!("{rack}b");
     lab.racks.push(Path::new("/var/lib/widemesh").join(&second));
@@ -390,6 +398,7 @@ fn the_ssh_provider_says_what_is_wrong_with_keys_addresses_and_the_pool() {
         root: lab.root.display().to_string(),
         http_listen: "0.0.0.0:80".into(),
         net: None,
+        kube: None,
     };
     let e = rt
         .block_on(restarted.create(&create("east-1", b.clone())))

@@ -115,6 +115,7 @@ async fn call_everything(c: &Client) {
         address: None,
         runtime: None,
         kubeconfig: None,
+        servers: None,
     }));
     reach!(c.rack("r"));
     reach!(c.delete_rack("r"));
