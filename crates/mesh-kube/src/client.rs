@@ -19,6 +19,74 @@ pub async fn connect(kubeconfig: &str) -> Result<kube::Client, KubeError> {
     kube::Client::try_from(config).map_err(|e| KubeError::Kubeconfig(e.to_string()))
 }
 
+/// [`connect`] for the control plane: only to a self-contained kubeconfig ([`validate`]).
+pub async fn connect_checked(kubeconfig: &str) -> Result<kube::Client, KubeError> {
+    validate(kubeconfig)?;
+    connect(kubeconfig).await
+}
+
+/// A kubeconfig a made cluster's server offers: besides [`validate`], every cluster is
+/// reached over `https://` at an address that is neither loopback, link-local nor
+/// unspecified, its certificate checked against a CA the kubeconfig carries (so the control
+/// plane talks only to a server holding that CA's key, never to another service at an address
+/// the kubeconfig names).
+pub fn validate_made(kubeconfig: &str) -> Result<(), KubeError> {
+    validate(kubeconfig)?;
+    let parsed =
+        Kubeconfig::from_yaml(kubeconfig).map_err(|e| KubeError::Kubeconfig(e.to_string()))?;
+    let bad = |name: &str, why: &str| {
+        Err(KubeError::Kubeconfig(format!(
+            "its cluster {name:?} {why}: a made cluster's kubeconfig names its first server over https, with the cluster's CA inline"
+        )))
+    };
+    if parsed.clusters.is_empty() {
+        return Err(KubeError::Kubeconfig("it names no cluster".into()));
+    }
+    for c in &parsed.clusters {
+        let Some(cluster) = &c.cluster else {
+            return bad(&c.name, "is empty");
+        };
+        let Some(server) = cluster.server.as_deref() else {
+            return bad(&c.name, "has no server");
+        };
+        let Some(rest) = server.strip_prefix("https://") else {
+            return bad(&c.name, "is not reached over https://");
+        };
+        let authority = rest.split('/').next().unwrap_or_default();
+        let host = authority
+            .strip_prefix('[')
+            .and_then(|h| h.split_once(']').map(|(h, _)| h))
+            .unwrap_or_else(|| authority.rsplit_once(':').map_or(authority, |(h, _)| h));
+        let ip: Option<std::net::IpAddr> = host.parse().ok();
+        let local = host.eq_ignore_ascii_case("localhost")
+            || ip.is_some_and(|ip| match ip {
+                std::net::IpAddr::V4(v4) => {
+                    v4.is_loopback() || v4.is_link_local() || v4.is_unspecified()
+                }
+                std::net::IpAddr::V6(v6) => {
+                    v6.is_loopback() || v6.is_unspecified() || v6.is_unicast_link_local()
+                }
+            });
+        if local {
+            return bad(
+                &c.name,
+                &format!("is at {host}, a loopback or link-local address"),
+            );
+        }
+        if cluster.insecure_skip_tls_verify == Some(true) {
+            return bad(&c.name, "skips checking the server's certificate");
+        }
+        if cluster
+            .certificate_authority_data
+            .as_deref()
+            .is_none_or(|d| d.trim().is_empty())
+        {
+            return bad(&c.name, "carries no certificate-authority-data");
+        }
+    }
+    Ok(())
+}
+
 /// The kubeconfig is one the control plane can use (parses, has a current context, and is
 /// self-contained), without connecting.
 pub fn validate(kubeconfig: &str) -> Result<(), KubeError> {
@@ -95,6 +163,50 @@ contexts:
   context: {cluster: c, user: u}
 current-context: x
 ";
+
+    #[test]
+    fn a_made_clusters_kubeconfig_names_its_server_over_https_with_its_ca() {
+        validate_made(INLINE).unwrap();
+        for (from, to, why) in [
+            ("https://10.0.0.1:6443", "http://10.0.0.1:6443", "https://"),
+            (
+                "https://10.0.0.1:6443",
+                "https://127.0.0.1:6443",
+                "loopback",
+            ),
+            (
+                "https://10.0.0.1:6443",
+                "https://169.254.169.254:6443",
+                "link-local",
+            ),
+            ("https://10.0.0.1:6443", "https://[::1]:6443", "loopback"),
+            (
+                "https://10.0.0.1:6443",
+                "https://localhost:6443",
+                "loopback",
+            ),
+            (
+                "certificate-authority-data: LS0t",
+                "insecure-skip-tls-verify: true",
+                "skips checking",
+            ),
+            (
+                "certificate-authority-data: LS0t",
+                "tls-server-name: x",
+                "no certificate-authority-data",
+            ),
+        ] {
+            let bad = INLINE.replace(from, to);
+            assert_ne!(bad, INLINE);
+            let e = validate_made(&bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{why}: {e}");
+        }
+        // And what any kubeconfig the control plane takes must be.
+        let e = validate_made(&INLINE.replace("client-key-data: LS0t", "client-key: /k"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("self-contained"), "{e}");
+    }
 
     #[test]
     fn only_self_contained_kubeconfigs_are_taken() {

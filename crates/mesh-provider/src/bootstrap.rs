@@ -65,7 +65,8 @@ fn check_label(what: &str, s: &str) -> Result<()> {
 pub fn agent_dir(root: &str, rack: &str, server: &str) -> Result<String> {
     check_label("rack name", rack)?;
     check_label("server name", server)?;
-    if !root.starts_with('/') || root.contains("..") || root.len() < 2 {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-".contains(c);
+    if !root.starts_with('/') || root.contains("..") || root.len() < 2 || !root.chars().all(plain) {
         return Err(ProviderError::Invalid(format!(
             "the agents' root {root:?} must be an absolute path without '..'"
         )));
@@ -246,6 +247,8 @@ mod tests {
             ("rel", "east", "s"),
             ("/r/../etc", "east", "s"),
             ("/r", "", "s"),
+            ("/r'x", "east", "s"),
+            ("/r x", "east", "s"),
         ] {
             assert!(
                 agent_dir(root, rack, server).is_err(),

@@ -56,19 +56,34 @@ pub fn unit_name(rack: &str, server: &str) -> String {
     format!("widemesh-{rack}-{server}.service")
 }
 
+/// What a systemd unit of a made server supervises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// The agent: stopping the unit sends SIGTERM to the supervisor alone
+    /// (`KillMode=mixed`), which stops the agent gracefully.
+    Agent,
+    /// k3s: as k3s's own unit, only the supervisor's process tree is signalled
+    /// (`KillMode=process`), so the node's containers outlive a restart of k3s, and the unit
+    /// may manage cgroups below it (`Delegate=yes`).
+    K3s,
+}
+
 /// The systemd unit that runs the supervisor: systemd starts it at boot and again should the
-/// supervisor itself die; stopping it sends SIGTERM to the supervisor alone, which stops the
-/// agent gracefully.
-pub fn systemd_unit(rack: &str, server: &str, dir: &str) -> String {
+/// supervisor itself die.
+pub fn systemd_unit(rack: &str, server: &str, dir: &str, unit: Unit) -> String {
+    let (what, kill) = match unit {
+        Unit::Agent => ("Widemesh agent", "KillMode=mixed\n"),
+        Unit::K3s => ("k3s (Widemesh)", "KillMode=process\nDelegate=yes\n"),
+    };
     format!(
         "[Unit]\n\
-         Description=Widemesh agent {server} of rack {rack}\n\
+         Description={what} {server} of rack {rack}\n\
          After=network-online.target\n\
          Wants=network-online.target\n\
          \n\
          [Service]\n\
          ExecStart=/bin/sh {dir}/supervise.sh\n\
-         KillMode=mixed\n\
+         {kill}\
          TimeoutStopSec=40\n\
          Restart=always\n\
          RestartSec=5\n\
@@ -116,12 +131,7 @@ if ! echo "$sum  $dir/mesh.part" | sha256sum -c - >/dev/null 2>&1; then
   exit 1
 fi
 chmod 0700 "$dir/mesh.part" && mv "$dir/mesh.part" "$dir/mesh"
-if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-  systemctl daemon-reload && systemctl enable --now "$unit"
-else
-  setsid -f sh "$dir/supervise.sh" </dev/null >/dev/null 2>&1
-fi
-log "agent {server} started"
+{start}log "agent {server} started"
 "#,
         rack = b.rack,
         d = quote(dir),
@@ -130,8 +140,18 @@ log "agent {server} started"
         unit = unit_name(&b.rack, server),
         tries = DOWNLOAD_TRIES,
         first_boot = FIRST_BOOT,
+        start = START_SUPERVISOR,
     ))
 }
+
+/// Starts the supervisor of a first-boot script (`$dir`, `$unit` set): its systemd unit when
+/// the server runs systemd, else under `setsid`.
+pub const START_SUPERVISOR: &str = r#"if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+  systemctl daemon-reload && systemctl enable --now "$unit"
+else
+  setsid -f sh "$dir/supervise.sh" </dev/null >/dev/null 2>&1
+fi
+"#;
 
 /// The start of every first-boot script (`$dir` and `$url`, a URL of the control plane, set
 /// before it): a log function, the directory made private, the server's own address found and
@@ -181,14 +201,22 @@ pub fn user_data(b: &Bootstrap, server: &str, sha256: &str) -> Result<String> {
         (
             format!("/etc/systemd/system/{}", unit_name(&b.rack, server)),
             "0644",
-            systemd_unit(&b.rack, server, &dir),
+            systemd_unit(&b.rack, server, &dir, Unit::Agent),
         ),
     ];
+    Ok(cloud_config(
+        &format!("agent {server} of rack {}", b.rack),
+        &files,
+        &dir,
+    ))
+}
+
+/// A `#cloud-config` document that writes `files` (path, mode, content; every one
+/// base64-encoded, owned by root) and runs `<dir>/install.sh` once: the two cloud-init modules
+/// this project uses. `what` is said in its comment line.
+pub fn cloud_config(what: &str, files: &[(String, &str, String)], dir: &str) -> String {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let mut out = format!(
-        "#cloud-config\n# Made by widemesh: agent {server} of rack {rack}.\nwrite_files:\n",
-        rack = b.rack
-    );
+    let mut out = format!("#cloud-config\n# Made by widemesh: {what}.\nwrite_files:\n");
     for (path, mode, content) in files {
         // Paths are made of checked labels and the checked root: no YAML quoting needed,
         // but quoted all the same.
@@ -198,7 +226,30 @@ pub fn user_data(b: &Bootstrap, server: &str, sha256: &str) -> Result<String> {
         ));
     }
     out.push_str(&format!("runcmd:\n  - [sh, '{dir}/install.sh']\n"));
-    Ok(out)
+    out
+}
+
+/// The files a document of [`cloud_config`] writes: (path, mode, content), read back line by
+/// line as it writes them (for checks and tests; cloud-init reads it as YAML).
+pub fn read_files(doc: &str) -> Vec<(String, String, String)> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut out = Vec::new();
+    let (mut path, mut mode) = (String::new(), String::new());
+    for line in doc.lines().map(str::trim) {
+        if let Some(p) = line.strip_prefix("- path: ") {
+            path = p.trim_matches('\'').to_string();
+        } else if let Some(m) = line.strip_prefix("permissions: ") {
+            mode = m.trim_matches('\'').to_string();
+        } else if let Some(c) = line.strip_prefix("content: ") {
+            let bytes = b64.decode(c).unwrap_or_default();
+            out.push((
+                path.clone(),
+                mode.clone(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -221,24 +272,8 @@ mod tests {
 
     const SUM: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-    /// The files of a user data document: (path, mode, decoded content), read back line by
-    /// line as this module writes them.
     fn files(doc: &str) -> Vec<(String, String, String)> {
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let mut out = Vec::new();
-        let mut cur: (String, String) = Default::default();
-        for line in doc.lines() {
-            let line = line.trim();
-            if let Some(p) = line.strip_prefix("- path: ") {
-                cur.0 = p.trim_matches('\'').to_string();
-            } else if let Some(m) = line.strip_prefix("permissions: ") {
-                cur.1 = m.trim_matches('\'').to_string();
-            } else if let Some(c) = line.strip_prefix("content: ") {
-                let text = String::from_utf8(b64.decode(c).unwrap()).unwrap();
-                out.push((cur.0.clone(), cur.1.clone(), text));
-            }
-        }
-        out
+        read_files(doc)
     }
 
     #[test]

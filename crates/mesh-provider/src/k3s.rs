@@ -6,14 +6,15 @@
 //! join token), which checks the cluster and installs the rack's agent and routers into it
 //! (`mesh_kube::install`): no `mesh` binary is installed on the servers themselves.
 //!
-//! Every file stays in the server's directory (`<root>/<rack>/<server>`): k3s's data
-//! (`--data-dir`), its kubeconfig (`--write-kubeconfig`) and its registry settings
-//! (`--private-registry`), so nothing collides when servers share a disk.
-
-use base64::Engine as _;
+//! The files made here stay in the server's directory (`<root>/<rack>/<server>`): k3s's data
+//! (`--data-dir`), its kubeconfig (`--write-kubeconfig`), its registry settings
+//! (`--private-registry`) and tokens. k3s keeps some files of its own elsewhere
+//! (`/var/lib/kubelet`, `/etc/rancher/node`, `/run/k3s`): one k3s per server.
 
 use crate::bootstrap::{Bootstrap, agent_dir, quote, supervise};
-use crate::cloudinit::{DOWNLOAD_TRIES, FIRST_BOOT, systemd_unit, unit_name};
+use crate::cloudinit::{
+    DOWNLOAD_TRIES, FIRST_BOOT, START_SUPERVISOR, Unit, cloud_config, systemd_unit, unit_name,
+};
 use crate::{ProviderError, Result};
 
 /// The k3s release servers download unless the provider says otherwise (its `k3s_release`):
@@ -30,8 +31,12 @@ pub const KUBECONFIG_TRIES: u32 = 120;
 /// What a server of a Kubernetes rack runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KubeNode {
-    /// The secret every node of the cluster joins it with.
-    pub cluster_token: String,
+    /// The secret the other servers join the cluster with as agents (k3s's agent token: it lets
+    /// a node join, not act as the cluster's server).
+    pub agent_token: String,
+    /// The cluster's server token (k3s's `--token`, which amounts to the cluster's admin): on
+    /// the first server only.
+    pub server_token: Option<String>,
     /// Where k3s is downloaded from ([`DEFAULT_RELEASE`]).
     pub release: String,
     /// The address of the rack's first server, for the others to join; `None` on the first
@@ -46,7 +51,8 @@ fn registry(api_url: &str) -> Result<String> {
         .map(|(_, r)| r)
         .ok_or_else(|| ProviderError::Invalid(format!("{api_url:?} is not a URL")))?;
     let host = rest.split('/').next().unwrap_or_default();
-    if host.is_empty() || host.contains('@') || host.contains(char::is_whitespace) {
+    let ok = |c: char| c.is_ascii_alphanumeric() || ".-:[]".contains(c);
+    if host.is_empty() || !host.chars().all(ok) {
         return Err(ProviderError::Invalid(format!(
             "the control plane's URL {api_url:?} has no host"
         )));
@@ -93,11 +99,16 @@ pub fn k3s_command(node: &KubeNode, server: &str) -> Result<String> {
             );
         }
     }
+    let token = if node.join.is_none() {
+        "server-token"
+    } else {
+        "agent-token"
+    };
     words.extend([
         quote("--data-dir"),
         "\"$dir/k3s-data\"".into(),
         quote("--token-file"),
-        "\"$dir/cluster-token\"".into(),
+        format!("\"$dir/{token}\""),
         quote("--node-name"),
         quote(server),
         quote("--node-ip"),
@@ -107,6 +118,8 @@ pub fn k3s_command(node: &KubeNode, server: &str) -> Result<String> {
     ]);
     if node.join.is_none() {
         words.extend([
+            quote("--agent-token-file"),
+            "\"$dir/agent-token\"".into(),
             quote("--write-kubeconfig"),
             "\"$dir/kubeconfig\"".into(),
             quote("--write-kubeconfig-mode"),
@@ -187,7 +200,7 @@ unit={unit}
 esac
 fetch() {{
   i=0
-  until curl -fsSL --connect-timeout 10 --max-time 900 -o "$2" "$1"; do
+  until curl -fsSL {proto}--connect-timeout 10 --max-time 900 -o "$2" "$1"; do
     i=$((i+1))
     if [ $i -ge {tries} ]; then log "cannot download $1 after $i tries"; return 1; fi
     sleep 10
@@ -203,12 +216,7 @@ if [ -z "$want" ] || [ "$want" != "$got" ]; then
   exit 1
 fi
 chmod 0700 "$dir/k3s.part" && mv "$dir/k3s.part" "$dir/k3s"
-if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-  systemctl daemon-reload && systemctl enable --now "$unit"
-else
-  setsid -f sh "$dir/supervise.sh" </dev/null >/dev/null 2>&1
-fi
-log "k3s {role} started"
+{start}log "k3s {role} started"
 {send}"#,
         role = if first { "server" } else { "agent" },
         rack = b.rack,
@@ -218,27 +226,45 @@ log "k3s {role} started"
         r = quote(release),
         unit = unit_name(&b.rack, server),
         first_boot = FIRST_BOOT,
+        start = START_SUPERVISOR,
         tries = DOWNLOAD_TRIES,
+        // An https release is never left for plain HTTP, redirects included.
+        proto = if release.starts_with("https://") {
+            "--proto =https --proto-redir =https "
+        } else {
+            ""
+        },
     ))
 }
 
 /// The whole `#cloud-config` document for server `server` of Kubernetes rack `b.rack`.
 pub fn user_data(b: &Bootstrap, node: &KubeNode, server: &str) -> Result<String> {
     let dir = agent_dir(&b.root, &b.rack, server)?;
-    if node.cluster_token.len() < 16 || node.cluster_token.contains(char::is_whitespace) {
+    let token_ok = |t: &str| t.len() >= 16 && !t.contains(char::is_whitespace);
+    if !token_ok(&node.agent_token) || !node.server_token.as_deref().is_none_or(token_ok) {
         return Err(ProviderError::Invalid(
-            "the cluster token must be at least 16 characters without spaces".into(),
+            "the cluster's tokens must be at least 16 characters without spaces".into(),
         ));
     }
     let supervisor = supervise(&dir, "k3s", "", &k3s_command(node, server)?, "k3s");
     let mut files = vec![(
-        format!("{dir}/cluster-token"),
+        format!("{dir}/agent-token"),
         "0600",
-        node.cluster_token.clone(),
+        node.agent_token.clone(),
     )];
-    // Only the first server talks to the control plane.
-    if node.join.is_none() {
-        files.push((format!("{dir}/join-token"), "0600", b.join_token.clone()));
+    match (&node.join, &node.server_token) {
+        // The first server: the cluster's server token, and the join token it hands the
+        // cluster over with; no other server gets either.
+        (None, Some(t)) => {
+            files.push((format!("{dir}/server-token"), "0600", t.clone()));
+            files.push((format!("{dir}/join-token"), "0600", b.join_token.clone()));
+        }
+        (Some(_), None) => {}
+        _ => {
+            return Err(ProviderError::Invalid(
+                "the first server (and only it) gets the cluster's server token".into(),
+            ));
+        }
     }
     files.extend([
         (
@@ -255,27 +281,22 @@ pub fn user_data(b: &Bootstrap, node: &KubeNode, server: &str) -> Result<String>
         (
             format!("/etc/systemd/system/{}", unit_name(&b.rack, server)),
             "0644",
-            systemd_unit(&b.rack, server, &dir),
+            systemd_unit(&b.rack, server, &dir, Unit::K3s),
         ),
     ]);
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut out = format!(
-        "#cloud-config\n# Made by widemesh: k3s {} {server} of Kubernetes rack {rack}.\nwrite_files:\n",
-        if node.join.is_none() {
-            "server"
-        } else {
-            "agent"
-        },
-        rack = b.rack
-    );
-    for (path, mode, content) in files {
-        out.push_str(&format!(
-            "  - path: '{path}'\n    permissions: '{mode}'\n    owner: 'root:root'\n    encoding: b64\n    content: {}\n",
-            b64.encode(content)
-        ));
-    }
-    out.push_str(&format!("runcmd:\n  - [sh, '{dir}/install.sh']\n"));
-    Ok(out)
+    Ok(cloud_config(
+        &format!(
+            "k3s {} {server} of Kubernetes rack {}",
+            if node.join.is_none() {
+                "server"
+            } else {
+                "agent"
+            },
+            b.rack
+        ),
+        &files,
+        &dir,
+    ))
 }
 
 #[cfg(test)]
@@ -298,27 +319,18 @@ mod tests {
 
     fn node(join: Option<&str>) -> KubeNode {
         KubeNode {
-            cluster_token: "cluster-secret-0123456789".into(),
+            agent_token: "agent-secret-0123456789".into(),
+            server_token: join.is_none().then(|| "server-secret-0123456789".into()),
             release: DEFAULT_RELEASE.into(),
             join: join.map(String::from),
         }
     }
 
     fn decoded(doc: &str) -> Vec<(String, String)> {
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let mut path = String::new();
-        let mut out = Vec::new();
-        for line in doc.lines().map(str::trim) {
-            if let Some(p) = line.strip_prefix("- path: ") {
-                path = p.trim_matches('\'').to_string();
-            } else if let Some(c) = line.strip_prefix("content: ") {
-                out.push((
-                    path.clone(),
-                    String::from_utf8(b64.decode(c).unwrap()).unwrap(),
-                ));
-            }
-        }
-        out
+        crate::cloudinit::read_files(doc)
+            .into_iter()
+            .map(|(p, _, c)| (p, c))
+            .collect()
     }
 
     fn parses(script: &str) {
@@ -338,7 +350,8 @@ mod tests {
         assert_eq!(
             paths,
             [
-                format!("{dir}/cluster-token").as_str(),
+                format!("{dir}/agent-token").as_str(),
+                &format!("{dir}/server-token"),
                 &format!("{dir}/join-token"),
                 &format!("{dir}/registries.yaml"),
                 &format!("{dir}/supervise.sh"),
@@ -346,26 +359,29 @@ mod tests {
                 "/etc/systemd/system/widemesh-kr-kr-1.service",
             ]
         );
-        assert_eq!(f[0].1, "cluster-secret-0123456789");
-        assert_eq!(f[1].1, "secret-join-token");
+        assert_eq!(f[0].1, "agent-secret-0123456789");
+        assert_eq!(f[1].1, "server-secret-0123456789");
+        assert_eq!(f[2].1, "secret-join-token");
         // Plain HTTP pulls from the control plane's registry.
         assert!(
-            f[2].1.contains(
+            f[3].1.contains(
                 "\"203.0.113.1:7070\":\n    endpoint:\n      - \"http://203.0.113.1:7070\""
             )
         );
-        let sup = &f[3].1;
+        let sup = &f[4].1;
         for want in [
             "\"$dir/k3s\" 'server' '--data-dir' \"$dir/k3s-data\"",
-            "'--token-file' \"$dir/cluster-token\" '--node-name' 'kr-1' '--node-ip' \"$(cat \"$dir/address\")\"",
+            "'--token-file' \"$dir/server-token\" '--node-name' 'kr-1' '--node-ip' \"$(cat \"$dir/address\")\"",
+            "'--agent-token-file' \"$dir/agent-token\"",
             "'--write-kubeconfig' \"$dir/kubeconfig\" '--write-kubeconfig-mode' '0600'",
             "'--disable' 'traefik,servicelb,metrics-server'",
             ">>\"$dir/k3s.log\"",
         ] {
             assert!(sup.contains(want), "{want} not in:\n{sup}");
         }
-        let install = &f[4].1;
+        let install = &f[5].1;
         for want in [
+            "curl -fsSL --proto =https --proto-redir =https --connect-timeout",
             "kube_url='http://203.0.113.1:7070/v1/agent/kubeconfig'",
             "release='https://github.com/k3s-io/k3s/releases/download/v1.34.4%2Bk3s1'",
             "sha256sum \"$dir/k3s.part\"",
@@ -376,7 +392,7 @@ mod tests {
             assert!(install.contains(want), "{want} not in:\n{install}");
         }
         // Secrets only in their files.
-        for (path, text) in &f[2..] {
+        for (path, text) in &f[3..] {
             assert!(!text.contains("secret"), "{path}");
         }
         parses(sup);
@@ -387,9 +403,19 @@ mod tests {
     fn the_other_servers_join_the_first_as_k3s_agents_without_the_join_token() {
         let doc = user_data(&boot(), &node(Some("198.51.100.7")), "kr-2").unwrap();
         let f = decoded(&doc);
-        assert!(!f.iter().any(|(p, _)| p.ends_with("/join-token")));
-        assert!(
-            !doc.contains(&base64::engine::general_purpose::STANDARD.encode("secret-join-token"))
+        // Neither the join token nor the cluster's server token: only the agent token.
+        for secret in ["/join-token", "/server-token"] {
+            assert!(!f.iter().any(|(p, _)| p.ends_with(secret)), "{secret}");
+        }
+        for secret in ["secret-join-token", "server-secret"] {
+            assert!(!f.iter().any(|(_, c)| c.contains(secret)), "{secret}");
+        }
+        assert_eq!(
+            f.iter()
+                .find(|(p, _)| p.ends_with("/agent-token"))
+                .unwrap()
+                .1,
+            "agent-secret-0123456789"
         );
         let sup = &f
             .iter()
@@ -401,6 +427,7 @@ mod tests {
             "{sup}"
         );
         assert!(!sup.contains("--write-kubeconfig"));
+        assert!(sup.contains("'--token-file' \"$dir/agent-token\""), "{sup}");
         let install = &f.iter().find(|(p, _)| p.ends_with("install.sh")).unwrap().1;
         assert!(!install.contains("kubeconfig.rack"));
         parses(install);
@@ -412,8 +439,25 @@ mod tests {
     fn bad_settings_are_refused() {
         assert!(user_data(&boot(), &node(Some("a b")), "kr-2").is_err());
         let mut short = node(None);
-        short.cluster_token = "short".into();
+        short.agent_token = "short".into();
         assert!(user_data(&boot(), &short, "kr-1").is_err());
+        // The server token goes to the first server only.
+        let mut leaked = node(Some("198.51.100.7"));
+        leaked.server_token = Some("server-secret-0123456789".into());
+        assert!(user_data(&boot(), &leaked, "kr-2").is_err());
+        let mut missing = node(None);
+        missing.server_token = None;
+        assert!(user_data(&boot(), &missing, "kr-1").is_err());
+        // A plain HTTP release may be fetched as such (a mirror on a private network).
+        let mut mirror = node(None);
+        mirror.release = "http://10.0.0.5/k3s".into();
+        let f = decoded(&user_data(&boot(), &mirror, "kr-1").unwrap());
+        let install = &f.iter().find(|(p, _)| p.ends_with("install.sh")).unwrap().1;
+        assert!(
+            install.contains("curl -fsSL --connect-timeout"),
+            "{install}"
+        );
+        assert!(registries_yaml("http://a'b:1/").is_err());
         let mut bad = node(None);
         bad.release = "ftp://x".into();
         assert!(user_data(&boot(), &bad, "kr-1").is_err());

@@ -61,7 +61,7 @@ pub async fn check_namespace(state: &AppState, rack: &Rack, environment: &str) -
     bounded(
         &format!("checking namespace of {environment} on rack {}", rack.name),
         async {
-            let client = mesh_kube::client::connect(&kubeconfig).await?;
+            let client = mesh_kube::client::connect_checked(&kubeconfig).await?;
             mesh_kube::check::namespace_free(&client, rack.name.as_str(), environment).await
         },
     )

@@ -143,8 +143,9 @@ pub trait Store: Send + Sync + 'static {
     /// A Kubernetes rack's kubeconfig; None for a native rack.
     async fn rack_kubeconfig(&self, rack: &str) -> StoreResult<Option<String>>;
     /// Gives a Kubernetes rack whose cluster a provider made the kubeconfig its first server
-    /// sent, sealed. `FailedPrecondition` for a native rack.
-    async fn set_rack_kubeconfig(&self, rack: &str, kubeconfig: &str) -> StoreResult<()>;
+    /// sent, sealed, when it has none yet (in one write, so two offers cannot both be taken):
+    /// whether it was set. `FailedPrecondition` for a native rack.
+    async fn set_rack_kubeconfig(&self, rack: &str, kubeconfig: &str) -> StoreResult<bool>;
     async fn list_racks(&self) -> StoreResult<Vec<Rack>>;
     async fn get_rack(&self, name: &str) -> StoreResult<Rack>;
     async fn update_rack(&self, rack: &Rack) -> StoreResult<Rack>;

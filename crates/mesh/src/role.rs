@@ -254,8 +254,15 @@ fn provision(
     api_url: &str,
     data_dir: &std::path::Path,
 ) -> Result<()> {
-    if !servers_root.starts_with('/') || servers_root.split('/').any(|p| p == "..") {
-        anyhow::bail!("--servers-root {servers_root:?} must be an absolute path without '..'");
+    // It goes into shell scripts, YAML and systemd units on the servers: plain characters only.
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-".contains(c);
+    if !servers_root.starts_with('/')
+        || servers_root.split('/').any(|p| p == "..")
+        || !servers_root.chars().all(plain)
+    {
+        anyhow::bail!(
+            "--servers-root {servers_root:?} must be an absolute path of letters, digits, '/', '.', '_' and '-', without '..'"
+        );
     }
     let url = match advertise {
         Some(u) if u.starts_with("http://") || u.starts_with("https://") => {

@@ -19,7 +19,8 @@ use k8s_openapi::api::core::v1::{
     ServiceSpec, SleepAction, TCPSocketAction,
 };
 use k8s_openapi::api::networking::v1::{
-    IPBlock, NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicySpec,
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicySpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -213,8 +214,14 @@ fn pull_secret(rack: &str, env: &EnvironmentDoc, ns: &str, ctx: &Context) -> Sec
     mesh_kube::install::pull_secret(ns, env_labels(rack, env), &ctx.registry, &ctx.pull_token)
 }
 
+/// The link-local block, where clouds serve a server's metadata (169.254.169.254: its user
+/// data, which holds the secrets its first boot needs): never reachable from an instance, as on
+/// native racks (the runtime's firewall).
+pub const LINK_LOCAL: &str = "169.254.0.0/16";
+
 /// Only the namespace's own pods and the rack's routers get in; everything from other
-/// namespaces (other environments, whether by pod or Service address) is dropped.
+/// namespaces (other environments, whether by pod or Service address) is dropped. Out, pods
+/// reach any pod (whose own policy decides) and any address but the link-local block.
 fn isolation(rack: &str, env: &EnvironmentDoc, ns: &str, ctx: &Context) -> NetworkPolicy {
     let mut from = vec![NetworkPolicyPeer {
         pod_selector: Some(LabelSelector::default()),
@@ -231,12 +238,30 @@ fn isolation(rack: &str, env: &EnvironmentDoc, ns: &str, ctx: &Context) -> Netwo
         metadata: meta(names::ISOLATION_POLICY, Some(ns), env_labels(rack, env)),
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(LabelSelector::default()),
-            policy_types: Some(vec!["Ingress".into()]),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
             ingress: Some(vec![NetworkPolicyIngressRule {
                 from: Some(from),
                 ports: None,
             }]),
-            egress: None,
+            egress: Some(vec![
+                NetworkPolicyEgressRule {
+                    to: Some(vec![NetworkPolicyPeer {
+                        namespace_selector: Some(LabelSelector::default()),
+                        ..Default::default()
+                    }]),
+                    ports: None,
+                },
+                NetworkPolicyEgressRule {
+                    to: Some(vec![NetworkPolicyPeer {
+                        ip_block: Some(IPBlock {
+                            cidr: "0.0.0.0/0".into(),
+                            except: Some(vec![LINK_LOCAL.into()]),
+                        }),
+                        ..Default::default()
+                    }]),
+                    ports: None,
+                },
+            ]),
         }),
     }
 }

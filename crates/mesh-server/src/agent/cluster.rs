@@ -86,8 +86,10 @@ pub async fn kubeconfig(
             "this control plane makes no servers",
         ));
     };
-    // The cluster answers and grants the agent's rights (the server offers again until it
-    // does).
+    // Only a kubeconfig that names its server over https with the cluster's CA, and nothing
+    // the control plane would read or run; then the cluster must answer with the agent's
+    // rights (the server offers again until it does).
+    mesh_kube::client::validate_made(&body).map_err(|e| ApiError::invalid(e.to_string()))?;
     let version = crate::kube::check_cluster(&body).await?;
     let token = crate::auth::bearer_header(&headers).ok_or_else(|| {
         ApiError::new(
@@ -95,29 +97,13 @@ pub async fn kubeconfig(
             "missing bearer token",
         )
     })?;
-    let install = mesh_kube::install::AgentInstall {
-        rack: name.clone(),
-        api_url: p.advertise_url.clone(),
-        // The token the server was given: the installed agent joins with the same one.
-        join_token: token,
-        tag: "latest".into(),
-        http_listen: Some(HTTP_LISTEN.into()),
-        https_listen: Some(HTTPS_LISTEN.into()),
-    };
-    let installed = tokio::time::timeout(INSTALL_TIMEOUT, async {
-        let client = mesh_kube::client::connect(&body).await?;
-        mesh_kube::install::install(&client, &install).await
-    })
-    .await
-    .map_err(|_| {
-        ApiError::precondition(format!(
-            "installing the agent into rack {name}'s cluster took over {}s",
-            INSTALL_TIMEOUT.as_secs()
-        ))
-    })?;
-    installed.map_err(|e| ApiError::precondition(e.to_string()))?;
+    // Taken once, in one write: of two offers racing, one is the rack's; the other is refused
+    // before anything is installed into its cluster.
+    if taking == Taking::New && !state.store().set_rack_kubeconfig(&name, &body).await? {
+        let now = state.store().rack_kubeconfig(&name).await?;
+        may_take(&rack, true, now.as_deref(), &body)?;
+    }
     if taking == Taking::New {
-        state.store().set_rack_kubeconfig(&name, &body).await?;
         // In the audit log (`mesh events`), as the API's changes are.
         let detail = format!("cluster {version} made by provider {}", rack.provider);
         if let Err(e) = state
@@ -128,6 +114,29 @@ pub async fn kubeconfig(
             tracing::error!(error = %e, rack = %name, "could not write the audit log");
         }
     }
+    // Installed after the kubeconfig is kept: should this fail, the server's next offer (the
+    // same kubeconfig) installs again.
+    let install = mesh_kube::install::AgentInstall {
+        rack: name.clone(),
+        api_url: p.advertise_url.clone(),
+        // The token the server was given: the installed agent joins with the same one.
+        join_token: token,
+        tag: "latest".into(),
+        http_listen: Some(HTTP_LISTEN.into()),
+        https_listen: Some(HTTPS_LISTEN.into()),
+    };
+    let installed = tokio::time::timeout(INSTALL_TIMEOUT, async {
+        let client = mesh_kube::client::connect_checked(&body).await?;
+        mesh_kube::install::install(&client, &install).await
+    })
+    .await
+    .map_err(|_| {
+        ApiError::precondition(format!(
+            "installing the agent into rack {name}'s cluster took over {}s",
+            INSTALL_TIMEOUT.as_secs()
+        ))
+    })?;
+    installed.map_err(|e| ApiError::precondition(e.to_string()))?;
     tracing::info!(rack = %name, %version, "took the cluster a provider made; its agent is installed");
     state.notify_change();
     Ok(Json(ClusterTaken {

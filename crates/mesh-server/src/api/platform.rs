@@ -187,16 +187,18 @@ async fn make_or_undo(
     k3s_release: Option<String>,
 ) -> ApiResult<Vec<mesh_provider::MadeServer>> {
     let t = std::time::Instant::now();
-    // Every node of a made cluster joins it with this secret; kept only in the servers' user
-    // data (a replacement node is not made yet, see docs/providers.md).
-    let cluster_token = tokens::generate();
+    // A made cluster's secrets, kept only in its servers' user data (a replacement node is not
+    // made yet, see docs/providers.md): the server token on the first server only, the agent
+    // token (which lets a node join, nothing more) on every one.
+    let (server_token, agent_token) = (tokens::generate(), tokens::generate());
     let mut made: Vec<mesh_provider::MadeServer> = Vec::new();
     for n in 1..=count {
         let name = provision::server_name(rack.name.as_str(), n);
         let kube = k3s_release
             .as_ref()
             .map(|release| mesh_provider::k3s::KubeNode {
-                cluster_token: cluster_token.clone(),
+                agent_token: agent_token.clone(),
+                server_token: made.is_empty().then(|| server_token.clone()),
                 release: release.clone(),
                 join: made.first().map(|first| first.host.clone()),
             });
@@ -206,11 +208,9 @@ async fn make_or_undo(
                 made.push(m);
             }
             Err(e) => {
-                for m in &made {
-                    if let Err(e) = driver.delete(&m.name).await {
-                        tracing::warn!(rack = %rack.name, server = %m.name, error = %e, "cannot delete a server made for a rack that could not be made");
-                    }
-                }
+                // Every server the provider holds for the rack goes: those made, and one the
+                // cloud made while its request failed. What cannot be deleted is said.
+                let left = undo_servers(driver, rack.name.as_str(), &made).await;
                 state.store().delete_rack(rack.name.as_str()).await?;
                 let token = join_token_name(rack.name.as_str());
                 match state.store().delete_token(&token).await {
@@ -219,11 +219,18 @@ async fn make_or_undo(
                 }
                 state.tokens().evict_name(&token);
                 let e = provision::api_error(e);
-                return Err(if count > 1 {
-                    ApiError::new(e.code, format!("server {name}: {}", e.message))
+                let mut message = if count > 1 {
+                    format!("server {name}: {}", e.message)
                 } else {
-                    e
-                });
+                    e.message
+                };
+                if !left.is_empty() {
+                    message.push_str(&format!(
+                        " (and these servers of the rack could not be deleted, delete them with the provider's console: {})",
+                        left.join(", ")
+                    ));
+                }
+                return Err(ApiError::new(e.code, message));
             }
         }
     }
@@ -306,7 +313,7 @@ pub async fn list_made_servers(
                 None => racks::ClusterSeen::NotHandedOver,
                 Some(kubeconfig) => {
                     let asked = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-                        let client = mesh_kube::client::connect(&kubeconfig).await?;
+                        let client = mesh_kube::client::connect_checked(&kubeconfig).await?;
                         mesh_kube::check::nodes(&client).await
                     })
                     .await;
@@ -332,6 +339,39 @@ pub async fn list_made_servers(
             })
             .collect(),
     ))
+}
+
+/// Deletes every server `driver` holds for `rack` (listed, and those in `made`); the names of
+/// those that could not be deleted.
+async fn undo_servers(
+    driver: &dyn mesh_provider::Driver,
+    rack: &str,
+    made: &[mesh_provider::MadeServer],
+) -> Vec<String> {
+    let mut names: Vec<String> = made.iter().map(|m| m.name.clone()).collect();
+    match driver.list().await {
+        Ok(listed) => {
+            for m in listed.into_iter().filter(|m| m.rack == rack) {
+                if !names.contains(&m.name) {
+                    names.push(m.name);
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(rack, error = %e, "cannot list the provider's servers to undo a rack")
+        }
+    }
+    let mut left = Vec::new();
+    for name in names {
+        match driver.delete(&name).await {
+            Ok(()) | Err(mesh_provider::ProviderError::NotFound(_)) => {}
+            Err(e) => {
+                tracing::warn!(rack, server = %name, error = %e, "cannot delete a server made for a rack that could not be made");
+                left.push(name);
+            }
+        }
+    }
+    left
 }
 
 /// The number of server `<rack>-<n>`, for listing a rack's servers in the order made.

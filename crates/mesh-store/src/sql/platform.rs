@@ -216,7 +216,7 @@ pub(crate) async fn set_rack_kubeconfig(
     store: &SqlStore,
     rack_name: &str,
     kubeconfig: &str,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     let sealed = store.key().seal_str(Purpose::Kubeconfig, kubeconfig)?;
     let mut w = store.write().await?;
     let rack = rack_by_name(w.conn(), rack_name).await?;
@@ -226,13 +226,16 @@ pub(crate) async fn set_rack_kubeconfig(
             rack.runtime
         )));
     }
-    sqlx::query("UPDATE racks SET kubeconfig_sealed = $1 WHERE name = $2")
-        .bind(sealed)
-        .bind(rack_name)
-        .execute(w.conn())
-        .await?;
+    let set = sqlx::query(
+        "UPDATE racks SET kubeconfig_sealed = $1 WHERE name = $2 AND kubeconfig_sealed IS NULL",
+    )
+    .bind(sealed)
+    .bind(rack_name)
+    .execute(w.conn())
+    .await?
+    .rows_affected();
     w.commit().await?;
-    Ok(())
+    Ok(set == 1)
 }
 
 pub(crate) async fn list_racks(store: &SqlStore) -> StoreResult<Vec<Rack>> {

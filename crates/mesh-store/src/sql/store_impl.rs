@@ -97,7 +97,7 @@ impl Store for SqlStore {
         platform::rack_kubeconfig(self, rack).await
     }
 
-    async fn set_rack_kubeconfig(&self, rack: &str, kubeconfig: &str) -> StoreResult<()> {
+    async fn set_rack_kubeconfig(&self, rack: &str, kubeconfig: &str) -> StoreResult<bool> {
         platform::set_rack_kubeconfig(self, rack, kubeconfig).await
     }
 

@@ -226,10 +226,19 @@ async fn kubernetes_racks_keep_their_kubeconfig_sealed(store: Arc<dyn Store>) {
     made.runtime = RackRuntime::Kubernetes;
     store.create_rack(&made).await.unwrap();
     assert_eq!(store.rack_kubeconfig("k3s").await.unwrap(), None);
-    store
-        .set_rack_kubeconfig("k3s", "apiVersion: v1\n# made\n")
-        .await
-        .unwrap();
+    assert!(
+        store
+            .set_rack_kubeconfig("k3s", "apiVersion: v1\n# made\n")
+            .await
+            .unwrap()
+    );
+    // Once only: another is not set.
+    assert!(
+        !store
+            .set_rack_kubeconfig("k3s", "apiVersion: v1\n# other\n")
+            .await
+            .unwrap()
+    );
     assert_eq!(
         store.rack_kubeconfig("k3s").await.unwrap().as_deref(),
         Some("apiVersion: v1\n# made\n")

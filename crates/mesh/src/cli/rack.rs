@@ -313,11 +313,11 @@ async fn wait_for_server(
         if started.elapsed() > limit {
             let boot = if kube {
                 format!(
-                    "; the first server logs its boot in /var/log/cloud-init-output.log and /var/lib/widemesh/{rack}/{rack}-1/install.log, and k3s in k3s.log there; `mesh events` says when the control plane took the cluster"
+                    "; the first server logs its boot in /var/log/cloud-init-output.log and <root>/{rack}/{rack}-1/install.log, and k3s in k3s.log there; `mesh events` says when the control plane took the cluster"
                 )
             } else if cloud {
                 format!(
-                    "; a cloud server logs its first boot in /var/log/cloud-init-output.log and /var/lib/widemesh/{rack}/{rack}-1/install.log"
+                    "; a cloud server logs its first boot in /var/log/cloud-init-output.log and <root>/{rack}/{rack}-1/install.log"
                 )
             } else {
                 String::new()
@@ -329,7 +329,7 @@ async fn wait_for_server(
                     limit.as_secs()
                 ),
                 format!(
-                    "check that the server reaches the control plane at its --advertise-url, and read the agent's log in /var/lib/widemesh/{rack}/{rack}-1/agent.log on the server{boot}"
+                    "check that the server reaches the control plane at its --advertise-url, and read the agent's log in <root>/{rack}/{rack}-1/agent.log on the server{boot} (<root>: the control plane's --servers-root, /var/lib/widemesh by default)"
                 ),
             ));
         }

@@ -593,18 +593,39 @@ fn mesh_rack_create_makes_a_cloud_server_and_rack_delete_removes_it() {
 
 /// The files of a `#cloud-config` document as this project writes them: (path, content).
 pub fn cloud_files(doc: &str) -> Vec<(String, String)> {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut path = String::new();
-    let mut out = Vec::new();
-    for line in doc.lines().map(str::trim) {
-        if let Some(p) = line.strip_prefix("- path: ") {
-            path = p.trim_matches('\'').to_string();
-        } else if let Some(c) = line.strip_prefix("content: ") {
-            let text = String::from_utf8(b64.decode(c).unwrap()).unwrap();
-            out.push((path.clone(), text));
-        }
-    }
-    out
+    cloudinit::read_files(doc)
+        .into_iter()
+        .map(|(p, _, c)| (p, c))
+        .collect()
+}
+
+/// `mesh provider add hz --kind hetzner` (run by `mesh`) on `fake`, its servers downloading
+/// k3s from `k3s_release`.
+pub fn add_hetzner(mesh: impl Fn(&[&str]) -> Out, fake: &HetznerFake, k3s_release: &str) {
+    mesh(&[
+        "provider",
+        "add",
+        "hz",
+        "--kind",
+        "hetzner",
+        "--secret",
+        "token=hz-token",
+        "--secret",
+        &format!("endpoint={}", fake.url),
+        "--secret",
+        &format!("k3s_release={k3s_release}"),
+    ])
+    .ok();
+}
+
+/// The public address the Hetzner fake gave server `name`.
+pub fn server_ip(fake: &HetznerFake, name: &str) -> String {
+    let s = fake.state.lock().unwrap();
+    s.servers
+        .iter()
+        .find(|v| v["name"] == name)
+        .map(|v| v["public_net"]["ipv4"]["ip"].as_str().unwrap().to_string())
+        .unwrap()
 }
 
 /// The user data the Hetzner fake was sent for server `name`.
@@ -629,20 +650,7 @@ pub fn file_ending<'a>(files: &'a [(String, String)], suffix: &str) -> Option<&'
 fn a_cloud_provider_makes_a_kubernetes_racks_servers_running_k3s() {
     let fake = HetznerFake::start("hz-token", 4);
     let cp = ControlPlane::start("127.0.0.1");
-    cp.mesh(&[
-        "provider",
-        "add",
-        "hz",
-        "--kind",
-        "hetzner",
-        "--secret",
-        "token=hz-token",
-        "--secret",
-        &format!("endpoint={}", fake.url),
-        "--secret",
-        "k3s_release=http://mirror.test/k3s/v1.34.4",
-    ])
-    .ok();
+    add_hetzner(|a| cp.mesh(a), &fake, "http://mirror.test/k3s/v1.34.4");
     let create = |name: &str, extra: &[&str]| {
         let mut args = vec![
             "rack",
@@ -692,20 +700,15 @@ fn a_cloud_provider_makes_a_kubernetes_racks_servers_running_k3s() {
         .find_map(|l| l.strip_prefix("join token: "))
         .unwrap()
         .to_string();
-    let first_ip = {
-        let s = fake.state.lock().unwrap();
-        s.servers
-            .iter()
-            .find(|v| v["name"] == "kc-1")
-            .map(|v| v["public_net"]["ipv4"]["ip"].as_str().unwrap().to_string())
-            .unwrap()
-    };
+    let first_ip = server_ip(&fake, "kc-1");
     let files: Vec<Vec<(String, String)>> = ["kc-1", "kc-2", "kc-3"]
         .iter()
         .map(|n| cloud_files(&sent_user_data(&fake, n).unwrap()))
         .collect();
-    let cluster_token = file_ending(&files[0], "/cluster-token").unwrap();
-    assert!(cluster_token.len() >= 16);
+    let agent_token = file_ending(&files[0], "/agent-token").unwrap();
+    let server_token = file_ending(&files[0], "/server-token").unwrap();
+    assert!(agent_token.len() >= 16 && server_token.len() >= 16);
+    assert_ne!(agent_token, server_token);
     assert_eq!(file_ending(&files[0], "/join-token"), Some(token.as_str()));
     let first = file_ending(&files[0], "/supervise.sh").unwrap();
     assert!(first.contains("\"$dir/k3s\" 'server'"), "{first}");
@@ -715,10 +718,16 @@ fn a_cloud_provider_makes_a_kubernetes_racks_servers_running_k3s() {
             .contains("release='http://mirror.test/k3s/v1.34.4'")
     );
     for (n, f) in files.iter().enumerate().skip(1) {
-        // The same cluster, joined at the first server's address; the rack's join token only
-        // on the first server.
-        assert_eq!(file_ending(f, "/cluster-token"), Some(cluster_token));
+        // The same cluster, joined at the first server's address with its agent token; the
+        // rack's join token and the cluster's server token only on the first server.
+        assert_eq!(file_ending(f, "/agent-token"), Some(agent_token));
         assert_eq!(file_ending(f, "/join-token"), None, "kc-{}", n + 1);
+        assert_eq!(file_ending(f, "/server-token"), None, "kc-{}", n + 1);
+        assert!(
+            !f.iter().any(|(_, c)| c.contains(server_token)),
+            "kc-{}",
+            n + 1
+        );
         let sup = file_ending(f, "/supervise.sh").unwrap();
         assert!(
             sup.contains(&format!(
@@ -754,8 +763,9 @@ fn a_cloud_provider_makes_a_kubernetes_racks_servers_running_k3s() {
     assert!(shown.contains("joining (not a node yet)"), "{shown}");
 
     // Whoever holds the join token offers a kubeconfig as the first server would: one that
-    // would make the control plane run a program, or read its own files, is refused before
-    // anything connects; one whose cluster does not answer is refused too, and nothing is kept.
+    // would make the control plane run a program or read its own files, or reach anything but
+    // a server holding the CA it names over https, is refused before anything connects, and
+    // nothing is kept.
     let marker = tempfile::tempdir().unwrap().path().join("ran");
     let offer = |kubeconfig: &str| -> (String, String) {
         let out = std::process::Command::new("curl")
@@ -769,22 +779,48 @@ fn a_cloud_provider_makes_a_kubernetes_racks_servers_running_k3s() {
         let (body, code) = text.rsplit_once('\n').unwrap();
         (code.to_string(), body.to_string())
     };
-    let kubeconfig = |user: &str| {
+    let kubeconfig = |server: &str, user: &str| {
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: 'https://127.0.0.1:1'}}\nusers:\n- name: u\n  user: {user}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: '{server}', certificate-authority-data: LS0t}}\nusers:\n- name: u\n  user: {user}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
         )
     };
-    let (code, body) = offer(&kubeconfig(&format!(
-        "{{exec: {{apiVersion: client.authentication.k8s.io/v1, command: /usr/bin/touch, args: ['{}']}}}}",
-        marker.display()
-    )));
-    assert_eq!(code, "400", "{body}");
-    assert!(body.contains("self-contained"), "{body}");
-    let (code, body) = offer(&kubeconfig("{tokenFile: /etc/shadow}"));
-    assert_eq!(code, "400", "{body}");
-    let (code, body) = offer(&kubeconfig("{token: abc}"));
-    assert_eq!(code, "409", "{body}");
-    assert!(body.contains("cluster"), "{body}");
+    let elsewhere = "https://198.51.100.9:6443";
+    for (offered, why) in [
+        (
+            kubeconfig(
+                elsewhere,
+                &format!(
+                    "{{exec: {{apiVersion: client.authentication.k8s.io/v1, command: /usr/bin/touch, args: ['{}']}}}}",
+                    marker.display()
+                ),
+            ),
+            "self-contained",
+        ),
+        (
+            kubeconfig(elsewhere, "{tokenFile: /etc/shadow}"),
+            "self-contained",
+        ),
+        (
+            kubeconfig("http://198.51.100.9:6443", "{token: abc}"),
+            "https://",
+        ),
+        (
+            kubeconfig("https://169.254.169.254:80", "{token: abc}"),
+            "link-local",
+        ),
+        (
+            kubeconfig(elsewhere, "{token: abc}").replace(
+                "certificate-authority-data: LS0t",
+                "insecure-skip-tls-verify: true",
+            ),
+            "skips checking",
+        ),
+    ] {
+        // Refused before anything connects (198.51.100.9 is never dialled).
+        let (code, body) = offer(&offered);
+        assert_eq!(code, "400", "{body}");
+        assert!(body.contains(why), "{why}: {body}");
+    }
     assert!(
         !marker.exists(),
         "the control plane ran the kubeconfig's exec plugin"

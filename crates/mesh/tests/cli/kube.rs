@@ -46,6 +46,16 @@ impl Cluster {
         Cluster { dir }
     }
 
+    /// The node's network namespace (`netns=` in the cluster's state file).
+    pub fn netns(&self) -> String {
+        let state = std::fs::read_to_string(self.dir.join("state")).unwrap();
+        state
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("netns="))
+            .unwrap_or_else(|| panic!("no netns= in {state}"))
+            .to_string()
+    }
+
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.join("kubeconfig")
     }
@@ -96,34 +106,127 @@ impl Drop for Trusted {
     }
 }
 
-/// Removes every namespace `rack` made (by its label) when dropped.
+/// A network behind the cluster's node, as a cloud's metadata service is behind a server: a
+/// namespace holding 169.254.169.254 and an ordinary address, 192.0.2.80, both answering
+/// `metadata` over HTTP on port 8099, routed from the node. Gone when dropped.
+struct BehindNode {
+    ns: String,
+    server: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl BehindNode {
+    fn start(cluster: &Cluster) -> BehindNode {
+        let id = std::process::id() % 100_000;
+        let (ns, veth, node) = (format!("wmm-{id}"), format!("wmm{id}n"), cluster.netns());
+        let ip = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().unwrap();
+            assert!(out.status.success(), "ip {args:?}: {out:?}");
+        };
+        ip(&["netns", "add", &ns]);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("index.html"), "metadata\n").unwrap();
+        let mut b = BehindNode {
+            server: Command::new("true").spawn().unwrap(),
+            ns: ns.clone(),
+            _dir: dir,
+        };
+        ip(&[
+            "link", "add", &veth, "netns", &node, "type", "veth", "peer", "name", "eth0", "netns",
+            &ns,
+        ]);
+        ip(&["-n", &node, "addr", "add", "198.18.0.1/30", "dev", &veth]);
+        ip(&["-n", &node, "link", "set", &veth, "up"]);
+        for args in [
+            &["link", "set", "lo", "up"][..],
+            &["addr", "add", "198.18.0.2/30", "dev", "eth0"],
+            &["link", "set", "eth0", "up"],
+            &["addr", "add", "169.254.169.254/32", "dev", "lo"],
+            &["addr", "add", "192.0.2.80/32", "dev", "lo"],
+            &["route", "add", "default", "via", "198.18.0.1"],
+        ] {
+            ip(&[&["-n", &ns][..], args].concat());
+        }
+        for dst in ["169.254.169.254/32", "192.0.2.80/32"] {
+            ip(&["-n", &node, "route", "add", dst, "via", "198.18.0.2"]);
+        }
+        b.server = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{ns}"))
+            .arg(crate::cloud_lab::python())
+            .args([
+                "-m",
+                "http.server",
+                "8099",
+                "--bind",
+                "0.0.0.0",
+                "--directory",
+            ])
+            .arg(b._dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{ns}"))
+            .args(["curl", "-sf", "-m", "1", "http://127.0.0.1:8099/"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the metadata stand-in did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        b
+    }
+}
+
+impl Drop for BehindNode {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        // The veth pair, and the node's routes over it, go with the namespace.
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
+    }
+}
+
+/// Removes namespaces when dropped: every one `rack` made (by its label), or one by name.
 struct Namespaces<'a> {
     cluster: &'a Cluster,
-    rack: String,
+    /// What `kubectl delete ns` is given.
+    which: Vec<String>,
 }
 
 impl<'a> Namespaces<'a> {
     /// Also removes what an earlier run of the same test left (its namespaces may still be
     /// terminating), so the test starts clean.
     fn clean(cluster: &'a Cluster, rack: &str) -> Self {
-        let n = Namespaces {
+        Self::start(
             cluster,
-            rack: rack.to_string(),
-        };
+            vec!["-l".into(), format!("widemesh.dev/rack={rack}")],
+        )
+    }
+
+    /// Namespace `name` (as [`Namespaces::clean`]).
+    fn named(cluster: &'a Cluster, name: &str) -> Self {
+        Self::start(cluster, vec![name.to_string(), "--ignore-not-found".into()])
+    }
+
+    fn start(cluster: &'a Cluster, which: Vec<String>) -> Self {
+        let n = Namespaces { cluster, which };
         n.remove();
         n
     }
 
     fn remove(&self) {
-        let selector = format!("widemesh.dev/rack={}", self.rack);
-        let _ = self.cluster.kubectl(&[
-            "delete",
-            "ns",
-            "-l",
-            &selector,
-            "--wait=true",
-            "--timeout=120s",
-        ]);
+        let mut args = vec!["delete", "ns"];
+        args.extend(self.which.iter().map(String::as_str));
+        args.extend(["--wait=true", "--timeout=120s"]);
+        let _ = self.cluster.kubectl(&args);
     }
 }
 
@@ -636,6 +739,23 @@ fn environments_on_a_kubernetes_rack_cannot_reach_each_other() {
         by_service.code, 0,
         "reached another environment's Service: {by_service:#?}"
     );
+    // A cloud's metadata service (which serves a server's user data, and with it the secrets
+    // its first boot needs) is out of reach; any other address outside is not.
+    let behind = BehindNode::start(&cluster);
+    let direct = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", cluster.netns()))
+        .args(["curl", "-s", "-m", "5", "http://169.254.169.254:8099/"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&direct.stdout).trim(), "metadata");
+    let outside = in_a("timeout 5 wget -q -O- http://192.0.2.80:8099/");
+    assert!(outside.stdout.contains("metadata"), "{outside:#?}");
+    let metadata = in_a("timeout 3 wget -q -O- http://169.254.169.254:8099/");
+    assert!(
+        metadata.code != 0 && !metadata.stdout.contains("metadata"),
+        "a pod reached the metadata service: {metadata:#?}"
+    );
+    drop(behind);
     // Tenant code holds no credentials to the cluster.
     let token = in_a("ls /var/run/secrets/kubernetes.io/serviceaccount");
     assert_ne!(
@@ -910,10 +1030,7 @@ fn bad_clusters_and_foreign_namespaces_are_refused_with_nothing_left_behind() {
 
     // A namespace that exists and is not Widemesh's is never taken over.
     rack("kr4", &cluster.kubeconfig()).ok();
-    let _ns = Namespaces {
-        cluster: &cluster,
-        rack: "kr4".into(),
-    };
+    let _ns = Namespaces::clean(&cluster, "kr4");
     let foreign = ForeignNamespace::new(&cluster, "wm-kube-taken");
     let out = p
         .mesh(&["env", "create", "kube-taken", "--rack", "kr4"])
@@ -1370,41 +1487,6 @@ impl Mirror {
     }
 }
 
-/// Deletes namespace `widemesh-<rack>` (where the control plane installed the rack's agent)
-/// when dropped, and before.
-struct InstallNamespace<'a> {
-    cluster: &'a Cluster,
-    name: String,
-}
-
-impl<'a> InstallNamespace<'a> {
-    fn clean(cluster: &'a Cluster, rack: &str) -> Self {
-        let n = InstallNamespace {
-            cluster,
-            name: format!("widemesh-{rack}"),
-        };
-        n.remove();
-        n
-    }
-
-    fn remove(&self) {
-        let _ = self.cluster.kubectl(&[
-            "delete",
-            "namespace",
-            &self.name,
-            "--ignore-not-found",
-            "--wait=true",
-            "--timeout=120s",
-        ]);
-    }
-}
-
-impl Drop for InstallNamespace<'_> {
-    fn drop(&mut self) {
-        self.remove();
-    }
-}
-
 /// The stand-in for k3s (the k3s release cannot be downloaded here: its GitHub release is not
 /// reachable, and neither the Go module proxy nor Debian, PyPI or npm serve it). `k3s server`
 /// writes the test cluster's admin kubeconfig where k3s writes its own (`--write-kubeconfig`),
@@ -1436,12 +1518,14 @@ exec sleep 900
 #[test]
 fn a_cloud_provider_makes_a_k3s_rack_whose_first_server_hands_its_cluster_over() {
     use crate::cloud_lab::{HetznerFake, NsServer, run_cloud_config};
-    use crate::cloud_providers::{cloud_files, file_ending, sent_user_data};
+    use crate::cloud_providers::{
+        add_hetzner, cloud_files, file_ending, sent_user_data, server_ip,
+    };
     assert_root();
     let cluster = Cluster::get();
     let rack = "kp";
     let _namespaces = Namespaces::clean(&cluster, rack);
-    let _installed = InstallNamespace::clean(&cluster, rack);
+    let _installed = Namespaces::named(&cluster, &format!("widemesh-{rack}"));
     let fake = HetznerFake::start("hz-token", 5);
     // One namespace server runs each made server's user data in turn, from its directory.
     let server = NsServer::new();
@@ -1471,20 +1555,7 @@ fn a_cloud_provider_makes_a_k3s_rack_whose_first_server_hands_its_cluster_over()
         &["--no-agent", "--builder", "fake", "--servers-root", &root],
     );
     let _trusted = cluster.trust(&listen);
-    p.mesh(&[
-        "provider",
-        "add",
-        "hz",
-        "--kind",
-        "hetzner",
-        "--secret",
-        "token=hz-token",
-        "--secret",
-        &format!("endpoint={}", fake.url),
-        "--secret",
-        &format!("k3s_release={}", mirror.url),
-    ])
-    .ok();
+    add_hetzner(|a| p.mesh(a), &fake, &mirror.url);
 
     let created = std::thread::scope(|s| {
         // `mesh rack create` follows the servers until the rack's agent is healthy ...
@@ -1557,40 +1628,30 @@ fn a_cloud_provider_makes_a_k3s_rack_whose_first_server_hands_its_cluster_over()
     ] {
         assert!(out.stdout.contains(want), "{want} not in:\n{}", out.stdout);
     }
-    // k3s ran as the cluster's server on the first server and joined it on the second, at
-    // the first server's address, with the same cluster token; each with its files in its
-    // own directory.
-    let first_ip = {
-        let s = fake.state.lock().unwrap();
-        s.servers
-            .iter()
-            .find(|v| v["name"] == "kp-1")
-            .map(|v| v["public_net"]["ipv4"]["ip"].as_str().unwrap().to_string())
-            .unwrap()
-    };
+    // k3s ran as the cluster's server on the first server (its server token, and the agent
+    // token it lets agents join with) and as an agent on the second, joining the first
+    // server's address with the agent token; each with its files in its own directory.
+    let first_ip = server_ip(&fake, "kp-1");
     let started = std::fs::read_to_string(&k3s_log).unwrap();
-    let token = file_ending(&cloud_files(&first), "/cluster-token")
-        .unwrap()
-        .to_string();
-    assert_eq!(
-        file_ending(&cloud_files(&second), "/cluster-token"),
-        Some(token.as_str())
-    );
+    let file = |doc: &str, name: &str| file_ending(&cloud_files(doc), name).map(String::from);
+    let server_token = file(&first, "/server-token").unwrap();
+    let agent_token = file(&first, "/agent-token").unwrap();
+    assert_eq!(file(&second, "/agent-token"), Some(agent_token.clone()));
+    assert_eq!(file(&second, "/server-token"), None);
     let dir1 = server.root.join("kp/kp-1");
     let dir2 = server.root.join("kp/kp-2");
+    let (d1, d2) = (dir1.display(), dir2.display());
     for want in [
         format!(
-            "k3s server --data-dir {}/k3s-data --token-file {}/cluster-token --node-name kp-1 --node-ip {}",
-            dir1.display(),
-            dir1.display(),
+            "k3s server --data-dir {d1}/k3s-data --token-file {d1}/server-token --node-name kp-1 --node-ip {} --private-registry {d1}/registries.yaml --agent-token-file {d1}/agent-token",
             server.ip
         ),
         format!(
-            "k3s agent --server https://{first_ip}:6443 --data-dir {}/k3s-data",
-            dir2.display()
+            "k3s agent --server https://{first_ip}:6443 --data-dir {d2}/k3s-data --token-file {d2}/agent-token --node-name kp-2"
         ),
         "--disable traefik,servicelb,metrics-server".to_string(),
-        format!("token={token}"),
+        format!("token={server_token}"),
+        format!("token={agent_token}"),
     ] {
         assert!(started.contains(&want), "{want} not in:\n{started}");
     }

@@ -50,7 +50,18 @@ fn an_environment_is_a_namespace_closed_to_other_namespaces() {
     let policy = w.policies[0].spec.as_ref().unwrap();
     assert_eq!(
         policy.policy_types.as_deref(),
-        Some(&["Ingress".to_string()][..])
+        Some(&["Ingress".to_string(), "Egress".to_string()][..])
+    );
+    // Out: any pod (its own policy decides), any address but the clouds' metadata block.
+    let egress = policy.egress.as_ref().unwrap();
+    assert_eq!(egress.len(), 2);
+    let to_pods = &egress[0].to.as_ref().unwrap()[0];
+    assert_eq!(to_pods.namespace_selector, Some(LabelSelector::default()));
+    let outside = egress[1].to.as_ref().unwrap()[0].ip_block.as_ref().unwrap();
+    assert_eq!(outside.cidr, "0.0.0.0/0");
+    assert_eq!(
+        outside.except.as_deref(),
+        Some(&["169.254.0.0/16".to_string()][..])
     );
     let from = policy.ingress.as_ref().unwrap()[0].from.as_ref().unwrap();
     // The namespace's own pods (an empty pod selector and no namespace selector) and the
