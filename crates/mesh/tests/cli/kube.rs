@@ -1618,6 +1618,8 @@ fn a_cloud_provider_makes_a_k3s_rack_whose_first_server_hands_its_cluster_over()
             .kubectl(&["logs", "-n", "widemesh-kp", "deployment/widemesh-agent"])
             .1
     );
+    // The progress lines carry the times measured (docs/benchmarks.md).
+    eprintln!("mesh rack create:\n{}", out.stdout);
     for want in [
         "making the rack's cluster with provider hz (hetzner): 2 cx22 servers in fsn1, running k3s",
         "server kp-1 made at ",
