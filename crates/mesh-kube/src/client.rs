@@ -26,65 +26,101 @@ pub async fn connect_checked(kubeconfig: &str) -> Result<kube::Client, KubeError
 }
 
 /// A kubeconfig a made cluster's server offers: besides [`validate`], every cluster is
-/// reached over `https://` at an address that is neither loopback, link-local nor
-/// unspecified, its certificate checked against a CA the kubeconfig carries (so the control
-/// plane talks only to a server holding that CA's key, never to another service at an address
-/// the kubeconfig names).
+/// reached at `https://<IP address>[:port]` (parsed as kube-rs parses it; no user, path, query
+/// or fragment; no host name, which would be resolved after this check), the address neither
+/// loopback, link-local, unspecified, multicast nor broadcast (an IPv4-mapped IPv6 address
+/// judged as its IPv4 one), its certificate checked against a CA the kubeconfig carries (no
+/// `insecure-skip-tls-verify`, no `tls-server-name`). k3s writes exactly such a kubeconfig.
 pub fn validate_made(kubeconfig: &str) -> Result<(), KubeError> {
     validate(kubeconfig)?;
     let parsed =
         Kubeconfig::from_yaml(kubeconfig).map_err(|e| KubeError::Kubeconfig(e.to_string()))?;
-    let bad = |name: &str, why: &str| {
-        Err(KubeError::Kubeconfig(format!(
-            "its cluster {name:?} {why}: a made cluster's kubeconfig names its first server over https, with the cluster's CA inline"
-        )))
-    };
     if parsed.clusters.is_empty() {
         return Err(KubeError::Kubeconfig("it names no cluster".into()));
     }
     for c in &parsed.clusters {
+        let bad = |why: String| {
+            Err(KubeError::Kubeconfig(format!(
+                "its cluster {:?} {why}: a made cluster's kubeconfig names its first server as https://<IP address>:<port>, with the cluster's CA inline",
+                c.name
+            )))
+        };
         let Some(cluster) = &c.cluster else {
-            return bad(&c.name, "is empty");
+            return bad("is empty".into());
         };
         let Some(server) = cluster.server.as_deref() else {
-            return bad(&c.name, "has no server");
+            return bad("has no server".into());
         };
-        let Some(rest) = server.strip_prefix("https://") else {
-            return bad(&c.name, "is not reached over https://");
+        let ip = match made_server_ip(server) {
+            Ok(ip) => ip,
+            Err(why) => return bad(why),
         };
-        let authority = rest.split('/').next().unwrap_or_default();
-        let host = authority
-            .strip_prefix('[')
-            .and_then(|h| h.split_once(']').map(|(h, _)| h))
-            .unwrap_or_else(|| authority.rsplit_once(':').map_or(authority, |(h, _)| h));
-        let ip: Option<std::net::IpAddr> = host.parse().ok();
-        let local = host.eq_ignore_ascii_case("localhost")
-            || ip.is_some_and(|ip| match ip {
-                std::net::IpAddr::V4(v4) => {
-                    v4.is_loopback() || v4.is_link_local() || v4.is_unspecified()
-                }
-                std::net::IpAddr::V6(v6) => {
-                    v6.is_loopback() || v6.is_unspecified() || v6.is_unicast_link_local()
-                }
-            });
-        if local {
-            return bad(
-                &c.name,
-                &format!("is at {host}, a loopback or link-local address"),
-            );
+        let refused = match ip {
+            std::net::IpAddr::V4(v4) => {
+                v4.is_loopback()
+                    || v4.is_link_local()
+                    || v4.is_unspecified()
+                    || v4.is_multicast()
+                    || v4.is_broadcast()
+            }
+            std::net::IpAddr::V6(v6) => {
+                v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_unicast_link_local()
+                    || v6.is_multicast()
+            }
+        };
+        if refused {
+            return bad(format!(
+                "is at {ip}, a loopback, link-local, unspecified or multicast address"
+            ));
         }
         if cluster.insecure_skip_tls_verify == Some(true) {
-            return bad(&c.name, "skips checking the server's certificate");
+            return bad("skips checking the server's certificate".into());
+        }
+        if cluster.tls_server_name.is_some() {
+            return bad("sets tls-server-name".into());
         }
         if cluster
             .certificate_authority_data
             .as_deref()
             .is_none_or(|d| d.trim().is_empty())
         {
-            return bad(&c.name, "carries no certificate-authority-data");
+            return bad("carries no certificate-authority-data".into());
         }
     }
     Ok(())
+}
+
+/// The IP address of a made cluster's server URL, `https://<IP>[:port][/]`, with an
+/// IPv4-mapped IPv6 address as its IPv4 one; else why not.
+fn made_server_ip(server: &str) -> Result<std::net::IpAddr, String> {
+    let uri: http::Uri = server
+        .parse()
+        .map_err(|e| format!("has a server URL that does not parse ({e})"))?;
+    if uri.scheme_str() != Some("https") {
+        return Err("is not reached over https://".into());
+    }
+    let authority = uri
+        .authority()
+        .ok_or_else(|| "has a server URL without a host".to_string())?;
+    if authority.as_str().contains('@') {
+        return Err("has a user in its server URL".into());
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() || server.contains('#') {
+        return Err("has a path, query or fragment in its server URL".into());
+    }
+    let host = authority.host();
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    let ip: std::net::IpAddr = literal.parse().map_err(|_| {
+        format!("is at {host:?}, not an IP address (a name would be resolved after this check)")
+    })?;
+    Ok(match ip {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    })
 }
 
 /// The kubeconfig is one the control plane can use (parses, has a current context, and is
@@ -167,24 +203,30 @@ current-context: x
     #[test]
     fn a_made_clusters_kubeconfig_names_its_server_over_https_with_its_ca() {
         validate_made(INLINE).unwrap();
+        validate_made(&INLINE.replace("https://10.0.0.1:6443", "https://[2001:db8::1]:6443/"))
+            .unwrap();
+        let server = "https://10.0.0.1:6443";
         for (from, to, why) in [
-            ("https://10.0.0.1:6443", "http://10.0.0.1:6443", "https://"),
+            (server, "http://10.0.0.1:6443", "https://"),
+            (server, "https://127.0.0.1:6443", "loopback"),
+            (server, "https://169.254.169.254:6443", "link-local"),
+            (server, "https://0.0.0.0:6443", "unspecified"),
+            (server, "https://[::1]:6443", "loopback"),
+            (server, "https://[::ffff:127.0.0.1]:6443", "loopback"),
             (
-                "https://10.0.0.1:6443",
-                "https://127.0.0.1:6443",
-                "loopback",
-            ),
-            (
-                "https://10.0.0.1:6443",
-                "https://169.254.169.254:6443",
+                server,
+                "https://[::ffff:169.254.169.254]:6443",
                 "link-local",
             ),
-            ("https://10.0.0.1:6443", "https://[::1]:6443", "loopback"),
-            (
-                "https://10.0.0.1:6443",
-                "https://localhost:6443",
-                "loopback",
-            ),
+            (server, "https://[fe80::1%25eth0]:6443", "not an IP address"),
+            (server, "https://localhost:6443", "not an IP address"),
+            (server, "https://127.1:6443", "not an IP address"),
+            (server, "https://2130706433:6443", "not an IP address"),
+            (server, "https://x.nip.io:6443", "not an IP address"),
+            (server, "https://u@127.0.0.1:6443", "user"),
+            (server, "https://10.0.0.1:6443?:1", "query"),
+            (server, "https://10.0.0.1:6443/api", "path"),
+            (server, "https://10.0.0.1:6443#x", "fragment"),
             (
                 "certificate-authority-data: LS0t",
                 "insecure-skip-tls-verify: true",
@@ -192,14 +234,19 @@ current-context: x
             ),
             (
                 "certificate-authority-data: LS0t",
-                "tls-server-name: x",
+                "certificate-authority-data: LS0t, tls-server-name: kubernetes",
+                "tls-server-name",
+            ),
+            (
+                "certificate-authority-data: LS0t",
+                "disable-compression: true",
                 "no certificate-authority-data",
             ),
         ] {
             let bad = INLINE.replace(from, to);
             assert_ne!(bad, INLINE);
             let e = validate_made(&bad).unwrap_err().to_string();
-            assert!(e.contains(why), "{why}: {e}");
+            assert!(e.contains(why), "{to}: {e}");
         }
         // And what any kubeconfig the control plane takes must be.
         let e = validate_made(&INLINE.replace("client-key-data: LS0t", "client-key: /k"))

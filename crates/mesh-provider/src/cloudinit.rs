@@ -73,7 +73,10 @@ pub enum Unit {
 pub fn systemd_unit(rack: &str, server: &str, dir: &str, unit: Unit) -> String {
     let (what, kill) = match unit {
         Unit::Agent => ("Widemesh agent", "KillMode=mixed\n"),
-        Unit::K3s => ("k3s (Widemesh)", "KillMode=process\nDelegate=yes\n"),
+        Unit::K3s => (
+            "k3s (Widemesh)",
+            "KillMode=process\nDelegate=yes\nTasksMax=infinity\nLimitNOFILE=1048576\nLimitNPROC=infinity\nLimitCORE=infinity\n",
+        ),
     };
     format!(
         "[Unit]\n\

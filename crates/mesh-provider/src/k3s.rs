@@ -24,6 +24,40 @@ pub const DEFAULT_RELEASE: &str = "https://github.com/k3s-io/k3s/releases/downlo
 pub const KUBECONFIG_ROUTE: &str = "/v1/agent/kubeconfig";
 /// The Kubernetes API's port on the first server.
 pub const API_PORT: u16 = 6443;
+/// The cluster's pod addresses (k3s's default, given explicitly so the firewall below names
+/// the same block).
+pub const POD_CIDR: &str = "10.42.0.0/16";
+
+/// Run by the supervisor before each start of k3s: pods' traffic forwarded to the link-local
+/// block (a cloud's metadata service, which serves this server's user data and with it the
+/// cluster's secrets) is dropped on the server itself, whatever the cluster's policies say (a
+/// node-local DNS cache on a link-local address is the node's own, not forwarded). nftables,
+/// else iptables; said in k3s.log when neither is there.
+pub fn metadata_firewall() -> String {
+    format!(
+        r#"if command -v nft >/dev/null 2>&1; then
+  nft -f - <<'NFT' || echo "supervisor: cannot add the metadata firewall (nft)" >>"$dir/k3s.log"
+table inet widemesh_metadata
+delete table inet widemesh_metadata
+table inet widemesh_metadata {{
+  chain forward {{
+    type filter hook forward priority -10; policy accept;
+    ip saddr {pods} ip daddr 169.254.0.0/16 drop
+  }}
+}}
+NFT
+elif command -v iptables >/dev/null 2>&1; then
+  iptables -C FORWARD -s {pods} -d 169.254.0.0/16 -j DROP 2>/dev/null ||
+    iptables -I FORWARD -s {pods} -d 169.254.0.0/16 -j DROP ||
+    echo "supervisor: cannot add the metadata firewall (iptables)" >>"$dir/k3s.log"
+else
+  echo "supervisor: neither nft nor iptables: pods are kept from the metadata service by the cluster's policies only" >>"$dir/k3s.log"
+fi
+"#,
+        pods = POD_CIDR
+    )
+}
+
 /// How many times (5 s apart) the first server offers the kubeconfig to the control plane,
 /// which takes it once the cluster answers with every right the agent needs.
 pub const KUBECONFIG_TRIES: u32 = 120;
@@ -132,6 +166,8 @@ pub fn k3s_command(node: &KubeNode, server: &str) -> Result<String> {
             // add-ons is used.
             quote("--disable"),
             quote("traefik,servicelb,metrics-server"),
+            quote("--cluster-cidr"),
+            quote(POD_CIDR),
         ]);
     }
     Ok(words.join(" "))
@@ -246,7 +282,13 @@ pub fn user_data(b: &Bootstrap, node: &KubeNode, server: &str) -> Result<String>
             "the cluster's tokens must be at least 16 characters without spaces".into(),
         ));
     }
-    let supervisor = supervise(&dir, "k3s", "", &k3s_command(node, server)?, "k3s");
+    let supervisor = supervise(
+        &dir,
+        "k3s",
+        &metadata_firewall(),
+        &k3s_command(node, server)?,
+        "k3s",
+    );
     let mut files = vec![(
         format!("{dir}/agent-token"),
         "0600",
@@ -374,8 +416,10 @@ mod tests {
             "'--token-file' \"$dir/server-token\" '--node-name' 'kr-1' '--node-ip' \"$(cat \"$dir/address\")\"",
             "'--agent-token-file' \"$dir/agent-token\"",
             "'--write-kubeconfig' \"$dir/kubeconfig\" '--write-kubeconfig-mode' '0600'",
-            "'--disable' 'traefik,servicelb,metrics-server'",
+            "'--disable' 'traefik,servicelb,metrics-server' '--cluster-cidr' '10.42.0.0/16'",
             ">>\"$dir/k3s.log\"",
+            "ip saddr 10.42.0.0/16 ip daddr 169.254.0.0/16 drop",
+            "iptables -I FORWARD -s 10.42.0.0/16 -d 169.254.0.0/16 -j DROP",
         ] {
             assert!(sup.contains(want), "{want} not in:\n{sup}");
         }

@@ -20,7 +20,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
-    NetworkPolicySpec,
+    NetworkPolicyPort, NetworkPolicySpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -221,7 +221,8 @@ pub const LINK_LOCAL: &str = "169.254.0.0/16";
 
 /// Only the namespace's own pods and the rack's routers get in; everything from other
 /// namespaces (other environments, whether by pod or Service address) is dropped. Out, pods
-/// reach any pod (whose own policy decides) and any address but the link-local block.
+/// reach any pod (whose own policy decides) and any address but the link-local block (there,
+/// only DNS, for a node-local DNS cache).
 fn isolation(rack: &str, env: &EnvironmentDoc, ns: &str, ctx: &Context) -> NetworkPolicy {
     let mut from = vec![NetworkPolicyPeer {
         pod_selector: Some(LabelSelector::default()),
@@ -260,6 +261,26 @@ fn isolation(rack: &str, env: &EnvironmentDoc, ns: &str, ctx: &Context) -> Netwo
                         ..Default::default()
                     }]),
                     ports: None,
+                },
+                // A node-local DNS cache (NodeLocal DNSCache) answers on a link-local address:
+                // its port only.
+                NetworkPolicyEgressRule {
+                    to: Some(vec![NetworkPolicyPeer {
+                        ip_block: Some(IPBlock {
+                            cidr: LINK_LOCAL.into(),
+                            except: None,
+                        }),
+                        ..Default::default()
+                    }]),
+                    ports: Some(
+                        ["UDP", "TCP"]
+                            .map(|protocol| NetworkPolicyPort {
+                                port: Some(IntOrString::Int(53)),
+                                protocol: Some(protocol.into()),
+                                end_port: None,
+                            })
+                            .to_vec(),
+                    ),
                 },
             ]),
         }),

@@ -99,11 +99,15 @@ pub async fn kubeconfig(
     })?;
     // Taken once, in one write: of two offers racing, one is the rack's; the other is refused
     // before anything is installed into its cluster.
-    if taking == Taking::New && !state.store().set_rack_kubeconfig(&name, &body).await? {
-        let now = state.store().rack_kubeconfig(&name).await?;
-        may_take(&rack, true, now.as_deref(), &body)?;
-    }
+    let mut taken = false;
     if taking == Taking::New {
+        taken = state.store().set_rack_kubeconfig(&name, &body).await?;
+        if !taken {
+            let now = state.store().rack_kubeconfig(&name).await?;
+            may_take(&rack, true, now.as_deref(), &body)?;
+        }
+    }
+    if taken {
         // In the audit log (`mesh events`), as the API's changes are.
         let detail = format!("cluster {version} made by provider {}", rack.provider);
         if let Err(e) = state

@@ -349,6 +349,7 @@ async fn undo_servers(
     made: &[mesh_provider::MadeServer],
 ) -> Vec<String> {
     let mut names: Vec<String> = made.iter().map(|m| m.name.clone()).collect();
+    let mut left = Vec::new();
     match driver.list().await {
         Ok(listed) => {
             for m in listed.into_iter().filter(|m| m.rack == rack) {
@@ -358,10 +359,12 @@ async fn undo_servers(
             }
         }
         Err(e) => {
-            tracing::warn!(rack, error = %e, "cannot list the provider's servers to undo a rack")
+            tracing::warn!(rack, error = %e, "cannot list the provider's servers to undo a rack");
+            left.push(format!(
+                "any server labelled with rack {rack} (the provider's servers could not be listed: {e})"
+            ));
         }
     }
-    let mut left = Vec::new();
     for name in names {
         match driver.delete(&name).await {
             Ok(()) | Err(mesh_provider::ProviderError::NotFound(_)) => {}

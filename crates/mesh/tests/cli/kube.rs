@@ -1658,6 +1658,18 @@ fn a_cloud_provider_makes_a_k3s_rack_whose_first_server_hands_its_cluster_over()
         assert!(started.contains(&want), "{want} not in:\n{started}");
     }
     assert_eq!(started.lines().count(), 2, "{started}");
+    // Before k3s, the supervisor dropped pods' traffic to the metadata service on the server
+    // itself (here, the namespace server's firewall).
+    let table = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", server.ns))
+        .args(["nft", "list", "table", "inet", "widemesh_metadata"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("ip saddr 10.42.0.0/16 ip daddr 169.254.0.0/16 drop"),
+        "{table}"
+    );
     // The server's checked download is what it runs.
     assert_eq!(
         mesh_provider::cloudinit::sha256_file(&dir1.join("k3s")).unwrap(),

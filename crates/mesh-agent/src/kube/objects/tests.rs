@@ -4,6 +4,7 @@ use mesh_types::desired::{BuiltImage, ImageConfig, ImageRef};
 
 use super::*;
 use crate::plan::fixtures::{service, state, worker};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 fn ctx() -> Context {
     Context {
@@ -54,7 +55,27 @@ fn an_environment_is_a_namespace_closed_to_other_namespaces() {
     );
     // Out: any pod (its own policy decides), any address but the clouds' metadata block.
     let egress = policy.egress.as_ref().unwrap();
-    assert_eq!(egress.len(), 2);
+    assert_eq!(egress.len(), 3);
+    // In the link-local block, DNS only (a node-local DNS cache), not the metadata service.
+    let dns = &egress[2];
+    assert_eq!(
+        dns.to.as_ref().unwrap()[0].ip_block.as_ref().unwrap().cidr,
+        "169.254.0.0/16"
+    );
+    let ports: Vec<_> = dns
+        .ports
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|p| (p.protocol.clone().unwrap(), p.port.clone().unwrap()))
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            ("UDP".to_string(), IntOrString::Int(53)),
+            ("TCP".to_string(), IntOrString::Int(53))
+        ]
+    );
     let to_pods = &egress[0].to.as_ref().unwrap()[0];
     assert_eq!(to_pods.namespace_selector, Some(LabelSelector::default()));
     let outside = egress[1].to.as_ref().unwrap()[0].ip_block.as_ref().unwrap();
