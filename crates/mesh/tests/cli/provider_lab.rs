@@ -147,6 +147,33 @@ impl TestServer {
         }
     }
 
+    /// Drops this server's connections to TCP `port` (its agent's to the control plane, say)
+    /// until the guard goes.
+    pub fn refuse_port(&self, port: u16) -> Refused {
+        let rules = format!(
+            "table inet wmtest_refuse {{\n  chain output {{\n    type filter hook output priority 0; policy accept;\n    tcp dport {port} drop\n  }}\n}}\n"
+        );
+        let mut child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.ns))
+            .args(["nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(rules.as_bytes())
+                .unwrap();
+        }
+        assert!(child.wait().unwrap().success(), "nft in {}", self.ns);
+        Refused {
+            ns: self.ns.clone(),
+        }
+    }
+
     pub fn stop_sshd(&mut self) {
         if let Some(mut c) = self.sshd.take() {
             let _ = c.kill();
@@ -156,6 +183,20 @@ impl TestServer {
         if let Some(pid) = read_pid(&self.dir.join("sshd.pid")) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
+    }
+}
+
+/// A server's refused port ([`TestServer::refuse_port`]), open again when dropped.
+pub struct Refused {
+    ns: String,
+}
+
+impl Drop for Refused {
+    fn drop(&mut self) {
+        let _ = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.ns))
+            .args(["nft", "delete", "table", "inet", "wmtest_refuse"])
+            .output();
     }
 }
 

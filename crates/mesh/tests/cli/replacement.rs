@@ -320,10 +320,15 @@ fn replacing_a_rack_server_and_switching_provider_fail_no_request() {
         assert!(out.error().contains("unreachable"), "{out:#?}");
         let auth = lab.authorized.clone();
         lab.servers[0].start_sshd(&auth);
-        // One that is not healthy in time: undone too, and what was made goes.
+        // One that is not healthy in time (its agent cannot reach the control plane: a fast
+        // server would otherwise be healthy within the second): undone too, and what was made
+        // goes.
+        let cp_port: u16 = cp.url.rsplit(':').next().unwrap().parse().unwrap();
+        let refused = lab.servers[0].refuse_port(cp_port);
         let out = cp
             .mesh(&["rack", "resize", &rack, "--size", "big", "--timeout", "1s"])
             .fails();
+        drop(refused);
         assert!(out.error().contains("within 1s"), "{out:#?}");
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::fs::read_dir(Path::new("/var/lib/widemesh").join(&rack))
