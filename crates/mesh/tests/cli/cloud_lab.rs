@@ -664,26 +664,13 @@ pub struct Ran {
 /// /run/systemd/system is absent); any other path fails the test.
 pub fn run_cloud_config(doc: &str, server: &NsServer, root: &Path) -> Ran {
     assert!(doc.starts_with("#cloud-config\n"), "{doc}");
-    let mut child = Command::new(python())
-        .args([
+    let out = crate::harness::output_with_stdin(
+        Command::new(python()).args([
             "-c",
             "import sys, json, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(doc.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
+        ]),
+        doc.as_bytes(),
+    );
     assert!(
         out.status.success(),
         "PyYAML cannot read the user data: {}",

@@ -467,3 +467,16 @@ pub fn stop_child(child: &mut Child, limit: Duration) {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Runs `cmd` with `input` on its standard input; its output (stdout and stderr captured).
+pub fn output_with_stdin(cmd: &mut Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}

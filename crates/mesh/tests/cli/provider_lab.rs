@@ -153,22 +153,13 @@ impl TestServer {
         let rules = format!(
             "table inet wmtest_refuse {{\n  chain output {{\n    type filter hook output priority 0; policy accept;\n    tcp dport {port} drop\n  }}\n}}\n"
         );
-        let mut child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", self.ns))
-            .args(["nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(rules.as_bytes())
-                .unwrap();
-        }
-        assert!(child.wait().unwrap().success(), "nft in {}", self.ns);
+        let out = crate::harness::output_with_stdin(
+            Command::new("nsenter")
+                .arg(format!("--net=/run/netns/{}", self.ns))
+                .args(["nft", "-f", "-"]),
+            rules.as_bytes(),
+        );
+        assert!(out.status.success(), "nft in {}: {out:?}", self.ns);
         Refused {
             ns: self.ns.clone(),
         }
