@@ -62,7 +62,7 @@ pub fn may_take(
 /// What taking an offered kubeconfig does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Taking {
-    /// The first: check the cluster, install the agent, keep it.
+    /// The first: check the cluster, keep it, install the agent.
     New,
     /// The one already kept (the server did not hear the answer): install the agent again.
     Again,
