@@ -65,13 +65,20 @@ fn check_label(what: &str, s: &str) -> Result<()> {
 pub fn agent_dir(root: &str, rack: &str, server: &str) -> Result<String> {
     check_label("rack name", rack)?;
     check_label("server name", server)?;
+    check_root(root)?;
+    Ok(format!("{}/{rack}/{server}", root.trim_end_matches('/')))
+}
+
+/// The agents' root on made servers (`--servers-root`): an absolute path of plain characters
+/// (it goes into shell scripts, YAML and systemd units), without `..`.
+pub fn check_root(root: &str) -> Result<()> {
     let plain = |c: char| c.is_ascii_alphanumeric() || "/._-".contains(c);
     if !root.starts_with('/') || root.contains("..") || root.len() < 2 || !root.chars().all(plain) {
         return Err(ProviderError::Invalid(format!(
-            "the agents' root {root:?} must be an absolute path without '..'"
+            "the agents' root {root:?} must be an absolute path of letters, digits, '/', '.', '_' and '-', without '..'"
         )));
     }
-    Ok(format!("{}/{rack}/{server}", root.trim_end_matches('/')))
+    Ok(())
 }
 
 /// One shell word, quoted: `'...'` with embedded quotes escaped.

@@ -37,14 +37,8 @@ pub struct UpArgs {
     /// Run no instances on this machine: the control plane only
     #[arg(long)]
     pub no_agent: bool,
-    /// The control plane's URL for agents on servers the platform makes (ssh providers)
-    /// [default: the --listen address, with a wildcard read as loopback]
-    #[arg(long, value_name = "URL")]
-    pub advertise_url: Option<String>,
-    /// Where the directories of agents (and k3s) go on servers the platform makes, one per
-    /// rack and server (`<DIR>/<rack>/<server>`)
-    #[arg(long, value_name = "DIR", default_value = mesh_provider::bootstrap::DEFAULT_ROOT)]
-    pub servers_root: String,
+    #[command(flatten)]
+    pub made: MadeServersArgs,
     /// The edge router's plain HTTP address [default: 127.0.0.1:80; without either router
     /// flag, a busy or forbidden default only warns and the platform runs without a router]
     #[arg(long, value_name = "ADDR")]
@@ -67,6 +61,20 @@ pub struct UpArgs {
     /// show as unknown and one-off work (release commands, `mesh run`) goes elsewhere
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub server_lost_after: u64,
+}
+
+/// How the servers the platform makes (ssh pools, aws, hetzner) reach this control plane and
+/// where their files go.
+#[derive(Debug, Clone, Args)]
+pub struct MadeServersArgs {
+    /// The control plane's URL for agents on servers the platform makes (ssh pools, aws,
+    /// hetzner) [default: the --listen address, with a wildcard read as loopback]
+    #[arg(long, value_name = "URL")]
+    pub advertise_url: Option<String>,
+    /// Where the directories of agents (and k3s) go on servers the platform makes, one per
+    /// rack and server (`<DIR>/<rack>/<server>`)
+    #[arg(long, value_name = "DIR", default_value = mesh_provider::bootstrap::DEFAULT_ROOT)]
+    pub servers_root: String,
 }
 
 /// Automatic certificates for custom domains.
@@ -206,14 +214,8 @@ pub struct ServerArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// The control plane's URL for agents on servers the platform makes (ssh providers)
-    /// [default: the --listen address, with a wildcard read as loopback]
-    #[arg(long, value_name = "URL")]
-    pub advertise_url: Option<String>,
-    /// Where the directories of agents (and k3s) go on servers the platform makes, one per
-    /// rack and server (`<DIR>/<rack>/<server>`)
-    #[arg(long, value_name = "DIR", default_value = mesh_provider::bootstrap::DEFAULT_ROOT)]
-    pub servers_root: String,
+    #[command(flatten)]
+    pub made: MadeServersArgs,
     #[command(flatten)]
     pub acme: AcmeArgs,
     #[command(flatten)]
@@ -245,35 +247,26 @@ pub fn local_url(addr: SocketAddr) -> String {
     format!("http://{}", SocketAddr::new(ip, addr.port()))
 }
 
-/// Lets racks of ssh providers make servers whose agents reach this control plane at
-/// `advertise` (else `api_url`).
+/// Lets providers make servers whose agents reach this control plane at `made.advertise_url`
+/// (else `api_url`), with their files under `made.servers_root`.
 fn provision(
     running: &RunningServer,
-    advertise: Option<String>,
-    servers_root: &str,
+    made: &MadeServersArgs,
     api_url: &str,
     data_dir: &std::path::Path,
 ) -> Result<()> {
-    // It goes into shell scripts, YAML and systemd units on the servers: plain characters only.
-    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-".contains(c);
-    if !servers_root.starts_with('/')
-        || servers_root.split('/').any(|p| p == "..")
-        || !servers_root.chars().all(plain)
-    {
-        anyhow::bail!(
-            "--servers-root {servers_root:?} must be an absolute path of letters, digits, '/', '.', '_' and '-', without '..'"
-        );
-    }
-    let url = match advertise {
+    mesh_provider::bootstrap::check_root(&made.servers_root)
+        .map_err(|e| anyhow::anyhow!("--servers-root: {e}"))?;
+    let url = match &made.advertise_url {
         Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
-            settings::normalize_url(&u)
+            settings::normalize_url(u)
         }
         Some(u) => anyhow::bail!("--advertise-url {u:?} must start with http:// or https://"),
         None => api_url.to_string(),
     };
     let mut p = mesh_server::provision::Provision::new(url, data_dir)
         .context("cannot find the mesh binary to install on made servers")?;
-    p.root = servers_root.to_string();
+    p.root = made.servers_root.clone();
     running.set_provision(p);
     Ok(())
 }
@@ -337,13 +330,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
     };
     let running = start(opts, "widemesh").await?;
     let api_url = local_url(running.addr());
-    provision(
-        &running,
-        args.advertise_url,
-        &args.servers_root,
-        &api_url,
-        &data_dir,
-    )?;
+    provision(&running, &args.made, &api_url, &data_dir)?;
     match running.admin_token() {
         Some(token) => {
             let path = settings::config_path(&env_var)?;
@@ -810,13 +797,7 @@ pub async fn server(args: ServerArgs) -> Result<()> {
     };
     let running = start(opts, "the widemesh control plane").await?;
     let api_url = local_url(running.addr());
-    provision(
-        &running,
-        args.advertise_url,
-        &args.servers_root,
-        &api_url,
-        &data_dir,
-    )?;
+    provision(&running, &args.made, &api_url, &data_dir)?;
     print(format!(
         "widemesh control plane is up: api {api_url}, data {}",
         data_dir.display()
